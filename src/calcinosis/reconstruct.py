@@ -1,0 +1,366 @@
+"""Reconstruct a per-lesion dataset that agrees with every summary the paper prints.
+
+The trial's measurements were never published. This module builds a deterministic, seeded
+stand-in: the published cohort (sex, age, disease duration, lesions and sites), radiographs
+found by a SPRITE-style search to match the printed mean ± SD (min–max), and weekly clinical
+measurements whose shapes follow the paper's description of each patient, calibrated so that
+the primary GEE model gives the published change per visit. It is *not* the trial's data;
+`data/README.md` lists every assumption.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import optimize
+
+from calcinosis import models, paths, schema, sprite
+
+DEFAULT_SEED = 20231121
+N_VISITS = 16
+CLINICAL_GRID_MM = 0.5
+RADIOGRAPHIC_GRID_MM = 0.1
+
+# Site of each lesion, in lesion order; the paper names the sites per patient, not per lesion.
+SITES = {
+    1: ["left forearm"] * 5 + ["right forearm"] * 4,
+    2: ["axilla"],
+    3: ["lateral pelvic area", "left front thigh", "right lateral thigh"],
+    4: ["right heel", "right sole", "right sole"],
+    5: ["left forearm", "right forearm"],
+}
+
+# Relative speed of decline, and the visits at which sizes may change, per patient: patient 1
+# is flat to about visit 4 then falls steadily; patient 3 falls slowly throughout; patients 4
+# and 5 fall more slowly still, in steps separated by runs of unchanged visits.
+SPEED = {1: 1.0, 3: 0.45, 4: 0.28, 5: 0.3}
+SHAPES = {
+    1: np.clip((np.arange(N_VISITS) - 3) / 12, 0, 1),
+    3: np.arange(N_VISITS) / 15,
+    4: np.floor(np.arange(N_VISITS) / 4) / 3,
+    5: np.floor(np.arange(N_VISITS) / 5) / 3,
+}
+# Typical radiographic baseline length per patient (mm), the start of the search.
+BASELINE_PRIOR_MM = {1: 9.0, 2: 20.0, 3: 14.0, 4: 16.0, 5: 12.0}
+# Typical width as a share of length at baseline: the slow responders' lesions are rounder.
+WIDTH_RATIO_PRIOR = {1: 0.4, 2: 0.4, 3: 0.65, 4: 0.65, 5: 0.65}
+# Radiographic size at week 16 as a share of baseline, per patient, before the search.
+FINAL_SHARE = {1: 0.3, 2: 0.0, 3: 0.75, 4: 0.9, 5: 0.9}
+# Patient 1's lesions that are gone on the final radiograph (patient 2's lesion is too).
+RESOLVED_ON_RADIOGRAPH = {"P1-L1", "P1-L3", "P1-L4", "P1-L5", "P1-L7", "P1-L9"}
+# Which lesions carry the printed extremes: the largest is a slow-responding heel lesion,
+# the smallest a forearm lesion of patient 1.
+LARGEST, SMALLEST = "P4-L1", "P1-L2"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The reconstructed tables, in the data model's column order."""
+
+    patients: pd.DataFrame
+    lesions: pd.DataFrame
+    measurements: pd.DataFrame
+    radiography: pd.DataFrame
+    adverse_events: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)
+
+
+def load_facts(path: Path = paths.FACTS_FILE) -> dict:
+    """The paper's facts (a bundled copy of shared/paper/published-facts.yml)."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def reconstruct(seed: int = DEFAULT_SEED, facts: dict | None = None) -> Dataset:
+    """Build the whole dataset for one seed; the same seed always gives the same tables."""
+    facts = facts or load_facts()
+    rng = np.random.default_rng(seed)
+    patients = _patients(facts)
+    lesion_ids = [f"P{p}-L{i + 1}" for p, sites in SITES.items() for i in range(len(sites))]
+    radiography = _radiography(facts, lesion_ids, rng)
+    measurements = _measurements(facts, radiography, rng)
+    lesions = _lesions(facts, measurements)
+    adverse = pd.DataFrame(columns=schema.columns("adverse_events"))
+    return Dataset(patients, lesions, measurements, radiography, adverse)
+
+
+def _patients(facts: dict) -> pd.DataFrame:
+    rows = [
+        {
+            "patient_id": f"P{p['id']}",
+            "sex": p["sex"],
+            "age_years": p["age"],
+            "disease_duration_months": p["duration_months"],
+        }
+        for p in facts["patients"]
+    ]
+    for p in facts["patients"]:
+        if p["lesions"] != len(SITES[p["id"]]):
+            raise ValueError(f"patient {p['id']}: facts give {p['lesions']} lesions")
+    return pd.DataFrame(rows, columns=schema.columns("patients"))
+
+
+def _patient_of(lesion_id: str) -> int:
+    return int(lesion_id.split("-")[0][1:])
+
+
+def _radiography(facts: dict, lesion_ids: list[str], rng: np.random.Generator) -> pd.DataFrame:
+    """Baseline and week-16 radiographic sizes matching the printed summaries."""
+    printed = facts["results"]["radiography_mm"]
+    n = len(lesion_ids)
+    idx = {lid: i for i, lid in enumerate(lesion_ids)}
+    patient = np.array([_patient_of(lid) for lid in lesion_ids])
+
+    def fit(summary: dict, lower, upper, prior, pins: dict[str, float]) -> np.ndarray:
+        lower, upper = np.array(lower, float), np.array(upper, float)
+        lower = np.maximum(lower, summary["min"])
+        upper = np.minimum(upper, summary["max"])
+        for lid, value in pins.items():
+            lower[idx[lid]] = upper[idx[lid]] = value
+        target = sprite.Target(summary["mean"], summary["sd"], 2, RADIOGRAPHIC_GRID_MM)
+        return sprite.search(target, lower, upper, prior, rng)
+
+    base, final = printed["baseline"], printed["week16"]
+    prior_len = np.array([BASELINE_PRIOR_MM[p] for p in patient]) + rng.normal(0, 2.0, n)
+    length0 = fit(base["length"], np.zeros(n), np.full(n, np.inf), prior_len,
+                  {LARGEST: base["length"]["max"], SMALLEST: base["length"]["min"]})
+    ratio = np.array([WIDTH_RATIO_PRIOR[p] for p in patient]) * rng.uniform(0.85, 1.15, n)
+    width0 = fit(base["width"], np.zeros(n), length0, length0 * ratio,
+                 {LARGEST: base["width"]["max"], SMALLEST: base["width"]["min"]})
+
+    # Week 16: lesions gone are 0 in both; the widths are found first so that the lengths
+    # can be kept at or above them.
+    gone = np.array([patient[i] == 2 or lid in RESOLVED_ON_RADIOGRAPH
+                     for i, lid in enumerate(lesion_ids)])
+    share = np.array([FINAL_SHARE[p] for p in patient]) * rng.uniform(0.85, 1.1, n)
+    floor = np.where(gone, 0.0, 1.0)
+    ceiling = np.where(gone, 0.0, np.inf)
+    width1 = fit(final["width"], np.minimum(floor, width0), np.minimum(ceiling, width0),
+                 width0 * share, {LARGEST: final["width"]["max"]})
+    length1 = fit(final["length"], np.maximum(floor, width1), np.minimum(ceiling, length0),
+                  length0 * share, {LARGEST: final["length"]["max"]})
+
+    rows = []
+    for i, lid in enumerate(lesion_ids):
+        rows.append({"lesion_id": lid, "timepoint": "baseline",
+                     "length_mm": length0[i], "width_mm": width0[i]})
+        rows.append({"lesion_id": lid, "timepoint": "final",
+                     "length_mm": length1[i], "width_mm": width1[i]})
+    return pd.DataFrame(rows, columns=schema.columns("radiography"))
+
+
+def _measurements(facts: dict, radiography: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Weekly clinical sizes, calibrated to the published GEE change per visit."""
+    baseline = radiography[radiography["timepoint"] == "baseline"].set_index("lesion_id")
+    start = (baseline[["length_mm", "width_mm"]] / CLINICAL_GRID_MM).round() * CLINICAL_GRID_MM
+    p2 = next(p for p in facts["patients"] if p["id"] == 2)
+    start.loc["P2-L1"] = p2["clinical_size_mm"]
+    jitter = pd.Series(rng.uniform(0.8, 1.2, len(start)), index=start.index)
+    targets = facts["results"]["gee_percent_change_per_visit"]
+
+    sizes = {}
+    for outcome, key in (("length_mm", "length"), ("width_mm", "width")):
+        def pct(theta: float, outcome=outcome) -> float:
+            frame = _trajectories(start[outcome], jitter, theta)
+            return models.primary_rate(frame.rename(columns={"size": outcome}), outcome).pct_per_visit
+
+        theta = optimize.brentq(lambda t, key=key: pct(t) - targets[key], 0.0, 3.0, xtol=1e-6)
+        frame = _trajectories(start[outcome], jitter, theta)
+        sizes[outcome] = _nudge(frame, outcome, targets[key])
+    frame = sizes["length_mm"].rename(columns={"size": "length_mm"})
+    frame["width_mm"] = np.minimum(sizes["width_mm"]["size"].to_numpy(), frame["length_mm"])
+    return frame[schema.columns("measurements")]
+
+
+def _trajectories(start: pd.Series, jitter: pd.Series, theta: float) -> pd.DataFrame:
+    """Sizes at every visit on the clinical grid for a decline strength `theta`.
+
+    Patient 2's lesion is measured at the first and last visits only and is gone by the last.
+    """
+    rows = []
+    for lid, size0 in start.items():
+        patient = _patient_of(lid)
+        if patient == 2:
+            sizes = np.full(N_VISITS, np.nan)
+            sizes[0], sizes[-1] = size0, 0.0
+        else:
+            drop = min(SPEED[patient] * theta * jitter[lid], 0.9)
+            raw = size0 * (1 - drop * SHAPES[patient])
+            sizes = np.maximum(np.round(raw / CLINICAL_GRID_MM) * CLINICAL_GRID_MM, CLINICAL_GRID_MM)
+        rows += [{"lesion_id": lid, "visit": v + 1, "size": s} for v, s in enumerate(sizes)]
+    return pd.DataFrame(rows)
+
+
+def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) -> pd.DataFrame:
+    """Move single late-visit values of patient 1 and 3 by one grid step until the GEE
+    percentage prints as `target` with a margin, keeping every course non-increasing."""
+
+    def pct(f: pd.DataFrame) -> float:
+        return models.primary_rate(f.rename(columns={"size": outcome}), outcome).pct_per_visit
+
+    def settled(value: float) -> bool:
+        return abs(value - target) < 0.003
+
+    current = pct(frame)
+    for _ in range(steps):
+        if settled(current):
+            return frame
+        best = None
+        for row in _nudgeable(frame):
+            for step in (-CLINICAL_GRID_MM, CLINICAL_GRID_MM):
+                trial = frame.copy()
+                trial.loc[row, "size"] += step
+                if not _non_increasing(trial, trial.loc[row, "lesion_id"]):
+                    continue
+                value = pct(trial)
+                if best is None or abs(value - target) < abs(best[0] - target):
+                    best = (value, trial)
+        if best is None or abs(best[0] - target) >= abs(current - target):
+            break
+        current, frame = best
+    if not settled(current):
+        raise RuntimeError(f"{outcome}: calibration stopped at {current:.4f} % per visit")
+    return frame
+
+
+def _nudgeable(frame: pd.DataFrame) -> list[int]:
+    patient = frame["lesion_id"].map(_patient_of)
+    late = frame["visit"] >= 12
+    return frame.index[patient.isin([1, 3]) & late].tolist()
+
+
+def _non_increasing(frame: pd.DataFrame, lesion_id: str) -> bool:
+    sizes = frame.loc[frame["lesion_id"] == lesion_id, "size"].dropna().to_numpy()
+    return bool(sizes.min() >= CLINICAL_GRID_MM and np.all(np.diff(sizes) <= 0))
+
+
+def _lesions(facts: dict, measurements: pd.DataFrame) -> pd.DataFrame:
+    """Area from the first clinical length × width (cm²) and the dose the rule gives it.
+
+    The rule covers areas up to 5 cm²; a lesion above it (patient 2's) gets the top dose,
+    and the methods chapter flags it.
+    """
+    first = measurements[measurements["visit"] == 1].set_index("lesion_id")
+    area = (first["length_mm"] * first["width_mm"] / 100).round(2)
+    rows = []
+    for lid, a in area.items():
+        patient = _patient_of(lid)
+        n = int(lid.split("-L")[1])
+        rows.append({
+            "lesion_id": lid,
+            "patient_id": f"P{patient}",
+            "site": SITES[patient][n - 1],
+            "baseline_area_cm2": float(a),
+            "dose_mg": dose_for_area(float(a), facts),
+        })
+    return pd.DataFrame(rows, columns=schema.columns("lesions"))
+
+
+def dose_for_area(area_cm2: float, facts: dict) -> int:
+    """The published per-lesion dose rule: 20 mg up to 1.5 cm², 40 mg from 1.5 to 5 cm²."""
+    small, large = facts["design"]["intervention"]["dose_rule"]
+    limit = float(small["area_cm2"].split()[-1])
+    return int(small["dose_mg"] if area_cm2 <= limit else large["dose_mg"])
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
+    """Write every table, the data package descriptor and the published claims to `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    facts = load_facts()
+    dataset = reconstruct(seed, facts)
+    written = []
+    for name in schema.TABLES:
+        path = out_dir / f"{name}.csv"
+        path.write_bytes(to_csv(dataset.table(name)).encode("utf-8"))
+        written.append(path)
+    descriptor = schema.datapackage(provenance(seed, facts))
+    path = out_dir / "datapackage.json"
+    path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written.append(path)
+    path = out_dir / "published.yml"
+    path.write_text(published_claims_yaml(facts), encoding="utf-8")
+    written.append(path)
+    return written
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV text with sizes printed on their grid ('12.5', '6.0'), empty cells for not measured."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(frame.columns)
+    for row in frame.itertuples(index=False):
+        writer.writerow([_cell(value) for value in row])
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return ""
+        return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.1f}"
+    return str(value)
+
+
+def provenance(seed: int, facts: dict) -> dict:
+    """What the data package says about where the data came from."""
+    article = facts["article"]
+    return {
+        "reconstruction": True,
+        "seed": seed,
+        "generator": "calcinosis reconstruct",
+        "article_doi": article["doi"],
+        "note": (
+            "RECONSTRUCTION, NOT THE TRIAL'S RAW DATA. Built by `calcinosis reconstruct` to agree "
+            "with the summaries printed in the article; see data/README.md for the method "
+            "and every assumption."
+        ),
+    }
+
+
+def published_claims(facts: dict) -> list[dict]:
+    """The paper's checkable claims as flat records named like the results they are checked by."""
+    results = facts["results"]
+    claims = [
+        _claim("n_patients", facts["design"]["patients"], 0, "Methods"),
+        _claim("n_lesions", sum(p["lesions"] for p in facts["patients"]), 0, "Results (cases)"),
+        _claim("n_visits", N_VISITS, 0, "Methods"),
+    ]
+    gee = results["gee_percent_change_per_visit"]
+    for outcome in ("length", "width"):
+        claims.append(_claim(f"gee_{outcome}_pct_per_visit", gee[outcome], 2, gee["source"]))
+        claims.append(_claim(f"gee_{outcome}_p", gee["significant_at"], 2, gee["source"],
+                             relation="<"))
+    for timepoint, when in (("baseline", "baseline"), ("week16", "final")):
+        for outcome in ("length", "width"):
+            for stat, value in results["radiography_mm"][timepoint][outcome].items():
+                claims.append(_claim(f"rad_{when}_{outcome}_{stat}", value, 2,
+                                     "Abstract; Results (radiography)"))
+    claims.append(_claim("n_adverse_events_related", 0, 0, "Results (safety)"))
+    return claims
+
+
+def _claim(name: str, value, decimals: int, source: str, relation: str = "=") -> dict:
+    return {"name": name, "value": value, "decimals": decimals, "relation": relation,
+            "source": source}
+
+
+def published_claims_yaml(facts: dict) -> str:
+    header = (
+        "# The paper's checkable claims as data, generated from published-facts.yml by\n"
+        "# `calcinosis reconstruct`. `decimals` is the precision printed; `relation` says\n"
+        "# whether the recomputed value should equal the claim or lie below it.\n"
+    )
+    body = {"article_doi": facts["article"]["doi"], "claims": published_claims(facts)}
+    return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
