@@ -27,5 +27,26 @@ def reconstruct(out_dir: Path, seed: int | None) -> None:
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
+                required=False)
+def validate(data_dir: Path) -> None:
+    """Check the dataset in DATA_DIR (default: the bundled data) and list every problem."""
+    from calcinosis import data
+
+    try:
+        trial = data.load_trial(data_dir)
+    except data.DataValidationError as err:
+        for problem in err.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(err.problems)} problem(s) found in {data_dir} "
+                   "(file:line: column: message; line 1 is the header)", err=True)
+        raise SystemExit(2) from None
+    except Exception as err:  # a person gets a message, never a traceback
+        click.echo(f"error: could not read the dataset in {data_dir}: {err}", err=True)
+        raise SystemExit(2) from None
+    click.echo(trial.summary())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

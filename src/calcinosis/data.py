@@ -1,0 +1,346 @@
+"""The one loader of the trial dataset: validate every table, then hand out typed frames.
+
+Nothing downstream should read the CSV files itself. `validate` collects every problem in one
+pass (a person fixing a spreadsheet wants the whole list, not one error per run) and
+`load_trial` refuses to return data that has any. The rules live in `calcinosis.schema`;
+this module reads the files, runs those rules and adds the checks that span files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from calcinosis import schema
+
+ID_COLUMNS = ("patient_id", "lesion_id")
+_SCHEMA_COLUMNS = frozenset(c for t in schema.TABLES for c in schema.columns(t))
+
+# Normalised column names (lowercase, alphanumerics only) that are direct identifiers ...
+_IDENTIFIER_NAMES = frozenset({
+    "name", "names", "patientname", "childname", "firstname", "lastname", "fullname",
+    "surname", "givenname", "forename", "familyname", "middlename", "initials",
+    "patientinitials", "dateofbirth", "dob", "birthdate", "birthday", "nationalid", "ssn",
+    "nin", "socialsecuritynumber", "nationalinsurancenumber", "medicalrecordnumber", "mrn",
+    "recordnumber", "hospitalnumber", "phone", "telephone", "mobile", "address", "email",
+    "postcode", "zip", "zipcode", "postalcode",
+})
+# ... and fragments that mark one wherever they appear in a normalised name.
+_IDENTIFIER_FRAGMENTS = (
+    "firstname", "lastname", "fullname", "surname", "dateofbirth", "birthdate", "nationalid",
+    "socialsecurity", "medicalrecord", "recordnumber", "phone", "address", "email",
+    "postcode", "zipcode", "postalcode",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the dataset, located as precisely as the check allows.
+
+    `row` is the line number in the CSV file as a text editor shows it (the header is line 1,
+    the first data row line 2), or None when the problem concerns the whole file or column.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        column = f" {self.column}:" if self.column else ""
+        return f"{where}:{column} {self.message}"
+
+
+class DataValidationError(Exception):
+    """The dataset failed validation; `problems` lists everything that is wrong."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the dataset:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """The validated dataset: ids as pandas "string", visit int64, sizes float64 (NaN = not
+    measured), other text as str. Measurements are sorted by lesion_id, visit."""
+
+    data_dir: Path
+    patients: pd.DataFrame
+    lesions: pd.DataFrame
+    measurements: pd.DataFrame
+    radiography: pd.DataFrame
+    adverse_events: pd.DataFrame
+
+    def summary(self) -> str:
+        """One line for a person: how much data there is."""
+        measured = self.measurements[["length_mm", "width_mm"]].notna().any(axis=1).sum()
+        return (f"{self.data_dir}: valid: {len(self.patients)} patients, "
+                f"{len(self.lesions)} lesions, {measured} measured visits")
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def validate(data_dir: Path | str) -> list[Problem]:
+    """Every problem in the dataset at `data_dir` (empty list when it is valid)."""
+    return _read_all(Path(data_dir))[1]
+
+
+def load_trial(data_dir: Path | str) -> Trial:
+    """Validate the dataset at `data_dir` and return it typed; raise DataValidationError."""
+    data_dir = Path(data_dir)
+    frames, problems = _read_all(data_dir)
+    if problems:
+        raise DataValidationError(problems)
+    typed = {name: _typed(frames[name], name) for name in schema.TABLES}
+    typed["measurements"] = typed["measurements"].sort_values(
+        ["lesion_id", "visit"], kind="mergesort").reset_index(drop=True)
+    return Trial(data_dir=data_dir, **typed)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------------------------
+
+
+def _read_all(data_dir: Path) -> tuple[dict[str, pd.DataFrame | None], list[Problem]]:
+    """Read and check every table, then the links between them."""
+    if not data_dir.is_dir():
+        what = "does not exist" if not data_dir.exists() else "is not a directory"
+        return {}, [Problem(str(data_dir), None, None, f"data directory {what}")]
+    frames: dict[str, pd.DataFrame | None] = {}
+    problems: list[Problem] = []
+    for name in schema.TABLES:
+        frame, found = _read_table(data_dir, name)
+        frames[name] = frame
+        problems.extend(found)
+    problems.extend(_cross_table_problems(frames))
+    return frames, problems
+
+
+def _read_table(data_dir: Path, name: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """The table's cells as text (index = CSV line number) and the problems found in it.
+
+    The frame is None when the file cannot be read at all.
+    """
+    spec = schema.table(name)
+    path = data_dir / spec.path
+    if not path.is_file():
+        return None, [Problem(spec.path, None, None, f"file is missing from {data_dir}")]
+    text, problem = _decode(path, spec.path)
+    if problem:
+        return None, [problem]
+    frame, problems = _parse_csv(text, spec.path)
+    if frame is None:
+        return None, problems
+    problems += _identifier_problems(frame, spec.path)
+    missing = [c for c in schema.columns(name) if c not in frame.columns]
+    problems += [Problem(spec.path, None, c, "required column is missing") for c in missing]
+    if frame.empty and not spec.may_be_empty:
+        problems.append(Problem(spec.path, None, None, "has no data rows"))
+    problems += _schema_problems(frame, name)
+    problems.sort(key=lambda p: p.row or 0)
+    return frame, problems
+
+
+def _decode(path: Path, file: str) -> tuple[str, Problem | None]:
+    """File text as UTF-8 (a byte-order mark is allowed); point at the line that is not."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        bad = raw[err.start: err.start + 1].hex()
+        return "", Problem(file, line, None,
+                           f"not valid UTF-8 (byte 0x{bad} on line {line}); save it as UTF-8")
+
+
+def _parse_csv(text: str, file: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Parse with the csv module so each record keeps the line it starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: list[tuple[int, list[str]]] = []
+    try:
+        start = 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                records.append((start, record))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        return None, [Problem(file, reader.line_num, None, f"cannot be parsed as CSV: {err}")]
+    if not records:
+        return None, [Problem(file, None, None, "file is empty (expected a header line)")]
+    (_, header), body = records[0], records[1:]
+    header = [h.strip() for h in header]
+    problems = [Problem(file, 1, h, "column name appears more than once")
+                for h in sorted({h for h in header if header.count(h) > 1})]
+    if problems:
+        return None, problems
+    rows, lines = [], []
+    for line, record in body:
+        if len(record) != len(header):
+            problems.append(Problem(file, line, None,
+                                    f"has {len(record)} fields but the header has {len(header)}"))
+            continue
+        rows.append([cell.strip() for cell in record])
+        lines.append(line)
+    frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, dtype="int64"), dtype="str")
+    return frame.mask(frame == ""), problems
+
+
+def _normalise(column: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", column.lower())
+
+
+def _identifier_problems(frame: pd.DataFrame, file: str) -> list[Problem]:
+    """Refuse columns that look like direct identifiers: the dataset is published openly."""
+    problems = []
+    for column in frame.columns:
+        norm = _normalise(column)
+        if column in _SCHEMA_COLUMNS or not norm:
+            continue
+        if norm in _IDENTIFIER_NAMES or any(frag in norm for frag in _IDENTIFIER_FRAGMENTS):
+            problems.append(Problem(
+                file, None, column,
+                "looks like a direct identifier of a patient; the book and its data are "
+                "published, so remove this column"))
+    return problems
+
+
+def _schema_problems(frame: pd.DataFrame, name: str) -> list[Problem]:
+    """Run the table's pandera schema over all of it and translate every failure."""
+    file = schema.table(name).path
+    try:
+        schema.pandera_schema(name, list(frame.columns)).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        return _translate(err.failure_cases, frame, name, file)
+    return []
+
+
+def _translate(cases: pd.DataFrame, frame: pd.DataFrame, name: str, file: str) -> list[Problem]:
+    """Pandera failure cases -> Problems; the frame's index already is the CSV line."""
+    problems: list[Problem] = []
+    key = schema.table(name).primary_key
+    seen_keys: set[int] = set()
+    for case in cases.itertuples(index=False):
+        line = None if pd.isna(case.index) else int(case.index)
+        if case.check == "multiple_fields_uniqueness":
+            if line in seen_keys:
+                continue  # pandera lists one case per key column; report the row once
+            seen_keys.add(line)
+            values = ", ".join(f"{k}={frame.at[line, k]}" for k in key)
+            problems.append(Problem(file, line, "+".join(key),
+                                    f"duplicate key ({values}); each must appear once"))
+            continue
+        value = None if pd.isna(case.failure_case) else case.failure_case
+        column = None if pd.isna(case.column) else str(case.column)
+        problems.append(Problem(file, line, column,
+                                schema.check_message(str(case.check), column or "", value)))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Checks across files
+# --------------------------------------------------------------------------------------------
+
+
+def _has(frame: pd.DataFrame | None, *cols: str) -> bool:
+    return frame is not None and all(c in frame.columns for c in cols)
+
+
+def _cross_table_problems(frames: dict[str, pd.DataFrame | None]) -> list[Problem]:
+    """Links between tables, visit order, and lesions or patients without data."""
+    problems: list[Problem] = []
+    problems += _unknown_keys(frames, "lesions", "patient_id", "patients")
+    problems += _unknown_keys(frames, "adverse_events", "patient_id", "patients")
+    problems += _unknown_keys(frames, "measurements", "lesion_id", "lesions")
+    problems += _unknown_keys(frames, "radiography", "lesion_id", "lesions")
+    problems += _visits_out_of_order(frames["measurements"])
+    problems += _lesions_without_measurements(frames["lesions"], frames["measurements"])
+    problems += _patients_without_lesions(frames["patients"], frames["lesions"])
+    return problems
+
+
+def _unknown_keys(frames: dict, child: str, column: str, parent: str) -> list[Problem]:
+    """Rows of `child` whose `column` names no row of `parent`."""
+    rows, known = frames.get(child), frames.get(parent)
+    if not (_has(rows, column) and _has(known, column)):
+        return []
+    ids = set(known[column].dropna())
+    bad = rows[rows[column].notna() & ~rows[column].isin(ids)]
+    parent_file = schema.table(parent).path
+    return [Problem(schema.table(child).path, int(line), column,
+                    f"{value!r} is not in {parent_file}")
+            for line, value in bad[column].items()]
+
+
+def _visits_out_of_order(measurements: pd.DataFrame | None) -> list[Problem]:
+    """Within a lesion, visits must increase down the file (a sign of a mis-sorted sheet)."""
+    if not _has(measurements, "lesion_id", "visit"):
+        return []
+    visits = pd.to_numeric(measurements["visit"], errors="coerce")
+    problems, last = [], {}
+    for line, lesion, visit in zip(measurements.index, measurements["lesion_id"], visits,
+                                   strict=True):
+        if pd.isna(lesion) or pd.isna(visit):
+            continue
+        if lesion in last and visit < last[lesion]:
+            problems.append(Problem(
+                "measurements.csv", int(line), "visit",
+                f"visit {visit:g} of lesion {lesion} comes after visit {last[lesion]:g}; "
+                "visits of a lesion must be in increasing order"))
+        last[lesion] = max(visit, last.get(lesion, visit))
+    return problems
+
+
+def _lesions_without_measurements(lesions, measurements) -> list[Problem]:
+    """A lesion that was never measured cannot enter any analysis."""
+    if not (_has(lesions, "lesion_id") and _has(measurements, "lesion_id")):
+        return []
+    sizes = [c for c in ("length_mm", "width_mm") if c in measurements.columns]
+    measured = measurements[measurements[sizes].notna().any(axis=1)] if sizes else measurements
+    ids = set(measured["lesion_id"].dropna())
+    return [Problem("lesions.csv", int(line), "lesion_id",
+                    f"lesion {lesion} has no measured visit in measurements.csv")
+            for line, lesion in lesions["lesion_id"].dropna().items() if lesion not in ids]
+
+
+def _patients_without_lesions(patients, lesions) -> list[Problem]:
+    """Every enrolled patient had at least one lesion injected."""
+    if not (_has(patients, "patient_id") and _has(lesions, "patient_id")):
+        return []
+    ids = set(lesions["patient_id"].dropna())
+    return [Problem("patients.csv", int(line), "patient_id",
+                    f"patient {pid} has no lesions in lesions.csv")
+            for line, pid in patients["patient_id"].dropna().items() if pid not in ids]
+
+
+# --------------------------------------------------------------------------------------------
+# Typing a valid table
+# --------------------------------------------------------------------------------------------
+
+
+def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Cast a validated text table to its analysis dtypes, columns in schema order first."""
+    spec = schema.table(name)
+    ordered = schema.columns(name) + [c for c in frame.columns if c not in schema.columns(name)]
+    out = frame[ordered].reset_index(drop=True)
+    for f in spec.fields:
+        if f.type == "number":
+            out[f.name] = pd.to_numeric(out[f.name]).astype("float64")
+        elif f.type == "integer":
+            out[f.name] = pd.to_numeric(out[f.name]).astype("int64")
+        elif f.name in ID_COLUMNS:
+            out[f.name] = out[f.name].astype("string")
+        else:
+            out[f.name] = out[f.name].astype("str")
+    return out

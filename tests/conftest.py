@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny valid dataset written with the csv module, so tests never depend
+on the real data being present."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+TINY_DATASET: dict[str, list[list[object]]] = {
+    "patients": [
+        ["patient_id", "sex", "age_years", "disease_duration_months"],
+        ["P1", "F", 9, 40],
+        ["P2", "M", 12.5, 70],
+    ],
+    "lesions": [
+        ["lesion_id", "patient_id", "site", "baseline_area_cm2", "dose_mg"],
+        ["P1-L1", "P1", "elbow", 2.5, 10],
+        ["P1-L2", "P1", "knee", 1.2, 10],
+        ["P2-L1", "P2", "thigh", 4.0, 20],
+    ],
+    "measurements": [
+        ["lesion_id", "visit", "length_mm", "width_mm"],
+        ["P1-L1", 1, 20, 15],
+        ["P1-L1", 2, 18, 14],
+        ["P1-L1", 3, 15, 12],
+        ["P1-L2", 1, 12, 10],
+        ["P1-L2", 2, "", ""],
+        ["P1-L2", 3, 0, 0],
+        ["P2-L1", 1, 25, 18],
+        ["P2-L1", 2, 24, 19],
+        ["P2-L1", 3, 22, 17],
+    ],
+    "radiography": [
+        ["lesion_id", "timepoint", "length_mm", "width_mm"],
+        ["P1-L1", "baseline", 21, 16],
+        ["P1-L1", "final", 14, 11],
+        ["P1-L2", "baseline", 13, 10],
+        ["P1-L2", "final", 0, 0],
+        ["P2-L1", "baseline", 26, 19],
+        ["P2-L1", "final", 21, 16],
+    ],
+    "adverse_events": [
+        ["patient_id", "visit", "event", "severity", "related_to_treatment"],
+    ],
+}
+
+
+def write_csv(path: Path, rows: list[list[object]]) -> None:
+    """Write rows as a UTF-8 CSV file."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A small valid dataset: 2 patients, 3 lesions, 3 visits, header-only adverse events."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name, rows in TINY_DATASET.items():
+        write_csv(data_dir / f"{name}.csv", rows)
+    return data_dir
