@@ -1,0 +1,53 @@
+# calcinosis-book: `make book` builds the book from data/, `make test` runs every test.
+# Both set up what they need first (a virtual environment from requirements.lock, and the
+# Debian packages listed in .ci/install-system-deps).
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## setup: virtual environment from requirements.lock, and the Debian packages
+setup: $(INSTALLED) system
+
+$(INSTALLED): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock \
+	  > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -c "import calcinosis, statsmodels, myst_nb"
+	touch $@
+
+system:
+	.ci/install-system-deps
+
+## book: build the HTML site and the PDF from the bundled data into _build/
+book: setup
+	$(BIN)/calcinosis build --pdf
+
+## test: run the whole test suite (builds the book once, cache-backed)
+test: setup
+	$(BIN)/python -m pytest
+
+## bench: time clean, no-change and one-value-changed builds against serial papermill
+bench: setup
+	$(BIN)/python benchmarks/bench_build.py
+
+## lock: re-resolve requirements.lock from pyproject.toml and mirror it into environment.yml
+lock:
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	$(BIN)/python .ci/sync-environment
+
+## clean: remove built output (keeps the execution cache)
+clean:
+	rm -rf _build
+
+.PHONY: help setup system book test bench lock clean
