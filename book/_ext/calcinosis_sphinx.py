@@ -1,0 +1,99 @@
+"""Sphinx glue of the calcinosis book: links from captions to code, and Binder on Jupytext.
+
+``{source}`calcinosis.figures.fig_x``` (MyST role) renders the function's dotted name and the
+git commit of the code. In HTML it links straight to the function in the highlighted source
+page that `sphinx.ext.viewcode` writes (``_modules/calcinosis/figures.html#fig_x``) — one
+click from a figure to the code that drew it, as showyourwork does for scripts; the build
+fails (a warning under ``-W``) when that anchor does not exist. In LaTeX it is plain text.
+
+The Binder launch button of sphinx-book-theme points at ``<path_to_docs>/<page>.ipynb``; the
+repository keeps the chapters as Jupytext Markdown (``chapters/<page>.md``), so the link is
+rewritten to the ``.md`` file, which Jupytext opens as a notebook.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+
+class source_link(nodes.Inline, nodes.Element):
+    """Placeholder resolved per builder once the target page's URL is known."""
+
+
+def _commit() -> str:
+    try:
+        from calcinosis.glue import commit
+    except ImportError:
+        return "unknown"
+    return commit()
+
+
+def source_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    dotted = text.strip()
+    module, _, qualname = dotted.rpartition(".")
+    if not module.startswith("calcinosis"):
+        msg = inliner.reporter.error(f"source role wants calcinosis.<module>.<name>: {text!r}",
+                                     line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    node = source_link(rawtext, module=module, qualname=qualname)
+    return [node], []
+
+
+def _resolve(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    commit = _commit()
+    env = app.env
+    for node in list(doctree.findall(source_link)):
+        module, qualname = node["module"], node["qualname"]
+        label = nodes.literal(text=f"{module}.{qualname}")
+        suffix = nodes.Text(f" (commit {commit})")
+        if app.builder.format == "html":
+            page = "_modules/" + module.replace(".", "/")
+            uri = app.builder.get_relative_uri(docname, page) + "#" + qualname
+            ref = nodes.reference("", "", label, refuri=uri, internal=True,
+                                  classes=["calcinosis-source"])
+            ref["reftitle"] = f"Source code of {module}.{qualname}"
+            node.replace_self([ref, suffix])
+            env.calcinosis_source_links = getattr(env, "calcinosis_source_links", set())
+            env.calcinosis_source_links.add((docname, page, qualname))
+        else:
+            node.replace_self([label, suffix])
+
+
+def _check_links(app: Sphinx, exception: Exception | None) -> None:
+    """Every caption's code link must land on an anchor that viewcode wrote."""
+    if exception is not None or app.builder.format != "html":
+        return
+    out = Path(app.outdir)
+    for docname, page, qualname in sorted(getattr(app.env, "calcinosis_source_links", ())):
+        target = out / f"{page}.html"
+        html = target.read_text(encoding="utf-8") if target.is_file() else ""
+        if f'id="{qualname}"' not in html:
+            logger.warning(f"code link from {docname} to {page}.html#{qualname} has no target: "
+                           "document the function on the API page", location=docname)
+
+
+_NB_LINK = re.compile(r"(urlpath=lab/tree/[^\"'&]*?)\.ipynb")
+
+
+def _binder_to_jupytext(app, pagename, templatename, context, doctree) -> None:
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            if button.get("text") == "Binder" and "url" in button:
+                button["url"] = _NB_LINK.sub(r"\1.md", button["url"])
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_node(source_link)
+    app.add_role("source", source_role)
+    app.connect("doctree-resolved", _resolve)
+    app.connect("build-finished", _check_links)
+    # after sphinx-book-theme's own handler (priority 501) has added the launch buttons
+    app.connect("html-page-context", _binder_to_jupytext, priority=900)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

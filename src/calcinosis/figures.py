@@ -1,0 +1,341 @@
+"""Every figure of the book: one function per figure, named after its label in the book.
+
+Each function takes the validated `Trial` (and nothing else that changes the picture), draws
+with the book's theme and returns the matplotlib Figure; it never saves or shows. The analysis
+comes from the statistical modules; these functions only lay it out. `FIGURES` registers the
+ones that need nothing but the trial, so the build can export them to the supplement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from calcinosis import theme
+from calcinosis.data import Trial
+
+OUTCOMES = ("length_mm", "width_mm")
+
+
+def _outcome_axes(nrows: int = 1, height_ratio: float = 0.45, sharey: bool = False):
+    theme.apply()
+    fig, axes = plt.subplots(nrows, 2, figsize=theme.figsize(height_ratio * nrows),
+                             sharey=sharey, squeeze=False, layout="constrained")
+    return fig, axes
+
+
+def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFrame:
+    """Measured visits as long rows: lesion_id, patient_id, visit, outcome, size."""
+    meas = trial.measurements.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
+    if patient_id is not None:
+        meas = meas[meas["patient_id"] == patient_id]
+    long = meas.melt(id_vars=["lesion_id", "patient_id", "visit"], value_vars=list(OUTCOMES),
+                     var_name="outcome", value_name="size")
+    return long.dropna(subset=["size"])
+
+
+def _draw_trajectories(ax, long: pd.DataFrame, colour_by: str, palette: dict,
+                       alpha: float = 1.0, lw: float = 1.2, marker: str | None = "o") -> None:
+    for key, rows in long.groupby("lesion_id", sort=True):
+        rows = rows.sort_values("visit")
+        ax.plot(rows["visit"], rows["size"], color=palette[rows[colour_by].iloc[0]],
+                alpha=alpha, lw=lw, marker=marker, ms=3 if marker else 0, label=key)
+
+
+def _visit_axis(ax, n_visits: int) -> None:
+    ax.set_xlabel("Visit (weekly injection)")
+    ticks = [1, *range(4, n_visits + 1, 4)]
+    if n_visits not in ticks:
+        ticks.append(n_visits)
+    ax.set_xticks(ticks)
+    ax.set_xlim(0.5, n_visits + 0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Cohort
+# --------------------------------------------------------------------------------------------
+
+
+def fig_lesion_map(trial: Trial) -> Figure:
+    """Where the lesions are: one row per body site, one dot per lesion sized by its area."""
+    theme.apply()
+    lesions = trial.lesions.copy()
+    colours = theme.patient_colours(trial.patients["patient_id"])
+    order = (lesions.groupby("site")["patient_id"].min().sort_values().index.tolist())
+    fig, ax = plt.subplots(figsize=theme.figsize(0.5), layout="constrained")
+    y = {site: i for i, site in enumerate(order)}
+    offsets = lesions.groupby("site").cumcount()
+    for (_, lesion), k in zip(lesions.iterrows(), offsets, strict=True):
+        ax.scatter(k + 1, y[lesion["site"]], s=40 + 60 * np.sqrt(lesion["baseline_area_cm2"]),
+                   color=colours[lesion["patient_id"]], edgecolor="black", linewidth=0.5,
+                   zorder=3)
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    ax.set_xlabel("Lesions at the site (count)")
+    ax.set_xlim(0.3, offsets.max() + 1.7)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, markeredgecolor="black",
+                          markeredgewidth=0.5, label=pid) for pid, c in colours.items()]
+    ax.legend(handles=handles, title="Patient", loc="lower right")
+    ax.set_title("Injected lesions by body site (dot area grows with lesion area)",
+                 fontsize="medium")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Clinical course
+# --------------------------------------------------------------------------------------------
+
+
+def fig_supplementary_trajectories(trial: Trial) -> Figure:
+    """The paper's Supplementary Fig. 1: every lesion's length and width at every visit."""
+    theme.apply()
+    long = _long_measurements(trial)
+    patients = sorted(trial.patients["patient_id"])
+    colours = theme.patient_colours(patients)
+    n_visits = int(trial.measurements["visit"].max())
+    fig, axes = plt.subplots(len(patients), 2, figsize=theme.figsize(0.28 * len(patients)),
+                             sharex=True, squeeze=False, layout="constrained")
+    for row, pid in enumerate(patients):
+        for col, outcome in enumerate(OUTCOMES):
+            ax = axes[row, col]
+            part = long[(long["patient_id"] == pid) & (long["outcome"] == outcome)]
+            _draw_trajectories(ax, part, "patient_id", colours, lw=1.0)
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel(f"{pid}\n{theme.OUTCOME_LABELS[outcome]}", fontsize="small")
+            if row == 0:
+                ax.set_title(theme.OUTCOME_LABELS[outcome])
+            _visit_axis(ax, n_visits)
+            if row < len(patients) - 1:
+                ax.set_xlabel("")
+    return fig
+
+
+def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
+    """One patient's lesions: length and width at each measured visit, one line per lesion."""
+    from calcinosis import patients as patients_mod
+
+    page = patients_mod.patient_page(trial, patient_id)
+    long = page.trajectories.dropna(subset=["size"])
+    lesion_ids = sorted(long["lesion_id"].unique())
+    colours = {lid: theme.PALETTE[i % len(theme.PALETTE)] for i, lid in enumerate(lesion_ids)}
+    fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
+    n_visits = int(trial.measurements["visit"].max())
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        part = long[long["outcome"] == outcome]
+        _draw_trajectories(ax, part, "lesion_id", colours)
+        ax.set_title(theme.OUTCOME_LABELS[outcome])
+        ax.set_ylabel("Size (mm)")
+        ax.set_ylim(bottom=0)
+        _visit_axis(ax, n_visits)
+    if len(lesion_ids) > 1:
+        axes[0, 1].legend(title="Lesion", fontsize="x-small", title_fontsize="small",
+                          ncol=2 if len(lesion_ids) > 4 else 1, loc="lower left")
+    return fig
+
+
+def fig_patient_rates(trial: Trial) -> Figure:
+    """Each patient's fitted change per visit (%) with its 95 % CI, length and width."""
+    from calcinosis import models, patients as patients_mod
+
+    rates = patients_mod.patient_rates(trial)
+    theme.apply()
+    fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        part = rates[rates["outcome"] == outcome].sort_values("patient_id")
+        ok = part[part["estimable"].astype(bool)]
+        y = np.arange(len(part))
+        pos = dict(zip(part["patient_id"], y, strict=True))
+        yy = [pos[p] for p in ok["patient_id"]]
+        ax.errorbar(ok["pct_per_visit"], yy,
+                    xerr=[ok["pct_per_visit"] - ok["ci_low"], ok["ci_high"] - ok["pct_per_visit"]],
+                    fmt="o", color=theme.OUTCOME_COLOURS[outcome], capsize=3)
+        for pid in part.loc[~part["estimable"].astype(bool), "patient_id"]:
+            ax.annotate("not estimable", (0, pos[pid]), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize="small",
+                        color=theme.OKABE_ITO["grey"])
+        overall = models.primary(trial, outcome)
+        ax.axvline(overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1,
+                   label="all lesions (GEE)")
+        ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
+        ax.set_yticks(y, part["patient_id"])
+        ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
+        ax.set_xlabel("Change per visit (%)")
+    axes[0, 0].invert_yaxis()
+    axes[0, 0].legend(loc="lower left", fontsize="small")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# GEE
+# --------------------------------------------------------------------------------------------
+
+
+def fig_gee_curve(trial: Trial) -> Figure:
+    """The population curve of the primary GEE (with its 95 % band) over every lesion."""
+    from calcinosis import models
+
+    long = _long_measurements(trial)
+    fig, axes = _outcome_axes(height_ratio=0.55)
+    n_visits = int(trial.measurements["visit"].max())
+    grey = {pid: theme.OKABE_ITO["grey"] for pid in long["patient_id"].unique()}
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        _draw_trajectories(ax, long[long["outcome"] == outcome], "patient_id", grey,
+                           alpha=0.45, lw=0.8, marker=None)
+        curve = models.primary(trial, outcome).fitted_curve()
+        colour = theme.OUTCOME_COLOURS[outcome]
+        ax.fill_between(curve["visit"], curve["ci_low"], curve["ci_high"], color=colour,
+                        alpha=0.25, lw=0)
+        ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
+        ax.set_title(theme.OUTCOME_LABELS[outcome])
+        ax.set_ylabel("Size (mm)")
+        ax.set_yscale("symlog", linthresh=1)
+        _visit_axis(ax, n_visits)
+    axes[0, 0].legend(handles=[
+        plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
+        plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)")],
+        loc="lower left", fontsize="small")
+    return fig
+
+
+def fig_gee_checks(trial: Trial) -> Figure:
+    """Model checks: observed mean per visit against the fit (top), residuals by visit (bottom)."""
+    from calcinosis import models
+
+    long = _long_measurements(trial)
+    fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
+    n_visits = int(trial.measurements["visit"].max())
+    for col, outcome in enumerate(OUTCOMES):
+        fit = models.primary(trial, outcome)
+        curve = fit.fitted_curve().set_index("visit")["fitted"]
+        part = long[long["outcome"] == outcome].copy()
+        part["fitted"] = part["visit"].map(curve)
+        part["residual"] = (part["size"] - part["fitted"]) / np.sqrt(fit.scale)
+        colour = theme.OUTCOME_COLOURS[outcome]
+        means = part.groupby("visit")["size"].agg(["mean", "sem"]).reset_index()
+        top, bottom = axes[0, col], axes[1, col]
+        top.errorbar(means["visit"], means["mean"], yerr=1.96 * means["sem"].fillna(0),
+                     fmt="o", color=colour, ms=4, capsize=2, label="observed mean ± 1.96 SE")
+        top.plot(curve.index, curve.values, color=theme.REFERENCE, lw=1.5, label="GEE fit")
+        top.set_title(theme.OUTCOME_LABELS[outcome])
+        top.set_ylabel("Mean size (mm)")
+        _visit_axis(top, n_visits)
+        sns.boxplot(data=part, x="visit", y="residual", ax=bottom, color=colour,
+                    fliersize=2, linewidth=0.8, native_scale=True, width=0.6)
+        bottom.axhline(0, color=theme.REFERENCE, lw=1)
+        bottom.set_ylabel("Pearson residual")
+        _visit_axis(bottom, n_visits)
+    axes[0, 0].legend(fontsize="x-small", loc="upper right")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Radiography
+# --------------------------------------------------------------------------------------------
+
+
+def fig_radiography_paired(trial: Trial) -> Figure:
+    """The paper's Supplementary Fig. 2: each lesion's radiographic size before and after."""
+    rad = trial.radiography.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
+    colours = theme.patient_colours(trial.patients["patient_id"])
+    order = {"baseline": 0, "final": 1}
+    rad = rad[rad["timepoint"].isin(order)].assign(x=lambda d: d["timepoint"].map(order))
+    fig, axes = _outcome_axes(height_ratio=0.6, sharey=True)
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        for lesion_id, rows in rad.groupby("lesion_id", sort=True):
+            rows = rows.sort_values("x")
+            ax.plot(rows["x"], rows[outcome], color=colours[rows["patient_id"].iloc[0]],
+                    marker="o", ms=4, lw=1, alpha=0.85)
+        means = rad.groupby("x")[outcome].mean()
+        ax.plot(means.index, means.values, color=theme.REFERENCE, lw=3, marker="D", ms=7,
+                zorder=5)
+        ax.set_xticks([0, 1], ["Before\n(visit 1)", "After\n(week 16)"])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(theme.OUTCOME_LABELS[outcome])
+        ax.set_ylabel("Radiographic size (mm)")
+        ax.set_ylim(bottom=-0.5)
+    handles = [plt.Line2D([], [], color=c, marker="o", label=pid) for pid, c in colours.items()]
+    handles.append(plt.Line2D([], [], color=theme.REFERENCE, lw=3, marker="D", label="mean"))
+    axes[0, 1].legend(handles=handles, fontsize="small", loc="upper right")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Discussion and sensitivity
+# --------------------------------------------------------------------------------------------
+
+
+def fig_duration_response(trial: Trial) -> Figure:
+    """Each patient's change per visit against disease duration, length and width."""
+    from calcinosis import discussion
+
+    rates = discussion.duration_rates(trial)
+    colours = theme.patient_colours(trial.patients["patient_id"])
+    fig, axes = _outcome_axes(height_ratio=0.55, sharey=True)
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        part = rates[rates["outcome"] == outcome]
+        if "estimable" in part:
+            part = part[part["estimable"].astype(bool)]
+        for _, row in part.iterrows():
+            ax.errorbar(row["disease_duration_months"], row["pct_per_visit"],
+                        yerr=[[row["pct_per_visit"] - row["ci_low"]],
+                              [row["ci_high"] - row["pct_per_visit"]]],
+                        fmt="o", color=colours[row["patient_id"]], capsize=3, ms=6)
+            ax.annotate(row["patient_id"], (row["disease_duration_months"], row["pct_per_visit"]),
+                        xytext=(6, 3), textcoords="offset points", fontsize="small")
+        ax.axhline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
+        ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
+        ax.set_xlabel("Disease duration (months)")
+        ax.set_ylabel("Change per visit (%)")
+    return fig
+
+
+def fig_sensitivity_forest(trial: Trial) -> Figure:
+    """Forest plot of the sensitivity grid: change per visit (%) under each analysis choice."""
+    from calcinosis import sensitivity
+
+    grid = sensitivity.grid(trial)
+    theme.apply()
+    rows_per_outcome = grid.groupby("outcome").size().max()
+    fig, axes = plt.subplots(1, 2, figsize=theme.figsize(0.16 + 0.055 * rows_per_outcome),
+                             sharey=True, layout="constrained", squeeze=False)
+    labels = None
+    for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
+        part = grid[grid["outcome"] == outcome].reset_index(drop=True)
+        y = np.arange(len(part))
+        colour = theme.OUTCOME_COLOURS[outcome]
+        primary = part["is_primary"].astype(bool).to_numpy()
+        lo = (part["pct_per_visit"] - part["ci_low"]).to_numpy()
+        hi = (part["ci_high"] - part["pct_per_visit"]).to_numpy()
+        ax.errorbar(part["pct_per_visit"], y, xerr=[lo, hi], fmt="none", ecolor=colour,
+                    capsize=2, lw=1)
+        ax.scatter(part["pct_per_visit"], y, color=np.where(primary, theme.REFERENCE, colour),
+                   marker="o", s=np.where(primary, 45, 20), zorder=3)
+        ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
+        ref = part.loc[primary, "pct_per_visit"]
+        if len(ref):
+            ax.axvline(float(ref.iloc[0]), color=theme.REFERENCE, lw=0.8, ls="--")
+        ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
+        ax.set_xlabel("Change per visit (%), 95 % CI")
+        if labels is None:
+            labels = [f"{f}: {c}" for f, c in zip(part["factor"], part["choice"], strict=True)]
+            ax.set_yticks(y, labels, fontsize="x-small")
+    axes[0, 0].invert_yaxis()
+    return fig
+
+
+FIGURES: dict[str, Callable[[Trial], Figure]] = {
+    "fig_lesion_map": fig_lesion_map,
+    "fig_supplementary_trajectories": fig_supplementary_trajectories,
+    "fig_patient_rates": fig_patient_rates,
+    "fig_gee_curve": fig_gee_curve,
+    "fig_gee_checks": fig_gee_checks,
+    "fig_radiography_paired": fig_radiography_paired,
+    "fig_duration_response": fig_duration_response,
+    "fig_sensitivity_forest": fig_sensitivity_forest,
+}

@@ -1,0 +1,154 @@
+"""Putting computed values into the book: numbers, figures and tables for myst-nb's glue.
+
+Chapters call these instead of `myst_nb.glue` directly, for three reasons: numbers must be
+plain Python floats/ints (a NumPy scalar renders blank in `{glue:text}` with only a warning,
+MyST-NB#610); figures must be PNG (a glued SVG shows as a placeholder in the LaTeX PDF,
+jupyter-book#1429); tables must be MyST Markdown (the one form that becomes a real, numbered,
+captioned table in both the HTML and the PDF).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from functools import cache
+from numbers import Integral, Real
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from calcinosis import paths, theme
+
+
+@cache
+def commit() -> str:
+    """The short git commit of the code that runs, '+dirty' when the tree has changes.
+
+    `CALCINOSIS_COMMIT` overrides it (a build from an exported tarball has no .git);
+    'unknown' when neither is available.
+    """
+    if os.environ.get("CALCINOSIS_COMMIT"):
+        return os.environ["CALCINOSIS_COMMIT"]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=paths.ROOT,
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=paths.ROOT, capture_output=True, text=True, timeout=10,
+                               check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha.strip() + ("+dirty" if dirty.strip() else "")
+
+
+def plain(value: object) -> object:
+    """A value as a plain Python int/float/str/bool (NumPy and pandas scalars converted)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if hasattr(value, "item"):  # numpy scalar of another kind
+        return value.item()
+    return value
+
+
+def _glue(name: str, value: object) -> None:
+    from myst_nb import glue  # imported late: the package must work without a kernel
+
+    glue(name, value, display=False)
+
+
+def numbers(values: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """Glue every value of a flat mapping under `prefix + key`, and return the plain values.
+
+    NaN and None are skipped: prose that cites such a value then fails the build with a
+    missing-glue warning instead of printing "nan".
+    """
+    glued = {}
+    for key, value in values.items():
+        value = plain(value)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        _glue(prefix + key, value)
+        glued[prefix + key] = value
+    return glued
+
+
+def text(name: str, value: str) -> None:
+    """Glue a short string (a word or phrase chosen by the data) for `{glue:text}`."""
+    _glue(name, str(value))
+
+
+def png(fig: Figure, dpi: int = theme.DPI) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def figure(name: str, fig: Figure) -> None:
+    """Glue a matplotlib figure as a PNG image and close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    data = png(fig)
+    plt.close(fig)
+    _glue(name, Image(data=data, format="png"))
+
+
+def source_role(func: Callable) -> str:
+    """The MyST role that links a caption to the function that made it (see book/_ext)."""
+    return f"{{source}}`{func.__module__}.{func.__qualname__}`"
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
+    """A DataFrame as a GitHub/MyST pipe table (cells already formatted as text)."""
+    if index:
+        frame = frame.reset_index()
+    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join(":--" if frame[c].dtype == object or isinstance(
+        frame[c].dtype, pd.StringDtype) else "--:" for c in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.DataFrame:
+    """Numbers as text with fixed decimals (integers stay integers), for printing."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_bool_dtype(series):
+            out[column] = series.map({True: "yes", False: "no"})
+        elif pd.api.types.is_integer_dtype(series):
+            out[column] = series.astype("object").map(_cell)
+        elif pd.api.types.is_float_dtype(series):
+            d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
+            out[column] = series.map(lambda v, d=d: "–" if pd.isna(v) else f"{v:.{d}f}")
+        else:
+            out[column] = series.astype("object").map(_cell)
+    return out
+
+
+def table(name: str, frame: pd.DataFrame, caption: str, label: str, source: Callable,
+          decimals: int | Mapping[str, int] = 2) -> None:
+    """Glue a numbered, captioned MyST table for ```{glue:md} name``` with `:format: myst`.
+
+    The caption ends with a link to `source`, the function that made the table.
+    """
+    from IPython.display import Markdown
+
+    body = markdown_table(formatted(frame, decimals))
+    md = (f"```{{table}} {caption} Made by {source_role(source)}.\n:name: {label}\n"
+          f":class: calcinosis-table\n\n{body}\n```\n")
+    _glue(name, Markdown(md))

@@ -1,0 +1,401 @@
+"""Every table of the book: one function per table, named after its label in the book.
+
+Each function takes the validated `Trial` and returns a DataFrame with reader-facing column
+names and raw (unrounded) numbers; rounding happens only when a table is printed
+(`calcinosis.glue.table`) so the supplement's CSV files keep full precision. The analyses come
+from the statistical modules; these functions select, join and name. `TABLES` registers the
+ones that need nothing but the trial, for the supplement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from calcinosis import paths
+from calcinosis.data import Trial
+
+OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width"}
+
+# The dose rule as the paper states it (Methods): 20 mg up to 1.5 cm², 40 mg from 1.5 to
+# 5 cm²; lesions over 5 cm² were to be excluded. The boundary at exactly 1.5 cm² is read as
+# the lower band ("each 1.5 cm² lesion ... 20 mg").
+DOSE_BANDS = ((1.5, 20.0), (5.0, 40.0))
+
+
+def rule_dose(area_cm2: float) -> float | None:
+    """The dose the published rule gives a lesion of this area; None above 5 cm² (excluded)."""
+    for upper, dose in DOSE_BANDS:
+        if area_cm2 <= upper:
+            return dose
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Methods and cohort
+# --------------------------------------------------------------------------------------------
+
+
+def tab_dose_rule(trial: Trial) -> pd.DataFrame:
+    """Each lesion's baseline area, the dose given and the dose the published rule implies."""
+    les = trial.lesions.sort_values("lesion_id")
+    expected = [rule_dose(a) for a in les["baseline_area_cm2"]]
+    flag = [
+        "outside the rule: larger than 5 cm² (exclusion criterion)" if e is None
+        else ("matches the rule" if d == e else f"differs: the rule gives {e:g} mg")
+        for d, e in zip(les["dose_mg"], expected, strict=True)
+    ]
+    return pd.DataFrame({
+        "Lesion": les["lesion_id"].astype(str).to_numpy(),
+        "Site": les["site"].to_numpy(),
+        "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
+        "Dose given (mg)": les["dose_mg"].to_numpy(),
+        "Dose by rule (mg)": pd.array(expected, dtype="Float64"),
+        "Check": flag,
+    })
+
+
+def dose_rule_counts(trial: Trial) -> dict[str, int]:
+    """How many lesions match the rule, get another dose, or exceed the 5 cm² limit."""
+    check = tab_dose_rule(trial)["Check"]
+    return {"n_dose_match": int((check == "matches the rule").sum()),
+            "n_dose_differs": int(check.str.startswith("differs").sum()),
+            "n_dose_over_limit": int(check.str.startswith("outside").sum())}
+
+
+def tab_baseline_patients(trial: Trial) -> pd.DataFrame:
+    """One row per patient: sex, age, disease duration, lesions and where they are."""
+    les = trial.lesions.groupby("patient_id").agg(
+        lesions=("lesion_id", "size"),
+        sites=("site", lambda s: ", ".join(dict.fromkeys(s))),
+        area=("baseline_area_cm2", "sum"))
+    pat = trial.patients.set_index("patient_id").join(les).reset_index()
+    return pd.DataFrame({
+        "Patient": pat["patient_id"].astype(str),
+        "Sex": pat["sex"],
+        "Age (years)": pat["age_years"],
+        "Disease duration (months)": pat["disease_duration_months"],
+        "Lesions": pat["lesions"].astype("int64"),
+        "Sites": pat["sites"],
+        "Total lesion area (cm²)": pat["area"],
+    })
+
+
+def tab_baseline_lesions(trial: Trial) -> pd.DataFrame:
+    """One row per lesion: site, area, first measured clinical size, baseline radiograph."""
+    meas = trial.measurements.dropna(subset=["length_mm", "width_mm"], how="all")
+    first = meas.sort_values("visit").groupby("lesion_id").first()
+    rad = trial.radiography[trial.radiography["timepoint"] == "baseline"].set_index("lesion_id")
+    les = trial.lesions.set_index("lesion_id").sort_index()
+    return pd.DataFrame({
+        "Lesion": les.index.astype(str),
+        "Patient": les["patient_id"].astype(str).to_numpy(),
+        "Site": les["site"].to_numpy(),
+        "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
+        "Clinical length (mm)": first["length_mm"].reindex(les.index).to_numpy(),
+        "Clinical width (mm)": first["width_mm"].reindex(les.index).to_numpy(),
+        "X-ray length (mm)": rad["length_mm"].reindex(les.index).to_numpy(),
+        "X-ray width (mm)": rad["width_mm"].reindex(les.index).to_numpy(),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Patients
+# --------------------------------------------------------------------------------------------
+
+
+def _rates_frame(rates: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "Outcome": rates["outcome"].map(OUTCOME_NAMES).to_numpy(),
+        "Change per visit (%)": rates["pct_per_visit"].to_numpy(),
+        "95 % CI low": rates["ci_low"].to_numpy(),
+        "95 % CI high": rates["ci_high"].to_numpy(),
+        "p": rates["p"].to_numpy(),
+    })
+    if "estimable" in rates:
+        reason = rates["reason"] if "reason" in rates else ""
+        out["Note"] = [("" if ok else str(r)) for ok, r in
+                       zip(rates["estimable"].astype(bool), reason, strict=True)]
+    return out
+
+
+def tab_patient_rates(trial: Trial) -> pd.DataFrame:
+    """Each patient's fitted change per visit (%) for length and width, with 95 % CI."""
+    from calcinosis import patients
+
+    rates = patients.patient_rates(trial).sort_values(["patient_id", "outcome"])
+    out = _rates_frame(rates)
+    out.insert(0, "Patient", rates["patient_id"].astype(str).to_numpy())
+    return out
+
+
+def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
+    """One patient's lesions: first and last size, change, and whether it resolved."""
+    from calcinosis import patients
+
+    lesions = patients.patient_page(trial, patient_id).lesions
+    rename = {
+        "lesion_id": "Lesion", "site": "Site",
+        "first_visit": "First visit", "last_visit": "Last visit",
+        "first_length_mm": "First length (mm)", "last_length_mm": "Last length (mm)",
+        "change_length_mm": "Length change (mm)", "change_length_pct": "Length change (%)",
+        "first_width_mm": "First width (mm)", "last_width_mm": "Last width (mm)",
+        "change_width_mm": "Width change (mm)", "change_width_pct": "Width change (%)",
+        "resolved": "Resolved", "decline_start_visit": "Decline from visit",
+    }
+    keep = [c for c in rename if c in lesions.columns]
+    out = lesions[keep].rename(columns=rename).reset_index(drop=True)
+    if "Lesion" in out:
+        out["Lesion"] = out["Lesion"].astype(str)
+    return out
+
+
+def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
+    """One patient's fitted change per visit for length and width."""
+    from calcinosis import patients
+
+    page = patients.patient_page(trial, patient_id)
+    rows = []
+    for outcome, rate in (("length_mm", page.rate_length), ("width_mm", page.rate_width)):
+        row = dict(rate) if isinstance(rate, dict) else dict(vars(rate))
+        row["outcome"] = outcome
+        rows.append(row)
+    return _rates_frame(pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------------------------
+# GEE
+# --------------------------------------------------------------------------------------------
+
+
+def _gee_parameters(trial: Trial, outcome: str) -> pd.DataFrame:
+    from calcinosis import models
+
+    table = models.primary(trial, outcome).parameter_table()
+    return table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
+
+
+def tab_gee_length(trial: Trial) -> pd.DataFrame:
+    """SPSS-style parameter estimates of the primary GEE for lesion length (Table 1, left)."""
+    return _gee_parameters(trial, "length_mm")
+
+
+def tab_gee_width(trial: Trial) -> pd.DataFrame:
+    """SPSS-style parameter estimates of the primary GEE for lesion width (Table 1, right)."""
+    return _gee_parameters(trial, "width_mm")
+
+
+def tab_gee_summary(trial: Trial) -> pd.DataFrame:
+    """The two primary models side by side: change per visit, CI, p, sample and correlation."""
+    from calcinosis import models
+
+    rows = []
+    for outcome in ("length_mm", "width_mm"):
+        fit = models.primary(trial, outcome)
+        rows.append({
+            "Outcome": OUTCOME_NAMES[outcome],
+            "Change per visit (%)": fit.pct_per_visit,
+            "95 % CI low": fit.pct_ci_low, "95 % CI high": fit.pct_ci_high,
+            "Wald χ²": fit.wald_chi2, "p": fit.p,
+            "Observations": int(fit.n_obs), "Lesions": int(fit.n_lesions),
+            "Patients": int(fit.n_patients),
+            "Working correlation": fit.working_correlation, "QIC": fit.qic,
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Radiography, safety, discussion, sensitivity
+# --------------------------------------------------------------------------------------------
+
+
+def tab_radiography_summary(trial: Trial) -> pd.DataFrame:
+    """Radiographic size before and after: mean ± SD (min–max), as the paper reports it."""
+    from calcinosis import radiography
+
+    return radiography.summary(trial)
+
+
+def tab_radiography_tests(trial: Trial) -> pd.DataFrame:
+    """Paired tests of the radiographic change (before vs after) for length and width."""
+    from calcinosis import radiography
+
+    return radiography.paired_tests(trial)
+
+
+def tab_radiography_lesions(trial: Trial) -> pd.DataFrame:
+    """Each lesion's radiographic size before and after treatment."""
+    from calcinosis import radiography
+
+    return radiography.per_lesion(trial)
+
+
+def tab_adverse_events(trial: Trial) -> pd.DataFrame:
+    """Adverse events by patient (empty when none were recorded)."""
+    from calcinosis import safety
+
+    return safety.adverse_events(trial)
+
+
+def tab_exposure(trial: Trial) -> pd.DataFrame:
+    """Treatment exposure: injections and infliximab given, by patient."""
+    from calcinosis import safety
+
+    return safety.exposure(trial)
+
+
+def tab_duration_rates(trial: Trial) -> pd.DataFrame:
+    """Each patient's change per visit beside the disease duration."""
+    from calcinosis import discussion
+
+    return discussion.duration_rates(trial)
+
+
+def _interaction(trial: Trial, outcome: str) -> pd.DataFrame:
+    from calcinosis import discussion
+
+    result = discussion.interaction_model(trial, outcome)
+    return result if isinstance(result, pd.DataFrame) else result.parameter_table()
+
+
+def tab_interaction_length(trial: Trial) -> pd.DataFrame:
+    """Exploratory GEE with a visit × disease-duration interaction, lesion length."""
+    return _interaction(trial, "length_mm")
+
+
+def tab_interaction_width(trial: Trial) -> pd.DataFrame:
+    """Exploratory GEE with a visit × disease-duration interaction, lesion width."""
+    return _interaction(trial, "width_mm")
+
+
+def tab_sensitivity(trial: Trial) -> pd.DataFrame:
+    """The sensitivity grid: change per visit under each analysis choice."""
+    from calcinosis import sensitivity
+
+    grid = sensitivity.grid(trial)
+    return pd.DataFrame({
+        "Outcome": grid["outcome"].map(OUTCOME_NAMES),
+        "Factor": grid["factor"], "Choice": grid["choice"],
+        "Change per visit (%)": grid["pct_per_visit"],
+        "95 % CI low": grid["ci_low"], "95 % CI high": grid["ci_high"], "p": grid["p"],
+        "Primary": grid["is_primary"].astype(bool), "Note": grid["note"].fillna(""),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility
+# --------------------------------------------------------------------------------------------
+
+
+def tab_claims_audit(trial: Trial) -> pd.DataFrame:
+    """Each published claim beside its recomputed value, and whether they agree."""
+    from calcinosis import audit
+
+    return audit.claims_audit(trial)
+
+
+def tab_grim(trial: Trial) -> pd.DataFrame:
+    """GRIM: can each published mean arise from n values on the measurement grid?"""
+    from calcinosis import audit
+
+    return audit.grim_table()
+
+
+def tab_grimmer(trial: Trial) -> pd.DataFrame:
+    """GRIMMER: the same question for the published standard deviations."""
+    from calcinosis import audit
+
+    return audit.grimmer_table()
+
+
+def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
+    """Whether each published SD is attainable given the mean, range and n."""
+    from calcinosis import audit
+
+    return audit.sd_feasibility()
+
+
+def tab_data_files(trial: Trial) -> pd.DataFrame:
+    """The run's inputs: each data file with its rows and SHA-256 (the manifest's data part)."""
+    rows = []
+    for path in sorted(Path(trial.data_dir).iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            data = path.read_bytes()
+            lines = data.count(b"\n") - 1 if path.suffix == ".csv" else None
+            rows.append({"File": path.name, "Data rows": lines, "Bytes": len(data),
+                         "SHA-256": hashlib.sha256(data).hexdigest()})
+    out = pd.DataFrame(rows)
+    out["Data rows"] = out["Data rows"].astype("Int64")
+    return out
+
+
+def tab_versions(trial: Trial) -> pd.DataFrame:
+    """Python and the versions of the packages that compute and typeset the book."""
+    from calcinosis import manifest
+
+    rows = [{"Software": "Python", "Version": platform.python_version()}]
+    rows += [{"Software": name, "Version": version}
+             for name, version in manifest.package_versions().items()]
+    return pd.DataFrame(rows)
+
+
+def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
+    """Every field of every table, from data/datapackage.json: type, unit, meaning, rules."""
+    package = json.loads((Path(trial.data_dir) / "datapackage.json").read_text("utf-8"))
+    rows = []
+    for resource in package["resources"]:
+        for field in resource["schema"]["fields"]:
+            constraints = field.get("constraints", {})
+            rules = []
+            if constraints.get("required"):
+                rules.append("required")
+            if "enum" in constraints:
+                rules.append("one of " + ", ".join(map(str, constraints["enum"])))
+            for key, word in (("minimum", "≥"), ("maximum", "≤")):
+                if key in constraints:
+                    rules.append(f"{word} {constraints[key]}")
+            rows.append({"Table": resource["name"], "Field": field["name"],
+                         "Type": field.get("type", ""), "Unit": field.get("unit", ""),
+                         "Description": field.get("description", ""),
+                         "Rules": "; ".join(rules)})
+    return pd.DataFrame(rows)
+
+
+def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
+    """The data package's title, licence and provenance block, for the appendix's prose."""
+    package = json.loads((Path(data_dir) / "datapackage.json").read_text("utf-8"))
+    return {"title": package.get("title", ""),
+            "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
+            **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()}}
+
+
+TABLES: dict[str, Callable[[Trial], pd.DataFrame]] = {
+    "tab_dose_rule": tab_dose_rule,
+    "tab_baseline_patients": tab_baseline_patients,
+    "tab_baseline_lesions": tab_baseline_lesions,
+    "tab_patient_rates": tab_patient_rates,
+    "tab_gee_length": tab_gee_length,
+    "tab_gee_width": tab_gee_width,
+    "tab_gee_summary": tab_gee_summary,
+    "tab_radiography_summary": tab_radiography_summary,
+    "tab_radiography_tests": tab_radiography_tests,
+    "tab_radiography_lesions": tab_radiography_lesions,
+    "tab_adverse_events": tab_adverse_events,
+    "tab_exposure": tab_exposure,
+    "tab_duration_rates": tab_duration_rates,
+    "tab_interaction_length": tab_interaction_length,
+    "tab_interaction_width": tab_interaction_width,
+    "tab_sensitivity": tab_sensitivity,
+    "tab_claims_audit": tab_claims_audit,
+    "tab_grim": tab_grim,
+    "tab_grimmer": tab_grimmer,
+    "tab_sd_feasibility": tab_sd_feasibility,
+    "tab_data_files": tab_data_files,
+    "tab_versions": tab_versions,
+    "tab_data_dictionary": tab_data_dictionary,
+}
