@@ -2,20 +2,47 @@
 
 The primary model is what SPSS GENLIN with REPEATED fits for "change per visit" read as
 100·(Exp(B) − 1): Gaussian family, log link, visit − 1 as a continuous term, one cluster per
-lesion, exchangeable working correlation, robust (sandwich) covariance, and the scale divided
-by N − p as SPSS does.
+lesion, exchangeable working correlation, robust (sandwich) covariance with Wald z, and the
+scale (and the exchangeable α) divided by N − p as SPSS does. geepack divides by N instead;
+`fit_gee(..., ddof_scale=0)` gives its convention, which the geepack test pins.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
+
+from calcinosis.covstruct import TimeAR1
+from calcinosis.data import Trial
 
 OUTCOMES = ("length_mm", "width_mm")
+TIME_TERM = "time (visit − 1)"
+INTERCEPT = "(Intercept)"
+COV_STRUCTS = ("exchangeable", "independence", "ar1")
+CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
+COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
+FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
+TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
+TWEEDIE_POWER = 1.5
+ALPHA_LIMIT = 0.999  # |α| at or beyond this is a fit that ran to the boundary
+
+
+class NotEstimableError(ValueError):
+    """The data cannot support the requested model; the message says why."""
+
+
+def outcome_column(outcome: str) -> str:
+    """Accept "length", "width" or the column names "length_mm", "width_mm"."""
+    column = outcome if outcome.endswith("_mm") else f"{outcome}_mm"
+    if column not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; use one of {OUTCOMES}")
+    return column
 
 
 def gee_frame(measurements: pd.DataFrame, outcome: str, cluster: str = "lesion_id") -> pd.DataFrame:
@@ -28,18 +55,8 @@ def gee_frame(measurements: pd.DataFrame, outcome: str, cluster: str = "lesion_i
 def fit_primary(measurements: pd.DataFrame, outcome: str):
     """Fit the paper's primary model to one outcome and return the statsmodels results."""
     frame = gee_frame(measurements, outcome)
-    exog = sm.add_constant(frame[["time"]], prepend=True)
-    model = sm.GEE(
-        frame[outcome].astype(float),
-        exog,
-        groups=frame["lesion_id"],
-        family=sm.families.Gaussian(link=sm.families.links.Log()),
-        cov_struct=sm.cov_struct.Exchangeable(),
-    )
-    # Start from the log of the pooled mean: the identity-link OLS start can give a
-    # negative fitted mean, which the log link cannot take.
-    start = np.array([np.log(frame[outcome].mean()), 0.0])
-    return model.fit(start_params=start, maxiter=200)
+    return _fit_statsmodels(frame, outcome, frame[["time"]], "lesion_id",
+                            cov_struct="exchangeable", family="gaussian_log")
 
 
 @dataclass(frozen=True)
@@ -56,9 +73,345 @@ class RateEstimate:
 
 
 def primary_rate(measurements: pd.DataFrame, outcome: str) -> RateEstimate:
-    """The time coefficient of the primary model with its robust SE and Wald p."""
+    """The time coefficient of the primary model with its robust SE and Wald p.
+
+    Kept light (no GEEFit) because the reconstruction calls it hundreds of times.
+    """
     result = fit_primary(measurements, outcome)
     beta = float(result.params["time"])
     se = float(result.bse["time"])
     p = float(2 * stats.norm.sf(abs(beta / se)))
     return RateEstimate(beta=beta, se=se, p=p)
+
+
+# --------------------------------------------------------------------------------------------
+# The result object
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GEEFit:
+    """One fitted GEE summarised for a reader: the time term as SPSS prints it, and context.
+
+    `pct_*` is 100·(Exp(B) − 1) for log-scale models; for the percent-of-baseline model
+    (`scale_kind == "additive"`) it is B itself, in percentage points of baseline per visit.
+    """
+
+    outcome: str
+    beta: float
+    se: float
+    ci_low: float
+    ci_high: float
+    wald_chi2: float
+    df: int
+    p: float
+    exp_b: float
+    exp_b_ci_low: float
+    exp_b_ci_high: float
+    pct_per_visit: float
+    pct_ci_low: float
+    pct_ci_high: float
+    intercept: float
+    intercept_se: float
+    n_obs: int
+    n_lesions: int
+    n_patients: int
+    n_clusters: int
+    cluster: str
+    working_correlation: float
+    correlation_structure: str
+    cov_type: str
+    reference: str
+    ref_df: int | None
+    family: str
+    transform: str
+    scale_kind: str
+    scale: float
+    qic: float | None
+    converged: bool
+    max_visit: int
+    terms: tuple[str, ...]
+    params: tuple[float, ...]
+    cov: tuple[tuple[float, ...], ...]
+
+    def parameter_table(self) -> pd.DataFrame:
+        """SPSS's "Parameter Estimates" table: one row per term."""
+        return coefficient_table(self.terms, np.array(self.params), np.array(self.cov),
+                                 self.ref_df)
+
+    def fitted_curve(self) -> pd.DataFrame:
+        """Population-average fitted size per visit with its pointwise 95 % CI."""
+        visits = np.arange(1, self.max_visit + 1)
+        design = np.column_stack([np.ones(len(visits)), visits - 1.0])
+        eta = design @ np.array(self.params[:2])
+        cov = np.array(self.cov)[:2, :2]
+        se = np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
+        crit = _critical(self.ref_df)
+        inverse = np.exp if self.scale_kind == "multiplicative" else (lambda x: x)
+        return pd.DataFrame({"visit": visits, "fitted": inverse(eta),
+                             "ci_low": inverse(eta - crit * se),
+                             "ci_high": inverse(eta + crit * se)})
+
+
+def coefficient_table(terms, params: np.ndarray, cov: np.ndarray,
+                      ref_df: int | None) -> pd.DataFrame:
+    """B, SE, Wald CI, Wald χ², df, p, Exp(B) and its CI (z, or t on `ref_df` df)."""
+    se = np.sqrt(np.diag(cov))
+    crit = _critical(ref_df)
+    low, high = params - crit * se, params + crit * se
+    return pd.DataFrame({
+        "B": params, "SE": se, "CI low": low, "CI high": high,
+        "Wald χ²": (params / se) ** 2, "df": 1, "p": _p_value(params / se, ref_df),
+        "Exp(B)": np.exp(params), "Exp(B) CI low": np.exp(low), "Exp(B) CI high": np.exp(high),
+    }, index=pd.Index(list(terms), name="term"))
+
+
+def _critical(ref_df: int | None) -> float:
+    return float(stats.norm.ppf(0.975) if ref_df is None else stats.t.ppf(0.975, ref_df))
+
+
+def _p_value(z, ref_df: int | None):
+    return 2 * (stats.norm.sf(np.abs(z)) if ref_df is None else stats.t.sf(np.abs(z), ref_df))
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+def primary(trial: Trial, outcome: str) -> GEEFit:
+    """The paper's Table 1 model for one outcome ("length" or "width")."""
+    return fit_gee(trial, outcome)
+
+
+def fit_gee(
+    data: Trial | pd.DataFrame,
+    outcome: str,
+    *,
+    cov_struct: str = "exchangeable",
+    cluster: str = "lesion",
+    cov_type: str = "robust",
+    family: str = "gaussian_log",
+    transform: str = "none",
+    ddof_scale: int | None = None,
+    ctol: float = 1e-6,
+) -> GEEFit:
+    """Any of the GEE variants the book shows, summarised for its time term.
+
+    `data` is a Trial or a measurements frame (lesion_id, visit, sizes; patient_id optional).
+    `transform` rescales the outcome before a `gaussian_identity` fit: log (zeros dropped),
+    log1p (log(size + 1 mm)), pct_baseline (100·size / first measured size).
+    Small-sample covariances use t on G − 1 df; robust uses z, as SPSS does.
+    """
+    _check_choice("cov_struct", cov_struct, COV_STRUCTS)
+    _check_choice("cluster", cluster, tuple(CLUSTERS))
+    _check_choice("cov_type", cov_type, COV_TYPES)
+    _check_choice("family", family, FAMILIES)
+    _check_choice("transform", transform, TRANSFORMS)
+    if (transform == "none") == (family == "gaussian_identity"):
+        raise ValueError("transforms go with family='gaussian_identity', and only they do")
+    column = outcome_column(outcome)
+    frame = _model_frame(data, column, CLUSTERS[cluster], transform)
+    _check_estimable(frame, column, CLUSTERS[cluster])
+    if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
+        raise NotEstimableError(
+            "AR(1) needs one row per visit within a cluster; clustered by patient, lesions "
+            "measured at the same visit would be perfectly correlated")
+    result, converged = fit_design(frame, column, frame[["time"]], CLUSTERS[cluster],
+                                   cov_struct=cov_struct, family=family,
+                                   ddof_scale=ddof_scale, ctol=ctol)
+    _check_fit(result, column)
+    n_clusters = int(frame[CLUSTERS[cluster]].nunique())
+    cov = _covariance(result, cov_type)
+    ref_df = None if cov_type == "robust" else n_clusters - 1
+    return _summarise(result, frame, column, cov, ref_df, cluster=cluster, n_clusters=n_clusters,
+                      cov_struct=cov_struct, cov_type=cov_type, family=family,
+                      transform=transform, converged=converged)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; use one of {allowed}")
+
+
+def with_patient_id(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Measurements with patient_id, read from the lesion id ("P1-L2" → "P1") if absent."""
+    if "patient_id" in measurements.columns:
+        return measurements
+    out = measurements.copy()
+    out["patient_id"] = out["lesion_id"].astype(str).str.split("-").str[0]
+    return out
+
+
+def _model_frame(data, column: str, cluster_col: str, transform: str) -> pd.DataFrame:
+    """The rows a model uses, with the outcome transformed as asked."""
+    measurements = data.measurements if isinstance(data, Trial) else data
+    frame = gee_frame(with_patient_id(measurements), column, cluster_col)
+    if transform == "log":
+        frame = frame[frame[column] > 0].copy()
+        frame[column] = np.log(frame[column])
+    elif transform == "log1p":
+        frame[column] = np.log1p(frame[column])
+    elif transform == "pct_baseline":
+        first = frame.groupby("lesion_id")[column].transform("first")
+        if (first <= 0).any():
+            raise NotEstimableError("a lesion's first measured size is 0: no percent of baseline")
+        frame[column] = 100.0 * frame[column] / first
+    return frame.reset_index(drop=True)
+
+
+def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None:
+    """Refuse data that would give numbers without meaning."""
+    if frame.empty:
+        raise NotEstimableError(f"{column}: no measured values")
+    if frame[cluster_col].nunique() < 2:
+        raise NotEstimableError(
+            f"{column}: a single cluster; a sandwich covariance needs at least two")
+    if frame["visit"].nunique() < 2:
+        raise NotEstimableError(f"{column}: all values are from one visit; no change over time")
+    if (frame[column] == 0).all():
+        raise NotEstimableError(f"{column}: every value is 0; the log-scale rate is undefined")
+
+
+def _check_fit(result, column: str) -> None:
+    """A fit that ran off (estimates not finite, working correlation outside (−1, 1)) is not
+    a result: statsmodels can stop there without a warning."""
+    alpha = result.model.cov_struct.dep_params
+    if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
+        raise NotEstimableError(
+            f"{column}: the working correlation's estimate reached the edge of (−1, 1) "
+            f"(α = {float(alpha):.4g})")
+    if not (np.all(np.isfinite(result.params)) and np.all(np.isfinite(result.bse))
+            and np.all(result.bse > 0)):
+        raise NotEstimableError(f"{column}: the fit diverged (estimates or SEs not finite)")
+
+
+def _family(name: str):
+    log = sm.families.links.Log()
+    if name == "gaussian_log":
+        return sm.families.Gaussian(link=log)
+    if name == "tweedie_log":
+        return sm.families.Tweedie(var_power=TWEEDIE_POWER, link=log)
+    return sm.families.Gaussian()
+
+
+def _cov_struct(name: str):
+    if name == "exchangeable":
+        return sm.cov_struct.Exchangeable()
+    if name == "ar1":
+        return TimeAR1()
+    return sm.cov_struct.Independence()
+
+
+def _fit_statsmodels(frame: pd.DataFrame, column: str, covariates: pd.DataFrame, cluster_col: str,
+                     *, cov_struct: str, family: str, ddof_scale: int | None = None,
+                     ctol: float = 1e-6):
+    """statsmodels GEE on sorted rows; log-link fits start from log(mean), slopes 0."""
+    exog = sm.add_constant(covariates, prepend=True, has_constant="add")
+    model = sm.GEE(frame[column].astype(float), exog, groups=frame[cluster_col],
+                   time=frame["visit"].astype(float).to_numpy(), family=_family(family),
+                   cov_struct=_cov_struct(cov_struct))
+    # The identity-link OLS start can give a negative fitted mean, which the log link
+    # cannot take; log of the pooled mean cannot.
+    first = np.log(frame[column].mean()) if family != "gaussian_identity" else frame[column].mean()
+    start = np.r_[first, np.zeros(exog.shape[1] - 1)]
+    return model.fit(start_params=start, maxiter=200, ctol=ctol, ddof_scale=ddof_scale)
+
+
+def fit_design(frame: pd.DataFrame, column: str, covariates: pd.DataFrame, cluster_col: str,
+               **options):
+    """Fit a GEE with extra terms (e.g. an interaction); returns (statsmodels result, converged)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _fit_statsmodels(frame, column, covariates, cluster_col, **options)
+    return result, not _convergence_trouble(caught)
+
+
+def _convergence_trouble(caught) -> bool:
+    return any(issubclass(w.category, ConvergenceWarning | IterationLimitWarning) for w in caught)
+
+
+def _summarise(result, frame, column, cov, ref_df, *, cluster, n_clusters, cov_struct, cov_type,
+               family, transform, converged) -> GEEFit:
+    """Collect the time term, the context and the whole (small) parameter covariance."""
+    params = result.params.to_numpy()
+    table = coefficient_table((INTERCEPT, TIME_TERM), params, cov, ref_df).loc[TIME_TERM]
+    additive = transform == "pct_baseline"
+    to_pct = (lambda b: float(b)) if additive else (lambda b: float(100 * (np.exp(b) - 1)))
+    alpha = result.model.cov_struct.dep_params
+    return GEEFit(
+        outcome=column.removesuffix("_mm"),
+        beta=float(table["B"]), se=float(table["SE"]),
+        ci_low=float(table["CI low"]), ci_high=float(table["CI high"]),
+        wald_chi2=float(table["Wald χ²"]), df=1, p=float(table["p"]),
+        exp_b=float(table["Exp(B)"]), exp_b_ci_low=float(table["Exp(B) CI low"]),
+        exp_b_ci_high=float(table["Exp(B) CI high"]),
+        pct_per_visit=to_pct(table["B"]), pct_ci_low=to_pct(table["CI low"]),
+        pct_ci_high=to_pct(table["CI high"]),
+        intercept=float(params[0]), intercept_se=float(np.sqrt(cov[0, 0])),
+        n_obs=int(len(frame)), n_lesions=int(frame["lesion_id"].nunique()),
+        n_patients=int(frame["patient_id"].nunique()), n_clusters=n_clusters, cluster=cluster,
+        working_correlation=0.0 if alpha is None else float(alpha),
+        correlation_structure=cov_struct, cov_type=cov_type,
+        reference="z" if ref_df is None else "t(G−1)", ref_df=ref_df,
+        family=family, transform=transform,
+        scale_kind="additive" if additive else "multiplicative",
+        scale=float(result.scale), qic=_qic(result, family), converged=converged,
+        max_visit=int(frame["visit"].max()), terms=(INTERCEPT, TIME_TERM),
+        params=tuple(float(x) for x in params),
+        cov=tuple(tuple(float(x) for x in row) for row in cov),
+    )
+
+
+def _qic(result, family: str) -> float | None:
+    """statsmodels' QIC, for Gaussian fits only: its penalty omits the variance function,
+    so it is wrong for other families. Comparable only between fits made here."""
+    if family == "tweedie_log":
+        return None
+    qic, _ = result.qic(scale=result.scale)
+    return float(qic)
+
+
+# --------------------------------------------------------------------------------------------
+# Small-sample sandwich covariances
+# --------------------------------------------------------------------------------------------
+
+
+def _covariance(result, cov_type: str) -> np.ndarray:
+    """Robust, Mancl–DeRouen (residuals ×(I − H)⁻¹) or Kauermann–Carroll (×(I − H)^−½)."""
+    if cov_type == "robust":
+        return result.cov_params().to_numpy()
+    return adjusted_sandwich(result.model, -1.0 if cov_type == "bias_reduced" else -0.5)
+
+
+def adjusted_sandwich(model, power: float) -> np.ndarray:
+    """Sandwich with cluster residuals whitened and multiplied by (I − H*)^power.
+
+    H* = W D (D'V⁻¹D)⁻¹ D'W with W = V^−½ is the whitened cluster leverage; power −1 is
+    Mancl–DeRouen (statsmodels' `bias_reduced`), −½ Kauermann–Carroll (clubSandwich's CR2).
+    """
+    pieces = []
+    for i in range(model.num_group):
+        expval, lin_pred = model.cached_means[i]
+        dmat = model.mean_deriv(model.exog_li[i], lin_pred)
+        sdev = np.sqrt(model.family.variance(expval))
+        corr, _ = model.cov_struct.covariance_matrix(expval, i)
+        vmat = np.atleast_2d(corr) * np.outer(sdev, sdev)
+        whiten = _matrix_power(vmat, -0.5)
+        pieces.append((whiten @ dmat, whiten @ (model.endog_li[i] - expval)))
+    bread = np.linalg.inv(sum(x.T @ x for x, _ in pieces))
+    meat = 0.0
+    for x, r in pieces:
+        leverage = x @ bread @ x.T
+        adjusted = _matrix_power(np.eye(len(r)) - leverage, power) @ r
+        score = x.T @ adjusted
+        meat = meat + np.outer(score, score)
+    return bread @ meat @ bread
+
+
+def _matrix_power(matrix: np.ndarray, power: float) -> np.ndarray:
+    """Symmetric matrix power via the eigen-decomposition."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    if values.min() <= 1e-12:
+        raise NotEstimableError("a cluster's leverage is 1: the small-sample correction fails")
+    return (vectors * values**power) @ vectors.T
