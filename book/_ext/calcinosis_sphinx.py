@@ -9,10 +9,13 @@ fails (a warning under ``-W``) when that anchor does not exist. In LaTeX it is p
 The Binder launch button of sphinx-book-theme points at ``<path_to_docs>/<page>.ipynb``; the
 repository keeps the chapters as Jupytext Markdown (``chapters/<page>.md``), so the link is
 rewritten to the ``.md`` file, which Jupytext opens as a notebook.
+
+Papermill's ``injected-parameters`` cell is removed from the page (not from the notebook).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -89,9 +92,29 @@ def _binder_to_jupytext(app, pagename, templatename, context, doctree) -> None:
                 button["url"] = _NB_LINK.sub(r"\1.md", button["url"])
 
 
+def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Hide papermill's injected-parameters cell in the page (it holds build-machine paths);
+    the downloadable notebook keeps it as the record of the run's parameters."""
+    if not str(app.env.doc2path(docname)).endswith(".ipynb"):
+        return
+    try:
+        nb = json.loads(source[0])
+    except ValueError:
+        return
+    changed = False
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+            changed = True
+    if changed:
+        source[0] = json.dumps(nb)
+
+
 def setup(app: Sphinx) -> dict:
     app.add_node(source_link)
     app.add_role("source", source_role)
+    app.connect("source-read", _hide_injected_parameters)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _check_links)
     # after sphinx-book-theme's own handler (priority 501) has added the launch buttons

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from matplotlib.figure import Figure
 from calcinosis import theme
 from calcinosis.data import Trial
 
-OUTCOMES = ("length_mm", "width_mm")
+OUTCOMES = ("length", "width")
 
 
 def _outcome_axes(nrows: int = 1, height_ratio: float = 0.45, sharey: bool = False):
@@ -34,8 +35,10 @@ def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFr
     meas = trial.measurements.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
     if patient_id is not None:
         meas = meas[meas["patient_id"] == patient_id]
-    long = meas.melt(id_vars=["lesion_id", "patient_id", "visit"], value_vars=list(OUTCOMES),
-                     var_name="outcome", value_name="size")
+    long = meas.melt(id_vars=["lesion_id", "patient_id", "visit"],
+                     value_vars=[f"{o}_mm" for o in OUTCOMES], var_name="outcome",
+                     value_name="size")
+    long["outcome"] = long["outcome"].map(theme.outcome_key)
     return long.dropna(subset=["size"])
 
 
@@ -122,6 +125,7 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
 
     page = patients_mod.patient_page(trial, patient_id)
     long = page.trajectories.dropna(subset=["size"])
+    long = long.assign(outcome=long["outcome"].map(theme.outcome_key))
     lesion_ids = sorted(long["lesion_id"].unique())
     colours = {lid: theme.PALETTE[i % len(theme.PALETTE)] for i, lid in enumerate(lesion_ids)}
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
@@ -144,7 +148,7 @@ def fig_patient_rates(trial: Trial) -> Figure:
     from calcinosis import models, patients as patients_mod
 
     rates = patients_mod.patient_rates(trial)
-    theme.apply()
+    rates["outcome"] = rates["outcome"].map(theme.outcome_key)
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = rates[rates["outcome"] == outcome].sort_values("patient_id")
@@ -195,6 +199,9 @@ def fig_gee_curve(trial: Trial) -> Figure:
         ax.set_title(theme.OUTCOME_LABELS[outcome])
         ax.set_ylabel("Size (mm)")
         ax.set_yscale("symlog", linthresh=1)
+        ax.set_yticks([0, 1, 2, 5, 10, 20, 50])
+        ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
         _visit_axis(ax, n_visits)
     axes[0, 0].legend(handles=[
         plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
@@ -247,11 +254,11 @@ def fig_radiography_paired(trial: Trial) -> Figure:
     rad = rad[rad["timepoint"].isin(order)].assign(x=lambda d: d["timepoint"].map(order))
     fig, axes = _outcome_axes(height_ratio=0.6, sharey=True)
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
-        for lesion_id, rows in rad.groupby("lesion_id", sort=True):
+        for _, rows in rad.groupby("lesion_id", sort=True):
             rows = rows.sort_values("x")
-            ax.plot(rows["x"], rows[outcome], color=colours[rows["patient_id"].iloc[0]],
+            ax.plot(rows["x"], rows[f"{outcome}_mm"], color=colours[rows["patient_id"].iloc[0]],
                     marker="o", ms=4, lw=1, alpha=0.85)
-        means = rad.groupby("x")[outcome].mean()
+        means = rad.groupby("x")[f"{outcome}_mm"].mean()
         ax.plot(means.index, means.values, color=theme.REFERENCE, lw=3, marker="D", ms=7,
                 zorder=5)
         ax.set_xticks([0, 1], ["Before\n(visit 1)", "After\n(week 16)"])
@@ -275,6 +282,7 @@ def fig_duration_response(trial: Trial) -> Figure:
     from calcinosis import discussion
 
     rates = discussion.duration_rates(trial)
+    rates["outcome"] = rates["outcome"].map(theme.outcome_key)
     colours = theme.patient_colours(trial.patients["patient_id"])
     fig, axes = _outcome_axes(height_ratio=0.55, sharey=True)
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
@@ -300,6 +308,7 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
     from calcinosis import sensitivity
 
     grid = sensitivity.grid(trial)
+    grid["outcome"] = grid["outcome"].map(theme.outcome_key)
     theme.apply()
     rows_per_outcome = grid.groupby("outcome").size().max()
     fig, axes = plt.subplots(1, 2, figsize=theme.figsize(0.16 + 0.055 * rows_per_outcome),

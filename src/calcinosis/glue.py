@@ -111,16 +111,21 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
-    """A DataFrame as a GitHub/MyST pipe table (cells already formatted as text)."""
-    if index:
-        frame = frame.reset_index()
-    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join(":--" if frame[c].dtype == object or isinstance(
-        frame[c].dtype, pd.StringDtype) else "--:" for c in frame.columns) + "|"
+def markdown_table(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> str:
+    """A DataFrame as a GitHub/MyST pipe table: numbers right-aligned with fixed decimals."""
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
+        frame[c]) for c in frame.columns]
+    text = formatted(frame, decimals)
+    header = "| " + " | ".join(_cell(c) for c in text.columns) + " |"
+    rule = "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
+            for row in text.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def p_text(p: float) -> str:
+    """A p-value as printed: 4 decimals, or '< 0.0001'."""
+    return "–" if pd.isna(p) else ("< 0.0001" if p < 0.0001 else f"{p:.4f}")
 
 
 def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.DataFrame:
@@ -132,6 +137,8 @@ def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.
             out[column] = series.map({True: "yes", False: "no"})
         elif pd.api.types.is_integer_dtype(series):
             out[column] = series.astype("object").map(_cell)
+        elif column in ("p", "Sig.", "p-value") and pd.api.types.is_float_dtype(series):
+            out[column] = series.map(p_text)
         elif pd.api.types.is_float_dtype(series):
             d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
             out[column] = series.map(lambda v, d=d: "–" if pd.isna(v) else f"{v:.{d}f}")
@@ -148,7 +155,24 @@ def table(name: str, frame: pd.DataFrame, caption: str, label: str, source: Call
     """
     from IPython.display import Markdown
 
-    body = markdown_table(formatted(frame, decimals))
+    body = markdown_table(frame, decimals)
     md = (f"```{{table}} {caption} Made by {source_role(source)}.\n:name: {label}\n"
           f":class: calcinosis-table\n\n{body}\n```\n")
     _glue(name, Markdown(md))
+
+
+GEE_DECIMALS = {"B": 4, "SE": 4, "CI low": 4, "CI high": 4, "Wald χ²": 2, "p": 4,
+                "Exp(B)": 4, "Exp(B) CI low": 4, "Exp(B) CI high": 4}
+
+
+def gee_outcome(trial, outcome: str, correlation: str, cluster: str) -> None:
+    """Fit the GEE of one outcome with the given choices; glue its numbers
+    (`this_<outcome>_<field>`) and its parameter table (`tab_gee_<outcome>`)."""
+    from calcinosis import tables
+
+    fit = tables.gee_fit(trial, outcome, correlation=correlation, cluster=cluster)
+    numbers(tables.gee_numbers(fit), prefix=f"this_{outcome}_")
+    table(f"tab_gee_{outcome}", tables.gee_parameters(fit), label=f"tab-gee-{outcome}",
+          caption=f"Parameter estimates of the GEE for lesion {outcome} ({correlation} working "
+                  f"correlation, one cluster per {cluster}).",
+          source=getattr(tables, f"tab_gee_{outcome}"), decimals=GEE_DECIMALS)

@@ -20,7 +20,7 @@ import pandas as pd
 from calcinosis import paths
 from calcinosis.data import Trial
 
-OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width"}
+OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width", "length": "Length", "width": "Width"}
 
 # The dose rule as the paper states it (Methods): 20 mg up to 1.5 cm², 40 mg from 1.5 to
 # 5 cm²; lesions over 5 cm² were to be excluded. The boundary at exactly 1.5 cm² is read as
@@ -86,6 +86,24 @@ def tab_baseline_patients(trial: Trial) -> pd.DataFrame:
     })
 
 
+def cohort_numbers(trial: Trial) -> dict[str, float]:
+    """The cohort described in numbers for prose: ranges of age and duration, sexes, sites."""
+    pat, les = trial.patients, trial.lesions
+    per_patient = les.groupby("patient_id").size()
+    return {
+        "age_min": float(pat["age_years"].min()), "age_max": float(pat["age_years"].max()),
+        "duration_min": float(pat["disease_duration_months"].min()),
+        "duration_max": float(pat["disease_duration_months"].max()),
+        "n_female": int((pat["sex"] == "F").sum()), "n_male": int((pat["sex"] == "M").sum()),
+        "lesions_per_patient_min": int(per_patient.min()),
+        "lesions_per_patient_max": int(per_patient.max()),
+        "n_sites": int(les["site"].nunique()),
+        "area_median": float(les["baseline_area_cm2"].median()),
+        "area_min": float(les["baseline_area_cm2"].min()),
+        "area_max": float(les["baseline_area_cm2"].max()),
+    }
+
+
 def tab_baseline_lesions(trial: Trial) -> pd.DataFrame:
     """One row per lesion: site, area, first measured clinical size, baseline radiograph."""
     meas = trial.measurements.dropna(subset=["length_mm", "width_mm"], how="all")
@@ -142,11 +160,11 @@ def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
     rename = {
         "lesion_id": "Lesion", "site": "Site",
         "first_visit": "First visit", "last_visit": "Last visit",
-        "first_length_mm": "First length (mm)", "last_length_mm": "Last length (mm)",
-        "change_length_mm": "Length change (mm)", "change_length_pct": "Length change (%)",
-        "first_width_mm": "First width (mm)", "last_width_mm": "Last width (mm)",
-        "change_width_mm": "Width change (mm)", "change_width_pct": "Width change (%)",
-        "resolved": "Resolved", "decline_start_visit": "Decline from visit",
+        "length_first": "Length first (mm)", "length_last": "Length last (mm)",
+        "length_change_pct": "Length change (%)",
+        "width_first": "Width first (mm)", "width_last": "Width last (mm)",
+        "width_change_pct": "Width change (%)",
+        "resolved": "Resolved", "decline_start_visit": "Steady decline from visit",
     }
     keep = [c for c in rename if c in lesions.columns]
     out = lesions[keep].rename(columns=rename).reset_index(drop=True)
@@ -161,8 +179,8 @@ def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
 
     page = patients.patient_page(trial, patient_id)
     rows = []
-    for outcome, rate in (("length_mm", page.rate_length), ("width_mm", page.rate_width)):
-        row = dict(rate) if isinstance(rate, dict) else dict(vars(rate))
+    for outcome, rate in (("length", page.rate_length), ("width", page.rate_width)):
+        row = dict(vars(rate))
         row["outcome"] = outcome
         rows.append(row)
     return _rates_frame(pd.DataFrame(rows))
@@ -173,21 +191,42 @@ def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _gee_parameters(trial: Trial, outcome: str) -> pd.DataFrame:
+def gee_fit(trial: Trial, outcome: str, correlation: str = "exchangeable",
+            cluster: str = "lesion"):
+    """The GEE of one outcome under a reviewer's choice of working correlation and cluster."""
     from calcinosis import models
 
-    table = models.primary(trial, outcome).parameter_table()
+    return models.fit_gee(trial, outcome, cov_struct=correlation, cluster=cluster)
+
+
+def gee_parameters(fit) -> pd.DataFrame:
+    """A fit's SPSS-style parameter table with the term as a column."""
+    table = fit.parameter_table()
     return table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
+
+
+GEE_NUMBERS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "wald_chi2", "p",
+               "exp_b", "n_obs", "n_lesions", "n_patients", "working_correlation", "scale",
+               "qic")
+
+
+def gee_numbers(fit) -> dict[str, float]:
+    """A fit's numbers that prose cites, by field name."""
+    return {name: getattr(fit, name) for name in GEE_NUMBERS if getattr(fit, name) is not None}
 
 
 def tab_gee_length(trial: Trial) -> pd.DataFrame:
     """SPSS-style parameter estimates of the primary GEE for lesion length (Table 1, left)."""
-    return _gee_parameters(trial, "length_mm")
+    from calcinosis import models
+
+    return gee_parameters(models.primary(trial, "length_mm"))
 
 
 def tab_gee_width(trial: Trial) -> pd.DataFrame:
     """SPSS-style parameter estimates of the primary GEE for lesion width (Table 1, right)."""
-    return _gee_parameters(trial, "width_mm")
+    from calcinosis import models
+
+    return gee_parameters(models.primary(trial, "width_mm"))
 
 
 def tab_gee_summary(trial: Trial) -> pd.DataFrame:
@@ -195,7 +234,7 @@ def tab_gee_summary(trial: Trial) -> pd.DataFrame:
     from calcinosis import models
 
     rows = []
-    for outcome in ("length_mm", "width_mm"):
+    for outcome in ("length", "width"):
         fit = models.primary(trial, outcome)
         rows.append({
             "Outcome": OUTCOME_NAMES[outcome],

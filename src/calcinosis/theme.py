@@ -26,12 +26,17 @@ OKABE_ITO = {
 PALETTE: list[str] = [OKABE_ITO[k] for k in
                       ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
                        "sky_blue", "grey")]
-OUTCOME_COLOURS = {"length_mm": OKABE_ITO["blue"], "width_mm": OKABE_ITO["vermillion"]}
-OUTCOME_LABELS = {"length_mm": "Length (mm)", "width_mm": "Width (mm)"}
+OUTCOME_COLOURS = {"length": OKABE_ITO["blue"], "width": OKABE_ITO["vermillion"]}
+OUTCOME_LABELS = {"length": "Length (mm)", "width": "Width (mm)"}
 REFERENCE = "#000000"
 
 WIDTH_IN = 6.5          # one column of the book's text at print size
 DPI = 150               # PNG resolution for the glued figures (PDF needs raster, see glue.py)
+
+
+def outcome_key(outcome: str) -> str:
+    """'length' or 'width' from either spelling the package uses ('length_mm' or 'length')."""
+    return str(outcome).removesuffix("_mm")
 
 
 def patient_colours(patient_ids) -> dict[str, str]:
