@@ -1,0 +1,168 @@
+"""Results per patient: what one patient's page in the book needs, and the rates across patients.
+
+A patient's rate of change is the primary model (Gaussian, log link, exchangeable, lesion
+clusters) fitted to that patient's lesions alone, with the Mancl–DeRouen sandwich and t on
+G − 1 df: with two or three lesions the plain sandwich is far too optimistic. One lesion, or
+lesions measured at one visit, give no rate ("not estimable", with the reason).
+
+Steady decline starts at the first visit whose size is below the previous visit's and after
+which the size never rises again; it is NA when the size never falls, or when the fall spans
+unmeasured visits (the visit it began at is then unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from calcinosis import models
+from calcinosis.data import Trial
+
+OUTCOME_NAMES = ("length", "width")
+
+
+@dataclass(frozen=True)
+class PatientRate:
+    """A patient's change per visit (%), or why there is none."""
+
+    pct_per_visit: float
+    ci_low: float
+    ci_high: float
+    p: float
+    estimable: bool
+    reason: str
+    n_lesions: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """Everything one patient's page shows."""
+
+    patient: pd.Series
+    lesions: pd.DataFrame
+    trajectories: pd.DataFrame
+    rate_length: PatientRate
+    rate_width: PatientRate
+    course: dict
+
+
+def patient_page(trial: Trial, patient_id: str) -> PatientPage:
+    """The patient's characteristics, lesion courses, fitted rates and a short course summary."""
+    if patient_id not in set(trial.patients["patient_id"]):
+        raise KeyError(f"no patient {patient_id!r} in the data")
+    patient = trial.patients.set_index("patient_id").loc[patient_id]
+    measurements = _patient_measurements(trial, patient_id)
+    lesions = lesion_courses(trial, patient_id)
+    return PatientPage(
+        patient=patient,
+        lesions=lesions,
+        trajectories=_trajectories(measurements),
+        rate_length=patient_rate(measurements, "length"),
+        rate_width=patient_rate(measurements, "width"),
+        course=_course(lesions),
+    )
+
+
+def patient_rates(trial: Trial) -> pd.DataFrame:
+    """One row per patient × outcome: disease duration and the fitted change per visit."""
+    rows = []
+    for patient in trial.patients.itertuples(index=False):
+        measurements = _patient_measurements(trial, patient.patient_id)
+        for outcome in OUTCOME_NAMES:
+            rate = patient_rate(measurements, outcome)
+            rows.append({"patient_id": patient.patient_id, "outcome": outcome,
+                         "disease_duration_months": float(patient.disease_duration_months),
+                         "n_lesions": rate.n_lesions, "pct_per_visit": rate.pct_per_visit,
+                         "ci_low": rate.ci_low, "ci_high": rate.ci_high, "p": rate.p,
+                         "estimable": rate.estimable, "reason": rate.reason})
+    return pd.DataFrame(rows)
+
+
+def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
+    """The primary model on one patient's lesions (MD sandwich, t on G − 1), or why not."""
+    n_lesions = int(measurements["lesion_id"].nunique())
+    try:
+        fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced")
+    except models.NotEstimableError as err:
+        return PatientRate(np.nan, np.nan, np.nan, np.nan, False, _reason(err, n_lesions),
+                           n_lesions, "")
+    return PatientRate(fit.pct_per_visit, fit.pct_ci_low, fit.pct_ci_high, fit.p, True, "",
+                       n_lesions, f"t({fit.ref_df})")
+
+
+def _reason(err: Exception, n_lesions: int) -> str:
+    if n_lesions < 2:
+        return "one lesion: a rate with a CI needs at least two lesions (clusters)"
+    return str(err)
+
+
+def _patient_measurements(trial: Trial, patient_id: str) -> pd.DataFrame:
+    lesion_ids = trial.lesions.loc[trial.lesions["patient_id"] == patient_id, "lesion_id"]
+    rows = trial.measurements[trial.measurements["lesion_id"].isin(lesion_ids)]
+    return models.with_patient_id(rows).reset_index(drop=True)
+
+
+def _trajectories(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Long table lesion_id, visit, outcome, size: measured visits only."""
+    long = measurements.melt(id_vars=["lesion_id", "visit"], value_vars=list(models.OUTCOMES),
+                             var_name="outcome", value_name="size").dropna(subset=["size"])
+    long["outcome"] = long["outcome"].str.removesuffix("_mm")
+    return long.sort_values(["lesion_id", "outcome", "visit"]).reset_index(drop=True)
+
+
+def lesion_courses(trial: Trial, patient_id: str) -> pd.DataFrame:
+    """Per lesion: first and last measured sizes, their change, resolution, decline start."""
+    lesions = trial.lesions[trial.lesions["patient_id"] == patient_id]
+    measurements = _patient_measurements(trial, patient_id)
+    rows = []
+    for lesion in lesions.itertuples(index=False):
+        own = measurements[measurements["lesion_id"] == lesion.lesion_id]
+        row = {"lesion_id": lesion.lesion_id, "site": lesion.site}
+        for outcome in OUTCOME_NAMES:
+            row.update(_change(own, outcome))
+        row["resolved"] = bool(row["length_last"] == 0)
+        row["decline_start_visit"] = decline_start(own["visit"], own["length_mm"])
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["decline_start_visit"] = out["decline_start_visit"].astype("Int64")
+    return out
+
+
+def _change(own: pd.DataFrame, outcome: str) -> dict:
+    """First and last measured size of one outcome and the change between them."""
+    measured = own.dropna(subset=[f"{outcome}_mm"])
+    first, last = measured.iloc[0], measured.iloc[-1]
+    size0, size1 = float(first[f"{outcome}_mm"]), float(last[f"{outcome}_mm"])
+    return {"first_visit": int(first["visit"]), "last_visit": int(last["visit"]),
+            f"{outcome}_first": size0, f"{outcome}_last": size1,
+            f"{outcome}_change_mm": size1 - size0,
+            f"{outcome}_change_pct": 100 * (size1 - size0) / size0 if size0 > 0 else np.nan}
+
+
+def decline_start(visits: pd.Series, sizes: pd.Series) -> int | None:
+    """First visit below the previous one after which the size never rises (see module doc)."""
+    course = pd.DataFrame({"visit": visits, "size": sizes}).dropna()
+    v, s = course["visit"].to_numpy(), course["size"].to_numpy()
+    if len(s) < 2:
+        return None
+    rises = np.flatnonzero(np.diff(s) > 0)
+    after = rises[-1] + 1 if rises.size else 0  # index from which the course is non-increasing
+    falls = [i for i in range(max(after, 1), len(s)) if s[i] < s[i - 1]]
+    if not falls or v[falls[0]] - v[falls[0] - 1] != 1:
+        return None
+    return int(v[falls[0]])
+
+
+def _course(lesions: pd.DataFrame) -> dict:
+    """Numbers the prose of a patient's page quotes."""
+    starts = lesions["decline_start_visit"].dropna()
+    return {
+        "n_lesions": int(len(lesions)),
+        "n_resolved": int(lesions["resolved"].sum()),
+        "median_decline_start": float(starts.median()) if len(starts) else None,
+        "median_length_change_pct": float(lesions["length_change_pct"].median()),
+        "median_width_change_pct": float(lesions["width_change_pct"].median()),
+    }
