@@ -48,5 +48,98 @@ def validate(data_dir: Path) -> None:
     click.echo(trial.summary())
 
 
+# --- build pipeline: build, compare, chapter ------------------------------------------------
+
+_PARAM_HELP = ("Override a chapter parameter, papermill-style typed (repeatable); only "
+               "chapters whose parameters cell defines NAME receive it.")
+
+
+def _fail(err: Exception) -> None:
+    """Print an expected failure for a person (no traceback) and exit with its status."""
+    problems = getattr(err, "problems", None)  # invalid data: exactly as `validate` lists it
+    click.echo(str(err) if problems is not None else f"error: {err}", err=True)
+    raise SystemExit(getattr(err, "exit_code", 1)) from None
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
+              show_default="the bundled data/", help="Dataset to build the book from.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=paths.BUILD_DIR,
+              show_default="_build/", help="Output folder; replaced only by a complete build.")
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
+              help=_PARAM_HELP)
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              show_default="number of cores", help="Chapters executed side by side.")
+@click.option("--pdf/--no-pdf", default=False, show_default=True,
+              help="Also build the PDF (needs latexmk and xelatex).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              envvar="CALCINOSIS_CACHE", show_default="$CALCINOSIS_CACHE or "
+              ".calcinosis-cache beside --out", help="Store of executed pages.")
+@click.option("--compare-to", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="An earlier build to compare with: writes compare.md and "
+              "adds a 'Changes' page to the book.")
+def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int | None,
+          pdf: bool, cache_dir: Path | None, compare_to: Path | None) -> None:
+    """Validate the data, execute every chapter (cached), build the book and its supplement."""
+    from calcinosis import build as pipeline
+
+    try:
+        pipeline.build(data_dir, out_dir, pipeline.parse_parameters(parameters), jobs, pdf,
+                       cache_dir=cache_dir, compare_to=compare_to, echo=click.echo)
+    except pipeline.BuildError as err:
+        _fail(err)
+
+
+@main.command()
+@click.argument("old_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("new_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, show_default="NEW_OUT/compare.md",
+              help="Where to write the comparison as Markdown.")
+def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
+    """List every result that changed and every audit verdict that flipped from OLD_OUT to
+    NEW_OUT (two build outputs)."""
+    from calcinosis import compare as comparing
+
+    try:
+        comparison = comparing.compare(old_out, new_out)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(err)
+    click.echo(comparison.terminal())
+    md_path = md_path or new_out / "compare.md"
+    md_path.write_text(comparison.markdown(), encoding="utf-8")
+    click.echo(f"written to {md_path}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
+              help="Override one of this chapter's parameters (repeatable).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
+              show_default="the bundled data/", help="Dataset to run the chapter on.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              show_default="_review/", help="Folder for the notebook and its HTML page.")
+@click.option("--html/--no-html", default=True, show_default=True,
+              help="Also render the executed notebook as an HTML page.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              envvar="CALCINOSIS_CACHE", help="Store of executed pages.")
+def chapter(name: str, parameters: tuple[str, ...], data_dir: Path, out_dir: Path | None,
+            html: bool, cache_dir: Path | None) -> None:
+    """Execute chapter NAME (chapters/NAME.md) with other parameters, for review."""
+    from calcinosis import build as pipeline
+
+    try:
+        params = pipeline.parse_parameters(parameters)
+        written = pipeline.run_chapter(name, params, data_dir, out_dir or pipeline.REVIEW_DIR,
+                                       cache_dir=cache_dir, html=html, echo=click.echo)
+    except pipeline.BuildError as err:
+        _fail(err)
+    for kind, path in written.items():
+        click.echo(f"{kind}: {path}")
+    page = written["notebook"].stem
+    click.echo("the same with plain papermill:\n  "
+               + pipeline.papermill_command(name, page, data_dir.resolve(), params))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
