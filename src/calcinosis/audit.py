@@ -1,0 +1,183 @@
+"""Does the paper reproduce? Published claims against recomputed values, and the published
+radiographic summaries checked for internal consistency (GRIM, GRIMMER, SD bounds).
+
+On real data the first table tells authors whether their numbers reproduce. On the bundled
+reconstruction (`is_reconstruction`) a match is by construction: it only shows that the
+published numbers are jointly achievable under the reconstruction's assumptions. The
+consistency checks use nothing but the published summaries, so they read the same either way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from calcinosis import paths, results
+from calcinosis.data import Trial
+from calcinosis.sprite import Target, grim_total, rounds_to
+
+GRIDS_MM = (0.1, 0.25, 0.5, 1.0)
+PLAUSIBLE_N = (16, 17, 18)  # 18 = 9 + 1 + 3 + 3 + 2 lesions; 17 and 16 if some lacked a film
+_SUMMARY = re.compile(r"rad_(baseline|final)_(length|width)_(mean|sd|min|max)")
+
+
+def load_claims(data_dir: Path | str | None = None) -> pd.DataFrame:
+    """The paper's claims from data/published.yml: name, value, decimals, relation, source."""
+    path = Path(data_dir or paths.DATA_DIR) / "published.yml"
+    return _claims_from(path)
+
+
+def _claims_from(path: Path) -> pd.DataFrame:
+    records = yaml.safe_load(path.read_text(encoding="utf-8"))["claims"]
+    return pd.DataFrame(records, columns=["name", "value", "decimals", "relation", "source"])
+
+
+def is_reconstruction(trial: Trial) -> bool:
+    """Whether the dataset says it is a reconstruction (datapackage.json's provenance)."""
+    descriptor = Path(trial.data_dir) / "datapackage.json"
+    if not descriptor.is_file():
+        return False
+    provenance = json.loads(descriptor.read_text(encoding="utf-8")).get("provenance", {})
+    return bool(provenance.get("reconstruction", False))
+
+
+# --------------------------------------------------------------------------------------------
+# Claims against recomputed values
+# --------------------------------------------------------------------------------------------
+
+
+def claims_audit(trial: Trial, claims_path: Path | str | None = None,
+                 values: dict | None = None) -> pd.DataFrame:
+    """Every claim with the recomputed value at the printed precision and a verdict.
+
+    `values` (a `results.collect` mapping) can be passed to avoid recomputing it.
+    """
+    claims = _claims_from(Path(claims_path)) if claims_path else load_claims(trial.data_dir)
+    values = results.collect(trial) if values is None else values
+    rows = []
+    for claim in claims.itertuples(index=False):
+        recomputed = values.get(claim.name)
+        rows.append({"name": claim.name, "relation": claim.relation,
+                     "published": claim.value, "recomputed": recomputed,
+                     "recomputed_rounded": _rounded(recomputed, int(claim.decimals)),
+                     "verdict": _verdict(claim, recomputed), "source": claim.source})
+    return pd.DataFrame(rows)
+
+
+def _rounded(value, decimals: int):
+    if not isinstance(value, int | float):
+        return value
+    scale = 10**decimals
+    return math.copysign(math.floor(abs(value) * scale + 0.5) / scale, value)
+
+
+def _verdict(claim, recomputed) -> str:
+    if not isinstance(recomputed, int | float):
+        return "not computed"
+    if claim.relation == "<":
+        ok = recomputed < claim.value
+    else:
+        ok = rounds_to(recomputed, claim.value, int(claim.decimals))
+    return "match" if ok else "differs"
+
+
+# --------------------------------------------------------------------------------------------
+# Consistency of the published summaries
+# --------------------------------------------------------------------------------------------
+
+
+def published_summaries(claims: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The radiographic summaries as one row per quantity: mean, sd, min, max, decimals."""
+    claims = load_claims() if claims is None else claims
+    rows: dict[str, dict] = {}
+    for claim in claims.itertuples(index=False):
+        match = _SUMMARY.fullmatch(claim.name)
+        if match:
+            timepoint, outcome, stat = match.groups()
+            row = rows.setdefault(f"{timepoint} {outcome}", {"quantity": f"{timepoint} {outcome}"})
+            row[stat] = float(claim.value)
+            row["decimals"] = int(claim.decimals)
+    return pd.DataFrame(list(rows.values()))
+
+
+def grim_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N, grids=GRIDS_MM) -> pd.DataFrame:
+    """GRIM: can each published mean come from n values on a grid of g mm?"""
+    rows = []
+    for s, n, grid in itertools.product(published_summaries(claims).itertuples(), ns, grids):
+        target = Target(s.mean, s.sd, s.decimals, grid)
+        rows.append({"quantity": s.quantity, "mean": s.mean, "n": n, "grid": grid,
+                     "consistent": grim_total(target, n) is not None})
+    return pd.DataFrame(rows)
+
+
+def grimmer_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N,
+                  grids=GRIDS_MM) -> pd.DataFrame:
+    """GRIMMER-style: does some total that fits the mean also give an integer sum of squares
+    (in grid units, with the parity a sum of squares must share with the sum) that fits the SD?"""
+    rows = []
+    for s, n, grid in itertools.product(published_summaries(claims).itertuples(), ns, grids):
+        totals = _mean_totals(s.mean, s.decimals, n, grid)
+        rows.append({"quantity": s.quantity, "mean": s.mean, "sd": s.sd, "n": n, "grid": grid,
+                     "grim_consistent": bool(totals),
+                     "grimmer_consistent": any(_sd_fits(t, s.sd, s.decimals, n, grid)
+                                               for t in totals)})
+    return pd.DataFrame(rows)
+
+
+def _mean_totals(mean: float, decimals: int, n: int, grid: float) -> list[int]:
+    """Every total (in grid units) whose mean prints as `mean`."""
+    exact = mean * n / grid
+    span = int(math.ceil(n * 10**-decimals / grid)) + 1
+    return [t for t in range(int(exact) - span, int(exact) + span + 1)
+            if rounds_to(t * grid / n, mean, decimals)]
+
+
+def _sd_fits(total: int, sd: float, decimals: int, n: int, grid: float) -> bool:
+    half = 0.5 * 10**-decimals
+    low = (n - 1) * max(sd - half, 0) ** 2 / grid**2 + total**2 / n
+    high = (n - 1) * (sd + half) ** 2 / grid**2 + total**2 / n
+    first = math.ceil(low - 1e-9)
+    candidates = range(first, min(math.floor(high + 1e-9), first + 1) + 1)
+    return any(q % 2 == total % 2 for q in candidates)
+
+
+def sd_feasibility(claims: pd.DataFrame | None = None, ns=(18,)) -> pd.DataFrame:
+    """The smallest and largest SD that n values in [min, max], with min and max attained and
+    the published mean, can have; feasible when the published SD (± rounding) lies between."""
+    rows = []
+    for s, n in itertools.product(published_summaries(claims).itertuples(), ns):
+        low, high = _sd_bounds(s.mean, n, s.min, s.max)
+        half = 0.5 * 10**-s.decimals
+        rows.append({"quantity": s.quantity, "n": n, "mean": s.mean, "sd": s.sd, "min": s.min,
+                     "max": s.max, "sd_min_possible": low, "sd_max_possible": high,
+                     "feasible": bool(low - half <= s.sd <= high + half)})
+    return pd.DataFrame(rows)
+
+
+def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, float]:
+    """SD bounds with one value at each limit and the other n − 2 free in [low, high]."""
+    m, rest = n - 2, mean * n - low - high
+    if not m * low <= rest <= m * high:
+        return math.nan, math.nan
+    even = np.r_[low, high, np.full(m, rest / m)]
+    at_high = int((rest - m * low) // (high - low)) if high > low else 0
+    at_high = min(at_high, m)
+    middle = rest - at_high * high - (m - at_high - 1) * low if at_high < m else None
+    spread = np.r_[low, high, np.full(at_high, high),
+                   [] if middle is None else [middle], np.full(max(m - at_high - 1, 0), low)]
+    return float(np.std(even, ddof=1)), float(np.std(spread, ddof=1))
+
+
+def limit_grid(claims: pd.DataFrame | None = None, grids=GRIDS_MM) -> float:
+    """The coarsest grid of which every published min and max is a multiple."""
+    summaries = published_summaries(claims)
+    limits = np.r_[summaries["min"].to_numpy(), summaries["max"].to_numpy()]
+    fitting = [g for g in grids if np.allclose(np.round(limits / g) * g, limits)]
+    return float(max(fitting)) if fitting else math.nan
