@@ -19,27 +19,64 @@ def simulate_measurements(
 ) -> pd.DataFrame:
     """Lesion sizes with E[size] = base · (1 + pct/100)^(visit − 1), caliper-rounded.
 
-    Noise is multiplicative and mean-one (so the population rate is exactly the one asked
-    for), rounding to 0.5 mm makes the smallest lesions read 0, and a share of visits after
-    the first is unmeasured. Lesions under 1.5 mm read 0 (too small to feel).
+    Noise is multiplicative and mean-one, sizes are rounded to the 0.5 mm caliper grid, one
+    lesion resolves (zeros), and a share of visits after the first is unmeasured.
     """
     rows = []
     slope = np.log1p(pct_per_visit / 100)
     for p in range(1, n_patients + 1):
         for k in range(1, lesions_per_patient + 1):
-            base = rng.lognormal(np.log(8.0), 0.3)
+            # Lesion P1-L1 is tiny and resolves (its last 3 visits read 0): zeros in the data
+            # that barely move the population mean, so the true rate stays the one asked for.
+            base = 1.0 if (p, k) == (1, 1) else rng.lognormal(np.log(8.0), 0.3)
             visits = np.arange(1, n_visits + 1)
             shock = rng.normal(0.0, noise, n_visits)
-            smooth = np.cumsum(shock) / np.sqrt(np.arange(1, n_visits + 1))
-            # smooth has variance noise² at every visit, so exp(smooth − noise²/2) has mean 1.
-            size = base * np.exp(slope * (visits - 1) + smooth - noise**2 / 2)
+            # exp(shock − noise²/2) has mean 1, so the population rate is the one asked for.
+            size = base * np.exp(slope * (visits - 1) + shock - noise**2 / 2)
             size = np.round(size / GRID_MM) * GRID_MM
-            size[size < 1.5] = 0.0
             if (p, k) == (1, 1):
-                size[-3:] = 0.0  # one lesion resolves: zeros stay in the data
+                size[-3:] = 0.0
             measured = np.r_[True, rng.random(n_visits - 1) >= missing]
+            measured[-1] |= (p, k) == (1, 1)  # the resolved lesion is seen at 0
             for v, s, m in zip(visits, size, measured, strict=True):
                 rows.append({"lesion_id": f"P{p}-L{k}", "patient_id": f"P{p}", "visit": int(v),
                              "length_mm": s if m else np.nan,
                              "width_mm": s * 0.6 if m else np.nan})
+    return pd.DataFrame(rows)
+
+
+def data_trial():
+    """The bundled dataset (the reconstruction), loaded once per test module by its fixture."""
+    from calcinosis import data, paths
+
+    return data.load_trial(paths.DATA_DIR)
+
+
+def trial_from(measurements: pd.DataFrame, tmp_path) -> object:
+    """A validated Trial built from simulated measurements (radiography from first/last)."""
+    from calcinosis import data
+
+    patients = sorted(measurements["patient_id"].unique())
+    lesions = measurements[["lesion_id", "patient_id"]].drop_duplicates()
+    tables = {
+        "patients": pd.DataFrame({"patient_id": patients, "sex": "F", "age_years": 10,
+                                  "disease_duration_months": [12 * (i + 1)
+                                                              for i in range(len(patients))]}),
+        "lesions": lesions.assign(site="forearm", baseline_area_cm2=1.0, dose_mg=20),
+        "measurements": measurements[["lesion_id", "visit", "length_mm", "width_mm"]],
+        "radiography": _radiography(measurements),
+        "adverse_events": pd.DataFrame(columns=["patient_id", "visit", "event", "severity",
+                                                "related_to_treatment"]),
+    }
+    for name, frame in tables.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    return data.load_trial(tmp_path)
+
+
+def _radiography(measurements: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for lesion_id, own in measurements.dropna(subset=["length_mm"]).groupby("lesion_id"):
+        for timepoint, row in (("baseline", own.iloc[0]), ("final", own.iloc[-1])):
+            rows.append({"lesion_id": lesion_id, "timepoint": timepoint,
+                         "length_mm": row["length_mm"], "width_mm": row["width_mm"]})
     return pd.DataFrame(rows)
