@@ -282,25 +282,41 @@ def fig_duration_response(trial: Trial) -> Figure:
     from calcinosis import discussion
 
     rates = discussion.duration_rates(trial)
-    rates["outcome"] = rates["outcome"].map(theme.outcome_key)
     colours = theme.patient_colours(trial.patients["patient_id"])
     fig, axes = _outcome_axes(height_ratio=0.55, sharey=True)
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
-        part = rates[rates["outcome"] == outcome]
-        if "estimable" in part:
-            part = part[part["estimable"].astype(bool)]
+        part = rates[rates[f"{outcome}_estimable"].astype(bool)]
         for _, row in part.iterrows():
-            ax.errorbar(row["disease_duration_months"], row["pct_per_visit"],
-                        yerr=[[row["pct_per_visit"] - row["ci_low"]],
-                              [row["ci_high"] - row["pct_per_visit"]]],
+            est = row[f"{outcome}_pct_per_visit"]
+            ax.errorbar(row["disease_duration_months"], est,
+                        yerr=[[est - row[f"{outcome}_ci_low"]], [row[f"{outcome}_ci_high"] - est]],
                         fmt="o", color=colours[row["patient_id"]], capsize=3, ms=6)
-            ax.annotate(row["patient_id"], (row["disease_duration_months"], row["pct_per_visit"]),
+            ax.annotate(row["patient_id"], (row["disease_duration_months"], est),
                         xytext=(6, 3), textcoords="offset points", fontsize="small")
+        for _, row in rates[~rates[f"{outcome}_estimable"].astype(bool)].iterrows():
+            ax.annotate(f"{row['patient_id']}: no rate", (row["disease_duration_months"], 0),
+                        xytext=(0, 8), textcoords="offset points", fontsize="x-small",
+                        color=theme.OKABE_ITO["grey"], ha="center")
         ax.axhline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
         ax.set_xlabel("Disease duration (months)")
         ax.set_ylabel("Change per visit (%)")
     return fig
+
+
+def _forest_positions(part: pd.DataFrame) -> tuple[np.ndarray, list[tuple[float, str, bool]]]:
+    """y of each grid row, leaving a heading row above each factor's group."""
+    ys, ticks, y = [], [], 0.0
+    previous = None
+    for factor, choice in zip(part["factor"], part["choice"], strict=True):
+        if factor != previous:
+            ticks.append((y, str(factor).capitalize(), True))
+            y += 1
+            previous = factor
+        ys.append(y)
+        ticks.append((y, str(choice), False))
+        y += 1
+    return np.array(ys), ticks
 
 
 def fig_sensitivity_forest(trial: Trial) -> Figure:
@@ -310,30 +326,36 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
     grid = sensitivity.grid(trial)
     grid["outcome"] = grid["outcome"].map(theme.outcome_key)
     theme.apply()
-    rows_per_outcome = grid.groupby("outcome").size().max()
-    fig, axes = plt.subplots(1, 2, figsize=theme.figsize(0.16 + 0.055 * rows_per_outcome),
+    first = grid[grid["outcome"] == OUTCOMES[0]].reset_index(drop=True)
+    _, ticks = _forest_positions(first)
+    fig, axes = plt.subplots(1, 2, figsize=theme.figsize(0.1 + 0.042 * len(ticks)),
                              sharey=True, layout="constrained", squeeze=False)
-    labels = None
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = grid[grid["outcome"] == outcome].reset_index(drop=True)
-        y = np.arange(len(part))
+        y, _ = _forest_positions(part)
         colour = theme.OUTCOME_COLOURS[outcome]
         primary = part["is_primary"].astype(bool).to_numpy()
+        for i in np.flatnonzero(part["pct_per_visit"].isna().to_numpy()):
+            ax.annotate("not estimable", (0, y[i]), xytext=(-4, 0), textcoords="offset points",
+                        ha="right", va="center", fontsize="x-small",
+                        color=theme.OKABE_ITO["grey"])
         lo = (part["pct_per_visit"] - part["ci_low"]).to_numpy()
         hi = (part["ci_high"] - part["pct_per_visit"]).to_numpy()
         ax.errorbar(part["pct_per_visit"], y, xerr=[lo, hi], fmt="none", ecolor=colour,
                     capsize=2, lw=1)
         ax.scatter(part["pct_per_visit"], y, color=np.where(primary, theme.REFERENCE, colour),
-                   marker="o", s=np.where(primary, 45, 20), zorder=3)
+                   marker="o", s=np.where(primary, 40, 18), zorder=3)
         ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ref = part.loc[primary, "pct_per_visit"]
         if len(ref):
             ax.axvline(float(ref.iloc[0]), color=theme.REFERENCE, lw=0.8, ls="--")
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
-        ax.set_xlabel("Change per visit (%), 95 % CI")
-        if labels is None:
-            labels = [f"{f}: {c}" for f, c in zip(part["factor"], part["choice"], strict=True)]
-            ax.set_yticks(y, labels, fontsize="x-small")
+        ax.grid(axis="y", visible=False)
+    fig.supxlabel("Change per visit (%), 95 % CI", fontsize="medium")
+    axes[0, 0].set_yticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize="x-small")
+    for label, (_, _, heading) in zip(axes[0, 0].get_yticklabels(), ticks, strict=True):
+        if heading:
+            label.set_fontweight("bold")
     axes[0, 0].invert_yaxis()
     return fig
 

@@ -176,3 +176,44 @@ def gee_outcome(trial, outcome: str, correlation: str, cluster: str) -> None:
           caption=f"Parameter estimates of the GEE for lesion {outcome} ({correlation} working "
                   f"correlation, one cluster per {cluster}).",
           source=getattr(tables, f"tab_gee_{outcome}"), decimals=GEE_DECIMALS)
+
+
+def _pct(value: float) -> str:
+    return f"{value:+.2f} %".replace("-", "−")
+
+
+def patient(page) -> dict[str, object]:
+    """Glue what a patient's page cites: numbers (`course_*`, `age`, `duration`, `rate_*`)
+    and the sentences whose wording depends on the data (`patient_sentence`,
+    `decline_sentence`, `rate_sentence`). Returns the numbers."""
+    info = page.patient
+    sex = {"F": "girl", "M": "boy"}.get(str(info["sex"]), "child")
+    values = {"age": float(info["age_years"]),
+              "duration": float(info["disease_duration_months"]),
+              **{f"course_{k}": v for k, v in page.course.items()}}
+    for outcome, rate in (("length", page.rate_length), ("width", page.rate_width)):
+        values.update({f"rate_{outcome}_{k}": getattr(rate, k)
+                       for k in ("pct_per_visit", "ci_low", "ci_high", "p")})
+    glued = numbers(values)
+    sites = ", ".join(dict.fromkeys(page.lesions["site"]))
+    text("patient_sentence",
+         f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for "
+         f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
+         f"lesion(s) at: {sites}.")
+    start = page.course.get("median_decline_start")
+    text("decline_sentence",
+         f"A steady decline in length began, in the median lesion, at visit {start:g}."
+         if start is not None and not math.isnan(start) else
+         "No visit at which a steady decline in length began can be named: the sizes either "
+         "did not fall or fell across visits that were not measured.")
+    rates = [(o, r) for o, r in (("length", page.rate_length), ("width", page.rate_width))]
+    if all(r.estimable for _, r in rates):
+        text("rate_sentence", "Fitted to this patient's lesions alone, the size changed by "
+             + " and ".join(f"{_pct(r.pct_per_visit)} per visit in {o} (95 % CI "
+                            f"{_pct(r.ci_low)} to {_pct(r.ci_high)}; p = {p_text(r.p)})"
+                            for o, r in rates) + ".")
+    else:
+        reasons = "; ".join(dict.fromkeys(r.reason for _, r in rates if not r.estimable))
+        text("rate_sentence", f"No rate can be fitted to this patient alone ({reasons}). "
+             "The lesion still counts in the pooled analysis of all lesions.")
+    return glued

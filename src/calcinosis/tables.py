@@ -288,6 +288,36 @@ def tab_exposure(trial: Trial) -> pd.DataFrame:
     return safety.exposure(trial)
 
 
+def clinical_vs_radiographic(trial: Trial) -> dict[str, float]:
+    """The GEE's per-visit change compounded over the treatment, beside the change of the
+    radiographic mean, both in percent (the article reports both without comparing them)."""
+    from calcinosis import models, radiography
+
+    summary = radiography.summary(trial).set_index(["timepoint", "outcome"])["mean"]
+    out = {}
+    for outcome in ("length", "width"):
+        fit = models.primary(trial, outcome)
+        intervals = int(fit.max_visit) - 1
+        out[f"{outcome}_intervals"] = intervals
+        out[f"{outcome}_compounded_pct"] = 100 * ((1 + fit.pct_per_visit / 100) ** intervals - 1)
+        out[f"{outcome}_radiographic_pct"] = float(
+            100 * (summary[("final", outcome)] / summary[("baseline", outcome)] - 1))
+    return out
+
+
+def exposure_numbers(trial: Trial) -> dict[str, float]:
+    """Totals for the safety chapter's prose, and the rule-of-three bound for zero events."""
+    from calcinosis import safety
+
+    exposure, events = safety.exposure(trial), safety.adverse_events(trial)
+    n = len(trial.patients)
+    return {"injections": int(exposure["injections"].sum()),
+            "total_dose_mg": float(exposure["total_dose_mg"].sum()),
+            "n_events": int(events["total"].sum()) if "total" in events else len(events),
+            "n_related": int(events["related"].sum()) if "related" in events else 0,
+            "rule_of_three_pct": 100 * 3 / n}
+
+
 def tab_duration_rates(trial: Trial) -> pd.DataFrame:
     """Each patient's change per visit beside the disease duration."""
     from calcinosis import discussion
@@ -298,8 +328,15 @@ def tab_duration_rates(trial: Trial) -> pd.DataFrame:
 def _interaction(trial: Trial, outcome: str) -> pd.DataFrame:
     from calcinosis import discussion
 
-    result = discussion.interaction_model(trial, outcome)
-    return result if isinstance(result, pd.DataFrame) else result.parameter_table()
+    table = discussion.interaction_model(trial, outcome)
+    return table.drop(columns=["converged", "note", "pct_per_visit_effect"], errors="ignore")
+
+
+def interaction_note(trial: Trial) -> str:
+    """The caveat the interaction model carries (one for both outcomes)."""
+    from calcinosis import discussion
+
+    return str(discussion.interaction_model(trial, "length")["note"].iloc[0])
 
 
 def tab_interaction_length(trial: Trial) -> pd.DataFrame:
@@ -331,11 +368,64 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+def sensitivity_summary(trial: Trial) -> dict[str, object]:
+    """What the grid says in numbers and words: per outcome, how many analyses were run, how
+    many are estimable, how many exclude no change, the range of estimates, and which choices
+    give an interval that includes zero or no estimate."""
+    from calcinosis import sensitivity
+
+    grid = sensitivity.grid(trial)
+    grid["outcome"] = grid["outcome"].map(lambda o: str(o).removesuffix("_mm"))
+    out: dict[str, object] = {}
+    for outcome, part in grid.groupby("outcome"):
+        ok = part.dropna(subset=["pct_per_visit"])
+        excludes_zero = (ok["ci_high"] < 0) | (ok["ci_low"] > 0)
+        crossing = ok.loc[~excludes_zero]
+        out.update({
+            f"{outcome}_n": int(len(part)), f"{outcome}_n_estimable": int(len(ok)),
+            f"{outcome}_n_decrease": int((ok["ci_high"] < 0).sum()),
+            f"{outcome}_min": float(ok["pct_per_visit"].min()),
+            f"{outcome}_max": float(ok["pct_per_visit"].max()),
+            f"{outcome}_crossing": "; ".join(f"{f}: {c}" for f, c in
+                                             zip(crossing["factor"], crossing["choice"],
+                                                 strict=True)) or "none",
+            f"{outcome}_not_estimable": "; ".join(
+                f"{f}: {c}" for f, c in zip(part.loc[part["pct_per_visit"].isna(), "factor"],
+                                            part.loc[part["pct_per_visit"].isna(), "choice"],
+                                            strict=True)) or "none",
+        })
+    return out
+
+
 def tab_claims_audit(trial: Trial) -> pd.DataFrame:
     """Each published claim beside its recomputed value, and whether they agree."""
     from calcinosis import audit
 
     return audit.claims_audit(trial)
+
+
+def audit_numbers(trial: Trial) -> dict[str, int]:
+    """How many published claims the recomputation matches."""
+    from calcinosis import audit
+
+    verdicts = audit.claims_audit(trial)["verdict"]
+    return {"n_claims": int(len(verdicts)), "n_match": int((verdicts == "match").sum()),
+            "n_differ": int((verdicts != "match").sum())}
+
+
+def tab_grim_overview(trial: Trial) -> pd.DataFrame:
+    """GRIM and GRIMMER at a glance: for each published summary and candidate n, on which
+    measurement grid (mm) the mean and the SD could both arise."""
+    from calcinosis import audit
+
+    table = audit.grimmer_table()
+    verdict = table["grim_consistent"].map({True: "mean", False: ""}).str.cat(
+        table["grimmer_consistent"].map({True: " + SD", False: ""}))
+    verdict = verdict.str.strip(" +").replace("", "neither").replace("SD", "SD only")
+    wide = table.assign(verdict=verdict).pivot(index=["quantity", "n"], columns="grid",
+                                               values="verdict")
+    wide.columns = [f"grid {g:g} mm" for g in wide.columns]
+    return wide.reset_index().rename(columns={"quantity": "Summary"})
 
 
 def tab_grim(trial: Trial) -> pd.DataFrame:
@@ -432,6 +522,7 @@ TABLES: dict[str, Callable[[Trial], pd.DataFrame]] = {
     "tab_sensitivity": tab_sensitivity,
     "tab_claims_audit": tab_claims_audit,
     "tab_grim": tab_grim,
+    "tab_grim_overview": tab_grim_overview,
     "tab_grimmer": tab_grimmer,
     "tab_sd_feasibility": tab_sd_feasibility,
     "tab_data_files": tab_data_files,
