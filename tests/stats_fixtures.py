@@ -80,3 +80,11 @@ def _radiography(measurements: pd.DataFrame) -> pd.DataFrame:
             rows.append({"lesion_id": lesion_id, "timepoint": timepoint,
                          "length_mm": row["length_mm"], "width_mm": row["width_mm"]})
     return pd.DataFrame(rows)
+
+
+def write_table(path, rows: list[list[object]]) -> None:
+    """Overwrite one CSV table of a test dataset."""
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)

@@ -1,0 +1,108 @@
+"""Per-patient pages and rates, and the duration analyses of the discussion built on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calcinosis import data, discussion, patients
+from stats_fixtures import data_trial
+
+
+@pytest.fixture(scope="module")
+def trial():
+    return data_trial()
+
+
+def test_patient_page_of_patient_1(trial):
+    page = patients.patient_page(trial, "P1")
+    assert page.patient["disease_duration_months"] == 18
+    assert len(page.lesions) == 9 and page.course["n_lesions"] == 9
+    assert {"lesion_id", "site", "first_visit", "last_visit", "length_first", "length_last",
+            "length_change_mm", "length_change_pct", "width_first", "width_last",
+            "width_change_mm", "width_change_pct", "resolved",
+            "decline_start_visit"} <= set(page.lesions.columns)
+    assert page.lesions["decline_start_visit"].dtype == "Int64"
+    assert list(page.trajectories.columns) == ["lesion_id", "visit", "outcome", "size"]
+    assert len(page.trajectories) == 9 * 16 * 2
+    assert page.rate_length.estimable and page.rate_length.reference == "t(8)"
+    assert page.rate_length.ci_low < page.rate_length.pct_per_visit < page.rate_length.ci_high
+
+
+def test_first_to_last_change(trial):
+    lesion = patients.patient_page(trial, "P1").lesions.set_index("lesion_id").loc["P1-L1"]
+    assert (lesion["length_first"], lesion["length_last"]) == (9.5, 5.0)
+    assert lesion["length_change_mm"] == -4.5
+    assert lesion["length_change_pct"] == pytest.approx(-4.5 / 9.5 * 100)
+
+
+def test_patient_2_is_not_estimable_but_resolved(trial):
+    """One lesion, measured at visits 1 and 16 only, gone by the last."""
+    page = patients.patient_page(trial, "P2")
+    lesion = page.lesions.iloc[0]
+    assert (lesion["first_visit"], lesion["last_visit"]) == (1, 16)
+    assert lesion["resolved"] and lesion["length_change_pct"] == -100
+    assert pd.isna(lesion["decline_start_visit"])  # the fall spans unmeasured visits
+    for rate in (page.rate_length, page.rate_width):
+        assert not rate.estimable and np.isnan(rate.pct_per_visit) and "one lesion" in rate.reason
+    assert page.course["n_resolved"] == 1 and page.course["median_decline_start"] is None
+
+
+def test_unknown_patient(trial):
+    with pytest.raises(KeyError, match="P9"):
+        patients.patient_page(trial, "P9")
+
+
+@pytest.mark.parametrize("sizes,expected", [
+    ([5, 5, 5, 4, 3, 3, 2], 4),          # plateau, then steady decline
+    ([5, 4, 5, 5, 4, 3], 5),             # a rise resets the start
+    ([5, 5, 5], None),                   # never falls
+    ([5, 6, 7], None),                   # only rises
+    ([5], None),                         # one measured visit
+])
+def test_decline_start(sizes, expected):
+    visits = pd.Series(range(1, len(sizes) + 1))
+    assert patients.decline_start(visits, pd.Series(sizes, dtype=float)) == expected
+
+
+def test_decline_start_across_a_gap_is_unknown():
+    visits = pd.Series([1, 2, 5, 6])
+    assert patients.decline_start(visits, pd.Series([5.0, 5.0, 4.0, 3.0])) is None
+
+
+def test_patient_rates_table(trial):
+    rates = patients.patient_rates(trial)
+    assert len(rates) == 10
+    assert {"patient_id", "outcome", "disease_duration_months", "pct_per_visit", "ci_low",
+            "ci_high", "estimable"} <= set(rates.columns)
+    assert rates.loc[~rates["estimable"], "patient_id"].unique().tolist() == ["P2"]
+
+
+def test_patient_with_one_visit_per_lesion_is_not_estimable(tiny_dataset):
+    trial = data.load_trial(tiny_dataset)
+    rates = patients.patient_rates(trial).set_index(["patient_id", "outcome"])
+    assert not rates.loc[("P2", "length"), "estimable"]  # a single lesion
+    page = patients.patient_page(trial, "P1")
+    assert page.lesions.set_index("lesion_id").loc["P1-L2", "resolved"]
+
+
+# ---- discussion: response against disease duration -----------------------------------------
+
+
+def test_duration_rates(trial):
+    table = discussion.duration_rates(trial)
+    assert table["duration_group"].tolist() == ["< 24 months"] * 2 + ["≥ 24 months"] * 3
+    assert {"length_pct_per_visit", "width_pct_per_visit", "length_ci_low"} <= set(table.columns)
+    short = table.loc[table["patient_id"] == "P1", "length_pct_per_visit"].item()
+    longer = table.loc[table["duration_group"] == "≥ 24 months", "length_pct_per_visit"]
+    assert (short < longer).all()  # faster decline with shorter disease, as the paper says
+
+
+@pytest.mark.parametrize("outcome", ["length", "width"])
+def test_interaction_model_is_labelled_exploratory(trial, outcome):
+    table = discussion.interaction_model(trial, outcome)
+    assert len(table) == 4 and table["term"].iloc[-1].startswith("time (visit − 1) ×")
+    assert {"B", "SE", "CI low", "CI high", "p"} <= set(table.columns)
+    assert table["note"].str.contains("exploratory").all()
+    assert table["converged"].all()
