@@ -61,3 +61,21 @@ def tiny_dataset(tmp_path: Path) -> Path:
     for name, rows in TINY_DATASET.items():
         write_csv(data_dir / f"{name}.csv", rows)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """The real book, built once per session into `_build/` from the bundled data, with the
+    PDF when latexmk and xelatex exist. Cache-backed: cheap when nothing changed."""
+    import shutil
+
+    from calcinosis import build, paths
+
+    if not any(paths.CHAPTERS_DIR.glob("*.md")):
+        pytest.skip("no chapters in chapters/ yet")
+    pdf = bool(shutil.which("latexmk") and shutil.which("xelatex"))
+    try:
+        build.build(paths.DATA_DIR, paths.BUILD_DIR, {}, None, pdf)
+    except build.BuildError as err:
+        pytest.fail(f"the book does not build:\n{err}", pytrace=False)
+    return paths.BUILD_DIR
