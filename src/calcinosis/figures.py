@@ -145,7 +145,8 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
 
 def fig_patient_rates(trial: Trial) -> Figure:
     """Each patient's fitted change per visit (%) with its 95 % CI, length and width."""
-    from calcinosis import models, patients as patients_mod
+    from calcinosis import models
+    from calcinosis import patients as patients_mod
 
     rates = patients_mod.patient_rates(trial)
     rates["outcome"] = rates["outcome"].map(theme.outcome_key)

@@ -13,7 +13,7 @@ import io
 import math
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from numbers import Integral, Real
 
@@ -100,11 +100,6 @@ def figure(name: str, fig: Figure) -> None:
     _glue(name, Image(data=data, format="png"))
 
 
-def source_role(func: Callable) -> str:
-    """The MyST role that links a caption to the function that made it (see book/_ext)."""
-    return f"{{source}}`{func.__module__}.{func.__qualname__}`"
-
-
 def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "–"
@@ -147,18 +142,22 @@ def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.
     return out
 
 
-def table(name: str, frame: pd.DataFrame, caption: str, label: str, source: Callable,
-          decimals: int | Mapping[str, int] = 2) -> None:
-    """Glue a numbered, captioned MyST table for ```{glue:md} name``` with `:format: myst`.
+def table(name: str, frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> None:
+    """Glue a table as a MyST pipe table, for a chapter to place with
 
-    The caption ends with a link to `source`, the function that made the table.
+        :::{table} Caption. Made by {source}`calcinosis.tables.tab_x`.
+        :name: tab-x
+        ```{glue:md} name
+        :format: myst
+        ```
+        :::
+
+    The caption and label stay in the chapter's Markdown: a label inside glued Markdown is
+    parsed in a nested document and never becomes a cross-reference target.
     """
     from IPython.display import Markdown
 
-    body = markdown_table(frame, decimals)
-    md = (f"```{{table}} {caption} Made by {source_role(source)}.\n:name: {label}\n"
-          f":class: calcinosis-table\n\n{body}\n```\n")
-    _glue(name, Markdown(md))
+    _glue(name, Markdown(markdown_table(frame, decimals) + "\n"))
 
 
 GEE_DECIMALS = {"B": 4, "SE": 4, "CI low": 4, "CI high": 4, "Wald χ²": 2, "p": 4,
@@ -172,10 +171,7 @@ def gee_outcome(trial, outcome: str, correlation: str, cluster: str) -> None:
 
     fit = tables.gee_fit(trial, outcome, correlation=correlation, cluster=cluster)
     numbers(tables.gee_numbers(fit), prefix=f"this_{outcome}_")
-    table(f"tab_gee_{outcome}", tables.gee_parameters(fit), label=f"tab-gee-{outcome}",
-          caption=f"Parameter estimates of the GEE for lesion {outcome} ({correlation} working "
-                  f"correlation, one cluster per {cluster}).",
-          source=getattr(tables, f"tab_gee_{outcome}"), decimals=GEE_DECIMALS)
+    table(f"tab_gee_{outcome}", tables.gee_parameters(fit), decimals=GEE_DECIMALS)
 
 
 def _pct(value: float) -> str:
