@@ -35,7 +35,10 @@ TEMPLATE = "patient"  # chapters/patient.md is run once per patient ...
 PATIENTS_PAGE = "patients"  # ... and its pages become sections of this page in the toc
 CHANGES_PAGE = "changes"  # the comparison with an earlier build, when asked for
 KERNEL = "python3"
-WORKER_ENV = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+# Kernels plot with Agg, and use one BLAS thread: pages already run side by side, and the
+# same thread count on every run keeps floating-point sums in the same order (same bytes).
+WORKER_ENV = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 Echo = Callable[[str], None]
 
 
@@ -887,15 +890,16 @@ def _page_html(book_dir: Path, page_name: str, notebook: Path, out_dir: Path) ->
 
 
 def papermill_command(name: str, page: str, data_dir: Path, params: dict,
-                      chapters_dir: Path = paths.CHAPTERS_DIR) -> str:
-    """The same run as a plain shell pipeline (jupytext converts, papermill executes)."""
+                      chapters_dir: Path = paths.CHAPTERS_DIR, cwd: Path | None = None) -> str:
+    """The same run as a plain shell pipeline (jupytext converts, papermill executes), to be
+    run in `cwd` (default: the current folder)."""
     import shlex
 
     args = [f"-p data_dir {shlex.quote(str(data_dir))}"]
     args += [f"-p {k} {shlex.quote(str(v))}" for k, v in params.items()]
-    source = Path(chapters_dir) / f"{name}.md"
+    source = Path(chapters_dir).resolve() / f"{name}.md"
     try:
-        source = source.relative_to(Path.cwd())
+        source = source.relative_to((cwd or Path.cwd()).resolve())
     except ValueError:
         pass
     return (f"jupytext --to ipynb --output - {shlex.quote(str(source))} | "
