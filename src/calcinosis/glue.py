@@ -75,6 +75,8 @@ def numbers(values: Mapping[str, object], prefix: str = "") -> dict[str, object]
             continue
         _glue(prefix + key, value)
         glued[prefix + key] = value
+        if (key == "p" or key.endswith("_p")) and isinstance(value, float):
+            _glue(prefix + key + "_text", p_phrase(value))  # "p = 0.0123" or "p < 0.0001"
     return glued
 
 
@@ -100,10 +102,14 @@ def figure(name: str, fig: Figure) -> None:
     _glue(name, Image(data=data, format="png"))
 
 
-def _cell(value: object) -> str:
+def _text(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "–"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value)
+
+
+def _cell(value: object) -> str:
+    return _text(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> str:
@@ -123,6 +129,12 @@ def p_text(p: float) -> str:
     return "–" if pd.isna(p) else ("< 0.0001" if p < 0.0001 else f"{p:.4f}")
 
 
+def p_phrase(p: float) -> str:
+    """'p = 0.0123' or 'p < 0.0001', for prose."""
+    text_ = p_text(p)
+    return f"p {text_}" if text_.startswith("<") else f"p = {text_}"
+
+
 def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.DataFrame:
     """Numbers as text with fixed decimals (integers stay integers), for printing."""
     out = frame.copy()
@@ -131,14 +143,14 @@ def formatted(frame: pd.DataFrame, decimals: int | Mapping[str, int] = 2) -> pd.
         if pd.api.types.is_bool_dtype(series):
             out[column] = series.map({True: "yes", False: "no"})
         elif pd.api.types.is_integer_dtype(series):
-            out[column] = series.astype("object").map(_cell)
+            out[column] = series.astype("object").map(_text)
         elif column in ("p", "Sig.", "p-value") and pd.api.types.is_float_dtype(series):
             out[column] = series.map(p_text)
         elif pd.api.types.is_float_dtype(series):
             d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
             out[column] = series.map(lambda v, d=d: "–" if pd.isna(v) else f"{v:.{d}f}")
         else:
-            out[column] = series.astype("object").map(_cell)
+            out[column] = series.astype("object").map(_text)
     return out
 
 
@@ -206,7 +218,7 @@ def patient(page) -> dict[str, object]:
     if all(r.estimable for _, r in rates):
         text("rate_sentence", "Fitted to this patient's lesions alone, the size changed by "
              + " and ".join(f"{_pct(r.pct_per_visit)} per visit in {o} (95 % CI "
-                            f"{_pct(r.ci_low)} to {_pct(r.ci_high)}; p = {p_text(r.p)})"
+                            f"{_pct(r.ci_low)} to {_pct(r.ci_high)}; {p_phrase(r.p)})"
                             for o, r in rates) + ".")
     else:
         reasons = "; ".join(dict.fromkeys(r.reason for _, r in rates if not r.estimable))
