@@ -5,8 +5,10 @@
 3. a rebuild after one data value changed (one caliper measurement),
 4. the same pages executed serially, one by one, with plain papermill (jupytext | papermill),
 
-printed as a Markdown table with the targets of the issue. Works on a copy of the data in a
-temporary folder; the repository's `_build/` and cache are not touched.
+printed as a Markdown table with the targets of the issue. Works on a snapshot of the
+repository (src/, chapters/, book/, data/, requirements.lock) in a temporary folder, run with
+PYTHONPATH pointing at it, so edits made meanwhile do not disturb it and the repository's
+`_build/` and cache are not touched.
 
     python benchmarks/bench_build.py [--pdf] [--jobs N] [--keep]
 """
@@ -55,13 +57,23 @@ def change_one_value(data_dir: Path) -> str:
     return f"{lesion} visit {body[last][1]}: length {old} -> {body[last][col]} mm"
 
 
-def serial_papermill(data_dir: Path, work: Path) -> tuple[float, int]:
+def snapshot(root: Path) -> Path:
+    """Copy what a build reads into `root/repo`; its package is the one the runs import."""
+    repo = root / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_build", "examples", ".*")
+    for name in ["src", "chapters", "book", "data"]:
+        shutil.copytree(paths.ROOT / name, repo / name, ignore=ignore)
+    shutil.copyfile(paths.ROOT / "requirements.lock", repo / "requirements.lock")
+    return repo
+
+
+def serial_papermill(repo: Path, work: Path, env: dict) -> tuple[float, int]:
     """Every page executed one after the other with the plain shell pipeline."""
+    data_dir = repo / "data"
     trial = data.load_trial(data_dir)
     work.mkdir()
     total, n = 0.0, 0
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    for chapter in build.read_chapters(paths.CHAPTERS_DIR):
+    for chapter in build.read_chapters(repo / "chapters"):
         if chapter.static:
             continue
         runs = ([{"patient_id": str(p)} for p in trial.patients["patient_id"]]
@@ -69,7 +81,7 @@ def serial_papermill(data_dir: Path, work: Path) -> tuple[float, int]:
         for extra in runs:
             page = chapter.name + (f"-{extra['patient_id']}" if extra else "")
             command = build.papermill_command(chapter.name, page, data_dir, extra,
-                                              paths.CHAPTERS_DIR, cwd=work)
+                                              repo / "chapters", cwd=work)
             total += run(command, shell=True, cwd=work, env=env, executable="/bin/bash")
             n += 1
     return total, n
@@ -83,24 +95,30 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="calcinosis-bench-"))
-    data_dir, out, cache_dir = root / "data", root / "out", root / "cache"
-    shutil.copytree(paths.DATA_DIR, data_dir, ignore=shutil.ignore_patterns("examples"))
+    repo = snapshot(root)
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "MPLBACKEND": "Agg",
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    data_dir, out, cache_dir = repo / "data", repo / "_build", root / "cache"
     command = [str(BIN / "calcinosis"), "build", "--data", str(data_dir), "--out", str(out),
                "--cache", str(cache_dir), "--pdf" if args.pdf else "--no-pdf"]
     if args.jobs:
         command += ["--jobs", str(args.jobs)]
     print(f"benchmark in {root} ({os.cpu_count()} cores)", file=sys.stderr)
 
-    clean = run(command)
+    clean = run(command, env=env)
+    print(f"clean build: {clean:.1f} s", file=sys.stderr)
     pages = json.loads((out / "manifest.json").read_text())["pages"]
     before = (out / "results.json").read_text()
-    no_change = run(command)
+    no_change = run(command, env=env)
+    print(f"no-change rebuild: {no_change:.1f} s", file=sys.stderr)
     changed = change_one_value(data_dir)
-    one_value = run(command)
+    one_value = run(command, env=env)
+    print(f"one value changed: {one_value:.1f} s", file=sys.stderr)
     after = json.loads((out / "manifest.json").read_text())
     reexecuted = sum(not p["cached"] for p in after["pages"])
     results_moved = before != (out / "results.json").read_text()
-    serial, n_serial = serial_papermill(data_dir, root / "serial")
+    serial, n_serial = serial_papermill(repo, root / "serial", env)
 
     def row(step: str, seconds: float, note: str) -> str:
         return f"| {step} | {seconds:.1f} | {seconds / serial:.2f} | {note} |"

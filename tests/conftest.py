@@ -66,14 +66,13 @@ def tiny_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """The real book, built once per session into `_build/` from the bundled data, with the
-    PDF when latexmk and xelatex exist. Cache-backed: cheap when nothing changed."""
-    import shutil
-
+    PDF when latexmk, xelatex and the LaTeX packages it needs exist. Cache-backed: cheap when
+    nothing changed."""
     from calcinosis import build, paths
 
     if not any(paths.CHAPTERS_DIR.glob("*.md")):
         pytest.skip("no chapters in chapters/ yet")
-    pdf = bool(shutil.which("latexmk") and shutil.which("xelatex"))
+    pdf = not build.pdf_missing()
     try:
         build.build(paths.DATA_DIR, paths.BUILD_DIR, {}, None, pdf)
     except build.BuildError as err:

@@ -298,6 +298,8 @@ def build(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
                          Path.cwd()])
     trial = load_valid(data_dir)
     patient_ids = [str(p) for p in trial.patients["patient_id"]]
+    if pdf and (missing := pdf_missing()):
+        raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
 
     inputs = cache.Inputs.of(data_dir)
     chapters = read_chapters(chapters_dir)
@@ -626,6 +628,26 @@ def _append_page(toc: dict, name: str) -> None:
         toc["parts"].append({"caption": "Changes", "chapters": [{"file": name}]})
     else:
         toc.setdefault("chapters", []).append({"file": name})
+
+
+# LaTeX packages the PDF needs beyond a basic TeX Live (jupyterBook.cls of
+# sphinx-jupyterbook-latex and Sphinx's xelatex setup), with the Debian package holding each.
+PDF_LATEX_PACKAGES = {"bbm.sty": "texlive-fonts-extra", "pgfplots.sty": "texlive-pictures",
+                      "fontspec.sty": "texlive-latex-recommended",
+                      "changepage.sty": "texlive-latex-extra"}
+
+
+def pdf_missing() -> list[str]:
+    """What the PDF build lacks on this machine (empty when it can run)."""
+    missing = [f"{tool} (not on PATH)" for tool in ("latexmk", "xelatex", "kpsewhich")
+               if shutil.which(tool) is None]
+    if missing:
+        return missing
+    done = subprocess.run(["kpsewhich", *PDF_LATEX_PACKAGES], capture_output=True, text=True,
+                          check=False)
+    found = {Path(line).name for line in done.stdout.splitlines()}
+    return [f"{sty} (Debian: {deb})" for sty, deb in PDF_LATEX_PACKAGES.items()
+            if sty not in found]
 
 
 def jupyter_book_command() -> list[str]:
