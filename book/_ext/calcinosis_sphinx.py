@@ -92,6 +92,35 @@ def _binder_to_jupytext(app, pagename, templatename, context, doctree) -> None:
                 button["url"] = _NB_LINK.sub(r"\1.md", button["url"])
 
 
+_SCRIPT = re.compile(r"^\s*<script[^>]*>[^<]*</script>\s*$")
+_SRC = re.compile(r'\ssrc="([^"?]+)')
+
+
+def _dedupe_inline_scripts(app: Sphinx, exception: Exception | None) -> None:
+    """Drop repeated <script> lines (same inline body, or same src) from every page.
+
+    Under jupyter-book 1.0.4 / Sphinx 7.4 the inline configuration scripts of sphinx-thebe
+    and sphinx-togglebutton are written twice into each page (thebe's declares a `const`: a
+    SyntaxError the second time), and pages with math load MathJax twice (Sphinx's mathjax
+    extension and myst-nb each add it), which MathJax 3 reports as an error.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
+        seen, kept = set(), []
+        for line in lines:
+            if _SCRIPT.match(line):
+                src = _SRC.search(line)
+                key = src.group(1) if src else line.strip()
+                if key in seen:
+                    continue
+                seen.add(key)
+            kept.append(line)
+        if len(kept) != len(lines):
+            page.write_text("".join(kept), encoding="utf-8")
+
+
 def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> None:
     """Hide papermill's injected-parameters cell in the page (it holds build-machine paths);
     the downloadable notebook keeps it as the record of the run's parameters."""
@@ -119,4 +148,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("build-finished", _check_links)
     # after sphinx-book-theme's own handler (priority 501) has added the launch buttons
     app.connect("html-page-context", _binder_to_jupytext, priority=900)
+    app.connect("build-finished", _dedupe_inline_scripts)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
