@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import json
 import os
@@ -438,15 +439,21 @@ def _execute(pages: list[Page], supplement: tuple[str, Sources], data_dir: Path,
     failure: BuildError | None = None
     work = tmp / "work"
     (tmp / "logs").mkdir(exist_ok=True)
-    with cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                initargs=(str(tmp / "logs" / "kernels.log"),)) as pool:
+    # Chapters run `jobs` at a time; the supplement (not a chapter) in a process of its own.
+    with contextlib.ExitStack() as stack:
+        def pool(workers: int) -> cf.ProcessPoolExecutor:
+            return stack.enter_context(cf.ProcessPoolExecutor(
+                max_workers=workers, initializer=_init_worker,
+                initargs=(str(tmp / "logs" / "kernels.log"),)))
+
         futures: dict[cf.Future, Page | None] = {}
         if not supplement_hit:
-            futures[pool.submit(make_supplement, str(data_dir),
-                                str(tmp / "supplement-parts.zip"), sources)] = None
+            futures[pool(1).submit(make_supplement, str(data_dir),
+                                   str(tmp / "supplement-parts.zip"), sources)] = None
+        pages_pool = pool(jobs) if todo else None
         for page in todo:
             output = tmp / "notebooks" / f"{page.name}.ipynb"
-            futures[pool.submit(execute_page, page.chapter.source,
+            futures[pages_pool.submit(execute_page, page.chapter.source,
                                 page.chapter.path.suffix.lstrip("."), page.parameters,
                                 str(output), str(work / page.name))] = page
         for future in cf.as_completed(futures):
