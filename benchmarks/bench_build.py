@@ -138,7 +138,7 @@ def main() -> None:
               f"{changed}; {reexecuted} of {len(pages)} pages re-executed, results.json "
               f"{'changed' if results_moved else 'UNCHANGED'}"))
     print(row(f"serial papermill, {n_serial} pages one by one", serial,
-              "jupytext | papermill per page, no book build"))
+              "jupytext, then papermill, per page; no book build"))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 
