@@ -337,6 +337,7 @@ def build(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
             from calcinosis import compare
 
             comparison = compare.compare(compare_to, tmp)
+            comparison.new_dir = out_dir  # name the book, not its temporary folder
             (tmp / "compare.md").write_text(comparison.markdown(), encoding="utf-8")
         book_seconds = _build_book(book_dir, {**static, **notebooks}, tmp, pdf, comparison,
                                    report.warnings, echo)
