@@ -299,7 +299,7 @@ def build(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
                          Path.cwd()])
     trial = load_valid(data_dir)
     patient_ids = [str(p) for p in trial.patients["patient_id"]]
-    if pdf and (missing := pdf_missing()):
+    if pdf and (missing := pdf_missing(book_dir)):
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
 
     inputs = cache.Inputs.of(data_dir)
@@ -639,24 +639,29 @@ def _append_page(toc: dict, name: str) -> None:
         toc.setdefault("chapters", []).append({"file": name})
 
 
-# LaTeX packages the PDF needs beyond a basic TeX Live (jupyterBook.cls of
-# sphinx-jupyterbook-latex and Sphinx's xelatex setup), with the Debian package holding each.
-PDF_LATEX_PACKAGES = {"bbm.sty": "texlive-fonts-extra", "pgfplots.sty": "texlive-pictures",
-                      "fontspec.sty": "texlive-latex-recommended",
-                      "changepage.sty": "texlive-latex-extra"}
+# LaTeX packages the PDF needs beyond a basic TeX Live, with the Debian package holding each:
+# Sphinx's xelatex setup always; jupyterBook.cls (sphinx-jupyterbook-latex) only when the
+# book's config leaves `latex.use_jupyterbook_latex` on (the default).
+PDF_LATEX_PACKAGES = {"fontspec.sty": "texlive-latex-recommended"}
+JB_LATEX_PACKAGES = {"bbm.sty": "texlive-fonts-extra", "pgfplots.sty": "texlive-pictures",
+                     "changepage.sty": "texlive-latex-extra"}
 
 
-def pdf_missing() -> list[str]:
-    """What the PDF build lacks on this machine (empty when it can run)."""
+def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
+    """What the PDF build of the book in `book_dir` lacks on this machine (empty: it can run)."""
     missing = [f"{tool} (not on PATH)" for tool in ("latexmk", "xelatex", "kpsewhich")
                if shutil.which(tool) is None]
     if missing:
         return missing
-    done = subprocess.run(["kpsewhich", *PDF_LATEX_PACKAGES], capture_output=True, text=True,
-                          check=False)
+    needed = dict(PDF_LATEX_PACKAGES)
+    config_path = Path(book_dir) / "_config.yml"
+    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+              if config_path.is_file() else {})
+    if (config.get("latex") or {}).get("use_jupyterbook_latex", True):
+        needed.update(JB_LATEX_PACKAGES)
+    done = subprocess.run(["kpsewhich", *needed], capture_output=True, text=True, check=False)
     found = {Path(line).name for line in done.stdout.splitlines()}
-    return [f"{sty} (Debian: {deb})" for sty, deb in PDF_LATEX_PACKAGES.items()
-            if sty not in found]
+    return [f"{sty} (Debian: {deb})" for sty, deb in needed.items() if sty not in found]
 
 
 def jupyter_book_command() -> list[str]:
