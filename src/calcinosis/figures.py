@@ -42,12 +42,17 @@ def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFr
     return long.dropna(subset=["size"])
 
 
+LESION_MARKERS = ("o", "s", "^", "D")
+
+
 def _draw_trajectories(ax, long: pd.DataFrame, colour_by: str, palette: dict,
-                       alpha: float = 1.0, lw: float = 1.2, marker: str | None = "o") -> None:
+                       alpha: float = 1.0, lw: float = 1.2, marker: str | None = "o",
+                       markers: dict | None = None) -> None:
     for key, rows in long.groupby("lesion_id", sort=True):
         rows = rows.sort_values("visit")
+        shape = markers.get(key, marker) if markers else marker
         ax.plot(rows["visit"], rows["size"], color=palette[rows[colour_by].iloc[0]],
-                alpha=alpha, lw=lw, marker=marker, ms=3 if marker else 0, label=key)
+                alpha=alpha, lw=lw, marker=shape, ms=3.5 if shape else 0, label=key)
 
 
 def _visit_axis(ax, n_visits: int) -> None:
@@ -127,19 +132,25 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     long = page.trajectories.dropna(subset=["size"])
     long = long.assign(outcome=long["outcome"].map(theme.outcome_key))
     lesion_ids = sorted(long["lesion_id"].unique())
+    # Colour and marker together keep lesions apart when there are more than the palette has.
     colours = {lid: theme.PALETTE[i % len(theme.PALETTE)] for i, lid in enumerate(lesion_ids)}
+    markers = {lid: LESION_MARKERS[i // len(theme.PALETTE) % len(LESION_MARKERS)]
+               for i, lid in enumerate(lesion_ids)}
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
     n_visits = int(trial.measurements["visit"].max())
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = long[long["outcome"] == outcome]
-        _draw_trajectories(ax, part, "lesion_id", colours)
+        _draw_trajectories(ax, part, "lesion_id", colours, markers=markers)
         ax.set_title(theme.OUTCOME_LABELS[outcome])
         ax.set_ylabel("Size (mm)")
         ax.set_ylim(bottom=0)
         _visit_axis(ax, n_visits)
     if len(lesion_ids) > 1:
-        axes[0, 1].legend(title="Lesion", fontsize="x-small", title_fontsize="small",
-                          ncol=2 if len(lesion_ids) > 4 else 1, loc="lower left")
+        # Below both panels, so the legend never hides a line.
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, title="Lesion", fontsize="x-small", title_fontsize="small",
+                   ncol=min(len(lesion_ids), 6), loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
