@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from calcinosis import models, paths, reconstruct
+from calcinosis import dose, models, paths, reconstruct
 from calcinosis.cli import main
 from calcinosis.data import load_trial
 from calcinosis.sprite import rounds_to
@@ -88,11 +88,11 @@ def test_cohort_is_the_published_cohort(trial, facts):
     assert trial.adverse_events.empty
 
 
-def test_doses_follow_the_published_rule(trial, facts):
+def test_doses_follow_the_published_rule_and_the_top_dose_above_it(trial):
     for lesion in trial.lesions.itertuples():
-        expected = reconstruct.dose_for_area(lesion.baseline_area_cm2, facts)
-        assert lesion.dose_mg == expected
-        assert lesion.dose_mg == (20 if lesion.baseline_area_cm2 <= 1.5 else 40)
+        assert lesion.dose_mg == (dose.rule_dose(lesion.baseline_area_cm2) or 40)
+    over = trial.lesions[trial.lesions["baseline_area_cm2"] > 5]
+    assert over["lesion_id"].tolist() == ["P2-L1"]
 
 
 def test_measurements_are_weekly_on_a_half_millimetre_grid(trial):

@@ -10,6 +10,7 @@ import pytest
 
 from calcinosis import glue, paths, tables
 from calcinosis.data import load_trial
+from calcinosis.dose import rule_dose
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_registry_names_are_the_function_names() -> None:
 @pytest.mark.parametrize(("area", "dose"), [(0.1, 20), (1.5, 20), (1.51, 40), (5.0, 40),
                                             (5.01, None)])
 def test_rule_dose(area: float, dose) -> None:
-    assert tables.rule_dose(area) == dose
+    assert rule_dose(area) == dose
 
 
 def test_dose_rule_flags_the_axillary_lesion(trial) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from scipy import optimize
 
-from calcinosis import models, paths, schema, sprite
+from calcinosis import dose, models, paths, schema, sprite
 
 DEFAULT_SEED = 20231121
 N_VISITS = 16
@@ -87,7 +87,7 @@ def reconstruct(seed: int = DEFAULT_SEED, facts: dict | None = None) -> Dataset:
     lesion_ids = [f"P{p}-L{i + 1}" for p, sites in SITES.items() for i in range(len(sites))]
     radiography = _radiography(facts, lesion_ids, rng)
     measurements = _measurements(facts, radiography, rng)
-    lesions = _lesions(facts, measurements)
+    lesions = _lesions(measurements)
     adverse = pd.DataFrame(columns=schema.columns("adverse_events"))
     return Dataset(patients, lesions, measurements, radiography, adverse)
 
@@ -168,11 +168,10 @@ def _measurements(facts: dict, radiography: pd.DataFrame, rng: np.random.Generat
 
     sizes = {}
     for outcome, key in (("length_mm", "length"), ("width_mm", "width")):
-        def pct(theta: float, outcome=outcome) -> float:
-            frame = _trajectories(start[outcome], jitter, theta)
-            return models.primary_rate(frame.rename(columns={"size": outcome}), outcome).pct_per_visit
+        def miss(theta: float, outcome=outcome, key=key) -> float:
+            return _pct(_trajectories(start[outcome], jitter, theta), outcome) - targets[key]
 
-        theta = optimize.brentq(lambda t, key=key: pct(t) - targets[key], 0.0, 3.0, xtol=1e-6)
+        theta = optimize.brentq(miss, 0.0, 3.0, xtol=1e-6)
         frame = _trajectories(start[outcome], jitter, theta)
         sizes[outcome] = _nudge(frame, outcome, targets[key])
     frame = sizes["length_mm"].rename(columns={"size": "length_mm"})
@@ -194,7 +193,8 @@ def _trajectories(start: pd.Series, jitter: pd.Series, theta: float) -> pd.DataF
         else:
             drop = min(SPEED[patient] * theta * jitter[lid], 0.9)
             raw = size0 * (1 - drop * SHAPES[patient])
-            sizes = np.maximum(np.round(raw / CLINICAL_GRID_MM) * CLINICAL_GRID_MM, CLINICAL_GRID_MM)
+            on_grid = np.round(raw / CLINICAL_GRID_MM) * CLINICAL_GRID_MM
+            sizes = np.maximum(on_grid, CLINICAL_GRID_MM)
         rows += [{"lesion_id": lid, "visit": v + 1, "size": s} for v, s in enumerate(sizes)]
     return pd.DataFrame(rows)
 
@@ -203,13 +203,10 @@ def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) ->
     """Move single late-visit values of patient 1 and 3 by one grid step until the GEE
     percentage prints as `target` with a margin, keeping every course non-increasing."""
 
-    def pct(f: pd.DataFrame) -> float:
-        return models.primary_rate(f.rename(columns={"size": outcome}), outcome).pct_per_visit
-
     def settled(value: float) -> bool:
         return abs(value - target) < 0.003
 
-    current = pct(frame)
+    current = _pct(frame, outcome)
     for _ in range(steps):
         if settled(current):
             return frame
@@ -220,7 +217,7 @@ def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) ->
                 trial.loc[row, "size"] += step
                 if not _non_increasing(trial, trial.loc[row, "lesion_id"]):
                     continue
-                value = pct(trial)
+                value = _pct(trial, outcome)
                 if best is None or abs(value - target) < abs(best[0] - target):
                     best = (value, trial)
         if best is None or abs(best[0] - target) >= abs(current - target):
@@ -229,6 +226,11 @@ def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) ->
     if not settled(current):
         raise RuntimeError(f"{outcome}: calibration stopped at {current:.4f} % per visit")
     return frame
+
+
+def _pct(frame: pd.DataFrame, outcome: str) -> float:
+    """The primary model's change per visit for sizes held in a `size` column."""
+    return models.primary_rate(frame.rename(columns={"size": outcome}), outcome).pct_per_visit
 
 
 def _nudgeable(frame: pd.DataFrame) -> list[int]:
@@ -242,7 +244,7 @@ def _non_increasing(frame: pd.DataFrame, lesion_id: str) -> bool:
     return bool(sizes.min() >= CLINICAL_GRID_MM and np.all(np.diff(sizes) <= 0))
 
 
-def _lesions(facts: dict, measurements: pd.DataFrame) -> pd.DataFrame:
+def _lesions(measurements: pd.DataFrame) -> pd.DataFrame:
     """Area from the first clinical length × width (cm²) and the dose the rule gives it.
 
     The rule covers areas up to 5 cm²; a lesion above it (patient 2's) gets the top dose,
@@ -259,16 +261,9 @@ def _lesions(facts: dict, measurements: pd.DataFrame) -> pd.DataFrame:
             "patient_id": f"P{patient}",
             "site": SITES[patient][n - 1],
             "baseline_area_cm2": float(a),
-            "dose_mg": dose_for_area(float(a), facts),
+            "dose_mg": int(dose.rule_dose(a) or dose.bands()[-1][1]),
         })
     return pd.DataFrame(rows, columns=schema.columns("lesions"))
-
-
-def dose_for_area(area_cm2: float, facts: dict) -> int:
-    """The published per-lesion dose rule: 20 mg up to 1.5 cm², 40 mg from 1.5 to 5 cm²."""
-    small, large = facts["design"]["intervention"]["dose_rule"]
-    limit = float(small["area_cm2"].split()[-1])
-    return int(small["dose_mg"] if area_cm2 <= limit else large["dose_mg"])
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -17,24 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from calcinosis import paths
+from calcinosis import dose, paths
 from calcinosis.data import Trial
 
 OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width", "length": "Length", "width": "Width"}
-
-# The dose rule as the paper states it (Methods): 20 mg up to 1.5 cm², 40 mg from 1.5 to
-# 5 cm²; lesions over 5 cm² were to be excluded. The boundary at exactly 1.5 cm² is read as
-# the lower band ("each 1.5 cm² lesion ... 20 mg").
-DOSE_BANDS = ((1.5, 20.0), (5.0, 40.0))
-
-
-def rule_dose(area_cm2: float) -> float | None:
-    """The dose the published rule gives a lesion of this area; None above 5 cm² (excluded)."""
-    for upper, dose in DOSE_BANDS:
-        if area_cm2 <= upper:
-            return dose
-    return None
-
 
 # --------------------------------------------------------------------------------------------
 # Methods and cohort
@@ -44,7 +30,7 @@ def rule_dose(area_cm2: float) -> float | None:
 def tab_dose_rule(trial: Trial) -> pd.DataFrame:
     """Each lesion's baseline area, the dose given and the dose the published rule implies."""
     les = trial.lesions.sort_values("lesion_id")
-    expected = [rule_dose(a) for a in les["baseline_area_cm2"]]
+    expected = [dose.rule_dose(a) for a in les["baseline_area_cm2"]]
     flag = [
         "outside the rule: larger than 5 cm² (exclusion criterion)" if e is None
         else ("matches the rule" if d == e else f"differs: the rule gives {e:g} mg")
