@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from calcinosis import build, data, paths
+from calcinosis import data, pages, paths, review
 
 BIN = Path(sys.executable).parent
 
@@ -73,15 +73,15 @@ def serial_papermill(repo: Path, work: Path, env: dict) -> tuple[float, int]:
     trial = data.load_trial(data_dir)
     work.mkdir()
     total, n = 0.0, 0
-    for chapter in build.read_chapters(repo / "chapters"):
+    for chapter in pages.read_chapters(repo / "chapters"):
         if chapter.static:
             continue
         runs = ([{"patient_id": str(p)} for p in trial.patients["patient_id"]]
-                if chapter.name == build.TEMPLATE else [{}])
+                if chapter.name == pages.TEMPLATE else [{}])
         for extra in runs:
             page = chapter.name + (f"-{extra['patient_id']}" if extra else "")
-            command = build.papermill_command(chapter.name, page, data_dir, extra,
-                                              repo / "chapters", cwd=work)
+            command = review.papermill_command(chapter.name, page, data_dir, extra,
+                                               repo / "chapters", cwd=work)
             total += run(command, shell=True, cwd=work, env=env, executable="/bin/bash")
             n += 1
     return total, n

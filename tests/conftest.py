@@ -69,12 +69,14 @@ def built_book() -> Path:
     PDF when latexmk, xelatex and the LaTeX packages it needs exist. Cache-backed: cheap when
     nothing changed."""
     from calcinosis import build, paths
+    from calcinosis.errors import BuildError
+    from calcinosis.staging import pdf_missing
 
     if not any(paths.CHAPTERS_DIR.glob("*.md")):
         pytest.skip("no chapters in chapters/ yet")
-    pdf = not build.pdf_missing()
+    pdf = not pdf_missing()
     try:
         build.build(paths.DATA_DIR, paths.BUILD_DIR, {}, None, pdf)
-    except build.BuildError as err:
+    except BuildError as err:
         pytest.fail(f"the book does not build:\n{err}", pytrace=False)
     return paths.BUILD_DIR

@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import build, cli, paths
+from calcinosis import build, cli, errors, execute, output, pages, paths, staging
+from calcinosis.review import papermill_command, run_chapter
 
 HEADER = """---
 jupytext:
@@ -150,7 +151,7 @@ def collect(trial) -> dict:
             "mean_length": float(trial.measurements["length_mm"].mean())}
 
 
-SOURCES = build.Sources("test_build:TABLES", "test_build:FIGURES", "test_build:collect")
+SOURCES = execute.Sources("test_build:TABLES", "test_build:FIGURES", "test_build:collect")
 
 
 def make_tiny_book(root: Path, data_dir: Path) -> dict:
@@ -233,13 +234,13 @@ def test_changed_measurement_reaches_results_and_html(built_tiny: dict) -> None:
 
 def test_parameter_reaches_only_chapters_that_define_it(built_tiny: dict) -> None:
     out = built_tiny["out_dir"]
-    report = build.build(**{**built_tiny, "params": build.parse_parameters(["scale=2"])})
+    report = build.build(**{**built_tiny, "params": pages.parse_parameters(["scale=2"])})
     assert report.executed == ["summary"]
     assert "34.000" in (out / "html" / "summary.html").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     params = {p["page"]: p["parameters"] for p in manifest["pages"]}
     assert params["summary"]["scale"] == 2 and "scale" not in params["intro"]
-    with pytest.raises(build.UsageError, match="no chapter has a parameter named scael"):
+    with pytest.raises(errors.UsageError, match="no chapter has a parameter named scael"):
         build.build(**{**built_tiny, "params": {"scael": 2}})
 
 
@@ -247,7 +248,7 @@ def test_failing_chapter_keeps_previous_out_and_names_the_chapter(built_tiny: di
     out = built_tiny["out_dir"]
     before = tree_bytes(out)
     (built_tiny["chapters_dir"] / "broken.md").write_text(HEADER + BROKEN, encoding="utf-8")
-    with pytest.raises(build.BuildError) as failed:
+    with pytest.raises(errors.BuildError) as failed:
         build.build(**built_tiny)
     message = str(failed.value)
     assert "chapter 'broken' failed in cell [4]" in message
@@ -278,7 +279,7 @@ def test_invalid_data_writes_nothing(tiny_book: dict) -> None:
     runner = CliRunner()
     validate = runner.invoke(cli.main, ["validate", str(data_dir)])
     assert validate.exit_code == 2
-    with pytest.raises(build.InvalidData) as invalid:
+    with pytest.raises(errors.InvalidData) as invalid:
         build.build(**tiny_book)
     assert str(invalid.value) == validate.output.rstrip("\n")
     root = tiny_book["out_dir"].parent
@@ -363,9 +364,9 @@ def test_out_must_be_a_build_folder(tiny_book: dict, tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    with pytest.raises(build.UsageError, match="not a calcinosis build"):
+    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
         build.build(**{**tiny_book, "out_dir": precious})
-    with pytest.raises(build.UsageError, match="would replace"):
+    with pytest.raises(errors.UsageError, match="would replace"):
         build.build(**{**tiny_book, "out_dir": tmp_path})  # holds data/ and chapters/
     assert (precious / "thesis.tex").read_text() == "years of work"
 
@@ -374,7 +375,7 @@ def test_cache_key_covers_every_input(tiny_book: dict) -> None:
     from calcinosis import cache
 
     data_dir = tiny_book["data_dir"]
-    chapter = build.Chapter.read(tiny_book["chapters_dir"] / "summary.md")
+    chapter = pages.Chapter.read(tiny_book["chapters_dir"] / "summary.md")
     params = {"data_dir": str(data_dir)}
     inputs = cache.Inputs.of(data_dir)
     key = cache.page_key(inputs, chapter.source, params)
@@ -394,24 +395,24 @@ def test_cache_key_covers_every_input(tiny_book: dict) -> None:
 
 def test_chapter_command_for_reviewers(built_tiny: dict, tmp_path: Path) -> None:
     review = tmp_path / "review"
-    written = build.run_chapter("summary", {"scale": 3.0}, built_tiny["data_dir"], review,
-                                chapters_dir=built_tiny["chapters_dir"],
-                                book_dir=built_tiny["book_dir"],
-                                cache_dir=built_tiny["cache_dir"], echo=lambda _: None)
+    written = run_chapter("summary", {"scale": 3.0}, built_tiny["data_dir"], review,
+                          chapters_dir=built_tiny["chapters_dir"],
+                          book_dir=built_tiny["book_dir"],
+                          cache_dir=built_tiny["cache_dir"], echo=lambda _: None)
     nb = json.loads(written["notebook"].read_text())
     assert nb["metadata"]["papermill"]["parameters"]["scale"] == 3.0
     assert "51.000" in written["html"].read_text()
-    with pytest.raises(build.UsageError, match="has no parameter"):
-        build.run_chapter("summary", {"alpha": 1}, built_tiny["data_dir"], review,
-                          chapters_dir=built_tiny["chapters_dir"], echo=lambda _: None)
-    command = build.papermill_command("summary", "summary", Path("/d"), {"scale": 3.0},
-                                      built_tiny["chapters_dir"])
+    with pytest.raises(errors.UsageError, match="has no parameter"):
+        run_chapter("summary", {"alpha": 1}, built_tiny["data_dir"], review,
+                    chapters_dir=built_tiny["chapters_dir"], echo=lambda _: None)
+    command = papermill_command("summary", "summary", Path("/d"), {"scale": 3.0},
+                                built_tiny["chapters_dir"])
     assert command.endswith("papermill - summary.ipynb -k python3 -p data_dir /d -p scale 3.0")
 
 
 def test_glue_harvest_when_there_is_no_results_module(built_tiny: dict) -> None:
     notebooks = {p.stem: p for p in (built_tiny["out_dir"] / "notebooks").glob("*.ipynb")}
-    assert build.harvest_glue(notebooks) == {
+    assert output.harvest_glue(notebooks) == {
         "mean_length": 17.0, "n_patients": 2,
         "patient-P1::n_lesions": 2, "patient-P2::n_lesions": 1}
 
@@ -434,5 +435,5 @@ def test_real_book(built_book: Path) -> None:
     assert results and all(isinstance(v, int | float | str) for v in results.values())
     manifest = json.loads((built_book / "manifest.json").read_text())
     assert manifest["data_dir"] == str(paths.DATA_DIR)
-    if not build.pdf_missing():
+    if not staging.pdf_missing():
         assert list((built_book / "pdf").glob("*.pdf"))

@@ -82,11 +82,13 @@ def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int 
           pdf: bool, cache_dir: Path | None, compare_to: Path | None) -> None:
     """Validate the data, execute every chapter (cached), build the book and its supplement."""
     from calcinosis import build as pipeline
+    from calcinosis.errors import BuildError
+    from calcinosis.pages import parse_parameters
 
     try:
-        pipeline.build(data_dir, out_dir, pipeline.parse_parameters(parameters), jobs, pdf,
+        pipeline.build(data_dir, out_dir, parse_parameters(parameters), jobs, pdf,
                        cache_dir=cache_dir, compare_to=compare_to, echo=click.echo)
-    except pipeline.BuildError as err:
+    except BuildError as err:
         _fail(err)
 
 
@@ -126,19 +128,21 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
 def chapter(name: str, parameters: tuple[str, ...], data_dir: Path, out_dir: Path | None,
             html: bool, cache_dir: Path | None) -> None:
     """Execute chapter NAME (chapters/NAME.md) with other parameters, for review."""
-    from calcinosis import build as pipeline
+    from calcinosis import review
+    from calcinosis.errors import BuildError
+    from calcinosis.pages import parse_parameters
 
     try:
-        params = pipeline.parse_parameters(parameters)
-        written = pipeline.run_chapter(name, params, data_dir, out_dir or pipeline.REVIEW_DIR,
-                                       cache_dir=cache_dir, html=html, echo=click.echo)
-    except pipeline.BuildError as err:
+        params = parse_parameters(parameters)
+        written = review.run_chapter(name, params, data_dir, out_dir or review.REVIEW_DIR,
+                                     cache_dir=cache_dir, html=html, echo=click.echo)
+    except BuildError as err:
         _fail(err)
     for kind, path in written.items():
         click.echo(f"{kind}: {path}")
     page = written["notebook"].stem
     click.echo("the same with plain papermill:\n  "
-               + pipeline.papermill_command(name, page, data_dir.resolve(), params))
+               + review.papermill_command(name, page, data_dir.resolve(), params))
 
 
 if __name__ == "__main__":  # pragma: no cover
