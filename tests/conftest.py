@@ -72,8 +72,6 @@ def built_book() -> Path:
     from calcinosis.errors import BuildError
     from calcinosis.staging import pdf_missing
 
-    if not any(paths.CHAPTERS_DIR.glob("*.md")):
-        pytest.skip("no chapters in chapters/ yet")
     pdf = not pdf_missing()
     try:
         build.build(paths.DATA_DIR, paths.BUILD_DIR, {}, None, pdf)

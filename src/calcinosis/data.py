@@ -342,5 +342,5 @@ def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         elif f.name in ID_COLUMNS:
             out[f.name] = out[f.name].astype("string")
         else:
-            out[f.name] = out[f.name].astype("str")
+            out[f.name] = out[f.name].fillna("").astype("str")  # empty text stays empty
     return out
