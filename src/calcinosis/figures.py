@@ -14,7 +14,6 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from calcinosis import theme
@@ -244,8 +243,14 @@ def fig_gee_checks(trial: Trial) -> Figure:
         top.set_title(theme.OUTCOME_LABELS[outcome])
         top.set_ylabel("Mean size (mm)")
         _visit_axis(top, n_visits)
-        sns.boxplot(data=part, x="visit", y="residual", ax=bottom, color=colour,
-                    fliersize=2, linewidth=0.8, native_scale=True, width=0.6)
+        # matplotlib's own boxplot: seaborn 0.13's passes an argument matplotlib 3.11 deprecates
+        by_visit = part.groupby("visit")["residual"]
+        bottom.boxplot([g.to_numpy() for _, g in by_visit], positions=list(by_visit.groups),
+                       widths=0.6, patch_artist=True, manage_ticks=False,
+                       boxprops={"facecolor": colour, "alpha": 0.6, "linewidth": 0.8},
+                       medianprops={"color": theme.REFERENCE, "linewidth": 0.8},
+                       whiskerprops={"linewidth": 0.8}, capprops={"linewidth": 0.8},
+                       flierprops={"markersize": 2})
         bottom.axhline(0, color=theme.REFERENCE, lw=1)
         bottom.set_ylabel("Pearson residual")
         _visit_axis(bottom, n_visits)
