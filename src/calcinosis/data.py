@@ -67,10 +67,14 @@ class DataValidationError(Exception):
         super().__init__(f"{len(self.problems)} problem(s) in the dataset:\n{lines}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trial:
     """The validated dataset: ids as pandas "string", visit int64, sizes float64 (NaN = not
-    measured), other text as str. Measurements are sorted by lesion_id, visit."""
+    measured), other text as str. Measurements are sorted by lesion_id, visit.
+
+    Compared and hashed by identity (eq=False), so analyses can be remembered per loaded trial
+    (`calcinosis.memo`); nothing should change its frames after loading.
+    """
 
     data_dir: Path
     patients: pd.DataFrame

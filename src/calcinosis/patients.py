@@ -19,6 +19,7 @@ import pandas as pd
 
 from calcinosis import models
 from calcinosis.data import Trial
+from calcinosis.memo import per_trial
 
 OUTCOME_NAMES = ("length", "width")
 
@@ -66,6 +67,7 @@ def patient_page(trial: Trial, patient_id: str) -> PatientPage:
     )
 
 
+@per_trial
 def patient_rates(trial: Trial) -> pd.DataFrame:
     """One row per patient × outcome: disease duration and the fitted change per visit."""
     rows = []

@@ -13,6 +13,7 @@ import numpy as np
 
 from calcinosis import discussion, models, patients, radiography, safety, sensitivity
 from calcinosis.data import Trial
+from calcinosis.memo import per_trial
 
 NOT_ESTIMABLE = "not estimable"
 GEE_FIELDS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "ci_low", "ci_high",
@@ -20,6 +21,7 @@ GEE_FIELDS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "ci_lo
               "working_correlation", "scale", "qic", "n_obs", "n_lesions", "n_patients")
 
 
+@per_trial
 def collect(trial: Trial) -> dict[str, float | int | str]:
     """All reported numbers for `trial`, deterministic and JSON-ready."""
     out: dict[str, object] = {}

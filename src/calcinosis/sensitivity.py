@@ -17,6 +17,7 @@ from scipy import stats
 
 from calcinosis import models
 from calcinosis.data import Trial
+from calcinosis.memo import per_trial
 
 COLUMNS = ["outcome", "factor", "choice", "pct_per_visit", "ci_low", "ci_high", "p",
            "reference", "is_primary", "note"]
@@ -55,6 +56,7 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
 NOTES = {"transform=pct_baseline": "percentage points of the first measured size per visit"}
 
 
+@per_trial
 def grid(trial: Trial) -> pd.DataFrame:
     """Every sensitivity row for length and width (see the module docstring)."""
     rows = []
