@@ -28,8 +28,18 @@ WORKER_ENV = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
 Echo = Callable[[str], None]
 
 
-def init_worker(log: str | None = None) -> None:
-    """Agg plots; kernels' own chatter (their stderr, inherited) to a log, not the terminal."""
+# A build's worker keeps one kernel for all the pages it runs: starting a kernel and importing
+# pandas, statsmodels and matplotlib costs about 2.5 s a page, more than many pages compute.
+# Between pages the kernel's namespace is emptied and its execution count set back to 1, so a
+# page sees what a fresh kernel shows it and its notebook reads the same.
+_FRESH_NAMESPACE = ("import matplotlib.pyplot as _plt\n_plt.close('all')\n%reset -f\n"
+                    "get_ipython().execution_count = 1\n")
+_warm: dict = {}
+
+
+def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
+    """Agg plots; kernels' own chatter (their stderr, inherited) to a log, not the terminal;
+    with `warm_kernel`, one kernel kept for every page this worker runs."""
     os.environ.update(WORKER_ENV)
     import logging
 
@@ -38,31 +48,95 @@ def init_worker(log: str | None = None) -> None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
+    if warm_kernel:
+        from multiprocessing import util
+
+        from jupyter_client.manager import AsyncKernelManager
+
+        # papermill starts it with the first page; the worker shuts it down when it exits
+        _warm["km"] = AsyncKernelManager(kernel_name=KERNEL)
+        util.Finalize(None, _shutdown_warm_kernel, exitpriority=10)
+
+
+def _shutdown_warm_kernel() -> None:
+    from jupyter_core.utils import run_sync
+
+    km = _warm.pop("km", None)
+    if km is not None and km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def _replace_warm_kernel() -> None:
+    """Drop this worker's kernel (if it keeps one) for a new one, started by the next page."""
+    if "km" in _warm:
+        from jupyter_client.manager import AsyncKernelManager
+
+        with contextlib.suppress(Exception):  # it may be dead already
+            _shutdown_warm_kernel()
+        _warm["km"] = AsyncKernelManager(kernel_name=KERNEL)
+
+
+def _warm_kernel():
+    """This worker's kernel, emptied for the next page; None outside a build's workers."""
+    from jupyter_core.utils import run_sync
+
+    km = _warm.get("km")
+    if km is None or not km.has_kernel:
+        return km
+    if not run_sync(km.is_alive)():  # a page killed it: papermill starts a new one
+        run_sync(km.shutdown_kernel)(now=True)
+        return km
+    run_sync(_empty_namespace)(km)
+    return km
+
+
+async def _empty_namespace(km) -> None:
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        reply = await kc.execute_interactive(_FRESH_NAMESPACE, store_history=False,
+                                             timeout=60, output_hook=lambda msg: None)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"could not empty the kernel: {reply['content']}")
+    finally:
+        kc.stop_channels()
 
 
 def execute_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) -> dict:
-    """Execute one chapter with papermill into `output`; report success or where it failed."""
+    """Execute one chapter with papermill into `output`; report success or where it failed.
+
+    A kernel that dies or will not start (ports taken by a kernel starting beside it, say) gets
+    one more try with a new kernel; an error raised by the chapter's own code does not.
+    """
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     start = time.perf_counter()
-    nb = jupytext.reads(source.decode("utf-8"), fmt=fmt)
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
-                                 "language": "python"}
     Path(cwd).mkdir(parents=True, exist_ok=True)
-    try:
-        papermill.execute_notebook(nb, output, parameters=parameters, kernel_name=KERNEL,
-                                   cwd=cwd, progress_bar=False, log_output=False)
-    except PapermillExecutionError as err:
-        first = next((line for line in (err.source or "").splitlines() if line.strip()), "")
-        return {"ok": False, "seconds": time.perf_counter() - start, "cell": err.exec_count,
-                "index": err.cell_index, "ename": err.ename, "evalue": err.evalue,
-                "line": first}
-    except Exception as err:  # the kernel died or would not start: still a message
-        return {"ok": False, "seconds": time.perf_counter() - start, "cell": None,
-                "index": None, "ename": type(err).__name__, "evalue": str(err), "line": ""}
-    return {"ok": True, "seconds": time.perf_counter() - start}
+    for attempt in (1, 2):
+        nb = jupytext.reads(source.decode("utf-8"), fmt=fmt)
+        nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
+                                     "language": "python"}
+        try:
+            km = _warm_kernel()
+            papermill.execute_notebook(nb, output, parameters=parameters, kernel_name=KERNEL,
+                                       cwd=cwd, progress_bar=False, log_output=False,
+                                       **({"km": km} if km is not None else {}))
+        except PapermillExecutionError as err:
+            first = next((line for line in (err.source or "").splitlines() if line.strip()), "")
+            return {"ok": False, "seconds": time.perf_counter() - start,
+                    "cell": err.exec_count, "index": err.cell_index, "ename": err.ename,
+                    "evalue": err.evalue, "line": first}
+        except Exception as err:  # the kernel died or would not start: still a message
+            if attempt == 1:
+                _replace_warm_kernel()
+                continue
+            return {"ok": False, "seconds": time.perf_counter() - start, "cell": None,
+                    "index": None, "ename": type(err).__name__, "evalue": str(err), "line": ""}
+        return {"ok": True, "seconds": time.perf_counter() - start}
+    raise AssertionError("unreachable: the second attempt always returns")
 
 
 @dataclass(frozen=True)
@@ -146,16 +220,16 @@ def execute_pages(pages: list[Page], supplement: tuple[str, Sources], data_dir: 
     (tmp / "logs").mkdir(exist_ok=True)
     # Chapters run `jobs` at a time; the supplement (not a chapter) in a process of its own.
     with contextlib.ExitStack() as stack:
-        def pool(workers: int) -> cf.ProcessPoolExecutor:
+        def pool(workers: int, warm_kernel: bool) -> cf.ProcessPoolExecutor:
             return stack.enter_context(cf.ProcessPoolExecutor(
                 max_workers=workers, initializer=init_worker,
-                initargs=(str(tmp / "logs" / "kernels.log"),)))
+                initargs=(str(tmp / "logs" / "kernels.log"), warm_kernel)))
 
         futures: dict[cf.Future, Page | None] = {}
         if not supplement_hit:
-            futures[pool(1).submit(make_supplement, str(data_dir),
+            futures[pool(1, False).submit(make_supplement, str(data_dir),
                                    str(tmp / "supplement-parts.zip"), sources)] = None
-        pages_pool = pool(jobs) if todo else None
+        pages_pool = pool(jobs, True) if todo else None
         for page in todo:
             output = tmp / "notebooks" / f"{page.name}.ipynb"
             futures[pages_pool.submit(execute_page, page.chapter.source,
