@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import build, cli, errors, execute, output, pages, paths, staging
+from calcinosis import build, cli, errors, execute, pages, paths, staging
 from calcinosis.review import papermill_command, run_chapter
 
 HEADER = """---
@@ -408,13 +408,6 @@ def test_chapter_command_for_reviewers(built_tiny: dict, tmp_path: Path) -> None
     command = papermill_command("summary", "summary", Path("/d"), {"scale": 3.0},
                                 built_tiny["chapters_dir"])
     assert command.endswith("papermill - summary.ipynb -k python3 -p data_dir /d -p scale 3.0")
-
-
-def test_glue_harvest_when_there_is_no_results_module(built_tiny: dict) -> None:
-    notebooks = {p.stem: p for p in (built_tiny["out_dir"] / "notebooks").glob("*.ipynb")}
-    assert output.harvest_glue(notebooks) == {
-        "mean_length": 17.0, "n_patients": 2,
-        "patient-P1::n_lesions": 2, "patient-P2::n_lesions": 1}
 
 
 # --------------------------------------------------------------------------------------------

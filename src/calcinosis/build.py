@@ -104,7 +104,7 @@ def build(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
                                                     data_dir, tmp, store, jobs,
                                                     _previous_times(previous), echo)
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in pages}
-        results = write_supplement(store, supplement_key, tmp, notebooks)
+        results = write_supplement(store, supplement_key, tmp)
         comparison = None
         if compare_to is not None:
             from calcinosis import compare

@@ -109,34 +109,38 @@ def execute_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: st
     A kernel that dies or will not start (ports taken by a kernel starting beside it, say) gets
     one more try with a new kernel; an error raised by the chapter's own code does not.
     """
+    start = time.perf_counter()
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    failure = _run_page(source, fmt, parameters, output, cwd)
+    if failure is not None and failure["cell"] is None:
+        _replace_warm_kernel()
+        failure = _run_page(source, fmt, parameters, output, cwd)
+    return {"ok": failure is None, "seconds": time.perf_counter() - start, **(failure or {})}
+
+
+def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) -> dict | None:
+    """One papermill run of a page: None when it succeeds, else where and why it failed
+    (`cell` None when the kernel, not the chapter, failed)."""
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    start = time.perf_counter()
-    Path(cwd).mkdir(parents=True, exist_ok=True)
-    for attempt in (1, 2):
-        nb = jupytext.reads(source.decode("utf-8"), fmt=fmt)
-        nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
-                                     "language": "python"}
-        try:
-            km = _warm_kernel()
-            papermill.execute_notebook(nb, output, parameters=parameters, kernel_name=KERNEL,
-                                       cwd=cwd, progress_bar=False, log_output=False,
-                                       **({"km": km} if km is not None else {}))
-        except PapermillExecutionError as err:
-            first = next((line for line in (err.source or "").splitlines() if line.strip()), "")
-            return {"ok": False, "seconds": time.perf_counter() - start,
-                    "cell": err.exec_count, "index": err.cell_index, "ename": err.ename,
-                    "evalue": err.evalue, "line": first}
-        except Exception as err:  # the kernel died or would not start: still a message
-            if attempt == 1:
-                _replace_warm_kernel()
-                continue
-            return {"ok": False, "seconds": time.perf_counter() - start, "cell": None,
-                    "index": None, "ename": type(err).__name__, "evalue": str(err), "line": ""}
-        return {"ok": True, "seconds": time.perf_counter() - start}
-    raise AssertionError("unreachable: the second attempt always returns")
+    nb = jupytext.reads(source.decode("utf-8"), fmt=fmt)
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
+                                 "language": "python"}
+    try:
+        km = _warm_kernel()
+        papermill.execute_notebook(nb, output, parameters=parameters, kernel_name=KERNEL,
+                                   cwd=cwd, progress_bar=False, log_output=False,
+                                   **({"km": km} if km is not None else {}))
+    except PapermillExecutionError as err:
+        first = next((line for line in (err.source or "").splitlines() if line.strip()), "")
+        return {"cell": err.exec_count, "index": err.cell_index, "ename": err.ename,
+                "evalue": err.evalue, "line": first}
+    except Exception as err:  # the kernel died or would not start: still a message
+        return {"cell": None, "index": None, "ename": type(err).__name__, "evalue": str(err),
+                "line": ""}
+    return None
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class Sources:
 
 
 def make_supplement(data_dir: str, dest_zip: str, sources: Sources) -> dict:
-    """Tables, figures, data package and (when the results module exists) results.json."""
+    """Tables, figures, data package and results.json."""
     import tempfile
 
     from calcinosis import data, supplement
@@ -159,11 +163,10 @@ def make_supplement(data_dir: str, dest_zip: str, sources: Sources) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         supplement.export(trial, Path(data_dir), root,
-                          tables=supplement.resolve(sources.tables) or {},
-                          figures=supplement.resolve(sources.figures) or {})
+                          tables=supplement.resolve(sources.tables),
+                          figures=supplement.resolve(sources.figures))
         collect = supplement.resolve(sources.results)
-        if collect is not None:
-            (root / "results.json").write_text(results_json(collect(trial)), encoding="utf-8")
+        (root / "results.json").write_text(results_json(collect(trial)), encoding="utf-8")
         supplement.write_zip(root, Path(dest_zip))
     return {"ok": True, "seconds": time.perf_counter() - start}
 

@@ -3,7 +3,6 @@ the supplement, the manifest, the atomic swap into `<out>`, and `<out>.failed/` 
 
 from __future__ import annotations
 
-import ast
 import ctypes
 import json
 import os
@@ -15,14 +14,13 @@ from pathlib import Path
 
 from calcinosis import cache, manifest
 from calcinosis.errors import BuildError
-from calcinosis.execute import ChapterFailed, PageRun, results_json
-from calcinosis.pages import TEMPLATE, Page
+from calcinosis.execute import ChapterFailed, PageRun
+from calcinosis.pages import Page
 from calcinosis.staging import BookFailed
 
 
-def write_supplement(store: cache.Store, key: str, tmp: Path,
-                     notebooks: dict[str, Path]) -> dict:
-    """Unpack the supplement, write results.json beside the book and in it, zip it."""
+def write_supplement(store: cache.Store, key: str, tmp: Path) -> dict:
+    """Unpack the supplement, write its results.json beside the book too, zip it."""
     from calcinosis import supplement
 
     parts = store.get("supplement", key, ".zip")
@@ -30,37 +28,10 @@ def write_supplement(store: cache.Store, key: str, tmp: Path,
     with zipfile.ZipFile(parts) as archive:
         archive.extractall(dest)
     (tmp / "supplement-parts.zip").unlink(missing_ok=True)
-    if (dest / "results.json").is_file():
-        text = (dest / "results.json").read_text(encoding="utf-8")
-    else:  # no calcinosis.results yet: the numbers the pages glued
-        text = results_json(harvest_glue(notebooks))
-        (dest / "results.json").write_text(text, encoding="utf-8")
+    text = (dest / "results.json").read_text(encoding="utf-8")
     (tmp / "results.json").write_text(text, encoding="utf-8")
     supplement.write_zip(dest, tmp / "supplement.zip")
     return json.loads(text)
-
-
-def harvest_glue(notebooks: dict[str, Path]) -> dict:
-    """Every number or string glued in the pages; a template page's names get `page::`."""
-    import nbformat
-
-    found: dict[str, object] = {}
-    for page, path in notebooks.items():
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            for output in cell.get("outputs", []):
-                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-                if not name:
-                    continue
-                data = output.get("data", {})
-                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
-                try:
-                    value = ast.literal_eval(text) if text is not None else None
-                except (ValueError, SyntaxError):
-                    continue
-                if isinstance(value, int | float | str) and not isinstance(value, bool):
-                    found[f"{page}::{name}" if page.startswith(f"{TEMPLATE}-") else name] = value
-    return found
 
 
 def write_manifest(tmp: Path, started: str, t0: float, build_key: str, data_dir: Path,

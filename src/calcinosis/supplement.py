@@ -26,16 +26,9 @@ _SVG_SALT = "calcinosis"
 
 
 def resolve(spec: str):
-    """The object named by "package.module:attribute", or None while that module does not
-    exist (a module that exists but fails to import is an error, not a silent gap)."""
+    """The object named by "package.module:attribute"."""
     module, _, attribute = spec.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name == module:
-            return None
-        raise
-    return getattr(mod, attribute)
+    return getattr(importlib.import_module(module), attribute)
 
 
 def export(trial, data_dir: Path, dest: Path, tables: dict[str, Callable],
