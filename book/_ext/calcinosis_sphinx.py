@@ -32,10 +32,10 @@ class source_link(nodes.Inline, nodes.Element):
 
 def _commit() -> str:
     try:
-        from calcinosis.glue import commit
+        from calcinosis.software import short_commit
     except ImportError:
         return "unknown"
-    return commit()
+    return short_commit()
 
 
 def source_role(name, rawtext, text, lineno, inliner, options=None, content=None):

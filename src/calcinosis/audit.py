@@ -2,7 +2,7 @@
 radiographic summaries checked for internal consistency (GRIM, GRIMMER, SD bounds).
 
 On real data the first table tells authors whether their numbers reproduce. On the bundled
-reconstruction (`is_reconstruction`) a match is by construction: it only shows that the
+reconstruction a match is by construction: it only shows that the
 published numbers are jointly achievable under the reconstruction's assumptions. The
 consistency checks use nothing but the published summaries, so they read the same either way.
 """
@@ -10,7 +10,6 @@ consistency checks use nothing but the published summaries, so they read the sam
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from calcinosis import paths, results
+from calcinosis import paths
 from calcinosis.data import Trial
 from calcinosis.sprite import Target, grim_total, rounds_to
 
@@ -35,17 +34,10 @@ def load_claims(data_dir: Path | str | None = None) -> pd.DataFrame:
 
 
 def _claims_from(path: Path) -> pd.DataFrame:
-    records = yaml.safe_load(path.read_text(encoding="utf-8"))["claims"]
+    """The claims in `path`; none when the dataset has no published.yml (it is optional)."""
+    records = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or [] \
+        if path.is_file() else []
     return pd.DataFrame(records, columns=["name", "value", "decimals", "relation", "source"])
-
-
-def is_reconstruction(trial: Trial) -> bool:
-    """Whether the dataset says it is a reconstruction (datapackage.json's provenance)."""
-    descriptor = Path(trial.data_dir) / "datapackage.json"
-    if not descriptor.is_file():
-        return False
-    provenance = json.loads(descriptor.read_text(encoding="utf-8")).get("provenance", {})
-    return bool(provenance.get("reconstruction", False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,14 +45,11 @@ def is_reconstruction(trial: Trial) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def claims_audit(trial: Trial, claims_path: Path | str | None = None,
-                 values: dict | None = None) -> pd.DataFrame:
-    """Every claim with the recomputed value at the printed precision and a verdict.
-
-    `values` (a `results.collect` mapping) can be passed to avoid recomputing it.
-    """
+def claims_audit(trial: Trial, values: dict, claims_path: Path | str | None = None
+                 ) -> pd.DataFrame:
+    """Every claim with the recomputed value (from `values`, the results stage's values) at
+    the printed precision, and a verdict."""
     claims = _claims_from(Path(claims_path)) if claims_path else load_claims(trial.data_dir)
-    values = results.collect(trial) if values is None else values
     rows = []
     for claim in claims.itertuples(index=False):
         recomputed = values.get(claim.name)
@@ -68,7 +57,8 @@ def claims_audit(trial: Trial, claims_path: Path | str | None = None,
                      "published": claim.value, "recomputed": recomputed,
                      "recomputed_rounded": _rounded(recomputed, int(claim.decimals)),
                      "verdict": _verdict(claim, recomputed), "source": claim.source})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["name", "relation", "published", "recomputed",
+                                       "recomputed_rounded", "verdict", "source"])
 
 
 def _rounded(value, decimals: int):
@@ -174,10 +164,3 @@ def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, flo
                    [] if middle is None else [middle], np.full(max(m - at_high - 1, 0), low)]
     return float(np.std(even, ddof=1)), float(np.std(spread, ddof=1))
 
-
-def limit_grid(claims: pd.DataFrame | None = None, grids=GRIDS_MM) -> float:
-    """The coarsest grid of which every published min and max is a multiple."""
-    summaries = published_summaries(claims)
-    limits = np.r_[summaries["min"].to_numpy(), summaries["max"].to_numpy()]
-    fitting = [g for g in grids if np.allclose(np.round(limits / g) * g, limits)]
-    return float(max(fitting)) if fitting else math.nan

@@ -50,8 +50,8 @@ def validate(data_dir: Path) -> None:
 
 # --- build pipeline: build, compare, chapter ------------------------------------------------
 
-_PARAM_HELP = ("Override a chapter parameter, papermill-style typed (repeatable); only "
-               "chapters whose parameters cell defines NAME receive it.")
+_PARAM_HELP = ("An analysis parameter (repeatable): correlation=exchangeable|independence|ar1, "
+               "cluster=lesion|patient. It reaches every page, results.json and the supplement.")
 
 
 def _fail(err: Exception) -> None:
@@ -69,21 +69,22 @@ def _fail(err: Exception) -> None:
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
               help=_PARAM_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              show_default="number of cores", help="Chapters executed side by side.")
+              show_default="number of cores", help="Pages executed side by side.")
 @click.option("--pdf/--no-pdf", default=False, show_default=True,
               help="Also build the PDF (needs latexmk and xelatex).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               envvar="CALCINOSIS_CACHE", show_default="$CALCINOSIS_CACHE or "
-              ".calcinosis-cache beside --out", help="Store of executed pages.")
+              ".calcinosis-cache beside --out", help="Store of results and executed pages.")
 @click.option("--compare-to", type=click.Path(path_type=Path, exists=True, file_okay=False),
               default=None, help="An earlier build to compare with: writes compare.md and "
               "adds a 'Changes' page to the book.")
 def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int | None,
           pdf: bool, cache_dir: Path | None, compare_to: Path | None) -> None:
-    """Validate the data, execute every chapter (cached), build the book and its supplement."""
-    from calcinosis import build as pipeline
+    """Validate the data, compute the results, execute the pages that changed, build the book
+    and its supplement."""
+    from calcinosis.book import build as pipeline
+    from calcinosis.book.plan import parse_parameters
     from calcinosis.errors import BuildError
-    from calcinosis.pages import parse_parameters
 
     try:
         pipeline.build(data_dir, out_dir, parse_parameters(parameters), jobs, pdf,
@@ -96,53 +97,50 @@ def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int 
 @click.argument("old_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("new_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, show_default="NEW_OUT/compare.md",
-              help="Where to write the comparison as Markdown.")
+              default=None, help="Also write the comparison as Markdown to this file.")
 def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
-    """List every result that changed and every audit verdict that flipped from OLD_OUT to
-    NEW_OUT (two build outputs)."""
-    from calcinosis import compare as comparing
+    """List the parameters that differ, every result that changed and every audit verdict
+    that flipped from OLD_OUT to NEW_OUT (two build outputs)."""
+    from calcinosis.book import compare as comparing
 
     try:
         comparison = comparing.compare(old_out, new_out)
     except (FileNotFoundError, ValueError) as err:
         _fail(err)
     click.echo(comparison.terminal())
-    md_path = md_path or new_out / "compare.md"
-    md_path.write_text(comparison.markdown(), encoding="utf-8")
-    click.echo(f"written to {md_path}")
+    if md_path:
+        md_path.write_text(comparison.markdown(), encoding="utf-8")
+        click.echo(f"written to {md_path}")
 
 
 @main.command()
 @click.argument("name")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
-              help="Override one of this chapter's parameters (repeatable).")
+              help=_PARAM_HELP + " For the patient template also patient_id=ID.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
               show_default="the bundled data/", help="Dataset to run the chapter on.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              show_default="_review/", help="Folder for the notebook and its HTML page.")
-@click.option("--html/--no-html", default=True, show_default=True,
-              help="Also render the executed notebook as an HTML page.")
+              show_default="_review/<parameters>/", help="Folder of the reviewed book.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              envvar="CALCINOSIS_CACHE", help="Store of executed pages.")
+              envvar="CALCINOSIS_CACHE", show_default="the build's", help="Store of results "
+              "and executed pages.")
 def chapter(name: str, parameters: tuple[str, ...], data_dir: Path, out_dir: Path | None,
-            html: bool, cache_dir: Path | None) -> None:
-    """Execute chapter NAME (chapters/NAME.md) with other parameters, for review."""
-    from calcinosis import review
+            cache_dir: Path | None) -> None:
+    """Show chapter NAME with other parameters, inside a whole book built with them (so its
+    references, citations and source links resolve) in a folder named after the parameters.
+    Pages that the parameters do not change come from the cache."""
+    from calcinosis.book import review
+    from calcinosis.book.plan import parse_parameters
     from calcinosis.errors import BuildError
-    from calcinosis.pages import parse_parameters
 
     try:
-        params = parse_parameters(parameters)
-        written = review.run_chapter(name, params, data_dir, out_dir or review.REVIEW_DIR,
-                                     cache_dir=cache_dir, html=html, echo=click.echo)
+        written = review.review(name, parse_parameters(parameters), data_dir, out_dir,
+                                cache_dir=cache_dir, echo=click.echo)
     except BuildError as err:
         _fail(err)
-    for kind, path in written.items():
-        click.echo(f"{kind}: {path}")
-    page = written["notebook"].stem
-    click.echo("the same with plain papermill:\n  "
-               + review.papermill_command(name, page, data_dir.resolve(), params))
+    click.echo(f"page: {written}")
+    click.echo(f"compare with the paper's analysis: calcinosis compare {paths.BUILD_DIR} "
+               f"{written.parents[1]}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ this module reads the files, runs those rules and adds the checks that span file
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from dataclasses import dataclass
@@ -83,11 +84,48 @@ class Trial:
     radiography: pd.DataFrame
     adverse_events: pd.DataFrame
 
+    def only(self, tables: tuple[str, ...] | frozenset[str]) -> Trial:
+        """A view holding only `tables` (names of `schema.TABLES`); reading any other table
+        raises UndeclaredRead. The results stage hands each producer the view of what it
+        declares it reads, so the declaration cannot fall behind the code."""
+        hidden = {name: _Unread(name) for name in schema.TABLES if name not in tables}
+        return dataclasses.replace(self, **hidden)
+
     def summary(self) -> str:
         """One line for a person: how much data there is."""
         measured = self.measurements[["length_mm", "width_mm"]].notna().any(axis=1).sum()
         return (f"{self.data_dir}: valid: {len(self.patients)} patients, "
                 f"{len(self.lesions)} lesions, {measured} measured visits")
+
+
+class UndeclaredRead(RuntimeError):
+    """A producer read a table it did not declare in `calcinosis.results.PRODUCERS`."""
+
+
+class _Unread:
+    """Stands for a table a view does not hold."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    def _refuse(self, *args, **kwargs):
+        raise UndeclaredRead(f"the table '{self._table}' was read by a producer that does not "
+                             "declare it (calcinosis.results.PRODUCERS)")
+
+    __getattr__ = __getitem__ = __len__ = __iter__ = _refuse
+
+
+# Files of a dataset besides its tables: the paper's claims and the data package descriptor.
+EXTRA_FILES = {"published": "published.yml", "datapackage": "datapackage.json"}
+
+
+def dataset_files(data_dir: Path | str) -> dict[str, Path]:
+    """The dataset's files that exist, by name: each table's CSV, `published.yml` and
+    `datapackage.json`. Nothing else in the folder (READMEs, examples) is part of the data."""
+    data_dir = Path(data_dir)
+    names = {name: f"{name}.csv" for name in schema.TABLES} | EXTRA_FILES
+    return {name: data_dir / file for name, file in names.items()
+            if (data_dir / file).is_file()}
 
 
 # --------------------------------------------------------------------------------------------

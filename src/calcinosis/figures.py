@@ -1,14 +1,12 @@
 """Every figure of the book: one function per figure, named after its label in the book.
 
-Each function takes the validated `Trial` (and nothing else that changes the picture), draws
-with the book's theme and returns the matplotlib Figure; it never saves or shows. The analysis
-comes from the statistical modules; these functions only lay it out. `FIGURES` registers the
-ones that need nothing but the trial, so the build can export them to the supplement.
+Each function takes the validated `Trial` (and the parameters, where the main model is
+drawn), draws with the book's theme and returns the matplotlib Figure. The analysis comes from
+the statistical modules; these functions only lay it out. `render` turns a figure into the
+bytes the results stage keeps.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -191,8 +189,8 @@ def fig_patient_rates(trial: Trial) -> Figure:
 # --------------------------------------------------------------------------------------------
 
 
-def fig_gee_curve(trial: Trial) -> Figure:
-    """The population curve of the primary GEE (with its 95 % band) over every lesion."""
+def fig_gee_curve(trial: Trial, params=None) -> Figure:
+    """The population curve of the main GEE (`params`: its correlation and cluster level) (with its 95 % band) over every lesion."""
     from calcinosis import models
 
     long = _long_measurements(trial)
@@ -202,7 +200,7 @@ def fig_gee_curve(trial: Trial) -> Figure:
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         _draw_trajectories(ax, long[long["outcome"] == outcome], "patient_id", grey,
                            alpha=0.45, lw=0.8, marker=None)
-        curve = models.primary(trial, outcome).fitted_curve()
+        curve = models.primary(trial, outcome, params).fitted_curve()
         colour = theme.OUTCOME_COLOURS[outcome]
         ax.fill_between(curve["visit"], curve["ci_low"], curve["ci_high"], color=colour,
                         alpha=0.25, lw=0)
@@ -221,15 +219,15 @@ def fig_gee_curve(trial: Trial) -> Figure:
     return fig
 
 
-def fig_gee_checks(trial: Trial) -> Figure:
-    """Model checks: observed mean per visit against the fit (top), residuals by visit (bottom)."""
+def fig_gee_checks(trial: Trial, params=None) -> Figure:
+    """Model checks of the main GEE (`params` as for `fig_gee_curve`): observed mean per visit against the fit (top), residuals by visit (bottom)."""
     from calcinosis import models
 
     long = _long_measurements(trial)
     fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
     n_visits = int(trial.measurements["visit"].max())
     for col, outcome in enumerate(OUTCOMES):
-        fit = models.primary(trial, outcome)
+        fit = models.primary(trial, outcome, params)
         curve = fit.fitted_curve().set_index("visit")["fitted"]
         part = long[long["outcome"] == outcome].copy()
         part["fitted"] = part["visit"].map(curve)
@@ -377,13 +375,24 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[[Trial], Figure]] = {
-    "fig_lesion_map": fig_lesion_map,
-    "fig_supplementary_trajectories": fig_supplementary_trajectories,
-    "fig_patient_rates": fig_patient_rates,
-    "fig_gee_curve": fig_gee_curve,
-    "fig_gee_checks": fig_gee_checks,
-    "fig_radiography_paired": fig_radiography_paired,
-    "fig_duration_response": fig_duration_response,
-    "fig_sensitivity_forest": fig_sensitivity_forest,
-}
+SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
+
+
+def render(fig: Figure):
+    """Render once and close: PNG (the page's and the PDF's) and SVG (the supplement's), both
+    without dates or random ids."""
+    import io
+
+    from calcinosis.sections import Figure as Rendered
+
+    out = {}
+    try:
+        with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
+            for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format=fmt, dpi=theme.DPI, bbox_inches="tight",
+                            metadata=metadata)
+                out[fmt] = buffer.getvalue()
+    finally:
+        plt.close(fig)
+    return Rendered(png=out["png"], svg=out["svg"])

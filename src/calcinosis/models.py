@@ -9,6 +9,8 @@ scale (and the exchangeable α) divided by N − p as SPSS does. geepack divides
 
 from __future__ import annotations
 
+import hashlib
+
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +27,9 @@ OUTCOMES = ("length_mm", "width_mm")
 TIME_TERM = "time (visit − 1)"
 INTERCEPT = "(Intercept)"
 COV_STRUCTS = ("exchangeable", "independence", "ar1")
+CORRELATION_PHRASES = {"exchangeable": "an exchangeable working correlation",
+                       "independence": "an independence working correlation",
+                       "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)"}
 CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
 COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
@@ -179,9 +184,12 @@ def _p_value(z, ref_df: int | None):
 # --------------------------------------------------------------------------------------------
 
 
-def primary(trial: Trial, outcome: str) -> GEEFit:
-    """The paper's Table 1 model for one outcome ("length" or "width")."""
-    return fit_gee(trial, outcome)
+def primary(trial: Trial, outcome: str, params=None) -> GEEFit:
+    """The main model for one outcome ("length" or "width"): the paper's Table 1 model, with
+    the working correlation and cluster level of `params` (a `calcinosis.params.Parameters`)."""
+    if params is None:
+        return fit_gee(trial, outcome)
+    return fit_gee(trial, outcome, cov_struct=params.correlation, cluster=params.cluster)
 
 
 def fit_gee(
@@ -212,6 +220,42 @@ def fit_gee(
         raise ValueError("transforms go with family='gaussian_identity', and only they do")
     column = outcome_column(outcome)
     frame = _model_frame(data, column, CLUSTERS[cluster], transform)
+    options = (column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol)
+    key = (_fingerprint(frame), options)
+    if key not in _FITS:
+        if len(_FITS) >= _FITS_KEPT:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = _fit_frame(frame, *options)
+    found = _FITS[key]
+    if isinstance(found, NotEstimableError):
+        raise found
+    return found
+
+
+# Fits already made, by the content of their model frame and their options: one page, table or
+# figure after another asks for the same model (the primary one above all), and it is fitted
+# once per process. A GEEFit is not changed after it is made, so sharing it is safe.
+_FITS: dict[tuple, GEEFit | NotEstimableError] = {}
+_FITS_KEPT = 512
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+    columns = "|".join(map(str, frame.columns)).encode()
+    return hashlib.sha256(hashed.tobytes() + columns).hexdigest()
+
+
+def _fit_frame(frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale,
+               ctol) -> GEEFit | NotEstimableError:
+    try:
+        return _fit_checked(frame, column, cov_struct, cluster, cov_type, family, transform,
+                            ddof_scale, ctol)
+    except NotEstimableError as err:
+        return err
+
+
+def _fit_checked(frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale,
+                 ctol) -> GEEFit:
     _check_estimable(frame, column, CLUSTERS[cluster])
     if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
         raise NotEstimableError(

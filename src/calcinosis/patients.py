@@ -168,3 +168,34 @@ def _course(lesions: pd.DataFrame) -> dict:
         "median_length_change_pct": float(lesions["length_change_pct"].median()),
         "median_width_change_pct": float(lesions["width_change_pct"].median()),
     }
+
+
+def page_sentences(page: PatientPage) -> dict[str, str]:
+    """The sentences of a patient's page whose wording depends on the data."""
+    from calcinosis.formatting import p_phrase, signed_pct
+
+    info = page.patient
+    sex = {"F": "girl", "M": "boy"}.get(str(info["sex"]), "child")
+    sites = ", ".join(dict.fromkeys(page.lesions["site"].astype(str)))
+    out = {"patient_sentence":
+           f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for "
+           f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
+           f"lesion(s) at: {sites}."}
+    start = page.course.get("median_decline_start")
+    out["decline_sentence"] = (
+        f"A steady decline in length began, in the median lesion, at visit {start:g}."
+        if start is not None and not np.isnan(start) else
+        "No visit at which a steady decline in length began can be named: the sizes either "
+        "did not fall or fell across visits that were not measured.")
+    rates = (("length", page.rate_length), ("width", page.rate_width))
+    if all(r.estimable for _, r in rates):
+        out["rate_sentence"] = (
+            "Fitted to this patient's lesions alone, the size changed by "
+            + " and ".join(f"{signed_pct(r.pct_per_visit)} per visit in {o} (95 % CI "
+                           f"{signed_pct(r.ci_low)} to {signed_pct(r.ci_high)}; "
+                           f"{p_phrase(r.p)})" for o, r in rates) + ".")
+    else:
+        reasons = "; ".join(dict.fromkeys(r.reason for _, r in rates if not r.estimable))
+        out["rate_sentence"] = (f"No rate can be fitted to this patient alone ({reasons}). "
+                                "The lesions still count in the pooled analysis of all lesions.")
+    return out

@@ -1,128 +1,325 @@
-"""Every number the book reports, under one stable flat name.
+"""The results stage: every number, sentence, table and figure the book shows, computed once
+for given data and parameters, in named sections.
 
-The chapters glue these names and the build writes them to results.json, so values are plain
-Python ints, floats and strings (numpy scalars break Jupyter Book's glue). A quantity that
-cannot be estimated is the string "not estimable", never NaN (NaN is not valid JSON).
+Each producer below declares the data tables it reads; it is handed a view of the trial that
+holds only those (reading another one raises), so its declared inputs are its real inputs and
+the build can keep its sections until one of them changes. Producers marked `derived` read the
+values of the others (the audit compares them with the paper; one comparison of clinical and
+radiographic change compounds the GEE) instead of fitting anything again.
+
+Names are stable and documented by the sections themselves (`calcinosis results --list`); they
+are the keys of `results.json` and the file names of the supplement.
 """
 
 from __future__ import annotations
 
-import math
+import platform
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-import numpy as np
-
-from calcinosis import discussion, models, patients, radiography, safety, sensitivity
+from calcinosis import (
+    discussion,
+    dose,
+    figures,
+    models,
+    patients,
+    radiography,
+    safety,
+    sensitivity,
+    tables,
+)
 from calcinosis.data import Trial
-from calcinosis.memo import per_trial
+from calcinosis.params import Parameters
+from calcinosis.sections import Section, Table, slug
 
-NOT_ESTIMABLE = "not estimable"
+CLINICAL = ("patients", "lesions", "measurements")
+GEE_DECIMALS = {"B": 4, "SE": 4, "CI low": 4, "CI high": 4, "Wald χ²": 2, "p": 4,
+                "Exp(B)": 4, "Exp(B) CI low": 4, "Exp(B) CI high": 4}
 GEE_FIELDS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "ci_low", "ci_high",
               "wald_chi2", "p", "exp_b", "exp_b_ci_low", "exp_b_ci_high", "intercept",
               "working_correlation", "scale", "qic", "n_obs", "n_lesions", "n_patients")
+OUTCOMES = ("length", "width")
 
 
-@per_trial
-def collect(trial: Trial) -> dict[str, float | int | str]:
-    """All reported numbers for `trial`, deterministic and JSON-ready."""
-    out: dict[str, object] = {}
-    out.update(_design(trial))
-    out.update(_gee(trial))
-    out.update(_radiography(trial))
-    out.update(_safety(trial))
-    out.update(_patients(trial))
-    out.update(_discussion(trial))
-    out.update(_sensitivity(trial))
-    return {name: plain(value) for name, value in out.items()}
+@dataclass(frozen=True)
+class Inputs:
+    """What a producer is given: its view of the trial, the parameters, and (derived
+    producers only) the values of every other section."""
+
+    trial: Trial
+    params: Parameters
+    values: dict
 
 
-def plain(value):
-    """A JSON- and glue-safe scalar: numpy → Python, NaN/None → "not estimable"."""
-    if value is None:
-        return NOT_ESTIMABLE
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return int(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    value = float(value)
-    return NOT_ESTIMABLE if math.isnan(value) else value
+@dataclass(frozen=True)
+class Producer:
+    name: str
+    reads: tuple[str, ...]
+    make: Callable[[Inputs], Iterable[Section]]
+    uses_parameters: bool = False
+    derived: bool = False
 
 
-def _design(trial: Trial) -> dict:
+# --------------------------------------------------------------------------------------------
+# Producers, in the order of the book
+# --------------------------------------------------------------------------------------------
+
+
+def design(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
     measured = trial.measurements[["length_mm", "width_mm"]].notna().any(axis=1)
-    return {"n_patients": len(trial.patients), "n_lesions": len(trial.lesions),
-            "n_visits": int(trial.measurements["visit"].max()),
-            "n_observations": int(measured.sum())}
+    section = Section("design")
+    section.add({"n_patients": len(trial.patients), "n_lesions": len(trial.lesions),
+                 "n_visits": int(trial.measurements["visit"].max()),
+                 "n_observations": int(measured.sum())})
+    yield section
 
 
-def _gee(trial: Trial) -> dict:
-    out = {}
-    for outcome in ("length", "width"):
-        fit = models.primary(trial, outcome)
-        out.update({f"gee_{outcome}_{field}": getattr(fit, field) for field in GEE_FIELDS})
-    return out
+def methods(inp: Inputs) -> Iterable[Section]:
+    section = Section("methods")
+    section.add(tables.dose_rule_counts(inp.trial))
+    section.add(dose.band_numbers())
+    section.tables["tab_dose_rule"] = Table(tables.tab_dose_rule(inp.trial), {
+        "Area (cm²)": 2, "Dose given (mg)": 0, "Dose by rule (mg)": 0})
+    yield section
 
 
-def _radiography(trial: Trial) -> dict:
-    out = {}
-    for row in radiography.summary(trial).itertuples(index=False):
-        for stat in ("n", "mean", "sd", "min", "max"):
-            out[f"rad_{row.timepoint}_{row.outcome}_{stat}"] = getattr(row, stat)
-    for row in radiography.paired_tests(trial).itertuples(index=False):
-        out[f"rad_{row.outcome}_wilcoxon_statistic"] = row.statistic
-        out[f"rad_{row.outcome}_wilcoxon_p"] = row.p
-        out[f"rad_{row.outcome}_rank_biserial"] = row.rank_biserial
-        out[f"rad_{row.outcome}_median_change_mm"] = row.median_change_mm
-        out[f"rad_{row.outcome}_n_nonzero_change"] = row.n_nonzero
-    out["rad_n_resolved"] = radiography.n_resolved(trial)
-    return out
+def cohort(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
+    section = Section("cohort")
+    section.add(tables.cohort_numbers(trial), prefix="cohort_")
+    section.tables["tab_baseline_patients"] = Table(tables.tab_baseline_patients(trial), {
+        "Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2})
+    section.tables["tab_baseline_lesions"] = Table(tables.tab_baseline_lesions(trial), 1)
+    section.figures["fig_lesion_map"] = figures.render(figures.fig_lesion_map(trial))
+    yield section
 
 
-def _safety(trial: Trial) -> dict:
-    events = safety.adverse_events(trial)
-    exposure = safety.exposure(trial)
-    return {"n_adverse_events": int(events["total"].sum()),
-            "n_adverse_events_related": int(events["related"].sum()),
-            "n_injections": int(exposure["injections"].sum()),
-            "total_dose_mg": float(exposure["total_dose_mg"].sum())}
+def gee(inp: Inputs) -> Iterable[Section]:
+    trial, params = inp.trial, inp.params
+    section = Section("gee")
+    section.add({"gee_correlation": params.correlation, "gee_cluster": params.cluster,
+                 "gee_cluster_plural": {"lesion": "lesions", "patient": "patients"}[
+                     params.cluster],
+                 "gee_correlation_phrase": models.CORRELATION_PHRASES[params.correlation]})
+    for outcome in OUTCOMES:
+        fit = models.primary(trial, outcome, params)
+        section.add({f: getattr(fit, f) for f in GEE_FIELDS}, prefix=f"gee_{outcome}_")
+        section.tables[f"tab_gee_{outcome}"] = Table(
+            tables.tab_gee(trial, outcome, params), GEE_DECIMALS)
+    section.tables["tab_gee_summary"] = Table(tables.tab_gee_summary(trial, params), 2)
+    section.figures["fig_gee_curve"] = figures.render(figures.fig_gee_curve(trial, params))
+    section.figures["fig_gee_checks"] = figures.render(figures.fig_gee_checks(trial, params))
+    yield section
 
 
-def _patients(trial: Trial) -> dict:
-    out = {}
+def patient_sections(inp: Inputs) -> Iterable[Section]:
+    """The overview of all patients, one section per patient, and the discussion's
+    duration analysis (it reuses the per-patient rates)."""
+    trial = inp.trial
+    overview = Section("patients")
+    overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
+    overview.figures["fig_patient_rates"] = figures.render(figures.fig_patient_rates(trial))
+    overview.figures["fig_supplementary_trajectories"] = figures.render(
+        figures.fig_supplementary_trajectories(trial))
+    yield overview
     for patient_id in trial.patients["patient_id"].astype(str):
-        page = patients.patient_page(trial, patient_id)
-        prefix = f"patient_{patient_id}"
-        out[f"{prefix}_disease_duration_months"] = page.patient["disease_duration_months"]
-        out[f"{prefix}_age_years"] = page.patient["age_years"]
-        for key, value in page.course.items():
-            out[f"{prefix}_{key}"] = value
-        for outcome, rate in (("length", page.rate_length), ("width", page.rate_width)):
-            out[f"{prefix}_{outcome}_pct_per_visit"] = rate.pct_per_visit
-            out[f"{prefix}_{outcome}_ci_low"] = rate.ci_low
-            out[f"{prefix}_{outcome}_ci_high"] = rate.ci_high
-            out[f"{prefix}_{outcome}_p"] = rate.p
-    return out
+        yield _patient(trial, patient_id)
+    yield _discussion(trial)
 
 
-def _discussion(trial: Trial) -> dict:
-    out = {}
-    for outcome in ("length", "width"):
+def _patient(trial: Trial, patient_id: str) -> Section:
+    page = patients.patient_page(trial, patient_id)
+    section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
+    info = page.patient
+    section.add({"patient_id": patient_id, "age": info["age_years"],
+                 "duration": info["disease_duration_months"]})
+    section.add({f"course_{k}": v for k, v in page.course.items()})
+    for outcome, rate in (("length", page.rate_length), ("width", page.rate_width)):
+        section.add({f"rate_{outcome}_{k}": getattr(rate, k)
+                     for k in ("pct_per_visit", "ci_low", "ci_high", "p")})
+    section.add(patients.page_sentences(page))
+    section.tables["tab_patient_lesions"] = Table(
+        tables.tab_patient_lesions(trial, patient_id), 1)
+    section.tables["tab_patient_rate"] = Table(tables.tab_patient_rate(trial, patient_id), 2)
+    section.figures["fig_patient_trajectories"] = figures.render(
+        figures.fig_patient_trajectories(trial, patient_id))
+    return section
+
+
+def _discussion(trial: Trial) -> Section:
+    section = Section("discussion")
+    for outcome in OUTCOMES:
         table = discussion.interaction_model(trial, outcome).set_index("term")
         row = table.iloc[-1]  # the time × duration interaction
-        out[f"interaction_{outcome}_beta"] = row["B"]
-        out[f"interaction_{outcome}_p"] = row["p"]
-        out[f"interaction_{outcome}_pct_effect"] = row["pct_per_visit_effect"]
+        section.add({"beta": row["B"], "p": row["p"], "pct_effect": row["pct_per_visit_effect"]},
+                    prefix=f"interaction_{outcome}_")
+        section.tables[f"tab_interaction_{outcome}"] = Table(
+            tables.tab_interaction(trial, outcome), GEE_DECIMALS)
+    section.add({"interaction_note": tables.interaction_note(trial)})
+    section.tables["tab_duration_rates"] = Table(tables.tab_duration_rates(trial), 2)
+    section.figures["fig_duration_response"] = figures.render(
+        figures.fig_duration_response(trial))
+    return section
+
+
+def radiography_section(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
+    section = Section("radiography")
+    for row in radiography.summary(trial).itertuples(index=False):
+        section.add({stat: getattr(row, stat) for stat in ("n", "mean", "sd", "min", "max")},
+                    prefix=f"rad_{row.timepoint}_{row.outcome}_")
+    for row in radiography.paired_tests(trial).itertuples(index=False):
+        section.add({"wilcoxon_statistic": row.statistic, "wilcoxon_p": row.p,
+                     "rank_biserial": row.rank_biserial,
+                     "median_change_mm": row.median_change_mm,
+                     "n_nonzero_change": row.n_nonzero}, prefix=f"rad_{row.outcome}_")
+    section.add({"rad_n_resolved": radiography.n_resolved(trial)})
+    section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
+    section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
+    section.tables["tab_radiography_lesions"] = Table(tables.tab_radiography_lesions(trial), 1)
+    section.figures["fig_radiography_paired"] = figures.render(
+        figures.fig_radiography_paired(trial))
+    yield section
+
+
+def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
+    """The GEE's change per visit compounded over the follow-up, beside the change of the
+    radiographic mean (the paper reports both without comparing them)."""
+    values = inp.values
+    section = Section("clinical_vs_radiographic")
+    for outcome in OUTCOMES:
+        intervals = int(values["n_visits"]) - 1
+        pct = values[f"gee_{outcome}_pct_per_visit"]
+        base, final = (values[f"rad_{t}_{outcome}_mean"] for t in ("baseline", "final"))
+        section.add({"intervals": intervals,
+                     "compounded_pct": 100 * ((1 + pct / 100) ** intervals - 1)
+                     if isinstance(pct, float) else None,
+                     "radiographic_pct": 100 * (final / base - 1)
+                     if isinstance(base, float) and base else None},
+                    prefix=f"cvr_{outcome}_")
+    yield section
+
+
+def safety_section(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
+    events, exposure = safety.adverse_events(trial), safety.exposure(trial)
+    section = Section("safety")
+    section.add({"n_adverse_events": int(events["total"].sum()),
+                 "n_adverse_events_related": int(events["related"].sum()),
+                 "n_injections": int(exposure["injections"].sum()),
+                 "total_dose_mg": float(exposure["total_dose_mg"].sum()),
+                 "rule_of_three_pct": 100 * 3 / len(trial.patients)})
+    section.tables["tab_adverse_events"] = Table(tables.tab_adverse_events(trial), 0)
+    section.tables["tab_exposure"] = Table(tables.tab_exposure(trial), 0)
+    yield section
+
+
+def sensitivity_section(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
+    grid = sensitivity.grid(trial)
+    significant, estimated = sensitivity.significant_share(grid)
+    section = Section("sensitivity")
+    section.add({"sens_n_rows": len(grid), "sens_n_estimated": estimated,
+                 "sens_n_significant": significant})
+    for outcome, rows in grid.groupby("outcome"):
+        section.add({f"sens_{outcome}_p_max": rows["p"].max()})
+    section.add(tables.sensitivity_summary(trial), prefix="sens_")
+    section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
+    section.figures["fig_sensitivity_forest"] = figures.render(
+        figures.fig_sensitivity_forest(trial))
+    yield section
+
+
+def audit_section(inp: Inputs) -> Iterable[Section]:
+    trial = inp.trial
+    claims = tables.tab_claims_audit(trial, inp.values)
+    section = Section("audit")
+    verdicts = claims["verdict"]
+    section.add({"audit_n_claims": int(len(verdicts)),
+                 "audit_n_match": int((verdicts == "match").sum()),
+                 "audit_n_differ": int((verdicts != "match").sum())})
+    section.tables["tab_claims_audit"] = Table(claims, {"published": 2, "recomputed": 4,
+                                                        "recomputed_rounded": 2})
+    section.tables["tab_grim_overview"] = Table(tables.tab_grim_overview(trial))
+    section.tables["tab_grim"] = Table(tables.tab_grim(trial))
+    section.tables["tab_grimmer"] = Table(tables.tab_grimmer(trial))
+    section.tables["tab_sd_feasibility"] = Table(tables.tab_sd_feasibility(trial), 2)
+    yield section
+
+
+def data_package(inp: Inputs) -> Iterable[Section]:
+    section = Section("data_package")
+    package = tables.data_package_provenance(inp.trial.data_dir)
+    section.add({"dp_title": package["title"], "dp_license": package["license"],
+                 "dp_note": package.get("provenance_note", "")})
+    section.tables["tab_data_dictionary"] = Table(tables.tab_data_dictionary(inp.trial))
+    yield section
+    files = Section("data_files")
+    files.tables["tab_data_files"] = Table(tables.tab_data_files(inp.trial), 0)
+    yield files
+
+
+def software(inp: Inputs) -> Iterable[Section]:
+    from calcinosis.software import short_commit
+
+    section = Section("software")
+    section.add({"commit": short_commit(), "python_version": platform.python_version()})
+    section.tables["tab_versions"] = Table(tables.tab_versions(inp.trial))
+    yield section
+
+
+DATA_FILES = ("patients", "lesions", "measurements", "radiography", "adverse_events",
+              "published", "datapackage")
+PRODUCERS: tuple[Producer, ...] = (
+    Producer("design", CLINICAL, design),
+    Producer("methods", ("lesions",), methods),
+    Producer("cohort", (*CLINICAL, "radiography"), cohort),
+    Producer("gee", CLINICAL, gee, uses_parameters=True),
+    Producer("patients", CLINICAL, patient_sections),
+    Producer("radiography", ("patients", "lesions", "radiography"), radiography_section),
+    Producer("safety", (*CLINICAL, "adverse_events"), safety_section),
+    Producer("sensitivity", CLINICAL, sensitivity_section),
+    Producer("data_package", DATA_FILES, data_package),
+    Producer("software", (), software),
+    Producer("clinical_vs_radiographic", (), clinical_vs_radiographic, derived=True),
+    Producer("audit", ("published",), audit_section, derived=True),
+)
+
+
+def run(producer: Producer, trial: Trial, params: Parameters,
+        values: dict | None = None) -> list[Section]:
+    """One producer's sections, on the view of `trial` it declared."""
+    view = trial.only(producer.reads)
+    return list(producer.make(Inputs(view, params, dict(values or {}))))
+
+
+def compute(trial: Trial, params: Parameters | None = None,
+            producers: tuple[Producer, ...] = PRODUCERS) -> dict[str, Section]:
+    """Every section, in one process (a reviewer's notebook, the tests)."""
+    params = params or Parameters()
+    sections: dict[str, Section] = {}
+    for producer in sorted(producers, key=lambda p: p.derived):
+        values = all_values(sections.values()) if producer.derived else None
+        for section in run(producer, trial, params, values):
+            sections[section.name] = section
+    return sections
+
+
+def all_values(sections: Iterable[Section]) -> dict:
+    """{global name: value} over `sections` (what results.json holds)."""
+    out = {}
+    for section in sections:
+        for name, value in section.values.items():
+            out[section.value_name(name)] = value
     return out
 
 
-def _sensitivity(trial: Trial) -> dict:
-    table = sensitivity.grid(trial)
-    significant, estimated = sensitivity.significant_share(table)
-    out = {"sens_n_rows": len(table), "sens_n_estimated": estimated,
-           "sens_n_significant": significant}
-    for outcome, rows in table.groupby("outcome"):
-        out[f"sens_{outcome}_pct_min"] = rows["pct_per_visit"].min()
-        out[f"sens_{outcome}_pct_max"] = rows["pct_per_visit"].max()
-        out[f"sens_{outcome}_p_max"] = rows["p"].max()
-    return out
+def describe(sections: Iterable[Section]) -> dict[str, dict]:
+    """Per section: its digest and the global names of what it holds (sections.json)."""
+    return {s.name: {"digest": s.digest(), "scope": s.scope,
+                     "values": sorted(s.value_name(n) for n in s.values),
+                     "tables": sorted(s.item_name(n) for n in s.tables),
+                     "figures": sorted(s.item_name(n) for n in s.figures)}
+            for s in sections}
+

@@ -2,9 +2,9 @@
 
 Each function takes the validated `Trial` and returns a DataFrame with reader-facing column
 names and raw (unrounded) numbers; rounding happens only when a table is printed
-(`calcinosis.glue.table`) so the supplement's CSV files keep full precision. The analyses come
-from the statistical modules; these functions select, join and name. `TABLES` registers the
-ones that need nothing but the trial, for the supplement.
+(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The analyses come
+from the statistical modules; these functions select, join and name. The results stage
+(`calcinosis.results`) calls them, once per build.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -177,51 +176,22 @@ def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def gee_fit(trial: Trial, outcome: str, correlation: str = "exchangeable",
-            cluster: str = "lesion"):
-    """The GEE of one outcome under a reviewer's choice of working correlation and cluster."""
+def tab_gee(trial: Trial, outcome: str, params=None) -> pd.DataFrame:
+    """SPSS-style parameter estimates of the main GEE for one outcome (the paper's Table 1),
+    with the working correlation and cluster level of `params`."""
     from calcinosis import models
 
-    return models.fit_gee(trial, outcome, cov_struct=correlation, cluster=cluster)
-
-
-def gee_parameters(fit) -> pd.DataFrame:
-    """A fit's SPSS-style parameter table with the term as a column."""
-    table = fit.parameter_table()
+    table = models.primary(trial, outcome, params).parameter_table()
     return table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
 
 
-GEE_NUMBERS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "wald_chi2", "p",
-               "exp_b", "n_obs", "n_lesions", "n_patients", "working_correlation", "scale",
-               "qic")
-
-
-def gee_numbers(fit) -> dict[str, float]:
-    """A fit's numbers that prose cites, by field name."""
-    return {name: getattr(fit, name) for name in GEE_NUMBERS if getattr(fit, name) is not None}
-
-
-def tab_gee_length(trial: Trial) -> pd.DataFrame:
-    """SPSS-style parameter estimates of the primary GEE for lesion length (Table 1, left)."""
-    from calcinosis import models
-
-    return gee_parameters(models.primary(trial, "length_mm"))
-
-
-def tab_gee_width(trial: Trial) -> pd.DataFrame:
-    """SPSS-style parameter estimates of the primary GEE for lesion width (Table 1, right)."""
-    from calcinosis import models
-
-    return gee_parameters(models.primary(trial, "width_mm"))
-
-
-def tab_gee_summary(trial: Trial) -> pd.DataFrame:
-    """The two primary models side by side: change per visit, CI, p, sample and correlation."""
+def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
+    """The two main models side by side: change per visit, CI, p, sample and correlation."""
     from calcinosis import models
 
     rows = []
     for outcome in ("length", "width"):
-        fit = models.primary(trial, outcome)
+        fit = models.primary(trial, outcome, params)
         rows.append({
             "Outcome": OUTCOME_NAMES[outcome],
             "Change per visit (%)": fit.pct_per_visit,
@@ -274,36 +244,6 @@ def tab_exposure(trial: Trial) -> pd.DataFrame:
     return safety.exposure(trial)
 
 
-def clinical_vs_radiographic(trial: Trial) -> dict[str, float]:
-    """The GEE's per-visit change compounded over the treatment, beside the change of the
-    radiographic mean, both in percent (the article reports both without comparing them)."""
-    from calcinosis import models, radiography
-
-    summary = radiography.summary(trial).set_index(["timepoint", "outcome"])["mean"]
-    out = {}
-    for outcome in ("length", "width"):
-        fit = models.primary(trial, outcome)
-        intervals = int(fit.max_visit) - 1
-        out[f"{outcome}_intervals"] = intervals
-        out[f"{outcome}_compounded_pct"] = 100 * ((1 + fit.pct_per_visit / 100) ** intervals - 1)
-        out[f"{outcome}_radiographic_pct"] = float(
-            100 * (summary[("final", outcome)] / summary[("baseline", outcome)] - 1))
-    return out
-
-
-def exposure_numbers(trial: Trial) -> dict[str, float]:
-    """Totals for the safety chapter's prose, and the rule-of-three bound for zero events."""
-    from calcinosis import safety
-
-    exposure, events = safety.exposure(trial), safety.adverse_events(trial)
-    n = len(trial.patients)
-    return {"injections": int(exposure["injections"].sum()),
-            "total_dose_mg": float(exposure["total_dose_mg"].sum()),
-            "n_events": int(events["total"].sum()) if "total" in events else len(events),
-            "n_related": int(events["related"].sum()) if "related" in events else 0,
-            "rule_of_three_pct": 100 * 3 / n}
-
-
 def tab_duration_rates(trial: Trial) -> pd.DataFrame:
     """Each patient's change per visit beside the disease duration."""
     from calcinosis import discussion
@@ -311,7 +251,8 @@ def tab_duration_rates(trial: Trial) -> pd.DataFrame:
     return discussion.duration_rates(trial)
 
 
-def _interaction(trial: Trial, outcome: str) -> pd.DataFrame:
+def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
+    """Exploratory GEE with a visit × disease-duration interaction for one outcome."""
     from calcinosis import discussion
 
     table = discussion.interaction_model(trial, outcome)
@@ -323,16 +264,6 @@ def interaction_note(trial: Trial) -> str:
     from calcinosis import discussion
 
     return str(discussion.interaction_model(trial, "length")["note"].iloc[0])
-
-
-def tab_interaction_length(trial: Trial) -> pd.DataFrame:
-    """Exploratory GEE with a visit × disease-duration interaction, lesion length."""
-    return _interaction(trial, "length_mm")
-
-
-def tab_interaction_width(trial: Trial) -> pd.DataFrame:
-    """Exploratory GEE with a visit × disease-duration interaction, lesion width."""
-    return _interaction(trial, "width_mm")
 
 
 def tab_sensitivity(trial: Trial) -> pd.DataFrame:
@@ -383,20 +314,12 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
     return out
 
 
-def tab_claims_audit(trial: Trial) -> pd.DataFrame:
-    """Each published claim beside its recomputed value, and whether they agree."""
+def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:
+    """Each published claim beside its recomputed value (from `values`, the results of the
+    other sections), and whether they agree."""
     from calcinosis import audit
 
-    return audit.claims_audit(trial)
-
-
-def audit_numbers(trial: Trial) -> dict[str, int]:
-    """How many published claims the recomputation matches."""
-    from calcinosis import audit
-
-    verdicts = audit.claims_audit(trial)["verdict"]
-    return {"n_claims": int(len(verdicts)), "n_match": int((verdicts == "match").sum()),
-            "n_differ": int((verdicts != "match").sum())}
+    return audit.claims_audit(trial, values=values)
 
 
 def tab_grim_overview(trial: Trial) -> pd.DataFrame:
@@ -436,14 +359,15 @@ def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
 
 
 def tab_data_files(trial: Trial) -> pd.DataFrame:
-    """The run's inputs: each data file with its rows and SHA-256 (the manifest's data part)."""
+    """The run's inputs: each file of the dataset with its rows and SHA-256."""
+    from calcinosis.data import dataset_files
+
     rows = []
-    for path in sorted(Path(trial.data_dir).iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            data = path.read_bytes()
-            lines = data.count(b"\n") - 1 if path.suffix == ".csv" else None
-            rows.append({"File": path.name, "Data rows": lines, "Bytes": len(data),
-                         "SHA-256": hashlib.sha256(data).hexdigest()})
+    for path in dataset_files(trial.data_dir).values():
+        data = path.read_bytes()
+        lines = data.count(b"\n") - 1 if path.suffix == ".csv" else None
+        rows.append({"File": path.name, "Data rows": lines, "Bytes": len(data),
+                     "SHA-256": hashlib.sha256(data).hexdigest()})
     out = pd.DataFrame(rows)
     out["Data rows"] = out["Data rows"].astype("Int64")
     return out
@@ -451,17 +375,17 @@ def tab_data_files(trial: Trial) -> pd.DataFrame:
 
 def tab_versions(trial: Trial) -> pd.DataFrame:
     """Python and the versions of the packages that compute and typeset the book."""
-    from calcinosis import manifest
+    from calcinosis import software
 
     rows = [{"Software": "Python", "Version": platform.python_version()}]
     rows += [{"Software": name, "Version": version}
-             for name, version in manifest.package_versions().items()]
+             for name, version in software.package_versions().items()]
     return pd.DataFrame(rows)
 
 
 def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
     """Every field of every table, from data/datapackage.json: type, unit, meaning, rules."""
-    package = json.loads((Path(trial.data_dir) / "datapackage.json").read_text("utf-8"))
+    package = _data_package(trial.data_dir)
     rows = []
     for resource in package["resources"]:
         for field in resource["schema"]["fields"]:
@@ -483,35 +407,18 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
 
 def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
     """The data package's title, licence and provenance block, for the appendix's prose."""
-    package = json.loads((Path(data_dir) / "datapackage.json").read_text("utf-8"))
+    package = _data_package(data_dir)
     return {"title": package.get("title", ""),
             "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
             **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()}}
 
 
-TABLES: dict[str, Callable[[Trial], pd.DataFrame]] = {
-    "tab_dose_rule": tab_dose_rule,
-    "tab_baseline_patients": tab_baseline_patients,
-    "tab_baseline_lesions": tab_baseline_lesions,
-    "tab_patient_rates": tab_patient_rates,
-    "tab_gee_length": tab_gee_length,
-    "tab_gee_width": tab_gee_width,
-    "tab_gee_summary": tab_gee_summary,
-    "tab_radiography_summary": tab_radiography_summary,
-    "tab_radiography_tests": tab_radiography_tests,
-    "tab_radiography_lesions": tab_radiography_lesions,
-    "tab_adverse_events": tab_adverse_events,
-    "tab_exposure": tab_exposure,
-    "tab_duration_rates": tab_duration_rates,
-    "tab_interaction_length": tab_interaction_length,
-    "tab_interaction_width": tab_interaction_width,
-    "tab_sensitivity": tab_sensitivity,
-    "tab_claims_audit": tab_claims_audit,
-    "tab_grim": tab_grim,
-    "tab_grim_overview": tab_grim_overview,
-    "tab_grimmer": tab_grimmer,
-    "tab_sd_feasibility": tab_sd_feasibility,
-    "tab_data_files": tab_data_files,
-    "tab_versions": tab_versions,
-    "tab_data_dictionary": tab_data_dictionary,
-}
+def _data_package(data_dir: Path | str) -> dict:
+    """The dataset's datapackage.json; without one (it is optional), the package's own
+    description of the tables, with no title or provenance."""
+    from calcinosis import schema
+
+    path = Path(data_dir) / "datapackage.json"
+    if path.is_file():
+        return json.loads(path.read_text("utf-8"))
+    return {"resources": schema.datapackage({})["resources"]}

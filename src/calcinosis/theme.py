@@ -31,7 +31,7 @@ OUTCOME_LABELS = {"length": "Length (mm)", "width": "Width (mm)"}
 REFERENCE = "#000000"
 
 WIDTH_IN = 6.5          # one column of the book's text at print size
-DPI = 150               # PNG resolution for the glued figures (PDF needs raster, see glue.py)
+DPI = 150               # PNG resolution for the glued figures (the PDF needs raster: jupyter-book#1429)
 
 
 def outcome_key(outcome: str) -> str:

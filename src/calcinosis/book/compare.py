@@ -1,8 +1,10 @@
 """What changed between two built books: every result that moved and every audit verdict that
 flipped (a published claim the data used to reproduce and no longer does, or the reverse).
 
-Results come from each build's `results.json`; the claims from the `published.yml` of the data
-package each build copied into `supplement/data/`. A string-valued result is itself a verdict.
+Parameter differences come first (from each build's `manifest.json`): with other parameters,
+many results move for that reason alone. Results come from each build's `results.json`; the
+claims from the `published.yml` of the data package each build copied into
+`supplement/data/`. A string-valued result is itself a verdict.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Change:
             delta = self.new - self.old
             text = f"{delta:+.4g}"
             if self.old != 0 and math.isfinite(delta):
-                text += f" ({delta / abs(self.old):+.1%})"
+                text += f" ({100 * delta / abs(self.old):+.3g} %)"
             return text
         return "changed"
 
@@ -54,10 +56,14 @@ class Comparison:
     changes: list[Change] = field(default_factory=list)
     flips: list[Flip] = field(default_factory=list)
     n_results: int = 0
+    parameters: list[Change] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.flips)
+        return not (self.changes or self.flips or self.parameters)
+
+    def parameter_rows(self) -> list[list[str]]:
+        return [[c.name, _show(c.old), _show(c.new)] for c in self.parameters]
 
     def result_rows(self) -> list[list[str]]:
         return [[c.name, _show(c.old), _show(c.new), c.delta] for c in self.changes]
@@ -67,8 +73,12 @@ class Comparison:
 
     def markdown(self) -> str:
         lines = [f"Comparison of `{self.old_dir.name}` (old) with `{self.new_dir.name}` (new): "
+                 f"{len(self.parameters)} parameters differ, "
                  f"{len(self.changes)} of {self.n_results} results changed, "
                  f"{len(self.flips)} audit verdicts flipped.", ""]
+        if self.parameters:
+            lines += ["## Parameters that differ", ""]
+            lines += _md_table(["Parameter", "Old", "New"], self.parameter_rows())
         if self.changes:
             lines += ["## Results that changed", ""]
             lines += _md_table(["Result", "Old", "New", "Change"], self.result_rows())
@@ -81,8 +91,11 @@ class Comparison:
         return "\n".join(lines)
 
     def terminal(self) -> str:
-        parts = [f"{len(self.changes)} of {self.n_results} results changed, "
+        parts = [f"{len(self.parameters)} parameters differ, "
+                 f"{len(self.changes)} of {self.n_results} results changed, "
                  f"{len(self.flips)} audit verdicts flipped"]
+        if self.parameters:
+            parts += ["", _text_table(["parameter", "old", "new"], self.parameter_rows())]
         if self.changes:
             parts += ["", _text_table(["result", "old", "new", "change"], self.result_rows())]
         if self.flips:
@@ -95,8 +108,20 @@ def compare(old_dir: Path, new_dir: Path) -> Comparison:
     """Compare the builds in two output folders."""
     old_dir, new_dir = Path(old_dir), Path(new_dir)
     old, new = load_results(old_dir), load_results(new_dir)
-    return compare_results(old, new, load_claims(old_dir), load_claims(new_dir),
-                           old_dir=old_dir, new_dir=new_dir)
+    comparison = compare_results(old, new, load_claims(old_dir), load_claims(new_dir),
+                                 old_dir=old_dir, new_dir=new_dir)
+    old_p, new_p = load_parameters(old_dir), load_parameters(new_dir)
+    comparison.parameters = [Change(n, old_p.get(n), new_p.get(n)) for n in
+                             sorted(set(old_p) | set(new_p)) if old_p.get(n) != new_p.get(n)]
+    return comparison
+
+
+def load_parameters(out_dir: Path) -> dict:
+    """The parameters a build used (its supplement's parameters.json; {} for none)."""
+    path = Path(out_dir) / "supplement" / "parameters.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def compare_results(old: dict, new: dict, old_claims: list[dict], new_claims: list[dict],

@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from calcinosis import paths
+from calcinosis.book.plan import TEMPLATE
+from calcinosis.book.process import WORKER_ENV, Echo
 from calcinosis.errors import BuildError
-from calcinosis.execute import WORKER_ENV, Echo
-from calcinosis.pages import TEMPLATE
 
 PATIENTS_PAGE = "patients"  # the patient template's pages become sections of this page in the toc
 CHANGES_PAGE = "changes"  # the comparison with an earlier build, when asked for
@@ -141,7 +141,7 @@ def build_book(book_dir: Path, sources: dict[str, Path], tmp: Path, pdf: bool, c
     for warning in warnings:
         echo(f"warning: {warning}")
     builders = ["html"] + (["pdflatex"] if pdf else [])
-    echo(f"building the book ({', '.join(builders)}) with jupyter-book")
+    echo("building the book with jupyter-book: HTML" + (", and the PDF (xelatex)" if pdf else ""))
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     env = {**os.environ, **WORKER_ENV}

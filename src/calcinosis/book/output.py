@@ -1,66 +1,28 @@
-"""What a build writes beside the book, and how it replaces the last one: results.json and
-the supplement, the manifest, the atomic swap into `<out>`, and `<out>.failed/` when it fails."""
+"""How a build finishes: the manifest, the atomic swap into `<out>`, and `<out>.failed/`
+when it fails."""
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import shutil
 import sys
-import time
-import zipfile
 from pathlib import Path
 
-from calcinosis import cache, manifest
+from calcinosis import software
+from calcinosis.book import manifest
+from calcinosis.book.execute import ChapterFailed
+from calcinosis.book.staging import BookFailed
 from calcinosis.errors import BuildError
-from calcinosis.execute import ChapterFailed, PageRun
-from calcinosis.pages import Page
-from calcinosis.staging import BookFailed
 
 
-def write_supplement(store: cache.Store, key: str, tmp: Path) -> dict:
-    """Unpack the supplement, write its results.json beside the book too, zip it."""
-    from calcinosis import supplement
-
-    parts = store.get("supplement", key, ".zip")
-    dest = tmp / "supplement"
-    with zipfile.ZipFile(parts) as archive:
-        archive.extractall(dest)
-    (tmp / "supplement-parts.zip").unlink(missing_ok=True)
-    text = (dest / "results.json").read_text(encoding="utf-8")
-    (tmp / "results.json").write_text(text, encoding="utf-8")
-    supplement.write_zip(dest, tmp / "supplement.zip")
-    return json.loads(text)
-
-
-def write_manifest(tmp: Path, started: str, t0: float, build_key: str, data_dir: Path,
-                   inputs: cache.Inputs, pages: list[Page], runs: list[PageRun],
-                   supplement_run: dict, book_files: dict, params: dict, jobs: int, pdf: bool,
-                   compare_to: Path | None, book_seconds: dict, n_results: int) -> None:
-    chapters = {p.chapter.name: cache.sha256_bytes(p.chapter.source) for p in pages}
+def write_manifest(tmp: Path, record: dict) -> None:
+    """`manifest.json`: the build's record, with the command, versions and git state added."""
     manifest.write(tmp / "manifest.json", {
-        "build_key": build_key,
-        "started": started,
-        "finished": manifest.now(),
-        "seconds": round(time.perf_counter() - t0, 3),
+        **record,
         "command": sys.argv,
-        "data_dir": str(data_dir),
-        "data_files": inputs.data,
-        "parameters": params,
-        "chapters": chapters,
-        "book_files": book_files,
-        "package_files": inputs.package,
-        "environment": inputs.environment,
-        "packages": manifest.package_versions(),
-        "git": manifest.git_state(),
-        "jobs": jobs,
-        "pdf": pdf,
-        "compare_to": str(compare_to) if compare_to else None,
-        "pages": [r.record() for r in runs],
-        "supplement": supplement_run,
-        "book_seconds": book_seconds,
-        "n_results": n_results,
+        "packages": software.package_versions(),
+        "git": software.git_state(),
     })
 
 

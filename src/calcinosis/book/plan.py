@@ -1,6 +1,10 @@
-"""What a build executes: the chapters, their parameters, and the pages planned from them
-(each chapter once, the patient template once per patient of the validated data), each with the
-cache key of everything it reads."""
+"""What a build executes: the chapters, their parameters, and the pages planned from them (each
+chapter once, the patient template once per patient of the validated data).
+
+A page's `recipe` hashes what makes it besides the results it shows: the chapter's bytes, its
+parameters, the page-side code and the environment. The results it shows are added to its
+cache key after its first run (see `calcinosis.book.execute`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from calcinosis import cache
+from calcinosis.book import cache
 from calcinosis.errors import BuildError, InvalidData, UsageError
 
 TEMPLATE = "patient"  # chapters/patient.md is run once per patient
@@ -53,12 +57,12 @@ def _assigned_names(code: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Page:
-    """One executed notebook: a chapter with its parameters, and its cache key."""
+    """One executed notebook: a chapter with its parameters, and its recipe hash."""
 
     name: str
     chapter: Chapter
     parameters: dict
-    key: str
+    recipe: str
 
 
 def read_chapters(chapters_dir: Path) -> list[Chapter]:
@@ -68,46 +72,53 @@ def read_chapters(chapters_dir: Path) -> list[Chapter]:
     return chapters
 
 
-def parse_parameters(pairs: list[str] | tuple[str, ...]) -> dict[str, object]:
-    """`NAME=VALUE` pairs -> values typed as papermill's `-p NAME VALUE` types them."""
-    from papermill.cli import _resolve_type
-
-    params = {}
+def parse_parameters(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`NAME=VALUE` pairs, each NAME once."""
+    params: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip().isidentifier():
+        name = name.strip()
+        if not sep or not name.isidentifier():
             raise UsageError(f"parameter {pair!r} is not NAME=VALUE")
-        params[name.strip()] = _resolve_type(value)
+        if name in params:
+            raise UsageError(f"parameter {name} is given twice")
+        params[name] = value.strip()
     return params
 
 
-def plan_pages(chapters: list[Chapter], patient_ids: list[str], data_dir: Path,
-               overrides: dict, inputs: cache.Inputs) -> list[Page]:
+RESULTS_DIR = "results"  # the results folder, relative to the folder pages run in
+
+
+def plan_pages(chapters: list[Chapter], patient_ids: list[str], params: dict[str, str],
+               page_code: str) -> list[Page]:
     """Every page to execute: each chapter once, the patient template once per patient.
 
-    Each chapter gets `data_dir` (absolute) and only those overrides its parameters cell names.
+    A page gets the results folder and those of `params` its parameters cell names.
     """
-    if "data_dir" in overrides:
-        raise UsageError("give the data folder with --data, not -p data_dir=...")
-    known = {n for c in chapters for n in c.parameters}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise UsageError(f"no chapter has a parameter named {', '.join(unknown)} "
-                         f"(parameters: {', '.join(sorted(known))})")
     pages = []
     for chapter in (c for c in chapters if not c.static):
-        params = {"data_dir": str(data_dir)}
-        params.update({k: v for k, v in overrides.items() if k in chapter.parameters})
+        given = {"results_dir": RESULTS_DIR}
+        given.update({k: v for k, v in params.items() if k in chapter.parameters})
         if chapter.name == TEMPLATE:
-            pages += [_page(f"{TEMPLATE}-{pid}", chapter, {**params, "patient_id": pid}, inputs)
-                      for pid in patient_ids]
+            pages += [_page(f"{TEMPLATE}-{_slug(pid)}", chapter, {**given, "patient_id": pid},
+                            page_code) for pid in patient_ids]
         else:
-            pages.append(_page(chapter.name, chapter, params, inputs))
+            pages.append(_page(chapter.name, chapter, given, page_code))
     return pages
 
 
-def _page(name: str, chapter: Chapter, params: dict, inputs: cache.Inputs) -> Page:
-    return Page(name, chapter, params, cache.page_key(inputs, chapter.source, params))
+def _slug(identifier: str) -> str:
+    from calcinosis.sections import slug
+
+    return slug(identifier)
+
+
+def _page(name: str, chapter: Chapter, params: dict, page_code: str) -> Page:
+    recipe = cache.sha256_json({"kind": "page", "version": cache.CACHE_VERSION,
+                                "source": cache.sha256_bytes(chapter.source),
+                                "parameters": params, "page_code": page_code,
+                                "environment": cache.environment()})
+    return Page(name, chapter, params, recipe)
 
 
 def load_valid(data_dir: Path):

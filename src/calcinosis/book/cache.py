@@ -1,10 +1,14 @@
-"""Content-addressed store of executed notebooks and other build products.
+"""Content-addressed store of build products: the results stage's sections and executed pages.
 
 Jupyter Book's own cache keys on code cells only, so a changed data file leaves old numbers on
-the page. Our key is a SHA-256 over everything an executed page depends on: the chapter's
-source bytes, its parameters, the bytes of every data file, every file of the `calcinosis`
-package, the locked environment (requirements.lock and the installed distributions) and the
-Python version. A hit is therefore always safe to reuse; anything else executes again.
+the page. Our keys are SHA-256 over everything a product depends on: for a producer's sections,
+the bytes of the data files it reads, the parameters (when it uses them), the `calcinosis`
+package's source and the locked environment; for a page, its recipe (chapter bytes,
+parameters, page code, environment) and the digests of the sections it shows. A hit is
+therefore safe to reuse; anything else is made again.
+
+Every entry records the SHA-256 of its bytes: an entry that does not match (truncated,
+edited) is treated as missing, so it is made again, never published.
 
 The store lives outside the build output (which is swapped whole at the end of a build), and
 every write goes to a temporary file first and is renamed into place, so a crash never leaves
@@ -19,19 +23,16 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
 from functools import cache as memoize
 from importlib import metadata
 from pathlib import Path
 
 from calcinosis import paths
 
-CACHE_VERSION = "1"  # bump to invalidate every entry when the key's meaning changes
+CACHE_VERSION = "2"  # bump to invalidate every entry when the key's meaning changes
 ENV_VAR = "CALCINOSIS_CACHE"
 DEFAULT_NAME = ".calcinosis-cache"
 LOCK_FILE = paths.ROOT / "requirements.lock"
-# Folders of a data directory that are not part of its dataset (example datasets of their own).
-_NOT_DATA = frozenset({"examples", "__pycache__", ".ipynb_checkpoints"})
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -50,17 +51,6 @@ def sha256_json(value: object) -> str:
     """Hash of a JSON-serialisable value, independent of dict order."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return sha256_bytes(text.encode("utf-8"))
-
-
-def data_files(data_dir: Path) -> list[Path]:
-    """Every file of the dataset in `data_dir`, sorted; skips hidden files and `examples/`."""
-    found = []
-    for path in sorted(Path(data_dir).rglob("*")):
-        parts = path.relative_to(data_dir).parts
-        if any(p.startswith(".") or p in _NOT_DATA for p in parts) or not path.is_file():
-            continue
-        found.append(path)
-    return found
 
 
 def hash_tree(files: list[Path], root: Path) -> dict[str, str]:
@@ -87,30 +77,10 @@ def environment() -> dict[str, object]:
     }
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """Fingerprints of everything a page depends on besides its own source and parameters."""
-
-    data: dict[str, str]
-    package: dict[str, str]
-    environment: dict[str, object]
-
-    @classmethod
-    def of(cls, data_dir: Path) -> Inputs:
-        return cls(data=hash_tree(data_files(data_dir), data_dir),
-                   package=hash_tree(package_files(), paths.PACKAGE_DIR),
-                   environment=environment())
-
-    def key(self, kind: str, **extra: object) -> str:
-        """The cache key of a product of `kind` built from these inputs and `extra`."""
-        return sha256_json({"version": CACHE_VERSION, "kind": kind, "data": self.data,
-                            "package": self.package, "environment": self.environment,
-                            **extra})
-
-
-def page_key(inputs: Inputs, source: bytes, parameters: dict[str, object]) -> str:
-    """Key of one executed page: chapter source bytes + parameters + all shared inputs."""
-    return inputs.key("page", source=sha256_bytes(source), parameters=parameters)
+@memoize
+def package_hash() -> str:
+    """One hash of every source file of the `calcinosis` package."""
+    return sha256_json(hash_tree(package_files(), paths.PACKAGE_DIR))
 
 
 def default_dir(out_dir: Path) -> Path:
@@ -124,14 +94,20 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.damaged: list[Path] = []  # entries found corrupt, made again
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     def get(self, kind: str, key: str, suffix: str) -> Path | None:
-        """The stored file, or None when there is no complete entry."""
+        """The stored file, or None when there is no complete, intact entry."""
         path = self.path(kind, key, suffix)
-        return path if path.is_file() and self._meta_path(path).is_file() else None
+        if not (path.is_file() and self._meta_path(path).is_file()):
+            return None
+        if self.meta(kind, key, suffix).get("sha256") != sha256_file(path):
+            self.damaged.append(path)
+            return None
+        return path
 
     def meta(self, kind: str, key: str, suffix: str) -> dict:
         path = self._meta_path(self.path(kind, key, suffix))
@@ -145,8 +121,22 @@ class Store:
         path = self.path(kind, key, suffix)
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_copy(source, path)
+        meta = {**meta, "sha256": sha256_file(path)}
         _atomic_write(self._meta_path(path), json.dumps(meta, indent=2, sort_keys=True))
         return path
+
+    def get_text(self, kind: str, key: str, suffix: str) -> str | None:
+        path = self.get(kind, key, suffix)
+        return path.read_text(encoding="utf-8") if path else None
+
+    def put_text(self, kind: str, key: str, suffix: str, text: str, meta: dict) -> None:
+        fd, tmp = tempfile.mkstemp(prefix="calcinosis-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            self.put(kind, key, suffix, Path(tmp), meta)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     @staticmethod
     def _meta_path(path: Path) -> Path:

@@ -1,11 +1,8 @@
-"""`manifest.json`: what a build was made from (inputs, parameters, versions, git state) and
-how it went (times, per-page execution time and cache hit), so every output traces back."""
+"""The software a result was computed with: package versions and the git state of the code."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -16,12 +13,16 @@ KEY_PACKAGES = ("calcinosis", "jupyter-book", "sphinx", "myst-nb", "papermill", 
                 "matplotlib", "seaborn", "pandera", "openpyxl")
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def git_state(root: Path = paths.ROOT) -> dict[str, object]:
-    """Commit of the working tree and whether it has uncommitted changes (None: not a repo)."""
+    """Commit of the working tree and whether it has uncommitted changes (None: not a repo).
+
+    `CALCINOSIS_COMMIT` stands in for the commit where there is no .git (an exported tarball).
+    """
+    import os
+
+    if os.environ.get("CALCINOSIS_COMMIT"):
+        return {"commit": os.environ["CALCINOSIS_COMMIT"], "dirty": None}
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
@@ -36,6 +37,12 @@ def git_state(root: Path = paths.ROOT) -> dict[str, object]:
             "dirty": None if status is None else bool(status.strip())}
 
 
+def short_commit() -> str:
+    """'0e0673a1b2' or '0e0673a1b2+dirty', 'unknown' outside a repository."""
+    state = git_state()
+    return (state["commit"] or "unknown")[:10] + ("+dirty" if state["dirty"] else "")
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape the book (the full set is hashed in the cache key)."""
     versions = {}
@@ -45,14 +52,3 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def write(path: Path, manifest: dict) -> None:
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def read(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

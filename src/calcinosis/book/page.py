@@ -1,0 +1,120 @@
+"""What a chapter calls: glue the sections it shows, from the build's results folder or, for a
+reviewer running the chapter alone with papermill, from results computed in the kernel.
+
+A page glues every value, table and figure of the sections it names, under their names in
+`results.json` (a patient's section under the short names of the patient template), and one
+more glue, `calcinosis_reads`, that records which sections it showed and their digests: the
+build keeps the executed page until one of those digests changes.
+
+This module imports no analysis code when a results folder is given: a page then costs the
+kernel a JSON read and a few files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+READS = "calcinosis_reads"
+
+
+def show(*sections: str, data_dir: str | Path = "../data", results_dir: str | Path = "",
+         **params: object) -> dict:
+    """Glue `sections` for this page and return their values (for a chapter's own use).
+
+    `params` are the page's analysis parameters: checked against the results folder's, or
+    used to compute the results when there is no folder.
+    """
+    source = _source(data_dir, results_dir, params)
+    values, reads = {}, {}
+    for name in sections:
+        values.update(_glue_section(source, name))
+        reads[name] = source.sections[name]["digest"]
+    _glue(READS, json.dumps(reads, sort_keys=True))
+    return values
+
+
+def show_patient(patient_id: str, *sections: str, data_dir: str | Path = "../data",
+                 results_dir: str | Path = "", **params: object) -> dict:
+    """`show` for the patient template: the patient's own section plus `sections`."""
+    from calcinosis.sections import slug
+
+    return show(f"patient_{slug(patient_id)}", *sections, data_dir=data_dir,
+                results_dir=results_dir, **params)
+
+
+class _Memory:
+    """Results computed in this kernel, laid out as a results folder reads."""
+
+    def __init__(self, data_dir: str | Path, params: dict) -> None:
+        from calcinosis import results
+        from calcinosis.data import load_trial
+        from calcinosis.params import Parameters
+
+        computed = results.compute(load_trial(data_dir), Parameters.of(params))
+        self._by_item = {}
+        for section in computed.values():
+            for name, table in section.tables.items():
+                self._by_item[section.item_name(name)] = table.markdown()
+            for name, figure in section.figures.items():
+                self._by_item[section.item_name(name)] = figure.png
+        self.values = results.all_values(computed.values())
+        self.sections = results.describe(computed.values())
+
+    def table_markdown(self, name: str) -> str:
+        return self._by_item[name]
+
+    def figure_png(self, name: str) -> bytes:
+        return self._by_item[name]
+
+
+def _source(data_dir, results_dir, params: dict):
+    if not results_dir:
+        return _Memory(data_dir, params)
+    from calcinosis.book.results_folder import Folder
+
+    folder = Folder(Path(results_dir))
+    differ = {k: (v, folder.params.get(k)) for k, v in params.items()
+              if str(folder.params.get(k)) != str(v)}
+    if differ:
+        raise ValueError("the results folder was computed with other parameters: " + ", ".join(
+            f"{k}={old!r} there, {new!r} here" for k, (new, old) in differ.items()))
+    return folder
+
+
+def _glue_section(source, name: str) -> dict:
+    if name not in source.sections:
+        raise KeyError(f"no section '{name}' in the results (sections: "
+                       f"{', '.join(sorted(source.sections))})")
+    entry = source.sections[name]
+    scope = entry.get("scope") or ""
+    value_prefix = f"patient_{scope}_" if scope else ""
+    item_suffix = f"_{scope}" if scope else ""
+    values = {}
+    for full in entry["values"]:
+        local = full.removeprefix(value_prefix)
+        values[local] = source.values[full]
+        _glue(local, source.values[full])
+    for full in entry["tables"]:
+        _glue_markdown(full.removesuffix(item_suffix), source.table_markdown(full))
+    for full in entry["figures"]:
+        _glue_png(full.removesuffix(item_suffix), source.figure_png(full))
+    return values
+
+
+def _glue(name: str, value: object) -> None:
+    from myst_nb import glue
+
+    glue(name, value, display=False)
+
+
+def _glue_markdown(name: str, text: str) -> None:
+    from IPython.display import Markdown
+
+    _glue(name, Markdown(text))
+
+
+def _glue_png(name: str, data: bytes) -> None:
+    from IPython.display import Image
+
+    _glue(name, Image(data=data, format="png"))

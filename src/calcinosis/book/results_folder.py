@@ -1,0 +1,121 @@
+"""The results stage's output folder: what every page shows and the supplement publishes.
+
+    results.json        every value (number or sentence) under its stable name
+    sections.json       per section: digest, and the names of its values, tables, figures
+    parameters.json     the parameters the results were computed with
+    tables/<name>.md    the table as the book prints it (MyST, every cell escaped)
+    tables/<name>.csv   the table at full precision, and as .xlsx
+    figures/<name>.png  the figure for the page and the PDF, and as .svg
+
+Everything is written from the sections alone, in sorted order: same sections, same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from calcinosis.params import Parameters
+from calcinosis.sections import Section
+
+FLOAT_FORMAT = "%.10g"  # CSV numbers: enough digits for any result, same text every build
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no build time leaks in
+# A spreadsheet reads a cell starting with one of these as a formula: such text is published
+# with a leading apostrophe, which spreadsheets show as text and never evaluate.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(sections: list[Section], params: Parameters, dest: Path) -> None:
+    """Write the results folder for `sections` into `dest` (created)."""
+    from calcinosis.results import all_values, describe
+
+    (dest / "tables").mkdir(parents=True, exist_ok=True)
+    (dest / "figures").mkdir(parents=True, exist_ok=True)
+    (dest / "results.json").write_text(dumps(all_values(sections)), encoding="utf-8")
+    (dest / "sections.json").write_text(dumps(describe(sections)), encoding="utf-8")
+    (dest / "parameters.json").write_text(dumps(params.as_dict()), encoding="utf-8")
+    for section in sections:
+        for name, table in section.tables.items():
+            write_table(table.frame, section.item_name(name), dest / "tables")
+            (dest / "tables" / f"{section.item_name(name)}.md").write_text(
+                table.markdown(), encoding="utf-8")
+        for name, figure in section.figures.items():
+            (dest / "figures" / f"{section.item_name(name)}.png").write_bytes(figure.png)
+            (dest / "figures" / f"{section.item_name(name)}.svg").write_bytes(figure.svg)
+
+
+def write_table(frame, name: str, dest: Path) -> None:
+    """`<name>.csv` (fixed float format, LF) and `<name>.xlsx`, formulas neutralised."""
+    import pandas as pd
+
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_as_text)
+    safe.columns = [_as_text(c) for c in safe.columns]
+    index = not isinstance(safe.index, pd.RangeIndex)
+    safe.to_csv(dest / f"{name}.csv", index=index, float_format=FLOAT_FORMAT,
+                lineterminator="\n", encoding="utf-8")
+    safe.to_excel(dest / f"{name}.xlsx", index=index, sheet_name=name[:31], engine="openpyxl")
+    normalise_xlsx(dest / f"{name}.xlsx")
+
+
+def _as_text(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class Folder:
+    """A results folder opened for reading (by a page, the supplement or `compare`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.values = json.loads((self.path / "results.json").read_text(encoding="utf-8"))
+        self.sections = json.loads((self.path / "sections.json").read_text(encoding="utf-8"))
+        self.params = json.loads((self.path / "parameters.json").read_text(encoding="utf-8"))
+
+    def table_markdown(self, name: str) -> str:
+        return (self.path / "tables" / f"{name}.md").read_text(encoding="utf-8")
+
+    def figure_png(self, name: str) -> bytes:
+        return (self.path / "figures" / f"{name}.png").read_bytes()
+
+
+def write_zip(src_dir: Path, zip_path: Path) -> None:
+    """Zip `src_dir` with sorted entries, fixed dates and permissions: same files, same bytes."""
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file() and not p.is_symlink())
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            _write_entry(archive, path.relative_to(src_dir).as_posix(), path.read_bytes())
+
+
+def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    info.create_system = 3  # Unix, whatever system builds it
+    archive.writestr(info, data)
+
+
+_XLSX_TIMES = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
+
+
+def normalise_xlsx(path: Path) -> None:
+    """Rewrite an XLSX (a zip) with fixed entry dates and document times."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(info.filename, source.read(info)) for info in source.infolist()]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:  # keep order: [Content_Types].xml must stay first
+            if name == "docProps/core.xml":
+                data = _XLSX_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<3>", data)
+            _write_entry(archive, name, data)
+    path.write_bytes(buffer.getvalue())

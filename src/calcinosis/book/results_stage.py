@@ -1,0 +1,111 @@
+"""Running the results stage for a build: each producer's sections are taken from the cache
+when the data files it reads (and the parameters, if it uses them) are unchanged, and computed
+otherwise, in a worker process of their own; then the results folder is written.
+
+The producers that are computed run in one process, one after another, so a model that several
+of them show is fitted once (`calcinosis.models` keeps fits by content).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calcinosis.book import cache, manifest
+from calcinosis.book.process import Echo, init_worker
+from calcinosis.params import Parameters
+from calcinosis.sections import Section
+
+
+@dataclass
+class StageRun:
+    """What the results stage did: per producer, computed or cached, and the seconds."""
+
+    sections: list[Section]
+    producers: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {s.name: s.digest() for s in self.sections}
+
+
+def producer_key(producer, file_hashes: dict[str, str], params: Parameters,
+                 values: dict | None) -> str:
+    return cache.sha256_json({
+        "kind": "sections", "version": cache.CACHE_VERSION, "producer": producer.name,
+        "reads": {name: file_hashes.get(name) for name in producer.reads},
+        "parameters": params.as_dict() if producer.uses_parameters else None,
+        "values": cache.sha256_json(values) if producer.derived else None,
+        "package": cache.package_hash(), "environment": cache.environment()})
+
+
+def run_stage(data_dir: Path, params: Parameters, store: cache.Store, echo: Echo,
+              producers=None) -> StageRun:
+    """Every section for `data_dir` and `params`, cached per producer."""
+    from calcinosis import results
+    from calcinosis.data import dataset_files
+
+    producers = results.PRODUCERS if producers is None else producers
+    file_hashes = {name: cache.sha256_file(path) for name, path in
+                   dataset_files(data_dir).items()}
+    run = StageRun([])
+    made_by: dict[str, list[Section]] = {}
+    with cf.ProcessPoolExecutor(max_workers=1, initializer=init_worker) as pool:
+        for derived in (False, True):
+            values = (results.all_values(s for part in made_by.values() for s in part)
+                      if derived else None)
+            todo = []
+            for producer in (p for p in producers if p.derived == derived):
+                key = producer_key(producer, file_hashes, params, values)
+                hit = store.get("sections", key, ".pkl")
+                if hit is not None:
+                    made_by[producer.name] = pickle.loads(hit.read_bytes())
+                    run.producers[producer.name] = {"key": key, "cached": True, "seconds": 0.0}
+                else:
+                    todo.append((producer, key))
+            if not todo:
+                continue
+            names = [p.name for p, _ in todo]
+            made = pool.submit(compute_producers, str(data_dir), params.as_dict(), names,
+                               values).result()
+            for producer, key in todo:
+                sections, seconds = made[producer.name]
+                _store(store, key, sections, producer.name, seconds)
+                made_by[producer.name] = sections
+                run.producers[producer.name] = {"key": key, "cached": False,
+                                                "seconds": round(seconds, 3)}
+                echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
+    run.sections = [s for p in producers for s in made_by[p.name]]
+    return run
+
+
+def compute_producers(data_dir: str, params: dict, names: list[str],
+                      values: dict | None) -> dict[str, tuple[list[Section], float]]:
+    """In the worker: the named producers' sections, with their seconds."""
+    from calcinosis import results
+    from calcinosis.data import load_trial
+
+    trial = load_trial(data_dir)
+    chosen = Parameters.of(params)
+    by_name = {p.name: p for p in results.PRODUCERS}
+    out = {}
+    for name in names:
+        start = time.perf_counter()
+        sections = results.run(by_name[name], trial, chosen, values)
+        out[name] = (sections, time.perf_counter() - start)
+    return out
+
+
+def _store(store: cache.Store, key: str, sections: list[Section], name: str,
+           seconds: float) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as handle:
+        pickle.dump(sections, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        store.put("sections", key, ".pkl", Path(handle.name),
+                  {"producer": name, "seconds": seconds, "created": manifest.now()})
+    finally:
+        Path(handle.name).unlink(missing_ok=True)

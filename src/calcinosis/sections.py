@@ -1,0 +1,87 @@
+"""The small types the results stage hands to the book: a section of results (its numbers and
+sentences, tables and figures, under stable names) and a rendered figure.
+
+A section is the unit a page shows and the unit of change: a page that shows the sections
+`design` and `safety` re-executes only when one of those changed. Per-patient sections carry a
+`scope` (the patient's slug): their items are named `patient_<scope>_<name>` (values) and
+`<name>_<scope>` (tables, figures) in `results.json` and the supplement, and by their short
+names on the patient's page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from calcinosis.formatting import Decimals, markdown_table, plain
+
+Value = int | float | str
+
+
+@dataclass
+class Table:
+    """A table as computed (full precision) and how many decimals the book prints."""
+
+    frame: pd.DataFrame
+    decimals: Decimals = 2
+
+    def markdown(self) -> str:
+        return markdown_table(self.frame, self.decimals)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure rendered once: PNG for the page (and the PDF), SVG for the supplement."""
+
+    png: bytes
+    svg: bytes
+
+
+@dataclass
+class Section:
+    name: str
+    values: dict[str, Value] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    scope: str = ""
+
+    def add(self, values: dict[str, object], prefix: str = "") -> None:
+        """Add plain values under `prefix + name`; a p-value also as a phrase (`<name>_text`)."""
+        for name, value in values.items():
+            value = plain(value)
+            self.values[prefix + name] = value
+            if (name == "p" or name.endswith("_p")) and isinstance(value, float):
+                from calcinosis.formatting import p_phrase
+
+                self.values[prefix + name + "_text"] = p_phrase(value)
+
+    def value_name(self, name: str) -> str:
+        return f"patient_{self.scope}_{name}" if self.scope else name
+
+    def item_name(self, name: str) -> str:
+        return f"{name}_{self.scope}" if self.scope else name
+
+    def digest(self) -> str:
+        """Hash of everything the section shows: equal digests, equal pages."""
+        h = hashlib.sha256()
+        h.update(json.dumps(self.values, sort_keys=True, ensure_ascii=False).encode())
+        for name in sorted(self.tables):
+            h.update(name.encode() + self.tables[name].markdown().encode())
+        for name in sorted(self.figures):
+            h.update(name.encode() + hashlib.sha256(self.figures[name].png).digest())
+        return h.hexdigest()
+
+
+def slug(identifier: str) -> str:
+    """A name part made of letters, digits and '-' only, for ids used in names and files.
+
+    Ids that would collide or come out empty get a short hash of the original id.
+    """
+    text = re.sub(r"[^A-Za-z0-9]+", "-", str(identifier)).strip("-")
+    if text != str(identifier) or not text:
+        text = f"{text}-{hashlib.sha256(str(identifier).encode()).hexdigest()[:8]}".lstrip("-")
+    return text
