@@ -32,8 +32,14 @@ system:
 book: setup
 	$(BIN)/calcinosis build --pdf
 
-## test: run the whole test suite (builds the book once, cache-backed)
-test: setup
+## lint: ruff (lint and format) over src/ and tests/, mypy over src/
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+## test: lint, then every test (unit, integration, system: tiny books and the real book)
+test: setup lint
 	$(BIN)/python -m pytest
 
 ## bench: time clean, no-change and one-value-changed builds against serial papermill
@@ -50,4 +56,4 @@ lock:
 clean:
 	rm -rf _build
 
-.PHONY: help setup system book test bench lock clean
+.PHONY: help setup system book lint test bench lock clean

@@ -35,8 +35,11 @@ def load_claims(data_dir: Path | str | None = None) -> pd.DataFrame:
 
 def _claims_from(path: Path) -> pd.DataFrame:
     """The claims in `path`; none when the dataset has no published.yml (it is optional)."""
-    records = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or [] \
-        if path.is_file() else []
+    records = (
+        (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or []
+        if path.is_file()
+        else []
+    )
     return pd.DataFrame(records, columns=["name", "value", "decimals", "relation", "source"])
 
 
@@ -45,20 +48,36 @@ def _claims_from(path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def claims_audit(trial: Trial, values: dict, claims_path: Path | str | None = None
-                 ) -> pd.DataFrame:
+def claims_audit(trial: Trial, values: dict, claims_path: Path | str | None = None) -> pd.DataFrame:
     """Every claim with the recomputed value (from `values`, the results stage's values) at
     the printed precision, and a verdict."""
     claims = _claims_from(Path(claims_path)) if claims_path else load_claims(trial.data_dir)
     rows = []
     for claim in claims.itertuples(index=False):
         recomputed = values.get(claim.name)
-        rows.append({"name": claim.name, "relation": claim.relation,
-                     "published": claim.value, "recomputed": recomputed,
-                     "recomputed_rounded": _rounded(recomputed, int(claim.decimals)),
-                     "verdict": _verdict(claim, recomputed), "source": claim.source})
-    return pd.DataFrame(rows, columns=["name", "relation", "published", "recomputed",
-                                       "recomputed_rounded", "verdict", "source"])
+        rows.append(
+            {
+                "name": claim.name,
+                "relation": claim.relation,
+                "published": claim.value,
+                "recomputed": recomputed,
+                "recomputed_rounded": _rounded(recomputed, int(claim.decimals)),
+                "verdict": _verdict(claim, recomputed),
+                "source": claim.source,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "name",
+            "relation",
+            "published",
+            "recomputed",
+            "recomputed_rounded",
+            "verdict",
+            "source",
+        ],
+    )
 
 
 def _rounded(value, decimals: int):
@@ -102,22 +121,37 @@ def grim_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N, grids=GRIDS_M
     rows = []
     for s, n, grid in itertools.product(published_summaries(claims).itertuples(), ns, grids):
         target = Target(s.mean, s.sd, s.decimals, grid)
-        rows.append({"quantity": s.quantity, "mean": s.mean, "n": n, "grid": grid,
-                     "consistent": grim_total(target, n) is not None})
+        rows.append(
+            {
+                "quantity": s.quantity,
+                "mean": s.mean,
+                "n": n,
+                "grid": grid,
+                "consistent": grim_total(target, n) is not None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def grimmer_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N,
-                  grids=GRIDS_MM) -> pd.DataFrame:
+def grimmer_table(
+    claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N, grids=GRIDS_MM
+) -> pd.DataFrame:
     """GRIMMER-style: does some total that fits the mean also give an integer sum of squares
     (in grid units, with the parity a sum of squares must share with the sum) that fits the SD?"""
     rows = []
     for s, n, grid in itertools.product(published_summaries(claims).itertuples(), ns, grids):
         totals = _mean_totals(s.mean, s.decimals, n, grid)
-        rows.append({"quantity": s.quantity, "mean": s.mean, "sd": s.sd, "n": n, "grid": grid,
-                     "grim_consistent": bool(totals),
-                     "grimmer_consistent": any(_sd_fits(t, s.sd, s.decimals, n, grid)
-                                               for t in totals)})
+        rows.append(
+            {
+                "quantity": s.quantity,
+                "mean": s.mean,
+                "sd": s.sd,
+                "n": n,
+                "grid": grid,
+                "grim_consistent": bool(totals),
+                "grimmer_consistent": any(_sd_fits(t, s.sd, s.decimals, n, grid) for t in totals),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -125,8 +159,11 @@ def _mean_totals(mean: float, decimals: int, n: int, grid: float) -> list[int]:
     """Every total (in grid units) whose mean prints as `mean`."""
     exact = mean * n / grid
     span = int(math.ceil(n * 10**-decimals / grid)) + 1
-    return [t for t in range(int(exact) - span, int(exact) + span + 1)
-            if rounds_to(t * grid / n, mean, decimals)]
+    return [
+        t
+        for t in range(int(exact) - span, int(exact) + span + 1)
+        if rounds_to(t * grid / n, mean, decimals)
+    ]
 
 
 def _sd_fits(total: int, sd: float, decimals: int, n: int, grid: float) -> bool:
@@ -145,9 +182,19 @@ def sd_feasibility(claims: pd.DataFrame | None = None, ns=(18,)) -> pd.DataFrame
     for s, n in itertools.product(published_summaries(claims).itertuples(), ns):
         low, high = _sd_bounds(s.mean, n, s.min, s.max)
         half = 0.5 * 10**-s.decimals
-        rows.append({"quantity": s.quantity, "n": n, "mean": s.mean, "sd": s.sd, "min": s.min,
-                     "max": s.max, "sd_min_possible": low, "sd_max_possible": high,
-                     "feasible": bool(low - half <= s.sd <= high + half)})
+        rows.append(
+            {
+                "quantity": s.quantity,
+                "n": n,
+                "mean": s.mean,
+                "sd": s.sd,
+                "min": s.min,
+                "max": s.max,
+                "sd_min_possible": low,
+                "sd_max_possible": high,
+                "feasible": bool(low - half <= s.sd <= high + half),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -160,7 +207,11 @@ def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, flo
     at_high = int((rest - m * low) // (high - low)) if high > low else 0
     at_high = min(at_high, m)
     middle = rest - at_high * high - (m - at_high - 1) * low if at_high < m else None
-    spread = np.r_[low, high, np.full(at_high, high),
-                   [] if middle is None else [middle], np.full(max(m - at_high - 1, 0), low)]
+    spread = np.r_[
+        low,
+        high,
+        np.full(at_high, high),
+        [] if middle is None else [middle],
+        np.full(max(m - at_high - 1, 0), low),
+    ]
     return float(np.std(even, ddof=1)), float(np.std(spread, ddof=1))
-

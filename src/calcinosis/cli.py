@@ -15,10 +15,20 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder to write the dataset into (created; must not hold a dataset).")
-@click.option("--seed", type=int, default=None, show_default="the bundled data's seed",
-              help="Seed of the random parts of the reconstruction.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the dataset into (created; must not hold a dataset).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    show_default="the bundled data's seed",
+    help="Seed of the random parts of the reconstruction.",
+)
 def reconstruct(out_dir: Path, seed: int | None) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
     from calcinosis import reconstruct as recon
@@ -28,8 +38,7 @@ def reconstruct(out_dir: Path, seed: int | None) -> None:
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
-                required=False)
+@click.argument("data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR, required=False)
 def validate(data_dir: Path) -> None:
     """Check the dataset in DATA_DIR (default: the bundled data) and list every problem."""
     from calcinosis import data
@@ -39,8 +48,11 @@ def validate(data_dir: Path) -> None:
     except data.DataValidationError as err:
         for problem in err.problems:
             click.echo(str(problem), err=True)
-        click.echo(f"{len(err.problems)} problem(s) found in {data_dir} "
-                   "(file:line: column: message; line 1 is the header)", err=True)
+        click.echo(
+            f"{len(err.problems)} problem(s) found in {data_dir} "
+            "(file:line: column: message; line 1 is the header)",
+            err=True,
+        )
         raise SystemExit(2) from None
     except Exception as err:  # a person gets a message, never a traceback
         click.echo(f"error: could not read the dataset in {data_dir}: {err}", err=True)
@@ -50,8 +62,10 @@ def validate(data_dir: Path) -> None:
 
 # --- build pipeline: build, compare, chapter ------------------------------------------------
 
-_PARAM_HELP = ("An analysis parameter (repeatable): correlation=exchangeable|independence|ar1, "
-               "cluster=lesion|patient. It reaches every page, results.json and the supplement.")
+_PARAM_HELP = (
+    "An analysis parameter (repeatable): correlation=exchangeable|independence|ar1, "
+    "cluster=lesion|patient. It reaches every page, results.json and the supplement."
+)
 
 
 def _fail(err: Exception) -> None:
@@ -62,24 +76,64 @@ def _fail(err: Exception) -> None:
 
 
 @main.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
-              show_default="the bundled data/", help="Dataset to build the book from.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=paths.BUILD_DIR,
-              show_default="_build/", help="Output folder; replaced only by a complete build.")
-@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
-              help=_PARAM_HELP)
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              show_default="number of cores", help="Pages executed side by side.")
-@click.option("--pdf/--no-pdf", default=False, show_default=True,
-              help="Also build the PDF (needs latexmk and xelatex).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              envvar="CALCINOSIS_CACHE", show_default="$CALCINOSIS_CACHE or "
-              ".calcinosis-cache beside --out", help="Store of results and executed pages.")
-@click.option("--compare-to", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              default=None, help="An earlier build to compare with: writes compare.md and "
-              "adds a 'Changes' page to the book.")
-def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int | None,
-          pdf: bool, cache_dir: Path | None, compare_to: Path | None) -> None:
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=paths.DATA_DIR,
+    show_default="the bundled data/",
+    help="Dataset to build the book from.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=paths.BUILD_DIR,
+    show_default="_build/",
+    help="Output folder; replaced only by a complete build.",
+)
+@click.option(
+    "-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="number of cores",
+    help="Pages executed side by side.",
+)
+@click.option(
+    "--pdf/--no-pdf",
+    default=False,
+    show_default=True,
+    help="Also build the PDF (needs latexmk and xelatex).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CALCINOSIS_CACHE",
+    show_default="$CALCINOSIS_CACHE or .calcinosis-cache beside --out",
+    help="Store of results and executed pages.",
+)
+@click.option(
+    "--compare-to",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="An earlier build to compare with: writes compare.md and "
+    "adds a 'Changes' page to the book.",
+)
+def build(
+    data_dir: Path,
+    out_dir: Path,
+    parameters: tuple[str, ...],
+    jobs: int | None,
+    pdf: bool,
+    cache_dir: Path | None,
+    compare_to: Path | None,
+) -> None:
     """Validate the data, compute the results, execute the pages that changed, build the book
     and its supplement."""
     from calcinosis.book import build as pipeline
@@ -87,8 +141,16 @@ def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int 
     from calcinosis.errors import BuildError
 
     try:
-        pipeline.build(data_dir, out_dir, parse_parameters(parameters), jobs, pdf,
-                       cache_dir=cache_dir, compare_to=compare_to, echo=click.echo)
+        pipeline.build(
+            data_dir,
+            out_dir,
+            parse_parameters(parameters),
+            jobs,
+            pdf,
+            cache_dir=cache_dir,
+            compare_to=compare_to,
+            echo=click.echo,
+        )
     except BuildError as err:
         _fail(err)
 
@@ -96,8 +158,13 @@ def build(data_dir: Path, out_dir: Path, parameters: tuple[str, ...], jobs: int 
 @main.command()
 @click.argument("old_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("new_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="Also write the comparison as Markdown to this file.")
+@click.option(
+    "--md",
+    "md_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the comparison as Markdown to this file.",
+)
 def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     """List the parameters that differ, every result that changed and every audit verdict
     that flipped from OLD_OUT to NEW_OUT (two build outputs)."""
@@ -115,17 +182,46 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
-              help=_PARAM_HELP + " For the patient template also patient_id=ID.")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR,
-              show_default="the bundled data/", help="Dataset to run the chapter on.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              show_default="_review/<parameters>/", help="Folder of the reviewed book.")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              envvar="CALCINOSIS_CACHE", show_default="the build's", help="Store of results "
-              "and executed pages.")
-def chapter(name: str, parameters: tuple[str, ...], data_dir: Path, out_dir: Path | None,
-            cache_dir: Path | None) -> None:
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help=_PARAM_HELP + " For the patient template also patient_id=ID.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=paths.DATA_DIR,
+    show_default="the bundled data/",
+    help="Dataset to run the chapter on.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default="_review/<parameters>/",
+    help="Folder of the reviewed book.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CALCINOSIS_CACHE",
+    show_default="the build's",
+    help="Store of results and executed pages.",
+)
+def chapter(
+    name: str,
+    parameters: tuple[str, ...],
+    data_dir: Path,
+    out_dir: Path | None,
+    cache_dir: Path | None,
+) -> None:
     """Show chapter NAME with other parameters, inside a whole book built with them (so its
     references, citations and source links resolve) in a folder named after the parameters.
     Pages that the parameters do not change come from the cache."""
@@ -134,13 +230,21 @@ def chapter(name: str, parameters: tuple[str, ...], data_dir: Path, out_dir: Pat
     from calcinosis.errors import BuildError
 
     try:
-        written = review.review(name, parse_parameters(parameters), data_dir, out_dir,
-                                cache_dir=cache_dir, echo=click.echo)
+        written = review.review(
+            name,
+            parse_parameters(parameters),
+            data_dir,
+            out_dir,
+            cache_dir=cache_dir,
+            echo=click.echo,
+        )
     except BuildError as err:
         _fail(err)
     click.echo(f"page: {written}")
-    click.echo(f"compare with the paper's analysis: calcinosis compare {paths.BUILD_DIR} "
-               f"{written.parents[1]}")
+    click.echo(
+        f"compare with the paper's analysis: calcinosis compare {paths.BUILD_DIR} "
+        f"{written.parents[1]}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,8 +36,9 @@ class TimeAR1(CovStruct):
             upper = np.triu_indices(len(resid), k=1)
             lags.append(self._lags[i][upper])
             products.append(np.outer(resid, resid)[upper] / scale)
-        self.dep_params = _solve_alpha(np.concatenate(lags), np.concatenate(products),
-                                       float(self.dep_params))
+        self.dep_params = _solve_alpha(
+            np.concatenate(lags), np.concatenate(products), float(self.dep_params)
+        )
 
     def covariance_matrix(self, expval, index):
         return float(self.dep_params) ** self._lags[index], True

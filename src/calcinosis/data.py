@@ -24,19 +24,64 @@ ID_COLUMNS = ("patient_id", "lesion_id")
 _SCHEMA_COLUMNS = frozenset(c for t in schema.TABLES for c in schema.columns(t))
 
 # Normalised column names (lowercase, alphanumerics only) that are direct identifiers ...
-_IDENTIFIER_NAMES = frozenset({
-    "name", "names", "patientname", "childname", "firstname", "lastname", "fullname",
-    "surname", "givenname", "forename", "familyname", "middlename", "initials",
-    "patientinitials", "dateofbirth", "dob", "birthdate", "birthday", "nationalid", "ssn",
-    "nin", "socialsecuritynumber", "nationalinsurancenumber", "medicalrecordnumber", "mrn",
-    "recordnumber", "hospitalnumber", "phone", "telephone", "mobile", "address", "email",
-    "postcode", "zip", "zipcode", "postalcode",
-})
+_IDENTIFIER_NAMES = frozenset(
+    {
+        "name",
+        "names",
+        "patientname",
+        "childname",
+        "firstname",
+        "lastname",
+        "fullname",
+        "surname",
+        "givenname",
+        "forename",
+        "familyname",
+        "middlename",
+        "initials",
+        "patientinitials",
+        "dateofbirth",
+        "dob",
+        "birthdate",
+        "birthday",
+        "nationalid",
+        "ssn",
+        "nin",
+        "socialsecuritynumber",
+        "nationalinsurancenumber",
+        "medicalrecordnumber",
+        "mrn",
+        "recordnumber",
+        "hospitalnumber",
+        "phone",
+        "telephone",
+        "mobile",
+        "address",
+        "email",
+        "postcode",
+        "zip",
+        "zipcode",
+        "postalcode",
+    }
+)
 # ... and fragments that mark one wherever they appear in a normalised name.
 _IDENTIFIER_FRAGMENTS = (
-    "firstname", "lastname", "fullname", "surname", "dateofbirth", "birthdate", "nationalid",
-    "socialsecurity", "medicalrecord", "recordnumber", "phone", "address", "email",
-    "postcode", "zipcode", "postalcode",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "dateofbirth",
+    "birthdate",
+    "nationalid",
+    "socialsecurity",
+    "medicalrecord",
+    "recordnumber",
+    "phone",
+    "address",
+    "email",
+    "postcode",
+    "zipcode",
+    "postalcode",
 )
 
 
@@ -89,13 +134,15 @@ class Trial:
         raises UndeclaredRead. The results stage hands each producer the view of what it
         declares it reads, so the declaration cannot fall behind the code."""
         hidden = {name: _Unread(name) for name in schema.TABLES if name not in tables}
-        return dataclasses.replace(self, **hidden)
+        return dataclasses.replace(self, **hidden)  # type: ignore[arg-type]
 
     def summary(self) -> str:
         """One line for a person: how much data there is."""
         measured = self.measurements[["length_mm", "width_mm"]].notna().any(axis=1).sum()
-        return (f"{self.data_dir}: valid: {len(self.patients)} patients, "
-                f"{len(self.lesions)} lesions, {measured} measured visits")
+        return (
+            f"{self.data_dir}: valid: {len(self.patients)} patients, "
+            f"{len(self.lesions)} lesions, {measured} measured visits"
+        )
 
 
 class UndeclaredRead(RuntimeError):
@@ -109,8 +156,10 @@ class _Unread:
         self._table = table
 
     def _refuse(self, *args, **kwargs):
-        raise UndeclaredRead(f"the table '{self._table}' was read by a producer that does not "
-                             "declare it (calcinosis.results.PRODUCERS)")
+        raise UndeclaredRead(
+            f"the table '{self._table}' was read by a producer that does not "
+            "declare it (calcinosis.results.PRODUCERS)"
+        )
 
     __getattr__ = __getitem__ = __len__ = __iter__ = _refuse
 
@@ -124,8 +173,7 @@ def dataset_files(data_dir: Path | str) -> dict[str, Path]:
     `datapackage.json`. Nothing else in the folder (READMEs, examples) is part of the data."""
     data_dir = Path(data_dir)
     names = {name: f"{name}.csv" for name in schema.TABLES} | EXTRA_FILES
-    return {name: data_dir / file for name, file in names.items()
-            if (data_dir / file).is_file()}
+    return {name: data_dir / file for name, file in names.items() if (data_dir / file).is_file()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,8 +193,11 @@ def load_trial(data_dir: Path | str) -> Trial:
     if problems:
         raise DataValidationError(problems)
     typed = {name: _typed(frames[name], name) for name in schema.TABLES}
-    typed["measurements"] = typed["measurements"].sort_values(
-        ["lesion_id", "visit"], kind="mergesort").reset_index(drop=True)
+    typed["measurements"] = (
+        typed["measurements"]
+        .sort_values(["lesion_id", "visit"], kind="mergesort")
+        .reset_index(drop=True)
+    )
     return Trial(data_dir=data_dir, **typed)
 
 
@@ -202,9 +253,10 @@ def _decode(path: Path, file: str) -> tuple[str, Problem | None]:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        bad = raw[err.start: err.start + 1].hex()
-        return "", Problem(file, line, None,
-                           f"not valid UTF-8 (byte 0x{bad} on line {line}); save it as UTF-8")
+        bad = raw[err.start : err.start + 1].hex()
+        return "", Problem(
+            file, line, None, f"not valid UTF-8 (byte 0x{bad} on line {line}); save it as UTF-8"
+        )
 
 
 def _parse_csv(text: str, file: str) -> tuple[pd.DataFrame | None, list[Problem]]:
@@ -223,15 +275,20 @@ def _parse_csv(text: str, file: str) -> tuple[pd.DataFrame | None, list[Problem]
         return None, [Problem(file, None, None, "file is empty (expected a header line)")]
     (_, header), body = records[0], records[1:]
     header = [h.strip() for h in header]
-    problems = [Problem(file, 1, h, "column name appears more than once")
-                for h in sorted({h for h in header if header.count(h) > 1})]
+    problems = [
+        Problem(file, 1, h, "column name appears more than once")
+        for h in sorted({h for h in header if header.count(h) > 1})
+    ]
     if problems:
         return None, problems
     rows, lines = [], []
     for line, record in body:
         if len(record) != len(header):
-            problems.append(Problem(file, line, None,
-                                    f"has {len(record)} fields but the header has {len(header)}"))
+            problems.append(
+                Problem(
+                    file, line, None, f"has {len(record)} fields but the header has {len(header)}"
+                )
+            )
             continue
         rows.append([cell.strip() for cell in record])
         lines.append(line)
@@ -251,10 +308,15 @@ def _identifier_problems(frame: pd.DataFrame, file: str) -> list[Problem]:
         if column in _SCHEMA_COLUMNS or not norm:
             continue
         if norm in _IDENTIFIER_NAMES or any(frag in norm for frag in _IDENTIFIER_FRAGMENTS):
-            problems.append(Problem(
-                file, None, column,
-                "looks like a direct identifier of a patient; the book and its data are "
-                "published, so remove this column"))
+            problems.append(
+                Problem(
+                    file,
+                    None,
+                    column,
+                    "looks like a direct identifier of a patient; the book and its data are "
+                    "published, so remove this column",
+                )
+            )
     return problems
 
 
@@ -280,13 +342,17 @@ def _translate(cases: pd.DataFrame, frame: pd.DataFrame, name: str, file: str) -
                 continue  # pandera lists one case per key column; report the row once
             seen_keys.add(line)
             values = ", ".join(f"{k}={frame.at[line, k]}" for k in key)
-            problems.append(Problem(file, line, "+".join(key),
-                                    f"duplicate key ({values}); each must appear once"))
+            problems.append(
+                Problem(
+                    file, line, "+".join(key), f"duplicate key ({values}); each must appear once"
+                )
+            )
             continue
         value = None if pd.isna(case.failure_case) else case.failure_case
         column = None if pd.isna(case.column) else str(case.column)
-        problems.append(Problem(file, line, column,
-                                schema.check_message(str(case.check), column or "", value)))
+        problems.append(
+            Problem(file, line, column, schema.check_message(str(case.check), column or "", value))
+        )
     return problems
 
 
@@ -320,9 +386,10 @@ def _unknown_keys(frames: dict, child: str, column: str, parent: str) -> list[Pr
     ids = set(known[column].dropna())
     bad = rows[rows[column].notna() & ~rows[column].isin(ids)]
     parent_file = schema.table(parent).path
-    return [Problem(schema.table(child).path, int(line), column,
-                    f"{value!r} is not in {parent_file}")
-            for line, value in bad[column].items()]
+    return [
+        Problem(schema.table(child).path, int(line), column, f"{value!r} is not in {parent_file}")
+        for line, value in bad[column].items()
+    ]
 
 
 def _visits_out_of_order(measurements: pd.DataFrame | None) -> list[Problem]:
@@ -331,15 +398,21 @@ def _visits_out_of_order(measurements: pd.DataFrame | None) -> list[Problem]:
         return []
     visits = pd.to_numeric(measurements["visit"], errors="coerce")
     problems, last = [], {}
-    for line, lesion, visit in zip(measurements.index, measurements["lesion_id"], visits,
-                                   strict=True):
+    for line, lesion, visit in zip(
+        measurements.index, measurements["lesion_id"], visits, strict=True
+    ):
         if pd.isna(lesion) or pd.isna(visit):
             continue
         if lesion in last and visit < last[lesion]:
-            problems.append(Problem(
-                "measurements.csv", int(line), "visit",
-                f"visit {visit:g} of lesion {lesion} comes after visit {last[lesion]:g}; "
-                "visits of a lesion must be in increasing order"))
+            problems.append(
+                Problem(
+                    "measurements.csv",
+                    int(line),
+                    "visit",
+                    f"visit {visit:g} of lesion {lesion} comes after visit {last[lesion]:g}; "
+                    "visits of a lesion must be in increasing order",
+                )
+            )
         last[lesion] = max(visit, last.get(lesion, visit))
     return problems
 
@@ -351,9 +424,16 @@ def _lesions_without_measurements(lesions, measurements) -> list[Problem]:
     sizes = [c for c in ("length_mm", "width_mm") if c in measurements.columns]
     measured = measurements[measurements[sizes].notna().any(axis=1)] if sizes else measurements
     ids = set(measured["lesion_id"].dropna())
-    return [Problem("lesions.csv", int(line), "lesion_id",
-                    f"lesion {lesion} has no measured visit in measurements.csv")
-            for line, lesion in lesions["lesion_id"].dropna().items() if lesion not in ids]
+    return [
+        Problem(
+            "lesions.csv",
+            int(line),
+            "lesion_id",
+            f"lesion {lesion} has no measured visit in measurements.csv",
+        )
+        for line, lesion in lesions["lesion_id"].dropna().items()
+        if lesion not in ids
+    ]
 
 
 def _patients_without_lesions(patients, lesions) -> list[Problem]:
@@ -361,9 +441,13 @@ def _patients_without_lesions(patients, lesions) -> list[Problem]:
     if not (_has(patients, "patient_id") and _has(lesions, "patient_id")):
         return []
     ids = set(lesions["patient_id"].dropna())
-    return [Problem("patients.csv", int(line), "patient_id",
-                    f"patient {pid} has no lesions in lesions.csv")
-            for line, pid in patients["patient_id"].dropna().items() if pid not in ids]
+    return [
+        Problem(
+            "patients.csv", int(line), "patient_id", f"patient {pid} has no lesions in lesions.csv"
+        )
+        for line, pid in patients["patient_id"].dropna().items()
+        if pid not in ids
+    ]
 
 
 # --------------------------------------------------------------------------------------------

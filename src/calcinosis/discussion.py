@@ -15,8 +15,10 @@ from calcinosis.data import Trial
 
 DURATION_CUT_MONTHS = 24
 SHORT, LONG = "< 24 months", "≥ 24 months"
-EXPLORATORY = ("exploratory: 5 patients (2 with < 24 months); lesion clusters, robust z; "
-               "a between-patient contrast resting on 2 vs 3 patients")
+EXPLORATORY = (
+    "exploratory: 5 patients (2 with < 24 months); lesion clusters, robust z; "
+    "a between-patient contrast resting on 2 vs 3 patients"
+)
 
 
 def duration_group(months: float) -> str:
@@ -26,8 +28,11 @@ def duration_group(months: float) -> str:
 def duration_rates(trial: Trial) -> pd.DataFrame:
     """Per patient: disease duration, its group, and the fitted change per visit per outcome."""
     rates = patients.patient_rates(trial)
-    wide = rates.pivot(index="patient_id", columns="outcome",
-                       values=["pct_per_visit", "ci_low", "ci_high", "estimable"])
+    wide = rates.pivot(
+        index="patient_id",
+        columns="outcome",
+        values=["pct_per_visit", "ci_low", "ci_high", "estimable"],
+    )
     wide.columns = [f"{outcome}_{what}" for what, outcome in wide.columns]
     out = trial.patients[["patient_id", "disease_duration_months"]].copy()
     out["patient_id"] = out["patient_id"].astype(str)
@@ -44,16 +49,24 @@ def interaction_model(trial: Trial, outcome: str) -> pd.DataFrame:
     frame = models.gee_frame(models.with_patient_id(trial.measurements), column)
     months = trial.patients.set_index("patient_id")["disease_duration_months"]
     long = (frame["patient_id"].map(months) >= DURATION_CUT_MONTHS).astype(float)
-    covariates = pd.DataFrame({"time": frame["time"], "long": long,
-                               "time_x_long": frame["time"] * long})
-    result, converged = models.fit_design(frame, column, covariates, "lesion_id",
-                                          cov_struct="exchangeable", family="gaussian_log")
-    terms = (models.INTERCEPT, models.TIME_TERM, f"duration {LONG}",
-             f"{models.TIME_TERM} × duration {LONG}")
-    table = models.coefficient_table(terms, result.params.to_numpy(),
-                                     result.cov_params().to_numpy(), None).reset_index()
-    table["pct_per_visit_effect"] = np.where(table["term"].str.contains("time"),
-                                             100 * (table["Exp(B)"] - 1), np.nan)
+    covariates = pd.DataFrame(
+        {"time": frame["time"], "long": long, "time_x_long": frame["time"] * long}
+    )
+    result, converged = models.fit_design(
+        frame, column, covariates, "lesion_id", cov_struct="exchangeable", family="gaussian_log"
+    )
+    terms = (
+        models.INTERCEPT,
+        models.TIME_TERM,
+        f"duration {LONG}",
+        f"{models.TIME_TERM} × duration {LONG}",
+    )
+    table = models.coefficient_table(
+        terms, result.params.to_numpy(), result.cov_params().to_numpy(), None
+    ).reset_index()
+    table["pct_per_visit_effect"] = np.where(
+        table["term"].str.contains("time"), 100 * (table["Exp(B)"] - 1), np.nan
+    )
     table["converged"] = converged
     table["note"] = EXPLORATORY
     return table

@@ -23,6 +23,8 @@ class InvalidData(BuildError):
     def __init__(self, data_dir: Path, problems: list) -> None:
         self.problems = list(problems)
         lines = [str(p) for p in self.problems]
-        lines.append(f"{len(self.problems)} problem(s) found in {data_dir} "
-                     "(file:line: column: message; line 1 is the header)")
+        lines.append(
+            f"{len(self.problems)} problem(s) found in {data_dir} "
+            "(file:line: column: message; line 1 is the header)"
+        )
         super().__init__("\n".join(lines))

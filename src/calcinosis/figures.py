@@ -22,8 +22,14 @@ OUTCOMES = ("length", "width")
 
 def _outcome_axes(nrows: int = 1, height_ratio: float = 0.45, sharey: bool = False):
     theme.apply()
-    fig, axes = plt.subplots(nrows, 2, figsize=theme.figsize(height_ratio * nrows),
-                             sharey=sharey, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows,
+        2,
+        figsize=theme.figsize(height_ratio * nrows),
+        sharey=sharey,
+        squeeze=False,
+        layout="constrained",
+    )
     return fig, axes
 
 
@@ -32,9 +38,12 @@ def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFr
     meas = trial.measurements.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
     if patient_id is not None:
         meas = meas[meas["patient_id"] == patient_id]
-    long = meas.melt(id_vars=["lesion_id", "patient_id", "visit"],
-                     value_vars=[f"{o}_mm" for o in OUTCOMES], var_name="outcome",
-                     value_name="size")
+    long = meas.melt(
+        id_vars=["lesion_id", "patient_id", "visit"],
+        value_vars=[f"{o}_mm" for o in OUTCOMES],
+        var_name="outcome",
+        value_name="size",
+    )
     long["outcome"] = long["outcome"].map(theme.outcome_key)
     return long.dropna(subset=["size"])
 
@@ -42,14 +51,29 @@ def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFr
 LESION_MARKERS = ("o", "s", "^", "D")
 
 
-def _draw_trajectories(ax, long: pd.DataFrame, colour_by: str, palette: dict,
-                       alpha: float = 1.0, lw: float = 1.2, marker: str | None = "o",
-                       markers: dict | None = None) -> None:
+def _draw_trajectories(
+    ax,
+    long: pd.DataFrame,
+    colour_by: str,
+    palette: dict,
+    alpha: float = 1.0,
+    lw: float = 1.2,
+    marker: str | None = "o",
+    markers: dict | None = None,
+) -> None:
     for key, rows in long.groupby("lesion_id", sort=True):
         rows = rows.sort_values("visit")
         shape = markers.get(key, marker) if markers else marker
-        ax.plot(rows["visit"], rows["size"], color=palette[rows[colour_by].iloc[0]],
-                alpha=alpha, lw=lw, marker=shape, ms=3.5 if shape else 0, label=key)
+        ax.plot(
+            rows["visit"],
+            rows["size"],
+            color=palette[rows[colour_by].iloc[0]],
+            alpha=alpha,
+            lw=lw,
+            marker=shape,
+            ms=3.5 if shape else 0,
+            label=key,
+        )
 
 
 def _visit_axis(ax, n_visits: int) -> None:
@@ -71,24 +95,42 @@ def fig_lesion_map(trial: Trial) -> Figure:
     theme.apply()
     lesions = trial.lesions.copy()
     colours = theme.patient_colours(trial.patients["patient_id"])
-    order = (lesions.groupby("site")["patient_id"].min().sort_values().index.tolist())
+    order = lesions.groupby("site")["patient_id"].min().sort_values().index.tolist()
     fig, ax = plt.subplots(figsize=theme.figsize(0.5), layout="constrained")
     y = {site: i for i, site in enumerate(order)}
     offsets = lesions.groupby("site").cumcount()
     for (_, lesion), k in zip(lesions.iterrows(), offsets, strict=True):
-        ax.scatter(k + 1, y[lesion["site"]], s=40 + 60 * np.sqrt(lesion["baseline_area_cm2"]),
-                   color=colours[lesion["patient_id"]], edgecolor="black", linewidth=0.5,
-                   zorder=3)
+        ax.scatter(
+            k + 1,
+            y[lesion["site"]],
+            s=40 + 60 * np.sqrt(lesion["baseline_area_cm2"]),
+            color=colours[lesion["patient_id"]],
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+        )
     ax.set_yticks(range(len(order)), order)
     ax.invert_yaxis()
     ax.set_xlabel("Lesions at the site (count)")
     ax.set_xlim(0.3, offsets.max() + 1.7)
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, markeredgecolor="black",
-                          markeredgewidth=0.5, label=pid) for pid, c in colours.items()]
+    handles = [
+        plt.Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color=c,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            label=pid,
+        )
+        for pid, c in colours.items()
+    ]
     ax.legend(handles=handles, title="Patient", loc="lower right")
-    ax.set_title("Injected lesions by body site (dot area grows with lesion area)",
-                 fontsize="medium")
+    ax.set_title(
+        "Injected lesions by body site (dot area grows with lesion area)", fontsize="medium"
+    )
     return fig
 
 
@@ -104,8 +146,14 @@ def fig_supplementary_trajectories(trial: Trial) -> Figure:
     patients = sorted(trial.patients["patient_id"])
     colours = theme.patient_colours(patients)
     n_visits = int(trial.measurements["visit"].max())
-    fig, axes = plt.subplots(len(patients), 2, figsize=theme.figsize(0.28 * len(patients)),
-                             sharex=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(patients),
+        2,
+        figsize=theme.figsize(0.28 * len(patients)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for row, pid in enumerate(patients):
         for col, outcome in enumerate(OUTCOMES):
             ax = axes[row, col]
@@ -131,8 +179,10 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     lesion_ids = sorted(long["lesion_id"].unique())
     # Colour and marker together keep lesions apart when there are more than the palette has.
     colours = {lid: theme.PALETTE[i % len(theme.PALETTE)] for i, lid in enumerate(lesion_ids)}
-    markers = {lid: LESION_MARKERS[i // len(theme.PALETTE) % len(LESION_MARKERS)]
-               for i, lid in enumerate(lesion_ids)}
+    markers = {
+        lid: LESION_MARKERS[i // len(theme.PALETTE) % len(LESION_MARKERS)]
+        for i, lid in enumerate(lesion_ids)
+    }
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
     n_visits = int(trial.measurements["visit"].max())
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
@@ -145,9 +195,16 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     if len(lesion_ids) > 1:
         # Below both panels, so the legend never hides a line.
         handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, title="Lesion", fontsize="x-small", title_fontsize="small",
-                   ncol=min(len(lesion_ids), 6), loc="upper center",
-                   bbox_to_anchor=(0.5, 0.0))
+        fig.legend(
+            handles,
+            labels,
+            title="Lesion",
+            fontsize="x-small",
+            title_fontsize="small",
+            ncol=min(len(lesion_ids), 6),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+        )
     return fig
 
 
@@ -165,16 +222,28 @@ def fig_patient_rates(trial: Trial) -> Figure:
         y = np.arange(len(part))
         pos = dict(zip(part["patient_id"], y, strict=True))
         yy = [pos[p] for p in ok["patient_id"]]
-        ax.errorbar(ok["pct_per_visit"], yy,
-                    xerr=[ok["pct_per_visit"] - ok["ci_low"], ok["ci_high"] - ok["pct_per_visit"]],
-                    fmt="o", color=theme.OUTCOME_COLOURS[outcome], capsize=3)
+        ax.errorbar(
+            ok["pct_per_visit"],
+            yy,
+            xerr=[ok["pct_per_visit"] - ok["ci_low"], ok["ci_high"] - ok["pct_per_visit"]],
+            fmt="o",
+            color=theme.OUTCOME_COLOURS[outcome],
+            capsize=3,
+        )
         for pid in part.loc[~part["estimable"].astype(bool), "patient_id"]:
-            ax.annotate("not estimable", (0, pos[pid]), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize="small",
-                        color=theme.OKABE_ITO["grey"])
+            ax.annotate(
+                "not estimable",
+                (0, pos[pid]),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize="small",
+                color=theme.OKABE_ITO["grey"],
+            )
         overall = models.primary(trial, outcome)
-        ax.axvline(overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1,
-                   label="all lesions (GEE)")
+        ax.axvline(
+            overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1, label="all lesions (GEE)"
+        )
         ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ax.set_yticks(y, part["patient_id"])
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
@@ -190,7 +259,8 @@ def fig_patient_rates(trial: Trial) -> Figure:
 
 
 def fig_gee_curve(trial: Trial, params=None) -> Figure:
-    """The population curve of the main GEE (`params`: its correlation and cluster level) (with its 95 % band) over every lesion."""
+    """The population curve of the main GEE, with its 95 % band, over every lesion
+    (`params`: the model's working correlation and cluster level)."""
     from calcinosis import models
 
     long = _long_measurements(trial)
@@ -198,12 +268,20 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
     n_visits = int(trial.measurements["visit"].max())
     grey = {pid: theme.OKABE_ITO["grey"] for pid in long["patient_id"].unique()}
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
-        _draw_trajectories(ax, long[long["outcome"] == outcome], "patient_id", grey,
-                           alpha=0.45, lw=0.8, marker=None)
+        _draw_trajectories(
+            ax,
+            long[long["outcome"] == outcome],
+            "patient_id",
+            grey,
+            alpha=0.45,
+            lw=0.8,
+            marker=None,
+        )
         curve = models.primary(trial, outcome, params).fitted_curve()
         colour = theme.OUTCOME_COLOURS[outcome]
-        ax.fill_between(curve["visit"], curve["ci_low"], curve["ci_high"], color=colour,
-                        alpha=0.25, lw=0)
+        ax.fill_between(
+            curve["visit"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.25, lw=0
+        )
         ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
         ax.set_title(theme.OUTCOME_LABELS[outcome])
         ax.set_ylabel("Size (mm)")
@@ -212,15 +290,20 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
         ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
         _visit_axis(ax, n_visits)
-    axes[0, 0].legend(handles=[
-        plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
-        plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)")],
-        loc="lower left", fontsize="small")
+    axes[0, 0].legend(
+        handles=[
+            plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
+            plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)"),
+        ],
+        loc="lower left",
+        fontsize="small",
+    )
     return fig
 
 
 def fig_gee_checks(trial: Trial, params=None) -> Figure:
-    """Model checks of the main GEE (`params` as for `fig_gee_curve`): observed mean per visit against the fit (top), residuals by visit (bottom)."""
+    """Model checks of the main GEE (`params` as for `fig_gee_curve`): observed mean per visit
+    against the fit (top), residuals by visit (bottom)."""
     from calcinosis import models
 
     long = _long_measurements(trial)
@@ -235,20 +318,34 @@ def fig_gee_checks(trial: Trial, params=None) -> Figure:
         colour = theme.OUTCOME_COLOURS[outcome]
         means = part.groupby("visit")["size"].agg(["mean", "sem"]).reset_index()
         top, bottom = axes[0, col], axes[1, col]
-        top.errorbar(means["visit"], means["mean"], yerr=1.96 * means["sem"].fillna(0),
-                     fmt="o", color=colour, ms=4, capsize=2, label="observed mean ± 1.96 SE")
+        top.errorbar(
+            means["visit"],
+            means["mean"],
+            yerr=1.96 * means["sem"].fillna(0),
+            fmt="o",
+            color=colour,
+            ms=4,
+            capsize=2,
+            label="observed mean ± 1.96 SE",
+        )
         top.plot(curve.index, curve.values, color=theme.REFERENCE, lw=1.5, label="GEE fit")
         top.set_title(theme.OUTCOME_LABELS[outcome])
         top.set_ylabel("Mean size (mm)")
         _visit_axis(top, n_visits)
         # matplotlib's own boxplot: seaborn 0.13's passes an argument matplotlib 3.11 deprecates
         by_visit = part.groupby("visit")["residual"]
-        bottom.boxplot([g.to_numpy() for _, g in by_visit], positions=list(by_visit.groups),
-                       widths=0.6, patch_artist=True, manage_ticks=False,
-                       boxprops={"facecolor": colour, "alpha": 0.6, "linewidth": 0.8},
-                       medianprops={"color": theme.REFERENCE, "linewidth": 0.8},
-                       whiskerprops={"linewidth": 0.8}, capprops={"linewidth": 0.8},
-                       flierprops={"markersize": 2})
+        bottom.boxplot(
+            [g.to_numpy() for _, g in by_visit],
+            positions=list(by_visit.groups),
+            widths=0.6,
+            patch_artist=True,
+            manage_ticks=False,
+            boxprops={"facecolor": colour, "alpha": 0.6, "linewidth": 0.8},
+            medianprops={"color": theme.REFERENCE, "linewidth": 0.8},
+            whiskerprops={"linewidth": 0.8},
+            capprops={"linewidth": 0.8},
+            flierprops={"markersize": 2},
+        )
         bottom.axhline(0, color=theme.REFERENCE, lw=1)
         bottom.set_ylabel("Pearson residual")
         _visit_axis(bottom, n_visits)
@@ -271,11 +368,17 @@ def fig_radiography_paired(trial: Trial) -> Figure:
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         for _, rows in rad.groupby("lesion_id", sort=True):
             rows = rows.sort_values("x")
-            ax.plot(rows["x"], rows[f"{outcome}_mm"], color=colours[rows["patient_id"].iloc[0]],
-                    marker="o", ms=4, lw=1, alpha=0.85)
+            ax.plot(
+                rows["x"],
+                rows[f"{outcome}_mm"],
+                color=colours[rows["patient_id"].iloc[0]],
+                marker="o",
+                ms=4,
+                lw=1,
+                alpha=0.85,
+            )
         means = rad.groupby("x")[f"{outcome}_mm"].mean()
-        ax.plot(means.index, means.values, color=theme.REFERENCE, lw=3, marker="D", ms=7,
-                zorder=5)
+        ax.plot(means.index, means.values, color=theme.REFERENCE, lw=3, marker="D", ms=7, zorder=5)
         ax.set_xticks([0, 1], ["Before\n(visit 1)", "After\n(week 16)"])
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(theme.OUTCOME_LABELS[outcome])
@@ -303,15 +406,32 @@ def fig_duration_response(trial: Trial) -> Figure:
         part = rates[rates[f"{outcome}_estimable"].astype(bool)]
         for _, row in part.iterrows():
             est = row[f"{outcome}_pct_per_visit"]
-            ax.errorbar(row["disease_duration_months"], est,
-                        yerr=[[est - row[f"{outcome}_ci_low"]], [row[f"{outcome}_ci_high"] - est]],
-                        fmt="o", color=colours[row["patient_id"]], capsize=3, ms=6)
-            ax.annotate(row["patient_id"], (row["disease_duration_months"], est),
-                        xytext=(6, 3), textcoords="offset points", fontsize="small")
+            ax.errorbar(
+                row["disease_duration_months"],
+                est,
+                yerr=[[est - row[f"{outcome}_ci_low"]], [row[f"{outcome}_ci_high"] - est]],
+                fmt="o",
+                color=colours[row["patient_id"]],
+                capsize=3,
+                ms=6,
+            )
+            ax.annotate(
+                row["patient_id"],
+                (row["disease_duration_months"], est),
+                xytext=(6, 3),
+                textcoords="offset points",
+                fontsize="small",
+            )
         for _, row in rates[~rates[f"{outcome}_estimable"].astype(bool)].iterrows():
-            ax.annotate(f"{row['patient_id']}: no rate", (row["disease_duration_months"], 0),
-                        xytext=(0, 8), textcoords="offset points", fontsize="x-small",
-                        color=theme.OKABE_ITO["grey"], ha="center")
+            ax.annotate(
+                f"{row['patient_id']}: no rate",
+                (row["disease_duration_months"], 0),
+                xytext=(0, 8),
+                textcoords="offset points",
+                fontsize="x-small",
+                color=theme.OKABE_ITO["grey"],
+                ha="center",
+            )
         ax.axhline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
         ax.set_xlabel("Disease duration (months)")
@@ -343,23 +463,43 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
     theme.apply()
     first = grid[grid["outcome"] == OUTCOMES[0]].reset_index(drop=True)
     _, ticks = _forest_positions(first)
-    fig, axes = plt.subplots(1, 2, figsize=theme.figsize(0.1 + 0.042 * len(ticks)),
-                             sharey=True, layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=theme.figsize(0.1 + 0.042 * len(ticks)),
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
+    )
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = grid[grid["outcome"] == outcome].reset_index(drop=True)
         y, _ = _forest_positions(part)
         colour = theme.OUTCOME_COLOURS[outcome]
         primary = part["is_primary"].astype(bool).to_numpy()
         for i in np.flatnonzero(part["pct_per_visit"].isna().to_numpy()):
-            ax.annotate("not estimable", (0, y[i]), xytext=(-4, 0), textcoords="offset points",
-                        ha="right", va="center", fontsize="x-small",
-                        color=theme.OKABE_ITO["grey"])
+            ax.annotate(
+                "not estimable",
+                (0, y[i]),
+                xytext=(-4, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize="x-small",
+                color=theme.OKABE_ITO["grey"],
+            )
         lo = (part["pct_per_visit"] - part["ci_low"]).to_numpy()
         hi = (part["ci_high"] - part["pct_per_visit"]).to_numpy()
-        ax.errorbar(part["pct_per_visit"], y, xerr=[lo, hi], fmt="none", ecolor=colour,
-                    capsize=2, lw=1)
-        ax.scatter(part["pct_per_visit"], y, color=np.where(primary, theme.REFERENCE, colour),
-                   marker="o", s=np.where(primary, 40, 18), zorder=3)
+        ax.errorbar(
+            part["pct_per_visit"], y, xerr=[lo, hi], fmt="none", ecolor=colour, capsize=2, lw=1
+        )
+        ax.scatter(
+            part["pct_per_visit"],
+            y,
+            color=np.where(primary, theme.REFERENCE, colour),
+            marker="o",
+            s=np.where(primary, 40, 18),
+            zorder=3,
+        )
         ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ref = part.loc[primary, "pct_per_visit"]
         if len(ref):
@@ -390,8 +530,9 @@ def render(fig: Figure):
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
             for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
                 buffer = io.BytesIO()
-                fig.savefig(buffer, format=fmt, dpi=theme.DPI, bbox_inches="tight",
-                            metadata=metadata)
+                fig.savefig(
+                    buffer, format=fmt, dpi=theme.DPI, bbox_inches="tight", metadata=metadata
+                )
                 out[fmt] = buffer.getvalue()
     finally:
         plt.close(fig)

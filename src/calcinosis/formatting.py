@@ -87,11 +87,15 @@ def formatted(frame: pd.DataFrame, decimals: Decimals = 2) -> pd.DataFrame:
 def markdown_table(frame: pd.DataFrame, decimals: Decimals = 2) -> str:
     """A DataFrame as a MyST pipe table: numbers right-aligned with fixed decimals, every cell
     escaped."""
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
-        frame[c]) for c in frame.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        for c in frame.columns
+    ]
     text = formatted(frame, decimals)
     header = "| " + " | ".join(escape_myst(c) for c in text.columns) + " |"
     rule = "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"
-    body = ["| " + " | ".join(escape_myst(v) for v in row) + " |"
-            for row in text.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(escape_myst(v) for v in row) + " |"
+        for row in text.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body]) + "\n"

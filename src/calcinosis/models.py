@@ -10,7 +10,6 @@ scale (and the exchangeable α) divided by N − p as SPSS does. geepack divides
 from __future__ import annotations
 
 import hashlib
-
 import warnings
 from dataclasses import dataclass
 
@@ -27,9 +26,11 @@ OUTCOMES = ("length_mm", "width_mm")
 TIME_TERM = "time (visit − 1)"
 INTERCEPT = "(Intercept)"
 COV_STRUCTS = ("exchangeable", "independence", "ar1")
-CORRELATION_PHRASES = {"exchangeable": "an exchangeable working correlation",
-                       "independence": "an independence working correlation",
-                       "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)"}
+CORRELATION_PHRASES = {
+    "exchangeable": "an exchangeable working correlation",
+    "independence": "an independence working correlation",
+    "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)",
+}
 CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
 COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
@@ -60,8 +61,14 @@ def gee_frame(measurements: pd.DataFrame, outcome: str, cluster: str = "lesion_i
 def fit_primary(measurements: pd.DataFrame, outcome: str):
     """Fit the paper's primary model to one outcome and return the statsmodels results."""
     frame = gee_frame(measurements, outcome)
-    return _fit_statsmodels(frame, outcome, frame[["time"]], "lesion_id",
-                            cov_struct="exchangeable", family="gaussian_log")
+    return _fit_statsmodels(
+        frame,
+        outcome,
+        frame[["time"]],
+        "lesion_id",
+        cov_struct="exchangeable",
+        family="gaussian_log",
+    )
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,7 @@ class GEEFit:
 
     def parameter_table(self) -> pd.DataFrame:
         """SPSS's "Parameter Estimates" table: one row per term."""
-        return coefficient_table(self.terms, np.array(self.params), np.array(self.cov),
-                                 self.ref_df)
+        return coefficient_table(self.terms, np.array(self.params), np.array(self.cov), self.ref_df)
 
     def fitted_curve(self) -> pd.DataFrame:
         """Population-average fitted size per visit with its pointwise 95 % CI."""
@@ -153,22 +159,38 @@ class GEEFit:
         se = np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
         crit = _critical(self.ref_df)
         inverse = np.exp if self.scale_kind == "multiplicative" else (lambda x: x)
-        return pd.DataFrame({"visit": visits, "fitted": inverse(eta),
-                             "ci_low": inverse(eta - crit * se),
-                             "ci_high": inverse(eta + crit * se)})
+        return pd.DataFrame(
+            {
+                "visit": visits,
+                "fitted": inverse(eta),
+                "ci_low": inverse(eta - crit * se),
+                "ci_high": inverse(eta + crit * se),
+            }
+        )
 
 
-def coefficient_table(terms, params: np.ndarray, cov: np.ndarray,
-                      ref_df: int | None) -> pd.DataFrame:
+def coefficient_table(
+    terms, params: np.ndarray, cov: np.ndarray, ref_df: int | None
+) -> pd.DataFrame:
     """B, SE, Wald CI, Wald χ², df, p, Exp(B) and its CI (z, or t on `ref_df` df)."""
     se = np.sqrt(np.diag(cov))
     crit = _critical(ref_df)
     low, high = params - crit * se, params + crit * se
-    return pd.DataFrame({
-        "B": params, "SE": se, "CI low": low, "CI high": high,
-        "Wald χ²": (params / se) ** 2, "df": 1, "p": _p_value(params / se, ref_df),
-        "Exp(B)": np.exp(params), "Exp(B) CI low": np.exp(low), "Exp(B) CI high": np.exp(high),
-    }, index=pd.Index(list(terms), name="term"))
+    return pd.DataFrame(
+        {
+            "B": params,
+            "SE": se,
+            "CI low": low,
+            "CI high": high,
+            "Wald χ²": (params / se) ** 2,
+            "df": 1,
+            "p": _p_value(params / se, ref_df),
+            "Exp(B)": np.exp(params),
+            "Exp(B) CI low": np.exp(low),
+            "Exp(B) CI high": np.exp(high),
+        },
+        index=pd.Index(list(terms), name="term"),
+    )
 
 
 def _critical(ref_df: int | None) -> float:
@@ -245,32 +267,54 @@ def _fingerprint(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes() + columns).hexdigest()
 
 
-def _fit_frame(frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale,
-               ctol) -> GEEFit | NotEstimableError:
+def _fit_frame(
+    frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol
+) -> GEEFit | NotEstimableError:
     try:
-        return _fit_checked(frame, column, cov_struct, cluster, cov_type, family, transform,
-                            ddof_scale, ctol)
+        return _fit_checked(
+            frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol
+        )
     except NotEstimableError as err:
         return err
 
 
-def _fit_checked(frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale,
-                 ctol) -> GEEFit:
+def _fit_checked(
+    frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol
+) -> GEEFit:
     _check_estimable(frame, column, CLUSTERS[cluster])
     if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
         raise NotEstimableError(
             "AR(1) needs one row per visit within a cluster; clustered by patient, lesions "
-            "measured at the same visit would be perfectly correlated")
-    result, converged = fit_design(frame, column, frame[["time"]], CLUSTERS[cluster],
-                                   cov_struct=cov_struct, family=family,
-                                   ddof_scale=ddof_scale, ctol=ctol)
+            "measured at the same visit would be perfectly correlated"
+        )
+    result, converged = fit_design(
+        frame,
+        column,
+        frame[["time"]],
+        CLUSTERS[cluster],
+        cov_struct=cov_struct,
+        family=family,
+        ddof_scale=ddof_scale,
+        ctol=ctol,
+    )
     _check_fit(result, column)
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
     cov = _covariance(result, cov_type)
     ref_df = None if cov_type == "robust" else n_clusters - 1
-    return _summarise(result, frame, column, cov, ref_df, cluster=cluster, n_clusters=n_clusters,
-                      cov_struct=cov_struct, cov_type=cov_type, family=family,
-                      transform=transform, converged=converged)
+    return _summarise(
+        result,
+        frame,
+        column,
+        cov,
+        ref_df,
+        cluster=cluster,
+        n_clusters=n_clusters,
+        cov_struct=cov_struct,
+        cov_type=cov_type,
+        family=family,
+        transform=transform,
+        converged=converged,
+    )
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -310,7 +354,8 @@ def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None
         raise NotEstimableError(f"{column}: no measured values")
     if frame[cluster_col].nunique() < 2:
         raise NotEstimableError(
-            f"{column}: a single cluster; a sandwich covariance needs at least two")
+            f"{column}: a single cluster; a sandwich covariance needs at least two"
+        )
     if frame["visit"].nunique() < 2:
         raise NotEstimableError(f"{column}: all values are from one visit; no change over time")
     if (frame[column] == 0).all():
@@ -324,9 +369,13 @@ def _check_fit(result, column: str) -> None:
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
         raise NotEstimableError(
             f"{column}: the working correlation's estimate reached the edge of (−1, 1) "
-            f"(α = {float(alpha):.4g})")
-    if not (np.all(np.isfinite(result.params)) and np.all(np.isfinite(result.bse))
-            and np.all(result.bse > 0)):
+            f"(α = {float(alpha):.4g})"
+        )
+    if not (
+        np.all(np.isfinite(result.params))
+        and np.all(np.isfinite(result.bse))
+        and np.all(result.bse > 0)
+    ):
         raise NotEstimableError(f"{column}: the fit diverged (estimates or SEs not finite)")
 
 
@@ -347,14 +396,27 @@ def _cov_struct(name: str):
     return sm.cov_struct.Independence()
 
 
-def _fit_statsmodels(frame: pd.DataFrame, column: str, covariates: pd.DataFrame, cluster_col: str,
-                     *, cov_struct: str, family: str, ddof_scale: int | None = None,
-                     ctol: float = 1e-6):
+def _fit_statsmodels(
+    frame: pd.DataFrame,
+    column: str,
+    covariates: pd.DataFrame,
+    cluster_col: str,
+    *,
+    cov_struct: str,
+    family: str,
+    ddof_scale: int | None = None,
+    ctol: float = 1e-6,
+):
     """statsmodels GEE on sorted rows; log-link fits start from log(mean), slopes 0."""
     exog = sm.add_constant(covariates, prepend=True, has_constant="add")
-    model = sm.GEE(frame[column].astype(float), exog, groups=frame[cluster_col],
-                   time=frame["visit"].astype(float).to_numpy(), family=_family(family),
-                   cov_struct=_cov_struct(cov_struct))
+    model = sm.GEE(
+        frame[column].astype(float),
+        exog,
+        groups=frame[cluster_col],
+        time=frame["visit"].astype(float).to_numpy(),
+        family=_family(family),
+        cov_struct=_cov_struct(cov_struct),
+    )
     # The identity-link OLS start can give a negative fitted mean, which the log link
     # cannot take; log of the pooled mean cannot.
     first = np.log(frame[column].mean()) if family != "gaussian_identity" else frame[column].mean()
@@ -362,8 +424,9 @@ def _fit_statsmodels(frame: pd.DataFrame, column: str, covariates: pd.DataFrame,
     return model.fit(start_params=start, maxiter=200, ctol=ctol, ddof_scale=ddof_scale)
 
 
-def fit_design(frame: pd.DataFrame, column: str, covariates: pd.DataFrame, cluster_col: str,
-               **options):
+def fit_design(
+    frame: pd.DataFrame, column: str, covariates: pd.DataFrame, cluster_col: str, **options
+):
     """Fit a GEE with extra terms (e.g. an interaction); returns (statsmodels result, converged)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -375,8 +438,21 @@ def _convergence_trouble(caught) -> bool:
     return any(issubclass(w.category, ConvergenceWarning | IterationLimitWarning) for w in caught)
 
 
-def _summarise(result, frame, column, cov, ref_df, *, cluster, n_clusters, cov_struct, cov_type,
-               family, transform, converged) -> GEEFit:
+def _summarise(
+    result,
+    frame,
+    column,
+    cov,
+    ref_df,
+    *,
+    cluster,
+    n_clusters,
+    cov_struct,
+    cov_type,
+    family,
+    transform,
+    converged,
+) -> GEEFit:
     """Collect the time term, the context and the whole (small) parameter covariance."""
     params = result.params.to_numpy()
     table = coefficient_table((INTERCEPT, TIME_TERM), params, cov, ref_df).loc[TIME_TERM]
@@ -385,23 +461,39 @@ def _summarise(result, frame, column, cov, ref_df, *, cluster, n_clusters, cov_s
     alpha = result.model.cov_struct.dep_params
     return GEEFit(
         outcome=column.removesuffix("_mm"),
-        beta=float(table["B"]), se=float(table["SE"]),
-        ci_low=float(table["CI low"]), ci_high=float(table["CI high"]),
-        wald_chi2=float(table["Wald χ²"]), df=1, p=float(table["p"]),
-        exp_b=float(table["Exp(B)"]), exp_b_ci_low=float(table["Exp(B) CI low"]),
+        beta=float(table["B"]),
+        se=float(table["SE"]),
+        ci_low=float(table["CI low"]),
+        ci_high=float(table["CI high"]),
+        wald_chi2=float(table["Wald χ²"]),
+        df=1,
+        p=float(table["p"]),
+        exp_b=float(table["Exp(B)"]),
+        exp_b_ci_low=float(table["Exp(B) CI low"]),
         exp_b_ci_high=float(table["Exp(B) CI high"]),
-        pct_per_visit=to_pct(table["B"]), pct_ci_low=to_pct(table["CI low"]),
+        pct_per_visit=to_pct(table["B"]),
+        pct_ci_low=to_pct(table["CI low"]),
         pct_ci_high=to_pct(table["CI high"]),
-        intercept=float(params[0]), intercept_se=float(np.sqrt(cov[0, 0])),
-        n_obs=int(len(frame)), n_lesions=int(frame["lesion_id"].nunique()),
-        n_patients=int(frame["patient_id"].nunique()), n_clusters=n_clusters, cluster=cluster,
+        intercept=float(params[0]),
+        intercept_se=float(np.sqrt(cov[0, 0])),
+        n_obs=int(len(frame)),
+        n_lesions=int(frame["lesion_id"].nunique()),
+        n_patients=int(frame["patient_id"].nunique()),
+        n_clusters=n_clusters,
+        cluster=cluster,
         working_correlation=0.0 if alpha is None else float(alpha),
-        correlation_structure=cov_struct, cov_type=cov_type,
-        reference="z" if ref_df is None else "t(G−1)", ref_df=ref_df,
-        family=family, transform=transform,
+        correlation_structure=cov_struct,
+        cov_type=cov_type,
+        reference="z" if ref_df is None else "t(G−1)",
+        ref_df=ref_df,
+        family=family,
+        transform=transform,
         scale_kind="additive" if additive else "multiplicative",
-        scale=float(result.scale), qic=_qic(result, family), converged=converged,
-        max_visit=int(frame["visit"].max()), terms=(INTERCEPT, TIME_TERM),
+        scale=float(result.scale),
+        qic=_qic(result, family),
+        converged=converged,
+        max_visit=int(frame["visit"].max()),
+        terms=(INTERCEPT, TIME_TERM),
         params=tuple(float(x) for x in params),
         cov=tuple(tuple(float(x) for x in row) for row in cov),
     )

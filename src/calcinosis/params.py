@@ -21,8 +21,7 @@ class Parameters:
         for name, allowed in CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"parameter {name}={value!r} is not one of: "
-                                 + ", ".join(allowed))
+                raise ValueError(f"parameter {name}={value!r} is not one of: " + ", ".join(allowed))
 
     @classmethod
     def of(cls, values: Mapping[str, object] | None = None) -> Parameters:
@@ -30,8 +29,9 @@ class Parameters:
         values = dict(values or {})
         unknown = sorted(set(values) - set(NAMES))
         if unknown:
-            raise ValueError(f"no parameter named {', '.join(unknown)} "
-                             f"(parameters: {', '.join(NAMES)})")
+            raise ValueError(
+                f"no parameter named {', '.join(unknown)} (parameters: {', '.join(NAMES)})"
+            )
         return cls(**{k: str(v) for k, v in values.items()})
 
     def as_dict(self) -> dict[str, str]:

@@ -75,11 +75,20 @@ def patient_rates(trial: Trial) -> pd.DataFrame:
         measurements = _patient_measurements(trial, patient.patient_id)
         for outcome in OUTCOME_NAMES:
             rate = patient_rate(measurements, outcome)
-            rows.append({"patient_id": patient.patient_id, "outcome": outcome,
-                         "disease_duration_months": float(patient.disease_duration_months),
-                         "n_lesions": rate.n_lesions, "pct_per_visit": rate.pct_per_visit,
-                         "ci_low": rate.ci_low, "ci_high": rate.ci_high, "p": rate.p,
-                         "estimable": rate.estimable, "reason": rate.reason})
+            rows.append(
+                {
+                    "patient_id": patient.patient_id,
+                    "outcome": outcome,
+                    "disease_duration_months": float(patient.disease_duration_months),
+                    "n_lesions": rate.n_lesions,
+                    "pct_per_visit": rate.pct_per_visit,
+                    "ci_low": rate.ci_low,
+                    "ci_high": rate.ci_high,
+                    "p": rate.p,
+                    "estimable": rate.estimable,
+                    "reason": rate.reason,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -89,10 +98,19 @@ def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
     try:
         fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced")
     except models.NotEstimableError as err:
-        return PatientRate(np.nan, np.nan, np.nan, np.nan, False, _reason(err, n_lesions),
-                           n_lesions, "")
-    return PatientRate(fit.pct_per_visit, fit.pct_ci_low, fit.pct_ci_high, fit.p, True, "",
-                       n_lesions, f"t({fit.ref_df})")
+        return PatientRate(
+            np.nan, np.nan, np.nan, np.nan, False, _reason(err, n_lesions), n_lesions, ""
+        )
+    return PatientRate(
+        fit.pct_per_visit,
+        fit.pct_ci_low,
+        fit.pct_ci_high,
+        fit.p,
+        True,
+        "",
+        n_lesions,
+        f"t({fit.ref_df})",
+    )
 
 
 def _reason(err: Exception, n_lesions: int) -> str:
@@ -109,8 +127,12 @@ def _patient_measurements(trial: Trial, patient_id: str) -> pd.DataFrame:
 
 def _trajectories(measurements: pd.DataFrame) -> pd.DataFrame:
     """Long table lesion_id, visit, outcome, size: measured visits only."""
-    long = measurements.melt(id_vars=["lesion_id", "visit"], value_vars=list(models.OUTCOMES),
-                             var_name="outcome", value_name="size").dropna(subset=["size"])
+    long = measurements.melt(
+        id_vars=["lesion_id", "visit"],
+        value_vars=list(models.OUTCOMES),
+        var_name="outcome",
+        value_name="size",
+    ).dropna(subset=["size"])
     long["outcome"] = long["outcome"].str.removesuffix("_mm")
     return long.sort_values(["lesion_id", "outcome", "visit"]).reset_index(drop=True)
 
@@ -138,10 +160,14 @@ def _change(own: pd.DataFrame, outcome: str) -> dict:
     measured = own.dropna(subset=[f"{outcome}_mm"])
     first, last = measured.iloc[0], measured.iloc[-1]
     size0, size1 = float(first[f"{outcome}_mm"]), float(last[f"{outcome}_mm"])
-    return {"first_visit": int(first["visit"]), "last_visit": int(last["visit"]),
-            f"{outcome}_first": size0, f"{outcome}_last": size1,
-            f"{outcome}_change_mm": size1 - size0,
-            f"{outcome}_change_pct": 100 * (size1 - size0) / size0 if size0 > 0 else np.nan}
+    return {
+        "first_visit": int(first["visit"]),
+        "last_visit": int(last["visit"]),
+        f"{outcome}_first": size0,
+        f"{outcome}_last": size1,
+        f"{outcome}_change_mm": size1 - size0,
+        f"{outcome}_change_pct": 100 * (size1 - size0) / size0 if size0 > 0 else np.nan,
+    }
 
 
 def decline_start(visits: pd.Series, sizes: pd.Series) -> int | None:
@@ -177,25 +203,34 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
     info = page.patient
     sex = {"F": "girl", "M": "boy"}.get(str(info["sex"]), "child")
     sites = ", ".join(dict.fromkeys(page.lesions["site"].astype(str)))
-    out = {"patient_sentence":
-           f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for "
-           f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
-           f"lesion(s) at: {sites}."}
+    out = {
+        "patient_sentence": f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for "
+        f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
+        f"lesion(s) at: {sites}."
+    }
     start = page.course.get("median_decline_start")
     out["decline_sentence"] = (
         f"A steady decline in length began, in the median lesion, at visit {start:g}."
-        if start is not None and not np.isnan(start) else
-        "No visit at which a steady decline in length began can be named: the sizes either "
-        "did not fall or fell across visits that were not measured.")
+        if start is not None and not np.isnan(start)
+        else "No visit at which a steady decline in length began can be named: the sizes either "
+        "did not fall or fell across visits that were not measured."
+    )
     rates = (("length", page.rate_length), ("width", page.rate_width))
     if all(r.estimable for _, r in rates):
         out["rate_sentence"] = (
             "Fitted to this patient's lesions alone, the size changed by "
-            + " and ".join(f"{signed_pct(r.pct_per_visit)} per visit in {o} (95 % CI "
-                           f"{signed_pct(r.ci_low)} to {signed_pct(r.ci_high)}; "
-                           f"{p_phrase(r.p)})" for o, r in rates) + ".")
+            + " and ".join(
+                f"{signed_pct(r.pct_per_visit)} per visit in {o} (95 % CI "
+                f"{signed_pct(r.ci_low)} to {signed_pct(r.ci_high)}; "
+                f"{p_phrase(r.p)})"
+                for o, r in rates
+            )
+            + "."
+        )
     else:
         reasons = "; ".join(dict.fromkeys(r.reason for _, r in rates if not r.estimable))
-        out["rate_sentence"] = (f"No rate can be fitted to this patient alone ({reasons}). "
-                                "The lesions still count in the pooled analysis of all lesions.")
+        out["rate_sentence"] = (
+            f"No rate can be fitted to this patient alone ({reasons}). "
+            "The lesions still count in the pooled analysis of all lesions."
+        )
     return out

@@ -26,9 +26,17 @@ def summary(trial: Trial) -> pd.DataFrame:
     rows = []
     for timepoint, outcome in itertools.product(TIMEPOINTS, OUTCOMES):
         values = _values(trial, timepoint, outcome)
-        rows.append({"timepoint": timepoint, "outcome": outcome, "n": int(len(values)),
-                     "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
-                     "min": float(values.min()), "max": float(values.max())})
+        rows.append(
+            {
+                "timepoint": timepoint,
+                "outcome": outcome,
+                "n": int(len(values)),
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -39,20 +47,30 @@ def _values(trial: Trial, timepoint: str, outcome: str) -> pd.Series:
 
 def per_lesion(trial: Trial) -> pd.DataFrame:
     """One row per lesion × outcome with both radiographs: baseline, final, change, resolved."""
-    wide = trial.radiography.pivot(index="lesion_id", columns="timepoint",
-                                   values=["length_mm", "width_mm"])
+    wide = trial.radiography.pivot(
+        index="lesion_id", columns="timepoint", values=["length_mm", "width_mm"]
+    )
     patient = trial.lesions.set_index("lesion_id")["patient_id"]
     rows = []
     for lesion_id, outcome in itertools.product(wide.index, OUTCOMES):
-        base, final = wide.at[lesion_id, (f"{outcome}_mm", "baseline")], \
-            wide.at[lesion_id, (f"{outcome}_mm", "final")]
+        base, final = (
+            wide.at[lesion_id, (f"{outcome}_mm", "baseline")],
+            wide.at[lesion_id, (f"{outcome}_mm", "final")],
+        )
         if pd.isna(base) or pd.isna(final):
             continue
-        rows.append({"lesion_id": lesion_id, "patient_id": patient[lesion_id],
-                     "outcome": outcome, "baseline": float(base), "final": float(final),
-                     "change_mm": float(final - base),
-                     "change_pct": float(100 * (final - base) / base) if base > 0 else np.nan,
-                     "resolved": bool(final == 0)})
+        rows.append(
+            {
+                "lesion_id": lesion_id,
+                "patient_id": patient[lesion_id],
+                "outcome": outcome,
+                "baseline": float(base),
+                "final": float(final),
+                "change_mm": float(final - base),
+                "change_pct": float(100 * (final - base) / base) if base > 0 else np.nan,
+                "resolved": bool(final == 0),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -69,8 +87,14 @@ def paired_tests(trial: Trial) -> pd.DataFrame:
     rows = []
     for outcome in OUTCOMES:
         diffs = table.loc[table["outcome"] == outcome, "change_mm"].to_numpy()
-        rows.append({"outcome": outcome, "n": int(len(diffs)), **signed_rank(diffs),
-                     "median_change_mm": float(np.median(diffs))})
+        rows.append(
+            {
+                "outcome": outcome,
+                "n": int(len(diffs)),
+                **signed_rank(diffs),
+                "median_change_mm": float(np.median(diffs)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -80,8 +104,13 @@ def signed_rank(diffs: np.ndarray) -> dict:
     nonzero = diffs[diffs != 0]
     n = len(nonzero)
     if n == 0:
-        return {"n_nonzero": 0, "statistic": np.nan, "p": np.nan, "method": "not estimable: "
-                "every difference is 0", "rank_biserial": np.nan}
+        return {
+            "n_nonzero": 0,
+            "statistic": np.nan,
+            "p": np.nan,
+            "method": "not estimable: every difference is 0",
+            "rank_biserial": np.nan,
+        }
     ranks = stats.rankdata(np.abs(nonzero))
     w_plus = float(ranks[nonzero > 0].sum())
     total = float(ranks.sum())
@@ -90,8 +119,13 @@ def signed_rank(diffs: np.ndarray) -> dict:
     else:
         p = float(stats.wilcoxon(nonzero, method="approx").pvalue)
         method = "normal approximation (zeros dropped)"
-    return {"n_nonzero": n, "statistic": w_plus, "p": p, "method": method,
-            "rank_biserial": (2 * w_plus - total) / total}
+    return {
+        "n_nonzero": n,
+        "statistic": w_plus,
+        "p": p,
+        "method": method,
+        "rank_biserial": (2 * w_plus - total) / total,
+    }
 
 
 def _exact_p(ranks: np.ndarray, w_plus: float) -> float:

@@ -130,30 +130,58 @@ def _radiography(facts: dict, lesion_ids: list[str], rng: np.random.Generator) -
 
     base, final = printed["baseline"], printed["week16"]
     prior_len = np.array([BASELINE_PRIOR_MM[p] for p in patient]) + rng.normal(0, 2.0, n)
-    length0 = fit(base["length"], np.zeros(n), np.full(n, np.inf), prior_len,
-                  {LARGEST: base["length"]["max"], SMALLEST: base["length"]["min"]})
+    length0 = fit(
+        base["length"],
+        np.zeros(n),
+        np.full(n, np.inf),
+        prior_len,
+        {LARGEST: base["length"]["max"], SMALLEST: base["length"]["min"]},
+    )
     ratio = np.array([WIDTH_RATIO_PRIOR[p] for p in patient]) * rng.uniform(0.85, 1.15, n)
-    width0 = fit(base["width"], np.zeros(n), length0, length0 * ratio,
-                 {LARGEST: base["width"]["max"], SMALLEST: base["width"]["min"]})
+    width0 = fit(
+        base["width"],
+        np.zeros(n),
+        length0,
+        length0 * ratio,
+        {LARGEST: base["width"]["max"], SMALLEST: base["width"]["min"]},
+    )
 
     # Week 16: lesions gone are 0 in both; the widths are found first so that the lengths
     # can be kept at or above them.
-    gone = np.array([patient[i] == 2 or lid in RESOLVED_ON_RADIOGRAPH
-                     for i, lid in enumerate(lesion_ids)])
+    gone = np.array(
+        [patient[i] == 2 or lid in RESOLVED_ON_RADIOGRAPH for i, lid in enumerate(lesion_ids)]
+    )
     share = np.array([FINAL_SHARE[p] for p in patient]) * rng.uniform(0.85, 1.1, n)
     floor = np.where(gone, 0.0, 1.0)
     ceiling = np.where(gone, 0.0, np.inf)
-    width1 = fit(final["width"], np.minimum(floor, width0), np.minimum(ceiling, width0),
-                 width0 * share, {LARGEST: final["width"]["max"]})
-    length1 = fit(final["length"], np.maximum(floor, width1), np.minimum(ceiling, length0),
-                  length0 * share, {LARGEST: final["length"]["max"]})
+    width1 = fit(
+        final["width"],
+        np.minimum(floor, width0),
+        np.minimum(ceiling, width0),
+        width0 * share,
+        {LARGEST: final["width"]["max"]},
+    )
+    length1 = fit(
+        final["length"],
+        np.maximum(floor, width1),
+        np.minimum(ceiling, length0),
+        length0 * share,
+        {LARGEST: final["length"]["max"]},
+    )
 
     rows = []
     for i, lid in enumerate(lesion_ids):
-        rows.append({"lesion_id": lid, "timepoint": "baseline",
-                     "length_mm": length0[i], "width_mm": width0[i]})
-        rows.append({"lesion_id": lid, "timepoint": "final",
-                     "length_mm": length1[i], "width_mm": width1[i]})
+        rows.append(
+            {
+                "lesion_id": lid,
+                "timepoint": "baseline",
+                "length_mm": length0[i],
+                "width_mm": width0[i],
+            }
+        )
+        rows.append(
+            {"lesion_id": lid, "timepoint": "final", "length_mm": length1[i], "width_mm": width1[i]}
+        )
     return pd.DataFrame(rows, columns=schema.columns("radiography"))
 
 
@@ -168,6 +196,7 @@ def _measurements(facts: dict, radiography: pd.DataFrame, rng: np.random.Generat
 
     sizes = {}
     for outcome, key in (("length_mm", "length"), ("width_mm", "width")):
+
         def miss(theta: float, outcome=outcome, key=key) -> float:
             return _pct(_trajectories(start[outcome], jitter, theta), outcome) - targets[key]
 
@@ -256,13 +285,15 @@ def _lesions(measurements: pd.DataFrame) -> pd.DataFrame:
     for lid, a in area.items():
         patient = _patient_of(lid)
         n = int(lid.split("-L")[1])
-        rows.append({
-            "lesion_id": lid,
-            "patient_id": f"P{patient}",
-            "site": SITES[patient][n - 1],
-            "baseline_area_cm2": float(a),
-            "dose_mg": int(dose.rule_dose(a) or dose.bands()[-1][1]),
-        })
+        rows.append(
+            {
+                "lesion_id": lid,
+                "patient_id": f"P{patient}",
+                "site": SITES[patient][n - 1],
+                "baseline_area_cm2": float(a),
+                "dose_mg": int(dose.rule_dose(a) or dose.bands()[-1][1]),
+            }
+        )
     return pd.DataFrame(rows, columns=schema.columns("lesions"))
 
 
@@ -335,20 +366,29 @@ def published_claims(facts: dict) -> list[dict]:
     gee = results["gee_percent_change_per_visit"]
     for outcome in ("length", "width"):
         claims.append(_claim(f"gee_{outcome}_pct_per_visit", gee[outcome], 2, gee["source"]))
-        claims.append(_claim(f"gee_{outcome}_p", gee["significant_at"], 2, gee["source"],
-                             relation="<"))
+        claims.append(
+            _claim(f"gee_{outcome}_p", gee["significant_at"], 2, gee["source"], relation="<")
+        )
     for timepoint, when in (("baseline", "baseline"), ("week16", "final")):
         for outcome in ("length", "width"):
             for stat, value in results["radiography_mm"][timepoint][outcome].items():
-                claims.append(_claim(f"rad_{when}_{outcome}_{stat}", value, 2,
-                                     "Abstract; Results (radiography)"))
+                claims.append(
+                    _claim(
+                        f"rad_{when}_{outcome}_{stat}", value, 2, "Abstract; Results (radiography)"
+                    )
+                )
     claims.append(_claim("n_adverse_events_related", 0, 0, "Results (safety)"))
     return claims
 
 
 def _claim(name: str, value, decimals: int, source: str, relation: str = "=") -> dict:
-    return {"name": name, "value": value, "decimals": decimals, "relation": relation,
-            "source": source}
+    return {
+        "name": name,
+        "value": value,
+        "decimals": decimals,
+        "relation": relation,
+        "source": source,
+    }
 
 
 def published_claims_yaml(facts: dict) -> str:

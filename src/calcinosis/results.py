@@ -33,11 +33,38 @@ from calcinosis.params import Parameters
 from calcinosis.sections import Section, Table, slug
 
 CLINICAL = ("patients", "lesions", "measurements")
-GEE_DECIMALS = {"B": 4, "SE": 4, "CI low": 4, "CI high": 4, "Wald χ²": 2, "p": 4,
-                "Exp(B)": 4, "Exp(B) CI low": 4, "Exp(B) CI high": 4}
-GEE_FIELDS = ("pct_per_visit", "pct_ci_low", "pct_ci_high", "beta", "se", "ci_low", "ci_high",
-              "wald_chi2", "p", "exp_b", "exp_b_ci_low", "exp_b_ci_high", "intercept",
-              "working_correlation", "scale", "qic", "n_obs", "n_lesions", "n_patients")
+GEE_DECIMALS = {
+    "B": 4,
+    "SE": 4,
+    "CI low": 4,
+    "CI high": 4,
+    "Wald χ²": 2,
+    "p": 4,
+    "Exp(B)": 4,
+    "Exp(B) CI low": 4,
+    "Exp(B) CI high": 4,
+}
+GEE_FIELDS = (
+    "pct_per_visit",
+    "pct_ci_low",
+    "pct_ci_high",
+    "beta",
+    "se",
+    "ci_low",
+    "ci_high",
+    "wald_chi2",
+    "p",
+    "exp_b",
+    "exp_b_ci_low",
+    "exp_b_ci_high",
+    "intercept",
+    "working_correlation",
+    "scale",
+    "qic",
+    "n_obs",
+    "n_lesions",
+    "n_patients",
+)
 OUTCOMES = ("length", "width")
 
 
@@ -69,9 +96,14 @@ def design(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     measured = trial.measurements[["length_mm", "width_mm"]].notna().any(axis=1)
     section = Section("design")
-    section.add({"n_patients": len(trial.patients), "n_lesions": len(trial.lesions),
-                 "n_visits": int(trial.measurements["visit"].max()),
-                 "n_observations": int(measured.sum())})
+    section.add(
+        {
+            "n_patients": len(trial.patients),
+            "n_lesions": len(trial.lesions),
+            "n_visits": int(trial.measurements["visit"].max()),
+            "n_observations": int(measured.sum()),
+        }
+    )
     yield section
 
 
@@ -79,8 +111,10 @@ def methods(inp: Inputs) -> Iterable[Section]:
     section = Section("methods")
     section.add(tables.dose_rule_counts(inp.trial))
     section.add(dose.band_numbers())
-    section.tables["tab_dose_rule"] = Table(tables.tab_dose_rule(inp.trial), {
-        "Area (cm²)": 2, "Dose given (mg)": 0, "Dose by rule (mg)": 0})
+    section.tables["tab_dose_rule"] = Table(
+        tables.tab_dose_rule(inp.trial),
+        {"Area (cm²)": 2, "Dose given (mg)": 0, "Dose by rule (mg)": 0},
+    )
     yield section
 
 
@@ -88,8 +122,10 @@ def cohort(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
-    section.tables["tab_baseline_patients"] = Table(tables.tab_baseline_patients(trial), {
-        "Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2})
+    section.tables["tab_baseline_patients"] = Table(
+        tables.tab_baseline_patients(trial),
+        {"Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2},
+    )
     section.tables["tab_baseline_lesions"] = Table(tables.tab_baseline_lesions(trial), 1)
     section.figures["fig_lesion_map"] = figures.render(figures.fig_lesion_map(trial))
     yield section
@@ -98,15 +134,20 @@ def cohort(inp: Inputs) -> Iterable[Section]:
 def gee(inp: Inputs) -> Iterable[Section]:
     trial, params = inp.trial, inp.params
     section = Section("gee")
-    section.add({"gee_correlation": params.correlation, "gee_cluster": params.cluster,
-                 "gee_cluster_plural": {"lesion": "lesions", "patient": "patients"}[
-                     params.cluster],
-                 "gee_correlation_phrase": models.CORRELATION_PHRASES[params.correlation]})
+    section.add(
+        {
+            "gee_correlation": params.correlation,
+            "gee_cluster": params.cluster,
+            "gee_cluster_plural": {"lesion": "lesions", "patient": "patients"}[params.cluster],
+            "gee_correlation_phrase": models.CORRELATION_PHRASES[params.correlation],
+        }
+    )
     for outcome in OUTCOMES:
         fit = models.primary(trial, outcome, params)
         section.add({f: getattr(fit, f) for f in GEE_FIELDS}, prefix=f"gee_{outcome}_")
         section.tables[f"tab_gee_{outcome}"] = Table(
-            tables.tab_gee(trial, outcome, params), GEE_DECIMALS)
+            tables.tab_gee(trial, outcome, params), GEE_DECIMALS
+        )
     section.tables["tab_gee_summary"] = Table(tables.tab_gee_summary(trial, params), 2)
     section.figures["fig_gee_curve"] = figures.render(figures.fig_gee_curve(trial, params))
     section.figures["fig_gee_checks"] = figures.render(figures.fig_gee_checks(trial, params))
@@ -121,7 +162,8 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
     overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
     overview.figures["fig_patient_rates"] = figures.render(figures.fig_patient_rates(trial))
     overview.figures["fig_supplementary_trajectories"] = figures.render(
-        figures.fig_supplementary_trajectories(trial))
+        figures.fig_supplementary_trajectories(trial)
+    )
     yield overview
     for patient_id in trial.patients["patient_id"].astype(str):
         yield _patient(trial, patient_id)
@@ -132,18 +174,27 @@ def _patient(trial: Trial, patient_id: str) -> Section:
     page = patients.patient_page(trial, patient_id)
     section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
     info = page.patient
-    section.add({"patient_id": patient_id, "age": info["age_years"],
-                 "duration": info["disease_duration_months"]})
+    section.add(
+        {
+            "patient_id": patient_id,
+            "age": info["age_years"],
+            "duration": info["disease_duration_months"],
+        }
+    )
     section.add({f"course_{k}": v for k, v in page.course.items()})
     for outcome, rate in (("length", page.rate_length), ("width", page.rate_width)):
-        section.add({f"rate_{outcome}_{k}": getattr(rate, k)
-                     for k in ("pct_per_visit", "ci_low", "ci_high", "p")})
+        section.add(
+            {
+                f"rate_{outcome}_{k}": getattr(rate, k)
+                for k in ("pct_per_visit", "ci_low", "ci_high", "p")
+            }
+        )
     section.add(patients.page_sentences(page))
-    section.tables["tab_patient_lesions"] = Table(
-        tables.tab_patient_lesions(trial, patient_id), 1)
+    section.tables["tab_patient_lesions"] = Table(tables.tab_patient_lesions(trial, patient_id), 1)
     section.tables["tab_patient_rate"] = Table(tables.tab_patient_rate(trial, patient_id), 2)
     section.figures["fig_patient_trajectories"] = figures.render(
-        figures.fig_patient_trajectories(trial, patient_id))
+        figures.fig_patient_trajectories(trial, patient_id)
+    )
     return section
 
 
@@ -152,14 +203,16 @@ def _discussion(trial: Trial) -> Section:
     for outcome in OUTCOMES:
         table = discussion.interaction_model(trial, outcome).set_index("term")
         row = table.iloc[-1]  # the time × duration interaction
-        section.add({"beta": row["B"], "p": row["p"], "pct_effect": row["pct_per_visit_effect"]},
-                    prefix=f"interaction_{outcome}_")
+        section.add(
+            {"beta": row["B"], "p": row["p"], "pct_effect": row["pct_per_visit_effect"]},
+            prefix=f"interaction_{outcome}_",
+        )
         section.tables[f"tab_interaction_{outcome}"] = Table(
-            tables.tab_interaction(trial, outcome), GEE_DECIMALS)
+            tables.tab_interaction(trial, outcome), GEE_DECIMALS
+        )
     section.add({"interaction_note": tables.interaction_note(trial)})
     section.tables["tab_duration_rates"] = Table(tables.tab_duration_rates(trial), 2)
-    section.figures["fig_duration_response"] = figures.render(
-        figures.fig_duration_response(trial))
+    section.figures["fig_duration_response"] = figures.render(figures.fig_duration_response(trial))
     return section
 
 
@@ -167,19 +220,28 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     section = Section("radiography")
     for row in radiography.summary(trial).itertuples(index=False):
-        section.add({stat: getattr(row, stat) for stat in ("n", "mean", "sd", "min", "max")},
-                    prefix=f"rad_{row.timepoint}_{row.outcome}_")
+        section.add(
+            {stat: getattr(row, stat) for stat in ("n", "mean", "sd", "min", "max")},
+            prefix=f"rad_{row.timepoint}_{row.outcome}_",
+        )
     for row in radiography.paired_tests(trial).itertuples(index=False):
-        section.add({"wilcoxon_statistic": row.statistic, "wilcoxon_p": row.p,
-                     "rank_biserial": row.rank_biserial,
-                     "median_change_mm": row.median_change_mm,
-                     "n_nonzero_change": row.n_nonzero}, prefix=f"rad_{row.outcome}_")
+        section.add(
+            {
+                "wilcoxon_statistic": row.statistic,
+                "wilcoxon_p": row.p,
+                "rank_biserial": row.rank_biserial,
+                "median_change_mm": row.median_change_mm,
+                "n_nonzero_change": row.n_nonzero,
+            },
+            prefix=f"rad_{row.outcome}_",
+        )
     section.add({"rad_n_resolved": radiography.n_resolved(trial)})
     section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
     section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
     section.tables["tab_radiography_lesions"] = Table(tables.tab_radiography_lesions(trial), 1)
     section.figures["fig_radiography_paired"] = figures.render(
-        figures.fig_radiography_paired(trial))
+        figures.fig_radiography_paired(trial)
+    )
     yield section
 
 
@@ -192,12 +254,18 @@ def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
         intervals = int(values["n_visits"]) - 1
         pct = values[f"gee_{outcome}_pct_per_visit"]
         base, final = (values[f"rad_{t}_{outcome}_mean"] for t in ("baseline", "final"))
-        section.add({"intervals": intervals,
-                     "compounded_pct": 100 * ((1 + pct / 100) ** intervals - 1)
-                     if isinstance(pct, float) else None,
-                     "radiographic_pct": 100 * (final / base - 1)
-                     if isinstance(base, float) and base else None},
-                    prefix=f"cvr_{outcome}_")
+        section.add(
+            {
+                "intervals": intervals,
+                "compounded_pct": 100 * ((1 + pct / 100) ** intervals - 1)
+                if isinstance(pct, float)
+                else None,
+                "radiographic_pct": 100 * (final / base - 1)
+                if isinstance(base, float) and base
+                else None,
+            },
+            prefix=f"cvr_{outcome}_",
+        )
     yield section
 
 
@@ -205,11 +273,15 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     events, exposure = safety.adverse_events(trial), safety.exposure(trial)
     section = Section("safety")
-    section.add({"n_adverse_events": int(events["total"].sum()),
-                 "n_adverse_events_related": int(events["related"].sum()),
-                 "n_injections": int(exposure["injections"].sum()),
-                 "total_dose_mg": float(exposure["total_dose_mg"].sum()),
-                 "rule_of_three_pct": 100 * 3 / len(trial.patients)})
+    section.add(
+        {
+            "n_adverse_events": int(events["total"].sum()),
+            "n_adverse_events_related": int(events["related"].sum()),
+            "n_injections": int(exposure["injections"].sum()),
+            "total_dose_mg": float(exposure["total_dose_mg"].sum()),
+            "rule_of_three_pct": 100 * 3 / len(trial.patients),
+        }
+    )
     section.tables["tab_adverse_events"] = Table(tables.tab_adverse_events(trial), 0)
     section.tables["tab_exposure"] = Table(tables.tab_exposure(trial), 0)
     yield section
@@ -220,14 +292,16 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     grid = sensitivity.grid(trial)
     significant, estimated = sensitivity.significant_share(grid)
     section = Section("sensitivity")
-    section.add({"sens_n_rows": len(grid), "sens_n_estimated": estimated,
-                 "sens_n_significant": significant})
+    section.add(
+        {"sens_n_rows": len(grid), "sens_n_estimated": estimated, "sens_n_significant": significant}
+    )
     for outcome, rows in grid.groupby("outcome"):
         section.add({f"sens_{outcome}_p_max": rows["p"].max()})
     section.add(tables.sensitivity_summary(trial), prefix="sens_")
     section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
     section.figures["fig_sensitivity_forest"] = figures.render(
-        figures.fig_sensitivity_forest(trial))
+        figures.fig_sensitivity_forest(trial)
+    )
     yield section
 
 
@@ -236,11 +310,16 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
     claims = tables.tab_claims_audit(trial, inp.values)
     section = Section("audit")
     verdicts = claims["verdict"]
-    section.add({"audit_n_claims": int(len(verdicts)),
-                 "audit_n_match": int((verdicts == "match").sum()),
-                 "audit_n_differ": int((verdicts != "match").sum())})
-    section.tables["tab_claims_audit"] = Table(claims, {"published": 2, "recomputed": 4,
-                                                        "recomputed_rounded": 2})
+    section.add(
+        {
+            "audit_n_claims": int(len(verdicts)),
+            "audit_n_match": int((verdicts == "match").sum()),
+            "audit_n_differ": int((verdicts != "match").sum()),
+        }
+    )
+    section.tables["tab_claims_audit"] = Table(
+        claims, {"published": 2, "recomputed": 4, "recomputed_rounded": 2}
+    )
     section.tables["tab_grim_overview"] = Table(tables.tab_grim_overview(trial))
     section.tables["tab_grim"] = Table(tables.tab_grim(trial))
     section.tables["tab_grimmer"] = Table(tables.tab_grimmer(trial))
@@ -251,8 +330,13 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
 def data_package(inp: Inputs) -> Iterable[Section]:
     section = Section("data_package")
     package = tables.data_package_provenance(inp.trial.data_dir)
-    section.add({"dp_title": package["title"], "dp_license": package["license"],
-                 "dp_note": package.get("provenance_note", "")})
+    section.add(
+        {
+            "dp_title": package["title"],
+            "dp_license": package["license"],
+            "dp_note": package.get("provenance_note", ""),
+        }
+    )
     section.tables["tab_data_dictionary"] = Table(tables.tab_data_dictionary(inp.trial))
     yield section
     files = Section("data_files")
@@ -269,8 +353,15 @@ def software(inp: Inputs) -> Iterable[Section]:
     yield section
 
 
-DATA_FILES = ("patients", "lesions", "measurements", "radiography", "adverse_events",
-              "published", "datapackage")
+DATA_FILES = (
+    "patients",
+    "lesions",
+    "measurements",
+    "radiography",
+    "adverse_events",
+    "published",
+    "datapackage",
+)
 PRODUCERS: tuple[Producer, ...] = (
     Producer("design", CLINICAL, design),
     Producer("methods", ("lesions",), methods),
@@ -287,15 +378,17 @@ PRODUCERS: tuple[Producer, ...] = (
 )
 
 
-def run(producer: Producer, trial: Trial, params: Parameters,
-        values: dict | None = None) -> list[Section]:
+def run(
+    producer: Producer, trial: Trial, params: Parameters, values: dict | None = None
+) -> list[Section]:
     """One producer's sections, on the view of `trial` it declared."""
     view = trial.only(producer.reads)
     return list(producer.make(Inputs(view, params, dict(values or {}))))
 
 
-def compute(trial: Trial, params: Parameters | None = None,
-            producers: tuple[Producer, ...] = PRODUCERS) -> dict[str, Section]:
+def compute(
+    trial: Trial, params: Parameters | None = None, producers: tuple[Producer, ...] = PRODUCERS
+) -> dict[str, Section]:
     """Every section, in one process (a reviewer's notebook, the tests)."""
     params = params or Parameters()
     sections: dict[str, Section] = {}
@@ -317,9 +410,13 @@ def all_values(sections: Iterable[Section]) -> dict:
 
 def describe(sections: Iterable[Section]) -> dict[str, dict]:
     """Per section: its digest and the global names of what it holds (sections.json)."""
-    return {s.name: {"digest": s.digest(), "scope": s.scope,
-                     "values": sorted(s.value_name(n) for n in s.values),
-                     "tables": sorted(s.item_name(n) for n in s.tables),
-                     "figures": sorted(s.item_name(n) for n in s.figures)}
-            for s in sections}
-
+    return {
+        s.name: {
+            "digest": s.digest(),
+            "scope": s.scope,
+            "values": sorted(s.value_name(n) for n in s.values),
+            "tables": sorted(s.item_name(n) for n in s.tables),
+            "figures": sorted(s.item_name(n) for n in s.figures),
+        }
+        for s in sections
+    }

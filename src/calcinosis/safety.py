@@ -18,8 +18,9 @@ def adverse_events(trial: Trial) -> pd.DataFrame:
     events = trial.adverse_events
     severities = list(SEVERITIES) + sorted(set(events["severity"].str.lower()) - set(SEVERITIES))
     patients = trial.patients["patient_id"].astype(str).tolist()
-    counts = (pd.crosstab(events["patient_id"].astype(str), events["severity"].str.lower())
-              .reindex(index=patients, columns=severities, fill_value=0))
+    counts = pd.crosstab(events["patient_id"].astype(str), events["severity"].str.lower()).reindex(
+        index=patients, columns=severities, fill_value=0
+    )
     counts.index.name, counts.columns.name = "patient_id", None
     counts["total"] = counts[severities].sum(axis=1)
     related = events[_is_related(events)]["patient_id"].astype(str).value_counts()
@@ -38,8 +39,11 @@ def exposure(trial: Trial) -> pd.DataFrame:
     lesions = trial.lesions.assign(visits=lambda d: d["lesion_id"].map(visits))
     lesions["dose_total_mg"] = lesions["dose_mg"] * lesions["visits"]
     out = lesions.groupby("patient_id", sort=False).agg(
-        lesions=("lesion_id", "size"), visits=("visits", "max"),
-        injections=("visits", "sum"), total_dose_mg=("dose_total_mg", "sum"))
+        lesions=("lesion_id", "size"),
+        visits=("visits", "max"),
+        injections=("visits", "sum"),
+        total_dose_mg=("dose_total_mg", "sum"),
+    )
     out = out.reindex(trial.patients["patient_id"]).reset_index()
     out["patient_id"] = out["patient_id"].astype(str)
     return out.astype({"lesions": int, "visits": int, "injections": int})

@@ -80,9 +80,13 @@ TABLE_SPECS: tuple[Table, ...] = (
             Field("patient_id", "string", "Study code of the patient, e.g. P1."),
             Field("sex", "string", "Sex of the patient.", enum=("F", "M")),
             Field("age_years", "number", "Age at enrolment.", unit="year", minimum=0),
-            Field("disease_duration_months", "number",
-                  "Time from diagnosis of juvenile dermatomyositis to enrolment.",
-                  unit="month", minimum=0),
+            Field(
+                "disease_duration_months",
+                "number",
+                "Time from diagnosis of juvenile dermatomyositis to enrolment.",
+                unit="month",
+                minimum=0,
+            ),
         ),
         primary_key=("patient_id",),
     ),
@@ -94,10 +98,20 @@ TABLE_SPECS: tuple[Table, ...] = (
             Field("lesion_id", "string", "Study code of the lesion, e.g. P1-L1."),
             Field("patient_id", "string", "Patient the lesion belongs to."),
             Field("site", "string", "Anatomical site of the lesion."),
-            Field("baseline_area_cm2", "number", "Area of the lesion before treatment.",
-                  unit="cm2", exclusive_minimum=0),
-            Field("dose_mg", "number", "Infliximab dose injected into the lesion per visit.",
-                  unit="mg", exclusive_minimum=0),
+            Field(
+                "baseline_area_cm2",
+                "number",
+                "Area of the lesion before treatment.",
+                unit="cm2",
+                exclusive_minimum=0,
+            ),
+            Field(
+                "dose_mg",
+                "number",
+                "Infliximab dose injected into the lesion per visit.",
+                unit="mg",
+                exclusive_minimum=0,
+            ),
         ),
         primary_key=("lesion_id",),
         foreign_keys=(ForeignKey("patient_id", "patients", "patient_id"),),
@@ -121,8 +135,12 @@ TABLE_SPECS: tuple[Table, ...] = (
         description="Size of each lesion on the radiograph before and after treatment.",
         fields=(
             Field("lesion_id", "string", "Lesion imaged."),
-            Field("timepoint", "string", "Radiograph before or after treatment.",
-                  enum=("baseline", "final")),
+            Field(
+                "timepoint",
+                "string",
+                "Radiograph before or after treatment.",
+                enum=("baseline", "final"),
+            ),
             _size("length_mm", "Longest diameter on the radiograph.", False),
             _size("width_mm", "Diameter across the length on the radiograph.", False),
         ),
@@ -138,8 +156,12 @@ TABLE_SPECS: tuple[Table, ...] = (
             Field("visit", "integer", "Visit at which the event was reported.", minimum=1),
             Field("event", "string", "What happened."),
             Field("severity", "string", "Severity of the event."),
-            Field("related_to_treatment", "string",
-                  "Whether the event was judged related to the injections.", required=False),
+            Field(
+                "related_to_treatment",
+                "string",
+                "Whether the event was judged related to the injections.",
+                required=False,
+            ),
         ),
         primary_key=(),
         foreign_keys=(ForeignKey("patient_id", "patients", "patient_id"),),
@@ -230,8 +252,11 @@ def _field_checks(f: Field) -> list[pa.Check]:
         checks.append(_check_minimum(f.exclusive_minimum, exclusive=True))
     if f.enum is not None:
         allowed = frozenset(f.enum)
-        checks.append(pa.Check(lambda cell: cell in allowed, element_wise=True,
-                               name=f"one_of({', '.join(f.enum)})"))
+        checks.append(
+            pa.Check(
+                lambda cell: cell in allowed, element_wise=True, name=f"one_of({', '.join(f.enum)})"
+            )
+        )
     return checks
 
 
@@ -277,11 +302,13 @@ PACKAGE_DESCRIPTION = (
     "caliper measurements, radiography and adverse events. Patients are identified by study "
     "codes only; the tables hold no direct identifiers."
 )
-LICENSES = ({
-    "name": "CC-BY-4.0",
-    "title": "Creative Commons Attribution 4.0",
-    "path": "https://creativecommons.org/licenses/by/4.0/",
-},)
+LICENSES = (
+    {
+        "name": "CC-BY-4.0",
+        "title": "Creative Commons Attribution 4.0",
+        "path": "https://creativecommons.org/licenses/by/4.0/",
+    },
+)
 
 
 def _field_descriptor(f: Field) -> dict[str, Any]:

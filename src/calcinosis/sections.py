@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -49,7 +50,7 @@ class Section:
     figures: dict[str, Figure] = field(default_factory=dict)
     scope: str = ""
 
-    def add(self, values: dict[str, object], prefix: str = "") -> None:
+    def add(self, values: Mapping[str, object], prefix: str = "") -> None:
         """Add plain values under `prefix + name`; a p-value also as a phrase (`<name>_text`)."""
         for name, value in values.items():
             value = plain(value)

@@ -8,9 +8,24 @@ from pathlib import Path
 
 from calcinosis import paths
 
-KEY_PACKAGES = ("calcinosis", "jupyter-book", "sphinx", "myst-nb", "papermill", "jupytext",
-                "nbclient", "ipykernel", "numpy", "pandas", "scipy", "statsmodels",
-                "matplotlib", "seaborn", "pandera", "openpyxl")
+KEY_PACKAGES = (
+    "calcinosis",
+    "jupyter-book",
+    "sphinx",
+    "myst-nb",
+    "papermill",
+    "jupytext",
+    "nbclient",
+    "ipykernel",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "pandera",
+    "openpyxl",
+)
 
 
 def git_state(root: Path = paths.ROOT) -> dict[str, object]:
@@ -25,22 +40,30 @@ def git_state(root: Path = paths.ROOT) -> dict[str, object]:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                                  text=True, timeout=20, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit.strip() if commit else None,
-            "dirty": None if status is None else bool(status.strip())}
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": None if status is None else bool(status.strip()),
+    }
 
 
 def short_commit() -> str:
     """'0e0673a1b2' or '0e0673a1b2+dirty', 'unknown' outside a repository."""
     state = git_state()
-    return (state["commit"] or "unknown")[:10] + ("+dirty" if state["dirty"] else "")
+    commit = str(state["commit"] or "unknown")
+    return commit[:10] + ("+dirty" if state["dirty"] else "")
 
 
 def package_versions() -> dict[str, str]:

@@ -31,26 +31,31 @@ def tab_dose_rule(trial: Trial) -> pd.DataFrame:
     les = trial.lesions.sort_values("lesion_id")
     expected = [dose.rule_dose(a) for a in les["baseline_area_cm2"]]
     flag = [
-        "outside the rule: larger than 5 cm² (exclusion criterion)" if e is None
+        "outside the rule: larger than 5 cm² (exclusion criterion)"
+        if e is None
         else ("matches the rule" if d == e else f"differs: the rule gives {e:g} mg")
         for d, e in zip(les["dose_mg"], expected, strict=True)
     ]
-    return pd.DataFrame({
-        "Lesion": les["lesion_id"].astype(str).to_numpy(),
-        "Site": les["site"].to_numpy(),
-        "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
-        "Dose given (mg)": les["dose_mg"].to_numpy(),
-        "Dose by rule (mg)": pd.array(expected, dtype="Float64"),
-        "Check": flag,
-    })
+    return pd.DataFrame(
+        {
+            "Lesion": les["lesion_id"].astype(str).to_numpy(),
+            "Site": les["site"].to_numpy(),
+            "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
+            "Dose given (mg)": les["dose_mg"].to_numpy(),
+            "Dose by rule (mg)": pd.array(expected, dtype="Float64"),
+            "Check": flag,
+        }
+    )
 
 
 def dose_rule_counts(trial: Trial) -> dict[str, int]:
     """How many lesions match the rule, get another dose, or exceed the 5 cm² limit."""
     check = tab_dose_rule(trial)["Check"]
-    return {"n_dose_match": int((check == "matches the rule").sum()),
-            "n_dose_differs": int(check.str.startswith("differs").sum()),
-            "n_dose_over_limit": int(check.str.startswith("outside").sum())}
+    return {
+        "n_dose_match": int((check == "matches the rule").sum()),
+        "n_dose_differs": int(check.str.startswith("differs").sum()),
+        "n_dose_over_limit": int(check.str.startswith("outside").sum()),
+    }
 
 
 def tab_baseline_patients(trial: Trial) -> pd.DataFrame:
@@ -58,17 +63,20 @@ def tab_baseline_patients(trial: Trial) -> pd.DataFrame:
     les = trial.lesions.groupby("patient_id").agg(
         lesions=("lesion_id", "size"),
         sites=("site", lambda s: ", ".join(dict.fromkeys(s))),
-        area=("baseline_area_cm2", "sum"))
+        area=("baseline_area_cm2", "sum"),
+    )
     pat = trial.patients.set_index("patient_id").join(les).reset_index()
-    return pd.DataFrame({
-        "Patient": pat["patient_id"].astype(str),
-        "Sex": pat["sex"],
-        "Age (years)": pat["age_years"],
-        "Disease duration (months)": pat["disease_duration_months"],
-        "Lesions": pat["lesions"].astype("int64"),
-        "Sites": pat["sites"],
-        "Total lesion area (cm²)": pat["area"],
-    })
+    return pd.DataFrame(
+        {
+            "Patient": pat["patient_id"].astype(str),
+            "Sex": pat["sex"],
+            "Age (years)": pat["age_years"],
+            "Disease duration (months)": pat["disease_duration_months"],
+            "Lesions": pat["lesions"].astype("int64"),
+            "Sites": pat["sites"],
+            "Total lesion area (cm²)": pat["area"],
+        }
+    )
 
 
 def cohort_numbers(trial: Trial) -> dict[str, float]:
@@ -76,10 +84,12 @@ def cohort_numbers(trial: Trial) -> dict[str, float]:
     pat, les = trial.patients, trial.lesions
     per_patient = les.groupby("patient_id").size()
     return {
-        "age_min": float(pat["age_years"].min()), "age_max": float(pat["age_years"].max()),
+        "age_min": float(pat["age_years"].min()),
+        "age_max": float(pat["age_years"].max()),
         "duration_min": float(pat["disease_duration_months"].min()),
         "duration_max": float(pat["disease_duration_months"].max()),
-        "n_female": int((pat["sex"] == "F").sum()), "n_male": int((pat["sex"] == "M").sum()),
+        "n_female": int((pat["sex"] == "F").sum()),
+        "n_male": int((pat["sex"] == "M").sum()),
         "lesions_per_patient_min": int(per_patient.min()),
         "lesions_per_patient_max": int(per_patient.max()),
         "n_sites": int(les["site"].nunique()),
@@ -95,16 +105,18 @@ def tab_baseline_lesions(trial: Trial) -> pd.DataFrame:
     first = meas.sort_values("visit").groupby("lesion_id").first()
     rad = trial.radiography[trial.radiography["timepoint"] == "baseline"].set_index("lesion_id")
     les = trial.lesions.set_index("lesion_id").sort_index()
-    return pd.DataFrame({
-        "Lesion": les.index.astype(str),
-        "Patient": les["patient_id"].astype(str).to_numpy(),
-        "Site": les["site"].to_numpy(),
-        "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
-        "Clinical length (mm)": first["length_mm"].reindex(les.index).to_numpy(),
-        "Clinical width (mm)": first["width_mm"].reindex(les.index).to_numpy(),
-        "X-ray length (mm)": rad["length_mm"].reindex(les.index).to_numpy(),
-        "X-ray width (mm)": rad["width_mm"].reindex(les.index).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "Lesion": les.index.astype(str),
+            "Patient": les["patient_id"].astype(str).to_numpy(),
+            "Site": les["site"].to_numpy(),
+            "Area (cm²)": les["baseline_area_cm2"].to_numpy(),
+            "Clinical length (mm)": first["length_mm"].reindex(les.index).to_numpy(),
+            "Clinical width (mm)": first["width_mm"].reindex(les.index).to_numpy(),
+            "X-ray length (mm)": rad["length_mm"].reindex(les.index).to_numpy(),
+            "X-ray width (mm)": rad["width_mm"].reindex(les.index).to_numpy(),
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,17 +125,21 @@ def tab_baseline_lesions(trial: Trial) -> pd.DataFrame:
 
 
 def _rates_frame(rates: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "Outcome": rates["outcome"].map(OUTCOME_NAMES).to_numpy(),
-        "Change per visit (%)": rates["pct_per_visit"].to_numpy(),
-        "95 % CI low": rates["ci_low"].to_numpy(),
-        "95 % CI high": rates["ci_high"].to_numpy(),
-        "p": rates["p"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "Outcome": rates["outcome"].map(OUTCOME_NAMES).to_numpy(),
+            "Change per visit (%)": rates["pct_per_visit"].to_numpy(),
+            "95 % CI low": rates["ci_low"].to_numpy(),
+            "95 % CI high": rates["ci_high"].to_numpy(),
+            "p": rates["p"].to_numpy(),
+        }
+    )
     if "estimable" in rates:
         reason = rates["reason"] if "reason" in rates else ""
-        out["Note"] = [("" if ok else str(r)) for ok, r in
-                       zip(rates["estimable"].astype(bool), reason, strict=True)]
+        out["Note"] = [
+            ("" if ok else str(r))
+            for ok, r in zip(rates["estimable"].astype(bool), reason, strict=True)
+        ]
     return out
 
 
@@ -143,13 +159,18 @@ def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
 
     lesions = patients.patient_page(trial, patient_id).lesions
     rename = {
-        "lesion_id": "Lesion", "site": "Site",
-        "first_visit": "First visit", "last_visit": "Last visit",
-        "length_first": "Length first (mm)", "length_last": "Length last (mm)",
+        "lesion_id": "Lesion",
+        "site": "Site",
+        "first_visit": "First visit",
+        "last_visit": "Last visit",
+        "length_first": "Length first (mm)",
+        "length_last": "Length last (mm)",
         "length_change_pct": "Length change (%)",
-        "width_first": "Width first (mm)", "width_last": "Width last (mm)",
+        "width_first": "Width first (mm)",
+        "width_last": "Width last (mm)",
         "width_change_pct": "Width change (%)",
-        "resolved": "Resolved", "decline_start_visit": "Steady decline from visit",
+        "resolved": "Resolved",
+        "decline_start_visit": "Steady decline from visit",
     }
     keep = [c for c in rename if c in lesions.columns]
     out = lesions[keep].rename(columns=rename).reset_index(drop=True)
@@ -192,15 +213,21 @@ def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
     rows = []
     for outcome in ("length", "width"):
         fit = models.primary(trial, outcome, params)
-        rows.append({
-            "Outcome": OUTCOME_NAMES[outcome],
-            "Change per visit (%)": fit.pct_per_visit,
-            "95 % CI low": fit.pct_ci_low, "95 % CI high": fit.pct_ci_high,
-            "Wald χ²": fit.wald_chi2, "p": fit.p,
-            "Observations": int(fit.n_obs), "Lesions": int(fit.n_lesions),
-            "Patients": int(fit.n_patients),
-            "Working correlation": fit.working_correlation, "QIC": fit.qic,
-        })
+        rows.append(
+            {
+                "Outcome": OUTCOME_NAMES[outcome],
+                "Change per visit (%)": fit.pct_per_visit,
+                "95 % CI low": fit.pct_ci_low,
+                "95 % CI high": fit.pct_ci_high,
+                "Wald χ²": fit.wald_chi2,
+                "p": fit.p,
+                "Observations": int(fit.n_obs),
+                "Lesions": int(fit.n_lesions),
+                "Patients": int(fit.n_patients),
+                "Working correlation": fit.working_correlation,
+                "QIC": fit.qic,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -271,13 +298,19 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
     from calcinosis import sensitivity
 
     grid = sensitivity.grid(trial)
-    return pd.DataFrame({
-        "Outcome": grid["outcome"].map(OUTCOME_NAMES),
-        "Factor": grid["factor"], "Choice": grid["choice"],
-        "Change per visit (%)": grid["pct_per_visit"],
-        "95 % CI low": grid["ci_low"], "95 % CI high": grid["ci_high"], "p": grid["p"],
-        "Primary": grid["is_primary"].astype(bool), "Note": grid["note"].fillna(""),
-    })
+    return pd.DataFrame(
+        {
+            "Outcome": grid["outcome"].map(OUTCOME_NAMES),
+            "Factor": grid["factor"],
+            "Choice": grid["choice"],
+            "Change per visit (%)": grid["pct_per_visit"],
+            "95 % CI low": grid["ci_low"],
+            "95 % CI high": grid["ci_high"],
+            "p": grid["p"],
+            "Primary": grid["is_primary"].astype(bool),
+            "Note": grid["note"].fillna(""),
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,19 +331,28 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
         ok = part.dropna(subset=["pct_per_visit"])
         excludes_zero = (ok["ci_high"] < 0) | (ok["ci_low"] > 0)
         crossing = ok.loc[~excludes_zero]
-        out.update({
-            f"{outcome}_n": int(len(part)), f"{outcome}_n_estimable": int(len(ok)),
-            f"{outcome}_n_decrease": int((ok["ci_high"] < 0).sum()),
-            f"{outcome}_min": float(ok["pct_per_visit"].min()),
-            f"{outcome}_max": float(ok["pct_per_visit"].max()),
-            f"{outcome}_crossing": "; ".join(f"{f}: {c}" for f, c in
-                                             zip(crossing["factor"], crossing["choice"],
-                                                 strict=True)) or "none",
-            f"{outcome}_not_estimable": "; ".join(
-                f"{f}: {c}" for f, c in zip(part.loc[part["pct_per_visit"].isna(), "factor"],
-                                            part.loc[part["pct_per_visit"].isna(), "choice"],
-                                            strict=True)) or "none",
-        })
+        out.update(
+            {
+                f"{outcome}_n": int(len(part)),
+                f"{outcome}_n_estimable": int(len(ok)),
+                f"{outcome}_n_decrease": int((ok["ci_high"] < 0).sum()),
+                f"{outcome}_min": float(ok["pct_per_visit"].min()),
+                f"{outcome}_max": float(ok["pct_per_visit"].max()),
+                f"{outcome}_crossing": "; ".join(
+                    f"{f}: {c}" for f, c in zip(crossing["factor"], crossing["choice"], strict=True)
+                )
+                or "none",
+                f"{outcome}_not_estimable": "; ".join(
+                    f"{f}: {c}"
+                    for f, c in zip(
+                        part.loc[part["pct_per_visit"].isna(), "factor"],
+                        part.loc[part["pct_per_visit"].isna(), "choice"],
+                        strict=True,
+                    )
+                )
+                or "none",
+            }
+        )
     return out
 
 
@@ -328,11 +370,15 @@ def tab_grim_overview(trial: Trial) -> pd.DataFrame:
     from calcinosis import audit
 
     table = audit.grimmer_table()
-    verdict = table["grim_consistent"].map({True: "mean", False: ""}).str.cat(
-        table["grimmer_consistent"].map({True: " + SD", False: ""}))
+    verdict = (
+        table["grim_consistent"]
+        .map({True: "mean", False: ""})
+        .str.cat(table["grimmer_consistent"].map({True: " + SD", False: ""}))
+    )
     verdict = verdict.str.strip(" +").replace("", "neither").replace("SD", "SD only")
-    wide = table.assign(verdict=verdict).pivot(index=["quantity", "n"], columns="grid",
-                                               values="verdict")
+    wide = table.assign(verdict=verdict).pivot(
+        index=["quantity", "n"], columns="grid", values="verdict"
+    )
     wide.columns = [f"grid {g:g} mm" for g in wide.columns]
     return wide.reset_index().rename(columns={"quantity": "Summary"})
 
@@ -366,8 +412,14 @@ def tab_data_files(trial: Trial) -> pd.DataFrame:
     for path in dataset_files(trial.data_dir).values():
         data = path.read_bytes()
         lines = data.count(b"\n") - 1 if path.suffix == ".csv" else None
-        rows.append({"File": path.name, "Data rows": lines, "Bytes": len(data),
-                     "SHA-256": hashlib.sha256(data).hexdigest()})
+        rows.append(
+            {
+                "File": path.name,
+                "Data rows": lines,
+                "Bytes": len(data),
+                "SHA-256": hashlib.sha256(data).hexdigest(),
+            }
+        )
     out = pd.DataFrame(rows)
     out["Data rows"] = out["Data rows"].astype("Int64")
     return out
@@ -378,8 +430,10 @@ def tab_versions(trial: Trial) -> pd.DataFrame:
     from calcinosis import software
 
     rows = [{"Software": "Python", "Version": platform.python_version()}]
-    rows += [{"Software": name, "Version": version}
-             for name, version in software.package_versions().items()]
+    rows += [
+        {"Software": name, "Version": version}
+        for name, version in software.package_versions().items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -398,19 +452,27 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
             for key, word in (("minimum", "≥"), ("maximum", "≤")):
                 if key in constraints:
                     rules.append(f"{word} {constraints[key]}")
-            rows.append({"Table": resource["name"], "Field": field["name"],
-                         "Type": field.get("type", ""), "Unit": field.get("unit", ""),
-                         "Description": field.get("description", ""),
-                         "Rules": "; ".join(rules)})
+            rows.append(
+                {
+                    "Table": resource["name"],
+                    "Field": field["name"],
+                    "Type": field.get("type", ""),
+                    "Unit": field.get("unit", ""),
+                    "Description": field.get("description", ""),
+                    "Rules": "; ".join(rules),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
     """The data package's title, licence and provenance block, for the appendix's prose."""
     package = _data_package(data_dir)
-    return {"title": package.get("title", ""),
-            "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
-            **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()}}
+    return {
+        "title": package.get("title", ""),
+        "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
+        **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()},
+    }
 
 
 def _data_package(data_dir: Path | str) -> dict:

@@ -23,15 +23,16 @@ OKABE_ITO = {
     "yellow": "#F0E442",
     "grey": "#999999",
 }
-PALETTE: list[str] = [OKABE_ITO[k] for k in
-                      ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
-                       "sky_blue", "grey")]
+PALETTE: list[str] = [
+    OKABE_ITO[k]
+    for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "grey")
+]
 OUTCOME_COLOURS = {"length": OKABE_ITO["blue"], "width": OKABE_ITO["vermillion"]}
 OUTCOME_LABELS = {"length": "Length (mm)", "width": "Width (mm)"}
 REFERENCE = "#000000"
 
-WIDTH_IN = 6.5          # one column of the book's text at print size
-DPI = 150               # PNG resolution for the glued figures (the PDF needs raster: jupyter-book#1429)
+WIDTH_IN = 6.5  # one column of the book's text at print size
+DPI = 150  # PNG resolution of the glued figures (the PDF needs raster: jupyter-book#1429)
 
 
 def outcome_key(outcome: str) -> str:
@@ -46,11 +47,22 @@ def patient_colours(patient_ids) -> dict[str, str]:
 
 def apply() -> None:
     """Set the book's seaborn theme and matplotlib defaults (idempotent)."""
-    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.25,
-                  rc={"figure.dpi": DPI, "savefig.dpi": DPI, "savefig.bbox": "tight",
-                      "axes.titleweight": "bold", "axes.spines.top": False,
-                      "axes.spines.right": False, "legend.frameon": False,
-                      "svg.fonttype": "none"})
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        palette=PALETTE,
+        font_scale=1.25,
+        rc={
+            "figure.dpi": DPI,
+            "savefig.dpi": DPI,
+            "savefig.bbox": "tight",
+            "axes.titleweight": "bold",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.frameon": False,
+            "svg.fonttype": "none",
+        },
+    )
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=PALETTE)
 
 

@@ -77,14 +77,23 @@ class Report:
     @property
     def computed(self) -> list[str]:
         """The producers of the results stage that were computed (not cached)."""
-        return [n for n, r in (self.stage.producers.items() if self.stage else ())
-                if not r["cached"]]
+        return [
+            n for n, r in (self.stage.producers.items() if self.stage else ()) if not r["cached"]
+        ]
 
 
-def plan(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
-         params: dict | None = None, jobs: int | None = None, pdf: bool = False, *,
-         chapters_dir: Path = paths.CHAPTERS_DIR, book_dir: Path = paths.BOOK_DIR,
-         cache_dir: Path | None = None, compare_to: Path | None = None) -> Plan:
+def plan(
+    data_dir: Path = paths.DATA_DIR,
+    out_dir: Path = paths.BUILD_DIR,
+    params: dict | None = None,
+    jobs: int | None = None,
+    pdf: bool = False,
+    *,
+    chapters_dir: Path = paths.CHAPTERS_DIR,
+    book_dir: Path = paths.BOOK_DIR,
+    cache_dir: Path | None = None,
+    compare_to: Path | None = None,
+) -> Plan:
     """Check the request and the data, and lay out every page. Raises InvalidData or
     UsageError; writes nothing."""
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
@@ -94,31 +103,59 @@ def plan(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
         chosen = Parameters.of(params)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    _check_out(out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR,
-                         Path.cwd()])
+    _check_out(
+        out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR, Path.cwd()]
+    )
     trial = load_valid(data_dir)
     if pdf and (missing := pdf_missing(book_dir)):
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
     chapters = read_chapters(chapters_dir)
     page_code = cache.sha256_file(Path(__file__).with_name("page.py"))
-    pages = plan_pages(chapters, [str(p) for p in trial.patients["patient_id"]],
-                       chosen.as_dict(), page_code)
-    return Plan(data_dir, out_dir, chosen, chapters, pages, book_dir, cache_dir,
-                max(1, jobs or os.cpu_count() or 1), pdf,
-                Path(compare_to).resolve() if compare_to else None)
+    pages = plan_pages(
+        chapters, [str(p) for p in trial.patients["patient_id"]], chosen.as_dict(), page_code
+    )
+    return Plan(
+        data_dir,
+        out_dir,
+        chosen,
+        chapters,
+        pages,
+        book_dir,
+        cache_dir,
+        max(1, jobs or os.cpu_count() or 1),
+        pdf,
+        Path(compare_to).resolve() if compare_to else None,
+    )
 
 
-def build(data_dir: Path = paths.DATA_DIR, out_dir: Path = paths.BUILD_DIR,
-          params: dict | None = None, jobs: int | None = None, pdf: bool = False, *,
-          chapters_dir: Path = paths.CHAPTERS_DIR, book_dir: Path = paths.BOOK_DIR,
-          cache_dir: Path | None = None, compare_to: Path | None = None,
-          echo: Echo = print) -> Report:
+def build(
+    data_dir: Path = paths.DATA_DIR,
+    out_dir: Path = paths.BUILD_DIR,
+    params: dict | None = None,
+    jobs: int | None = None,
+    pdf: bool = False,
+    *,
+    chapters_dir: Path = paths.CHAPTERS_DIR,
+    book_dir: Path = paths.BOOK_DIR,
+    cache_dir: Path | None = None,
+    compare_to: Path | None = None,
+    echo: Echo = print,
+) -> Report:
     """Build the book from `data_dir` into `out_dir`; see the module docstring.
 
     Raises InvalidData (nothing written), UsageError or BuildError (`out_dir` untouched).
     """
-    the_plan = plan(data_dir, out_dir, params, jobs, pdf, chapters_dir=chapters_dir,
-                    book_dir=book_dir, cache_dir=cache_dir, compare_to=compare_to)
+    the_plan = plan(
+        data_dir,
+        out_dir,
+        params,
+        jobs,
+        pdf,
+        chapters_dir=chapters_dir,
+        book_dir=book_dir,
+        cache_dir=cache_dir,
+        compare_to=compare_to,
+    )
     return run(the_plan, echo)
 
 
@@ -130,11 +167,17 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     report.stage = run_stage(plan.data_dir, plan.params, store, echo)
     digests = report.stage.digests
     book_files = cache.hash_tree(_book_files(plan.book_dir), plan.book_dir)
-    build_key = cache.sha256_json({
-        "digests": digests, "pages": [p.recipe for p in plan.pages],
-        "static": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters if c.static},
-        "data": _data_hashes(plan.data_dir), "book": book_files, "pdf": plan.pdf,
-        "compare_to": _compare_input(plan.compare_to)})
+    build_key = cache.sha256_json(
+        {
+            "digests": digests,
+            "pages": [p.recipe for p in plan.pages],
+            "static": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters if c.static},
+            "data": _data_hashes(plan.data_dir),
+            "book": book_files,
+            "pdf": plan.pdf,
+            "compare_to": _compare_input(plan.compare_to),
+        }
+    )
     previous = manifest.read(plan.out_dir / "manifest.json")
     if previous.get("build_key") == build_key and _complete(plan.out_dir, plan.pdf):
         report.up_to_date = True
@@ -149,8 +192,9 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     (tmp / "notebooks").mkdir(parents=True)
     try:
         write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
-        report.runs = execute_pages(plan.pages, digests, tmp, store, plan.jobs,
-                                    _previous_times(previous), echo)
+        report.runs = execute_pages(
+            plan.pages, digests, tmp, store, plan.jobs, _previous_times(previous), echo
+        )
         supplement.make(tmp / RESULTS_DIR, plan.data_dir, tmp / "supplement")
         shutil.copyfile(tmp / RESULTS_DIR / "results.json", tmp / "results.json")
         comparison = None
@@ -161,11 +205,17 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             comparison.new_dir = plan.out_dir  # name the book, not its temporary folder
             (tmp / "compare.md").write_text(comparison.markdown(), encoding="utf-8")
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in plan.pages}
-        book_seconds = build_book(plan.book_dir, {**plan.static, **notebooks}, tmp, plan.pdf,
-                                  comparison, report.warnings, echo)
+        book_seconds = build_book(
+            plan.book_dir,
+            {**plan.static, **notebooks},
+            tmp,
+            plan.pdf,
+            comparison,
+            report.warnings,
+            echo,
+        )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
-        write_manifest(tmp, _record(plan, report, started, t0, build_key, book_files,
-                                    book_seconds))
+        write_manifest(tmp, _record(plan, report, started, t0, build_key, book_files, book_seconds))
         swap(tmp, plan.out_dir)
     except BaseException as err:
         keep_failure(tmp, failed, err)
@@ -174,25 +224,40 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(failed, ignore_errors=True)  # an old failure no longer describes <out>
     report.seconds = time.perf_counter() - t0
-    echo(f"built {plan.out_dir} in {report.seconds:.1f} s ({len(report.executed)} pages "
-         f"executed, {len(report.cached)} unchanged)")
+    echo(
+        f"built {plan.out_dir} in {report.seconds:.1f} s ({len(report.executed)} pages "
+        f"executed, {len(report.cached)} unchanged)"
+    )
     echo(f"  site: {plan.out_dir / 'html' / 'index.html'}")
     if plan.pdf:
         echo(f"  PDF:  {next((plan.out_dir / 'pdf').glob('*.pdf'), plan.out_dir / 'pdf')}")
     return report
 
 
-def _record(plan: Plan, report: Report, started: str, t0: float, build_key: str,
-            book_files: dict, book_seconds: dict) -> dict:
+def _record(
+    plan: Plan,
+    report: Report,
+    started: str,
+    t0: float,
+    build_key: str,
+    book_files: dict,
+    book_seconds: dict,
+) -> dict:
     return {
-        "build_key": build_key, "started": started, "finished": manifest.now(),
+        "build_key": build_key,
+        "started": started,
+        "finished": manifest.now(),
         "seconds": round(time.perf_counter() - t0, 3),
-        "data_dir": str(plan.data_dir), "data_files": _data_hashes(plan.data_dir),
+        "data_dir": str(plan.data_dir),
+        "data_files": _data_hashes(plan.data_dir),
         "parameters": plan.params.as_dict(),
         "changed_parameters": plan.params.changed(),
         "chapters": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters},
-        "book_files": book_files, "package": cache.package_hash(),
-        "environment": cache.environment(), "jobs": plan.jobs, "pdf": plan.pdf,
+        "book_files": book_files,
+        "package": cache.package_hash(),
+        "environment": cache.environment(),
+        "jobs": plan.jobs,
+        "pdf": plan.pdf,
         "compare_to": str(plan.compare_to) if plan.compare_to else None,
         "results_stage": report.stage.producers if report.stage else {},
         "sections": report.stage.digests if report.stage else {},
@@ -216,32 +281,40 @@ def _check_out(out_dir: Path, protected: list[Path]) -> None:
         if not out_dir.is_dir():
             raise UsageError(f"--out {out_dir} exists and is not a folder")
         if any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
-            raise UsageError(f"--out {out_dir} holds files that are not a calcinosis build; "
-                             "choose a new or empty folder")
+            raise UsageError(
+                f"--out {out_dir} holds files that are not a calcinosis build; "
+                "choose a new or empty folder"
+            )
 
 
 def _book_files(book_dir: Path) -> list[Path]:
     if not book_dir.is_dir():
         return []
-    return sorted(p for p in book_dir.rglob("*") if p.is_file()
-                  and not any(part.startswith(("_build", ".")) for part in
-                              p.relative_to(book_dir).parts))
+    return sorted(
+        p
+        for p in book_dir.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(("_build", ".")) for part in p.relative_to(book_dir).parts)
+    )
 
 
 def _compare_input(compare_to: Path | None) -> str | None:
     if compare_to is None:
         return None
-    files = [compare_to / "results.json", compare_to / "manifest.json",
-             compare_to / "supplement" / "data" / "published.yml"]
+    files = [
+        compare_to / "results.json",
+        compare_to / "manifest.json",
+        compare_to / "supplement" / "data" / "published.yml",
+    ]
     return cache.sha256_json({f.name: cache.sha256_file(f) for f in files if f.is_file()})
 
 
 def _complete(out_dir: Path, pdf: bool) -> bool:
-    needed = [out_dir / "html" / "index.html", out_dir / "results.json",
-              out_dir / "supplement.zip"]
+    needed = [out_dir / "html" / "index.html", out_dir / "results.json", out_dir / "supplement.zip"]
     return all(p.is_file() for p in needed) and (not pdf or any((out_dir / "pdf").glob("*.pdf")))
 
 
 def _previous_times(previous: dict) -> dict[str, float]:
-    return {r["page"]: r.get("seconds", 0.0) for r in previous.get("pages", [])
-            if not r.get("cached")}
+    return {
+        r["page"]: r.get("seconds", 0.0) for r in previous.get("pages", []) if not r.get("cached")
+    }

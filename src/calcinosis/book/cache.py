@@ -60,15 +60,23 @@ def hash_tree(files: list[Path], root: Path) -> dict[str, str]:
 
 def package_files() -> list[Path]:
     """The source files of the installed `calcinosis` package (bytecode excluded)."""
-    return sorted(p for p in paths.PACKAGE_DIR.rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return sorted(
+        p
+        for p in paths.PACKAGE_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
 
 
 @memoize
 def environment() -> dict[str, object]:
     """The locked environment as it is installed: Python, lock file and every distribution."""
-    installed = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
-                        if d.metadata["Name"]})
+    installed = sorted(
+        {
+            f"{d.metadata['Name']}=={d.version}"
+            for d in metadata.distributions()
+            if d.metadata["Name"]
+        }
+    )
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),

@@ -72,10 +72,13 @@ class Comparison:
         return [[f.name, f.claim, f.old, f.new] for f in self.flips]
 
     def markdown(self) -> str:
-        lines = [f"Comparison of `{self.old_dir.name}` (old) with `{self.new_dir.name}` (new): "
-                 f"{len(self.parameters)} parameters differ, "
-                 f"{len(self.changes)} of {self.n_results} results changed, "
-                 f"{len(self.flips)} audit verdicts flipped.", ""]
+        lines = [
+            f"Comparison of `{self.old_dir.name}` (old) with `{self.new_dir.name}` (new): "
+            f"{len(self.parameters)} parameters differ, "
+            f"{len(self.changes)} of {self.n_results} results changed, "
+            f"{len(self.flips)} audit verdicts flipped.",
+            "",
+        ]
         if self.parameters:
             lines += ["## Parameters that differ", ""]
             lines += _md_table(["Parameter", "Old", "New"], self.parameter_rows())
@@ -84,23 +87,28 @@ class Comparison:
             lines += _md_table(["Result", "Old", "New", "Change"], self.result_rows())
         if self.flips:
             lines += ["## Audit verdicts that flipped", ""]
-            lines += _md_table(["Claim", "Published", "Old verdict", "New verdict"],
-                               self.flip_rows())
+            lines += _md_table(
+                ["Claim", "Published", "Old verdict", "New verdict"], self.flip_rows()
+            )
         if self.empty:
             lines += ["No result changed and no verdict flipped.", ""]
         return "\n".join(lines)
 
     def terminal(self) -> str:
-        parts = [f"{len(self.parameters)} parameters differ, "
-                 f"{len(self.changes)} of {self.n_results} results changed, "
-                 f"{len(self.flips)} audit verdicts flipped"]
+        parts = [
+            f"{len(self.parameters)} parameters differ, "
+            f"{len(self.changes)} of {self.n_results} results changed, "
+            f"{len(self.flips)} audit verdicts flipped"
+        ]
         if self.parameters:
             parts += ["", _text_table(["parameter", "old", "new"], self.parameter_rows())]
         if self.changes:
             parts += ["", _text_table(["result", "old", "new", "change"], self.result_rows())]
         if self.flips:
-            parts += ["", _text_table(["claim", "published", "old verdict", "new verdict"],
-                                      self.flip_rows())]
+            parts += [
+                "",
+                _text_table(["claim", "published", "old verdict", "new verdict"], self.flip_rows()),
+            ]
         return "\n".join(parts)
 
 
@@ -108,11 +116,15 @@ def compare(old_dir: Path, new_dir: Path) -> Comparison:
     """Compare the builds in two output folders."""
     old_dir, new_dir = Path(old_dir), Path(new_dir)
     old, new = load_results(old_dir), load_results(new_dir)
-    comparison = compare_results(old, new, load_claims(old_dir), load_claims(new_dir),
-                                 old_dir=old_dir, new_dir=new_dir)
+    comparison = compare_results(
+        old, new, load_claims(old_dir), load_claims(new_dir), old_dir=old_dir, new_dir=new_dir
+    )
     old_p, new_p = load_parameters(old_dir), load_parameters(new_dir)
-    comparison.parameters = [Change(n, old_p.get(n), new_p.get(n)) for n in
-                             sorted(set(old_p) | set(new_p)) if old_p.get(n) != new_p.get(n)]
+    comparison.parameters = [
+        Change(n, old_p.get(n), new_p.get(n))
+        for n in sorted(set(old_p) | set(new_p))
+        if old_p.get(n) != new_p.get(n)
+    ]
     return comparison
 
 
@@ -124,15 +136,27 @@ def load_parameters(out_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def compare_results(old: dict, new: dict, old_claims: list[dict], new_claims: list[dict],
-                    old_dir: Path = Path("old"), new_dir: Path = Path("new")) -> Comparison:
+def compare_results(
+    old: dict,
+    new: dict,
+    old_claims: list[dict],
+    new_claims: list[dict],
+    old_dir: Path = Path("old"),
+    new_dir: Path = Path("new"),
+) -> Comparison:
     names = sorted(set(old) | set(new))
     changes = [Change(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
     old_v, new_v = verdicts(old, old_claims), verdicts(new, new_claims)
-    flips = [Flip(n, old_v[n][0], old_v[n][1], new_v[n][1])
-             for n in sorted(set(old_v) & set(new_v)) if old_v[n][1] != new_v[n][1]]
-    flips += [Flip(c.name, "", str(c.old), str(c.new)) for c in changes
-              if isinstance(c.old, str) and isinstance(c.new, str)]
+    flips = [
+        Flip(n, old_v[n][0], old_v[n][1], new_v[n][1])
+        for n in sorted(set(old_v) & set(new_v))
+        if old_v[n][1] != new_v[n][1]
+    ]
+    flips += [
+        Flip(c.name, "", str(c.old), str(c.new))
+        for c in changes
+        if isinstance(c.old, str) and isinstance(c.new, str)
+    ]
     return Comparison(old_dir, new_dir, changes, flips, n_results=len(names))
 
 
@@ -163,7 +187,7 @@ def verdicts(results: dict, claims: list[dict]) -> dict[str, tuple[str, str]]:
         if relation == "<":
             ok = result < value
         else:  # agrees when it rounds to the printed value
-            ok = abs(result - value) <= 0.5 * 10 ** -decimals + 1e-12
+            ok = abs(result - value) <= 0.5 * 10**-decimals + 1e-12
         out[name] = (f"{relation} {value}", "agrees" if ok else "differs")
     return out
 
@@ -184,14 +208,14 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     def row(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    return [row(header), "|" + "|".join(["---"] * len(header)) + "|",
-            *(row(r) for r in rows), ""]
+    return [row(header), "|" + "|".join(["---"] * len(header)) + "|", *(row(r) for r in rows), ""]
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-              for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)

@@ -85,8 +85,9 @@ async def _empty_namespace(km) -> None:
     kc.start_channels()
     try:
         await kc.wait_for_ready(timeout=60)
-        reply = await kc.execute_interactive(_FRESH_NAMESPACE, store_history=False,
-                                             timeout=60, output_hook=lambda msg: None)
+        reply = await kc.execute_interactive(
+            _FRESH_NAMESPACE, store_history=False, timeout=60, output_hook=lambda msg: None
+        )
         if reply["content"]["status"] != "ok":
             raise RuntimeError(f"could not empty the kernel: {reply['content']}")
     finally:
@@ -115,27 +116,46 @@ def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) 
     from papermill.exceptions import PapermillExecutionError
 
     nb = jupytext.reads(source.decode("utf-8"), fmt=fmt)
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
     try:
         km = _warm_kernel()
-        papermill.execute_notebook(nb, output, parameters=parameters, kernel_name=KERNEL,
-                                   cwd=cwd, progress_bar=False, log_output=False,
-                                   execution_timeout=EXECUTION_TIMEOUT,
-                                   **({"km": km} if km is not None else {}))
+        papermill.execute_notebook(
+            nb,
+            output,
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=cwd,
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=EXECUTION_TIMEOUT,
+            **({"km": km} if km is not None else {}),
+        )
     except PapermillExecutionError as err:
-        return {"cell": err.exec_count, "index": err.cell_index, "ename": err.ename,
-                "evalue": err.evalue, "line": _last_line(err.source or "")}
+        return {
+            "cell": err.exec_count,
+            "index": err.cell_index,
+            "ename": err.ename,
+            "evalue": err.evalue,
+            "line": _last_line(err.source or ""),
+        }
     except Exception as err:  # the kernel died or would not start: still a message
-        return {"cell": None, "index": None, "ename": type(err).__name__, "evalue": str(err),
-                "line": ""}
+        return {
+            "cell": None,
+            "index": None,
+            "ename": type(err).__name__,
+            "evalue": str(err),
+            "line": "",
+        }
     return None
 
 
 def _last_line(source: str) -> str:
     """The cell's last statement line: where a chapter calls the package, not its imports."""
-    lines = [line for line in source.splitlines() if line.strip() and
-             not line.lstrip().startswith(("#", "from ", "import "))]
+    lines = [
+        line
+        for line in source.splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "from ", "import "))
+    ]
     return lines[0] if lines else ""
 
 
@@ -147,8 +167,9 @@ def reads_of(notebook: Path) -> dict[str, str] | None:
             meta = output.get("metadata", {}).get("scrapbook", {})
             if meta.get("name") == READS:
                 text = output["data"][meta.get("mime_prefix", "") + "text/plain"]
-                return json.loads(ast.literal_eval(text if isinstance(text, str)
-                                                   else "".join(text)))
+                return json.loads(
+                    ast.literal_eval(text if isinstance(text, str) else "".join(text))
+                )
     return None
 
 
@@ -163,9 +184,15 @@ class PageRun:
     reads: dict
 
     def record(self) -> dict:
-        return {"page": self.page, "chapter": self.chapter, "parameters": self.parameters,
-                "key": self.key, "cached": self.cached, "seconds": round(self.seconds, 3),
-                "shows": sorted(self.reads)}
+        return {
+            "page": self.page,
+            "chapter": self.chapter,
+            "parameters": self.parameters,
+            "key": self.key,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
+            "shows": sorted(self.reads),
+        }
 
 
 def page_key(page: Page, reads: dict[str, str]) -> str:
@@ -185,8 +212,15 @@ def _cached(page: Page, store: cache.Store, digests: dict[str, str]) -> tuple[st
     return (key, hit) if hit else None
 
 
-def execute_pages(pages: list[Page], digests: dict[str, str], tmp: Path, store: cache.Store,
-                  jobs: int, times: dict[str, float], echo: Echo) -> list[PageRun]:
+def execute_pages(
+    pages: list[Page],
+    digests: dict[str, str],
+    tmp: Path,
+    store: cache.Store,
+    jobs: int,
+    times: dict[str, float],
+    echo: Echo,
+) -> list[PageRun]:
     """Copy cached pages, execute the others `jobs` at a time; stop at the first failure."""
     runs: dict[str, PageRun] = {}
     todo = []
@@ -196,25 +230,44 @@ def execute_pages(pages: list[Page], digests: dict[str, str], tmp: Path, store: 
             key, hit = found
             shutil.copyfile(hit, tmp / "notebooks" / f"{page.name}.ipynb")
             meta = store.meta("notebooks", key, ".ipynb")
-            runs[page.name] = PageRun(page.name, page.chapter.name, page.parameters, key, True,
-                                      meta.get("seconds", 0.0), meta.get("reads", {}))
+            runs[page.name] = PageRun(
+                page.name,
+                page.chapter.name,
+                page.parameters,
+                key,
+                True,
+                meta.get("seconds", 0.0),
+                meta.get("reads", {}),
+            )
         else:
             todo.append(page)
     # Longest first finishes soonest: by the last build's times, else all alike.
     todo.sort(key=lambda p: -times.get(p.name, 1.0))
     total = len(pages)
-    echo(f"executing {len(todo)} of {total} pages ({total - len(todo)} unchanged), "
-         f"{min(jobs, max(1, len(todo)))} at a time")
+    echo(
+        f"executing {len(todo)} of {total} pages ({total - len(todo)} unchanged), "
+        f"{min(jobs, max(1, len(todo)))} at a time"
+    )
     if not todo:
         return [runs[p.name] for p in pages]
     failure: BuildError | None = None
     (tmp / "logs").mkdir(exist_ok=True)
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=init_worker,
-                                initargs=(str(tmp / "logs" / "kernels.log"), True)) as pool:
-        futures = {pool.submit(execute_page, page.chapter.source,
-                               page.chapter.path.suffix.lstrip("."), page.parameters,
-                               str(tmp / "notebooks" / f"{page.name}.ipynb"), str(tmp)): page
-                   for page in todo}
+    with cf.ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)),
+        initializer=init_worker,
+        initargs=(str(tmp / "logs" / "kernels.log"), True),
+    ) as pool:
+        futures = {
+            pool.submit(
+                execute_page,
+                page.chapter.source,
+                page.chapter.path.suffix.lstrip("."),
+                page.parameters,
+                str(tmp / "notebooks" / f"{page.name}.ipynb"),
+                str(tmp),
+            ): page
+            for page in todo
+        }
         for future in cf.as_completed(futures):
             if future.cancelled():
                 continue
@@ -232,16 +285,27 @@ def execute_pages(pages: list[Page], digests: dict[str, str], tmp: Path, store: 
                 continue
             reads = reads_of(output) or {}
             key = page_key(page, reads)
-            store.put("notebooks", key, ".ipynb", output,
-                      {"page": page.name, "chapter": page.chapter.name, "reads": reads,
-                       "parameters": page.parameters, "seconds": outcome["seconds"],
-                       "created": manifest.now()})
-            store.put_text("page-reads", page.recipe, ".json", json.dumps(sorted(reads)),
-                           {"page": page.name})
-            runs[page.name] = PageRun(page.name, page.chapter.name, page.parameters, key,
-                                      False, outcome["seconds"], reads)
-            echo(f"  [{len(runs):>2}/{total}] {page.name:<28} executed "
-                 f"{outcome['seconds']:6.1f} s")
+            store.put(
+                "notebooks",
+                key,
+                ".ipynb",
+                output,
+                {
+                    "page": page.name,
+                    "chapter": page.chapter.name,
+                    "reads": reads,
+                    "parameters": page.parameters,
+                    "seconds": outcome["seconds"],
+                    "created": manifest.now(),
+                },
+            )
+            store.put_text(
+                "page-reads", page.recipe, ".json", json.dumps(sorted(reads)), {"page": page.name}
+            )
+            runs[page.name] = PageRun(
+                page.name, page.chapter.name, page.parameters, key, False, outcome["seconds"], reads
+            )
+            echo(f"  [{len(runs):>2}/{total}] {page.name:<28} executed {outcome['seconds']:6.1f} s")
     if failure is not None:
         raise failure
     return [runs[p.name] for p in pages]
@@ -259,5 +323,7 @@ class ChapterFailed(BuildError):
         at = f" in cell [{cell}]" if cell is not None else ""
         line = f" `{outcome['line'].strip()[:80]}`" if outcome.get("line") else ""
         evalue = str(outcome.get("evalue", "")).strip().splitlines()
-        super().__init__(f"{where} failed{at}{line}: {outcome.get('ename')}: "
-                         f"{evalue[-1] if evalue else ''}".rstrip(": "))
+        super().__init__(
+            f"{where} failed{at}{line}: {outcome.get('ename')}: "
+            f"{evalue[-1] if evalue else ''}".rstrip(": ")
+        )

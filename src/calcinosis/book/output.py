@@ -18,12 +18,15 @@ from calcinosis.errors import BuildError
 
 def write_manifest(tmp: Path, record: dict) -> None:
     """`manifest.json`: the build's record, with the command, versions and git state added."""
-    manifest.write(tmp / "manifest.json", {
-        **record,
-        "command": sys.argv,
-        "packages": software.package_versions(),
-        "git": software.git_state(),
-    })
+    manifest.write(
+        tmp / "manifest.json",
+        {
+            **record,
+            "command": sys.argv,
+            "packages": software.package_versions(),
+            "git": software.git_state(),
+        },
+    )
 
 
 def swap(new: Path, out: Path) -> None:
@@ -67,8 +70,7 @@ def keep_failure(tmp: Path, failed: Path, err: BaseException) -> None:
         if isinstance(err, BookFailed):
             kept.append(failed / "logs" / err.log.name)
     if kept:
-        err.args = (f"{err.args[0]}\n  kept for inspection: "
-                    + ", ".join(str(k) for k in kept),)
+        err.args = (f"{err.args[0]}\n  kept for inspection: " + ", ".join(str(k) for k in kept),)
 
 
 def remove_stale_temps(out_dir: Path) -> None:

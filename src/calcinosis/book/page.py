@@ -18,8 +18,9 @@ from pathlib import Path
 READS = "calcinosis_reads"
 
 
-def show(*sections: str, data_dir: str | Path = "../data", results_dir: str | Path = "",
-         **params: object) -> dict:
+def show(
+    *sections: str, data_dir: str | Path = "../data", results_dir: str | Path = "", **params: object
+) -> dict:
     """Glue `sections` for this page and return their values (for a chapter's own use).
 
     `params` are the page's analysis parameters: checked against the results folder's, or
@@ -34,13 +35,23 @@ def show(*sections: str, data_dir: str | Path = "../data", results_dir: str | Pa
     return values
 
 
-def show_patient(patient_id: str, *sections: str, data_dir: str | Path = "../data",
-                 results_dir: str | Path = "", **params: object) -> dict:
+def show_patient(
+    patient_id: str,
+    *sections: str,
+    data_dir: str | Path = "../data",
+    results_dir: str | Path = "",
+    **params: object,
+) -> dict:
     """`show` for the patient template: the patient's own section plus `sections`."""
     from calcinosis.sections import slug
 
-    return show(f"patient_{slug(patient_id)}", *sections, data_dir=data_dir,
-                results_dir=results_dir, **params)
+    return show(
+        f"patient_{slug(patient_id)}",
+        *sections,
+        data_dir=data_dir,
+        results_dir=results_dir,
+        **params,
+    )
 
 
 class _Memory:
@@ -52,20 +63,24 @@ class _Memory:
         from calcinosis.params import Parameters
 
         computed = results.compute(load_trial(data_dir), Parameters.of(params))
-        self._by_item = {}
-        for section in computed.values():
-            for name, table in section.tables.items():
-                self._by_item[section.item_name(name)] = table.markdown()
-            for name, figure in section.figures.items():
-                self._by_item[section.item_name(name)] = figure.png
+        self._tables = {
+            section.item_name(name): table.markdown()
+            for section in computed.values()
+            for name, table in section.tables.items()
+        }
+        self._figures = {
+            section.item_name(name): figure.png
+            for section in computed.values()
+            for name, figure in section.figures.items()
+        }
         self.values = results.all_values(computed.values())
         self.sections = results.describe(computed.values())
 
     def table_markdown(self, name: str) -> str:
-        return self._by_item[name]
+        return self._tables[name]
 
     def figure_png(self, name: str) -> bytes:
-        return self._by_item[name]
+        return self._figures[name]
 
 
 def _source(data_dir, results_dir, params: dict):
@@ -74,18 +89,24 @@ def _source(data_dir, results_dir, params: dict):
     from calcinosis.book.results_folder import Folder
 
     folder = Folder(Path(results_dir))
-    differ = {k: (v, folder.params.get(k)) for k, v in params.items()
-              if str(folder.params.get(k)) != str(v)}
+    differ = {
+        k: (v, folder.params.get(k))
+        for k, v in params.items()
+        if str(folder.params.get(k)) != str(v)
+    }
     if differ:
-        raise ValueError("the results folder was computed with other parameters: " + ", ".join(
-            f"{k}={old!r} there, {new!r} here" for k, (new, old) in differ.items()))
+        raise ValueError(
+            "the results folder was computed with other parameters: "
+            + ", ".join(f"{k}={old!r} there, {new!r} here" for k, (new, old) in differ.items())
+        )
     return folder
 
 
 def _glue_section(source, name: str) -> dict:
     if name not in source.sections:
-        raise KeyError(f"no section '{name}' in the results (sections: "
-                       f"{', '.join(sorted(source.sections))})")
+        raise KeyError(
+            f"no section '{name}' in the results (sections: {', '.join(sorted(source.sections))})"
+        )
     entry = source.sections[name]
     scope = entry.get("scope") or ""
     value_prefix = f"patient_{scope}_" if scope else ""

@@ -2,8 +2,10 @@
 chapter once, the patient template once per patient of the validated data).
 
 A page's `recipe` hashes what makes it besides the results it shows: the chapter's bytes, its
-parameters, the page-side code and the environment. The results it shows are added to its
-cache key after its first run (see `calcinosis.book.execute`).
+own parameters (the patient), the page-side code and the environment. The analysis parameters
+are passed to the page but left out of the recipe: they reach a page only through the sections
+it shows, whose digests complete its cache key after its first run
+(`calcinosis.book.execute`); a page that shows nothing they change is not run again for them.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ class Chapter:
         code = [c for c in nb.cells if c.cell_type == "code"]
         if not code:
             return cls(path.stem, path, source, (), static=True)
-        cell = next((c for c in code
-                     if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+        cell = next(
+            (c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])), None
+        )
         if cell is None:
-            raise BuildError(f"chapter '{path.stem}' ({path}) has code but no code cell "
-                             "tagged 'parameters'")
+            raise BuildError(
+                f"chapter '{path.stem}' ({path}) has code but no code cell tagged 'parameters'"
+            )
         return cls(path.stem, path, source, tuple(_assigned_names(cell.source)))
 
 
@@ -49,8 +53,11 @@ def _assigned_names(code: str) -> list[str]:
     """Names assigned at top level of a parameters cell, in order."""
     names = []
     for node in ast.parse(code).body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else ([node.target] if isinstance(node, ast.AnnAssign) else [])
+        )
         names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
     return names
 
@@ -89,8 +96,9 @@ def parse_parameters(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 RESULTS_DIR = "results"  # the results folder, relative to the folder pages run in
 
 
-def plan_pages(chapters: list[Chapter], patient_ids: list[str], params: dict[str, str],
-               page_code: str) -> list[Page]:
+def plan_pages(
+    chapters: list[Chapter], patient_ids: list[str], params: dict[str, str], page_code: str
+) -> list[Page]:
     """Every page to execute: each chapter once, the patient template once per patient.
 
     A page gets the results folder and those of `params` its parameters cell names.
@@ -100,8 +108,10 @@ def plan_pages(chapters: list[Chapter], patient_ids: list[str], params: dict[str
         given = {"results_dir": RESULTS_DIR}
         given.update({k: v for k, v in params.items() if k in chapter.parameters})
         if chapter.name == TEMPLATE:
-            pages += [_page(f"{TEMPLATE}-{_slug(pid)}", chapter, {**given, "patient_id": pid},
-                            page_code) for pid in patient_ids]
+            pages += [
+                _page(f"{TEMPLATE}-{_slug(pid)}", chapter, {**given, "patient_id": pid}, page_code)
+                for pid in patient_ids
+            ]
         else:
             pages.append(_page(chapter.name, chapter, given, page_code))
     return pages
@@ -114,10 +124,19 @@ def _slug(identifier: str) -> str:
 
 
 def _page(name: str, chapter: Chapter, params: dict, page_code: str) -> Page:
-    recipe = cache.sha256_json({"kind": "page", "version": cache.CACHE_VERSION,
-                                "source": cache.sha256_bytes(chapter.source),
-                                "parameters": params, "page_code": page_code,
-                                "environment": cache.environment()})
+    from calcinosis.params import NAMES
+
+    own = {k: v for k, v in params.items() if k not in NAMES}
+    recipe = cache.sha256_json(
+        {
+            "kind": "page",
+            "version": cache.CACHE_VERSION,
+            "source": cache.sha256_bytes(chapter.source),
+            "parameters": own,
+            "page_code": page_code,
+            "environment": cache.environment(),
+        }
+    )
     return Page(name, chapter, params, recipe)
 
 

@@ -9,8 +9,13 @@ from collections.abc import Callable
 KERNEL = "python3"
 # Kernels plot with Agg, and use one BLAS thread: pages already run side by side, and the
 # same thread count on every run keeps floating-point sums in the same order (same bytes).
-WORKER_ENV = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_ENV = {
+    "MPLBACKEND": "Agg",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 Echo = Callable[[str], None]
 
 

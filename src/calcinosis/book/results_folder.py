@@ -45,7 +45,8 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
         for name, table in section.tables.items():
             write_table(table.frame, section.item_name(name), dest / "tables")
             (dest / "tables" / f"{section.item_name(name)}.md").write_text(
-                table.markdown(), encoding="utf-8")
+                table.markdown(), encoding="utf-8"
+            )
         for name, figure in section.figures.items():
             (dest / "figures" / f"{section.item_name(name)}.png").write_bytes(figure.png)
             (dest / "figures" / f"{section.item_name(name)}.svg").write_bytes(figure.svg)
@@ -61,8 +62,13 @@ def write_table(frame, name: str, dest: Path) -> None:
             safe[column] = safe[column].map(_as_text)
     safe.columns = [_as_text(c) for c in safe.columns]
     index = not isinstance(safe.index, pd.RangeIndex)
-    safe.to_csv(dest / f"{name}.csv", index=index, float_format=FLOAT_FORMAT,
-                lineterminator="\n", encoding="utf-8")
+    safe.to_csv(
+        dest / f"{name}.csv",
+        index=index,
+        float_format=FLOAT_FORMAT,
+        lineterminator="\n",
+        encoding="utf-8",
+    )
     safe.to_excel(dest / f"{name}.xlsx", index=index, sheet_name=name[:31], engine="openpyxl")
     normalise_xlsx(dest / f"{name}.xlsx")
 

@@ -33,31 +33,41 @@ class StageRun:
         return {s.name: s.digest() for s in self.sections}
 
 
-def producer_key(producer, file_hashes: dict[str, str], params: Parameters,
-                 values: dict | None) -> str:
-    return cache.sha256_json({
-        "kind": "sections", "version": cache.CACHE_VERSION, "producer": producer.name,
-        "reads": {name: file_hashes.get(name) for name in producer.reads},
-        "parameters": params.as_dict() if producer.uses_parameters else None,
-        "values": cache.sha256_json(values) if producer.derived else None,
-        "package": cache.package_hash(), "environment": cache.environment()})
+def producer_key(
+    producer, file_hashes: dict[str, str], params: Parameters, values: dict | None
+) -> str:
+    return cache.sha256_json(
+        {
+            "kind": "sections",
+            "version": cache.CACHE_VERSION,
+            "producer": producer.name,
+            "reads": {name: file_hashes.get(name) for name in producer.reads},
+            "parameters": params.as_dict() if producer.uses_parameters else None,
+            "values": cache.sha256_json(values) if producer.derived else None,
+            "package": cache.package_hash(),
+            "environment": cache.environment(),
+        }
+    )
 
 
-def run_stage(data_dir: Path, params: Parameters, store: cache.Store, echo: Echo,
-              producers=None) -> StageRun:
+def run_stage(
+    data_dir: Path, params: Parameters, store: cache.Store, echo: Echo, producers=None
+) -> StageRun:
     """Every section for `data_dir` and `params`, cached per producer."""
     from calcinosis import results
     from calcinosis.data import dataset_files
 
     producers = results.PRODUCERS if producers is None else producers
-    file_hashes = {name: cache.sha256_file(path) for name, path in
-                   dataset_files(data_dir).items()}
+    file_hashes = {name: cache.sha256_file(path) for name, path in dataset_files(data_dir).items()}
     run = StageRun([])
     made_by: dict[str, list[Section]] = {}
     with cf.ProcessPoolExecutor(max_workers=1, initializer=init_worker) as pool:
         for derived in (False, True):
-            values = (results.all_values(s for part in made_by.values() for s in part)
-                      if derived else None)
+            values = (
+                results.all_values(s for part in made_by.values() for s in part)
+                if derived
+                else None
+            )
             todo = []
             for producer in (p for p in producers if p.derived == derived):
                 key = producer_key(producer, file_hashes, params, values)
@@ -70,21 +80,26 @@ def run_stage(data_dir: Path, params: Parameters, store: cache.Store, echo: Echo
             if not todo:
                 continue
             names = [p.name for p, _ in todo]
-            made = pool.submit(compute_producers, str(data_dir), params.as_dict(), names,
-                               values).result()
+            made = pool.submit(
+                compute_producers, str(data_dir), params.as_dict(), names, values
+            ).result()
             for producer, key in todo:
                 sections, seconds = made[producer.name]
                 _store(store, key, sections, producer.name, seconds)
                 made_by[producer.name] = sections
-                run.producers[producer.name] = {"key": key, "cached": False,
-                                                "seconds": round(seconds, 3)}
+                run.producers[producer.name] = {
+                    "key": key,
+                    "cached": False,
+                    "seconds": round(seconds, 3),
+                }
                 echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
     run.sections = [s for p in producers for s in made_by[p.name]]
     return run
 
 
-def compute_producers(data_dir: str, params: dict, names: list[str],
-                      values: dict | None) -> dict[str, tuple[list[Section], float]]:
+def compute_producers(
+    data_dir: str, params: dict, names: list[str], values: dict | None
+) -> dict[str, tuple[list[Section], float]]:
     """In the worker: the named producers' sections, with their seconds."""
     from calcinosis import results
     from calcinosis.data import load_trial
@@ -100,12 +115,18 @@ def compute_producers(data_dir: str, params: dict, names: list[str],
     return out
 
 
-def _store(store: cache.Store, key: str, sections: list[Section], name: str,
-           seconds: float) -> None:
+def _store(
+    store: cache.Store, key: str, sections: list[Section], name: str, seconds: float
+) -> None:
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as handle:
         pickle.dump(sections, handle, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        store.put("sections", key, ".pkl", Path(handle.name),
-                  {"producer": name, "seconds": seconds, "created": manifest.now()})
+        store.put(
+            "sections",
+            key,
+            ".pkl",
+            Path(handle.name),
+            {"producer": name, "seconds": seconds, "created": manifest.now()},
+        )
     finally:
         Path(handle.name).unlink(missing_ok=True)

@@ -17,10 +17,17 @@ from calcinosis.params import Parameters
 REVIEW_DIR = paths.ROOT / "_review"
 
 
-def review(name: str, params: dict[str, str], data_dir: Path = paths.DATA_DIR,
-           out_dir: Path | None = None, *, chapters_dir: Path = paths.CHAPTERS_DIR,
-           book_dir: Path = paths.BOOK_DIR, cache_dir: Path | None = None,
-           echo: Echo = print) -> Path:
+def review(
+    name: str,
+    params: dict[str, str],
+    data_dir: Path = paths.DATA_DIR,
+    out_dir: Path | None = None,
+    *,
+    chapters_dir: Path = paths.CHAPTERS_DIR,
+    book_dir: Path = paths.BOOK_DIR,
+    cache_dir: Path | None = None,
+    echo: Echo = print,
+) -> Path:
     """Build the book with `params` and return the path of chapter `name`'s HTML page."""
     chapters = {c.name: c for c in read_chapters(chapters_dir)}
     if name not in chapters:
@@ -34,9 +41,15 @@ def review(name: str, params: dict[str, str], data_dir: Path = paths.DATA_DIR,
     except ValueError as err:
         raise UsageError(str(err)) from None
     out_dir = Path(out_dir) if out_dir else REVIEW_DIR / chosen.slug()
-    report = build.build(data_dir, out_dir, chosen.as_dict(), chapters_dir=chapters_dir,
-                         book_dir=book_dir,
-                         cache_dir=cache_dir or cache.default_dir(paths.BUILD_DIR), echo=echo)
+    report = build.build(
+        data_dir,
+        out_dir,
+        chosen.as_dict(),
+        chapters_dir=chapters_dir,
+        book_dir=book_dir,
+        cache_dir=cache_dir or cache.default_dir(paths.BUILD_DIR),
+        echo=echo,
+    )
     if name != TEMPLATE:
         return report.out_dir / "html" / f"{name}.html"
     pages = sorted((report.out_dir / "html").glob(f"{TEMPLATE}-*.html"))

@@ -21,22 +21,29 @@ PATIENTS_PAGE = "patients"  # the patient template's pages become sections of th
 CHANGES_PAGE = "changes"  # the comparison with an earlier build, when asked for
 
 
-def stage_book(book_dir: Path, sources: dict[str, Path], stage: Path,
-               extra_pages: dict[str, str] | None = None,
-               warnings: list[str] | None = None) -> list[str]:
+def stage_book(
+    book_dir: Path,
+    sources: dict[str, Path],
+    stage: Path,
+    extra_pages: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> list[str]:
     """A flat source folder: book/* + the pages the toc names (`sources`: page name -> executed
     notebook or static .md), the patient pages as sections of `patients`, and
     `execute_notebooks: 'off'`. Returns the staged page names."""
     warnings = warnings if warnings is not None else []
     if not (book_dir / "_toc.yml").is_file() or not (book_dir / "_config.yml").is_file():
         raise BuildError(f"{book_dir} needs _toc.yml and _config.yml to build a book")
-    shutil.copytree(book_dir, stage, ignore=shutil.ignore_patterns(
-        "_build", ".*", "*.ipynb", "__pycache__"))
+    shutil.copytree(
+        book_dir, stage, ignore=shutil.ignore_patterns("_build", ".*", "*.ipynb", "__pycache__")
+    )
     toc = yaml.safe_load((stage / "_toc.yml").read_text(encoding="utf-8"))
     patient_pages = [p for p in sources if p.startswith(f"{TEMPLATE}-")]
     if patient_pages and not _add_sections(toc, PATIENTS_PAGE, patient_pages):
-        warnings.append(f"book/_toc.yml has no '- file: {PATIENTS_PAGE}' entry: the patient "
-                        "pages are executed but not in the book")
+        warnings.append(
+            f"book/_toc.yml has no '- file: {PATIENTS_PAGE}' entry: the patient "
+            "pages are executed but not in the book"
+        )
     for name, text in (extra_pages or {}).items():
         (stage / f"{name}.md").write_text(text, encoding="utf-8")
         _append_page(toc, name)
@@ -48,18 +55,22 @@ def stage_book(book_dir: Path, sources: dict[str, Path], stage: Path,
             shutil.copyfile(sources[ref], stage / f"{ref}{sources[ref].suffix}")
             staged.append(ref)
         elif not any(stage.glob(f"{ref}.*")):
-            raise BuildError(f"book/_toc.yml lists '{ref}' but there is no chapters/{ref}.md "
-                             "(nor a file of that name in book/)")
+            raise BuildError(
+                f"book/_toc.yml lists '{ref}' but there is no chapters/{ref}.md "
+                "(nor a file of that name in book/)"
+            )
     for name in sources:
-        if (name not in staged and sources[name].suffix == ".ipynb"
-                and not name.startswith(f"{TEMPLATE}-")):
+        if (
+            name not in staged
+            and sources[name].suffix == ".ipynb"
+            and not name.startswith(f"{TEMPLATE}-")
+        ):
             warnings.append(f"chapter '{name}' is not in book/_toc.yml, so not in the book")
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     config = yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8")) or {}
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     config["only_build_toc_files"] = True
-    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False),
-                                       encoding="utf-8")
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return staged
 
 
@@ -69,8 +80,11 @@ def _toc_files(node: object) -> list[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("root", "file") and isinstance(value, str):
-                found.append(str(Path(value).with_suffix("")) if Path(value).suffix in
-                             (".md", ".ipynb") else value)
+                found.append(
+                    str(Path(value).with_suffix(""))
+                    if Path(value).suffix in (".md", ".ipynb")
+                    else value
+                )
             else:
                 found += _toc_files(value)
     elif isinstance(node, list):
@@ -97,25 +111,33 @@ def _append_page(toc: dict, name: str) -> None:
         toc.setdefault("chapters", []).append({"file": name})
 
 
-
 # LaTeX packages the PDF needs beyond a basic TeX Live, with the Debian package holding each:
 # Sphinx's xelatex setup always; jupyterBook.cls (sphinx-jupyterbook-latex) only when the
 # book's config leaves `latex.use_jupyterbook_latex` on (the default).
 PDF_LATEX_PACKAGES = {"fontspec.sty": "texlive-latex-recommended"}
-JB_LATEX_PACKAGES = {"bbm.sty": "texlive-fonts-extra", "pgfplots.sty": "texlive-pictures",
-                     "changepage.sty": "texlive-latex-extra"}
+JB_LATEX_PACKAGES = {
+    "bbm.sty": "texlive-fonts-extra",
+    "pgfplots.sty": "texlive-pictures",
+    "changepage.sty": "texlive-latex-extra",
+}
 
 
 def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
     """What the PDF build of the book in `book_dir` lacks on this machine (empty: it can run)."""
-    missing = [f"{tool} (not on PATH)" for tool in ("latexmk", "xelatex", "kpsewhich")
-               if shutil.which(tool) is None]
+    missing = [
+        f"{tool} (not on PATH)"
+        for tool in ("latexmk", "xelatex", "kpsewhich")
+        if shutil.which(tool) is None
+    ]
     if missing:
         return missing
     needed = dict(PDF_LATEX_PACKAGES)
     config_path = Path(book_dir) / "_config.yml"
-    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-              if config_path.is_file() else {})
+    config = (
+        yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        if config_path.is_file()
+        else {}
+    )
     if (config.get("latex") or {}).get("use_jupyterbook_latex", True):
         needed.update(JB_LATEX_PACKAGES)
     done = subprocess.run(["kpsewhich", *needed], capture_output=True, text=True, check=False)
@@ -130,8 +152,15 @@ def jupyter_book_command() -> list[str]:
     return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
 
 
-def build_book(book_dir: Path, sources: dict[str, Path], tmp: Path, pdf: bool, comparison,
-               warnings: list[str], echo: Echo) -> dict:
+def build_book(
+    book_dir: Path,
+    sources: dict[str, Path],
+    tmp: Path,
+    pdf: bool,
+    comparison,
+    warnings: list[str],
+    echo: Echo,
+) -> dict:
     """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources."""
     extra = {}
     if comparison is not None and not comparison.empty:
@@ -148,10 +177,21 @@ def build_book(book_dir: Path, sources: dict[str, Path], tmp: Path, pdf: bool, c
     procs, started = {}, time.perf_counter()
     for builder in builders:
         log = (logs / f"jupyter-book-{builder}.log").open("w", encoding="utf-8")
-        cmd = [*jupyter_book_command(), "build", str(stage), "--path-output",
-               str(tmp / f"_jb-{builder}"), "-W", "--keep-going", "--builder", builder]
-        procs[builder] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                           cwd=tmp), log)
+        cmd = [
+            *jupyter_book_command(),
+            "build",
+            str(stage),
+            "--path-output",
+            str(tmp / f"_jb-{builder}"),
+            "-W",
+            "--keep-going",
+            "--builder",
+            builder,
+        ]
+        procs[builder] = (
+            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp),
+            log,
+        )
     seconds = {}
     for builder, (proc, log) in procs.items():
         proc.wait()
@@ -182,7 +222,10 @@ class BookFailed(BuildError):
     def __init__(self, builder: str, log: Path) -> None:
         self.log = log
         text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-        lines = [line for line in text.splitlines()
-                 if "WARNING" in line or "ERROR" in line or "Error" in line]
+        lines = [
+            line
+            for line in text.splitlines()
+            if "WARNING" in line or "ERROR" in line or "Error" in line
+        ]
         shown = "\n".join(f"  {line}" for line in lines[:20]) or text[-2000:]
         super().__init__(f"jupyter-book ({builder}) failed:\n{shown}")

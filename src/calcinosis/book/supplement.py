@@ -26,12 +26,15 @@ def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
     for entry in sections.values():
         for name in entry["tables"]:
             for suffix in (".csv", ".xlsx"):
-                shutil.copyfile(results_dir / "tables" / f"{name}{suffix}",
-                                dest / "tables" / f"{name}{suffix}")
+                shutil.copyfile(
+                    results_dir / "tables" / f"{name}{suffix}", dest / "tables" / f"{name}{suffix}"
+                )
         for name in entry["figures"]:
             for suffix in (".svg", ".png"):
-                shutil.copyfile(results_dir / "figures" / f"{name}{suffix}",
-                                dest / "figures" / f"{name}{suffix}")
+                shutil.copyfile(
+                    results_dir / "figures" / f"{name}{suffix}",
+                    dest / "figures" / f"{name}{suffix}",
+                )
     data = []
     for path in dataset_files(data_dir).values():
         if path.is_symlink():
@@ -43,17 +46,24 @@ def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
 
 
 def _readme(sections: dict, data: list[str]) -> str:
-    lines = ["# Supplementary material", "",
-             f"Made by `calcinosis build` (calcinosis {__version__}) from the validated dataset. "
-             "Every number of the book is in `results.json` under its stable name, with the "
-             "analysis parameters in `parameters.json`; every table and figure of the book is "
-             "here, named as in the book's captions (per-patient ones end in the patient's id).",
-             "", "| section of the book | tables (`tables/`, CSV and XLSX) | "
-             "figures (`figures/`, SVG and PNG) |", "| --- | --- | --- |"]
+    lines = [
+        "# Supplementary material",
+        "",
+        f"Made by `calcinosis build` (calcinosis {__version__}) from the validated dataset. "
+        "Every number of the book is in `results.json` under its stable name, with the "
+        "analysis parameters in `parameters.json`; every table and figure of the book is "
+        "here, named as in the book's captions (per-patient ones end in the patient's id).",
+        "",
+        "| section of the book | tables (`tables/`, CSV and XLSX) | "
+        "figures (`figures/`, SVG and PNG) |",
+        "| --- | --- | --- |",
+    ]
     for name, entry in sections.items():
         if entry["tables"] or entry["figures"]:
-            lines.append(f"| {name} | {', '.join(entry['tables']) or '–'} | "
-                         f"{', '.join(entry['figures']) or '–'} |")
+            lines.append(
+                f"| {name} | {', '.join(entry['tables']) or '–'} | "
+                f"{', '.join(entry['figures']) or '–'} |"
+            )
     lines += ["", "## Data (`data/`, as validated)", ""]
     lines += [f"- {name}" for name in data] or ["- (none)"]
     lines.append("")
