@@ -18,6 +18,7 @@ help:
 setup: $(INSTALLED) system
 
 $(INSTALLED): requirements.lock pyproject.toml
+	@echo "creating $(VENV) from requirements.lock (a few minutes on a new machine)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock \
 	  > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }

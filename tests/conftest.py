@@ -53,28 +53,46 @@ def write_csv(path: Path, rows: list[list[object]]) -> None:
         csv.writer(handle, lineterminator="\n").writerows(rows)
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path: Path) -> Path:
-    """A small valid dataset: 2 patients, 3 lesions, 3 visits, header-only adverse events."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+def write_tiny_dataset(data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True)
     for name, rows in TINY_DATASET.items():
         write_csv(data_dir / f"{name}.csv", rows)
     return data_dir
 
 
-@pytest.fixture(scope="session")
-def built_book() -> Path:
-    """The real book, built once per session into `_build/` from the bundled data, with the
-    PDF when latexmk, xelatex and the LaTeX packages it needs exist. Cache-backed: cheap when
-    nothing changed."""
-    from calcinosis import build, paths
-    from calcinosis.errors import BuildError
-    from calcinosis.staging import pdf_missing
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A small valid dataset: 2 patients, 3 lesions, 3 visits, header-only adverse events."""
+    return write_tiny_dataset(tmp_path / "data")
 
+
+@pytest.fixture(scope="module")
+def tiny_dataset_module(tmp_path_factory) -> Path:
+    """The tiny dataset, once per test module (copy it before changing it)."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The real book, built once per session from the bundled data into a temporary folder
+    (never the repository's _build/), with the PDF when its toolchain exists."""
+    from calcinosis import paths
+    from calcinosis.book import build
+    from calcinosis.book.staging import pdf_missing
+    from calcinosis.errors import BuildError
+
+    root = tmp_path_factory.mktemp("book")
     pdf = not pdf_missing()
     try:
-        build.build(paths.DATA_DIR, paths.BUILD_DIR, {}, None, pdf)
+        build.build(
+            paths.DATA_DIR,
+            root / "_build",
+            {},
+            None,
+            pdf,
+            cache_dir=root / "cache",
+            echo=lambda _: None,
+        )
     except BuildError as err:
         pytest.fail(f"the book does not build:\n{err}", pytrace=False)
-    return paths.BUILD_DIR
+    return root / "_build"

@@ -39,9 +39,15 @@ def simulate_measurements(
             measured = np.r_[True, rng.random(n_visits - 1) >= missing]
             measured[-1] |= (p, k) == (1, 1)  # the resolved lesion is seen at 0
             for v, s, m in zip(visits, size, measured, strict=True):
-                rows.append({"lesion_id": f"P{p}-L{k}", "patient_id": f"P{p}", "visit": int(v),
-                             "length_mm": s if m else np.nan,
-                             "width_mm": s * 0.6 if m else np.nan})
+                rows.append(
+                    {
+                        "lesion_id": f"P{p}-L{k}",
+                        "patient_id": f"P{p}",
+                        "visit": int(v),
+                        "length_mm": s if m else np.nan,
+                        "width_mm": s * 0.6 if m else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -59,14 +65,20 @@ def trial_from(measurements: pd.DataFrame, tmp_path) -> object:
     patients = sorted(measurements["patient_id"].unique())
     lesions = measurements[["lesion_id", "patient_id"]].drop_duplicates()
     tables = {
-        "patients": pd.DataFrame({"patient_id": patients, "sex": "F", "age_years": 10,
-                                  "disease_duration_months": [12 * (i + 1)
-                                                              for i in range(len(patients))]}),
+        "patients": pd.DataFrame(
+            {
+                "patient_id": patients,
+                "sex": "F",
+                "age_years": 10,
+                "disease_duration_months": [12 * (i + 1) for i in range(len(patients))],
+            }
+        ),
         "lesions": lesions.assign(site="forearm", baseline_area_cm2=1.0, dose_mg=20),
         "measurements": measurements[["lesion_id", "visit", "length_mm", "width_mm"]],
         "radiography": _radiography(measurements),
-        "adverse_events": pd.DataFrame(columns=["patient_id", "visit", "event", "severity",
-                                                "related_to_treatment"]),
+        "adverse_events": pd.DataFrame(
+            columns=["patient_id", "visit", "event", "severity", "related_to_treatment"]
+        ),
     }
     for name, frame in tables.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
@@ -77,8 +89,14 @@ def _radiography(measurements: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for lesion_id, own in measurements.dropna(subset=["length_mm"]).groupby("lesion_id"):
         for timepoint, row in (("baseline", own.iloc[0]), ("final", own.iloc[-1])):
-            rows.append({"lesion_id": lesion_id, "timepoint": timepoint,
-                         "length_mm": row["length_mm"], "width_mm": row["width_mm"]})
+            rows.append(
+                {
+                    "lesion_id": lesion_id,
+                    "timepoint": timepoint,
+                    "length_mm": row["length_mm"],
+                    "width_mm": row["width_mm"],
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from calcinosis import audit
+from calcinosis import audit, data, results
+from calcinosis.params import Parameters
 from stats_fixtures import data_trial
 
 
@@ -14,26 +15,80 @@ def trial():
     return data_trial()
 
 
-def test_every_claim_matches_on_the_reconstruction(trial):
-    table = audit.claims_audit(trial)
-    assert list(table.columns[:6]) == ["name", "relation", "published", "recomputed",
-                                       "recomputed_rounded", "verdict"]
-    assert len(table) == len(audit.load_claims(trial.data_dir))
+@pytest.fixture(scope="module")
+def values(trial) -> dict:
+    """The values the claims are about, from the producers that make them."""
+    needed = {"design", "gee", "radiography", "safety"}
+    sections = [
+        section
+        for producer in results.PRODUCERS
+        if producer.name in needed
+        for section in results.run(producer, trial, Parameters())
+    ]
+    return results.all_values(sections)
+
+
+@pytest.mark.integration
+def test_every_claim_matches_on_the_reconstruction(trial, values):
+    table = audit.claims_audit(trial, values)
+    assert list(table.columns) == [
+        "name",
+        "relation",
+        "published",
+        "recomputed",
+        "recomputed_rounded",
+        "verdict",
+        "source",
+    ]
+    assert len(table) == len(audit.load_claims(trial.data_dir)) > 0
     assert (table["verdict"] == "match").all(), table[table["verdict"] != "match"]
-    assert audit.is_reconstruction(trial)
+    assert table["recomputed"].tolist() == [values[n] for n in table["name"]]
 
 
-def test_a_wrong_claim_differs(trial, tmp_path):
+@pytest.mark.integration
+def test_the_audit_section_counts_the_verdicts(trial, values):
+    (producer,) = [p for p in results.PRODUCERS if p.name == "audit"]
+    assert producer.derived
+    (section,) = results.run(producer, trial, Parameters(), values)
+    n = len(audit.load_claims(trial.data_dir))
+    assert (
+        section.values["audit_n_claims"],
+        section.values["audit_n_match"],
+        section.values["audit_n_differ"],
+    ) == (n, n, 0)
+    wrong = {**values, "gee_width_pct_per_visit": values["gee_width_pct_per_visit"] + 0.01}
+    wrong.pop("n_lesions")
+    (section,) = results.run(producer, trial, Parameters(), wrong)
+    assert (section.values["audit_n_match"], section.values["audit_n_differ"]) == (n - 2, 2)
+    verdicts = section.tables["tab_claims_audit"].frame.set_index("name")["verdict"]
+    assert verdicts["gee_width_pct_per_visit"] == "differs"
+    assert verdicts["n_lesions"] == "not computed"
+
+
+@pytest.mark.integration
+def test_a_wrong_claim_differs(trial, values, tmp_path):
     path = tmp_path / "published.yml"
     path.write_text(
         "claims:\n"
         "- {name: gee_length_pct_per_visit, value: -2.67, decimals: 2, relation: '=', source: x}\n"
         "- {name: gee_length_p, value: 1.0e-9, decimals: 2, relation: '<', source: x}\n"
         "- {name: no_such_number, value: 1, decimals: 0, relation: '=', source: x}\n",
-        encoding="utf-8")
-    table = audit.claims_audit(trial, claims_path=path)
+        encoding="utf-8",
+    )
+    table = audit.claims_audit(trial, values, claims_path=path)
     assert table["verdict"].tolist() == ["differs", "differs", "not computed"]
     assert table.loc[0, "recomputed_rounded"] == -2.66
+
+
+def test_claims_come_from_the_datasets_own_published_yml(tiny_dataset, tmp_path):
+    trial = data.load_trial(tiny_dataset)  # no published.yml: it is optional
+    assert audit.claims_audit(trial, {"n_patients": 2}).empty
+    (tiny_dataset / "published.yml").write_text(
+        "claims:\n- {name: n_patients, value: 2, decimals: 0, relation: '=', source: x}\n",
+        encoding="utf-8",
+    )
+    table = audit.claims_audit(data.load_trial(tiny_dataset), {"n_patients": 2})
+    assert table[["name", "verdict"]].values.tolist() == [["n_patients", "match"]]
 
 
 def _grim(table: pd.DataFrame, n: int, grid: float) -> pd.Series:
@@ -44,7 +99,9 @@ def test_grim_findings():
     """At the 0.5 mm grid of the ranges' limits no mean fits n = 18, every mean fits n = 17;
     at 0.1 mm every mean fits n = 18."""
     table = audit.grim_table()
-    assert audit.limit_grid() == 0.5
+    summaries = audit.published_summaries()
+    limits = summaries[["min", "max"]].to_numpy()
+    assert len(summaries) == 4 and ((limits * 2) % 1 == 0).all()  # the ranges are in 0.5 mm
     assert not _grim(table, 18, 0.5).any()
     assert _grim(table, 17, 0.5).all()
     assert _grim(table, 18, 0.1).all()
@@ -58,12 +115,14 @@ def test_grimmer_is_at_least_as_strict_as_grim():
 
 
 def test_grimmer_catches_an_impossible_sd():
-    claims = pd.DataFrame([
-        {"name": "rad_baseline_length_mean", "value": 2.0, "decimals": 2},
-        {"name": "rad_baseline_length_sd", "value": 0.01, "decimals": 2},
-        {"name": "rad_baseline_length_min", "value": 1.0, "decimals": 2},
-        {"name": "rad_baseline_length_max", "value": 3.0, "decimals": 2},
-    ])
+    claims = pd.DataFrame(
+        [
+            {"name": "rad_baseline_length_mean", "value": 2.0, "decimals": 2},
+            {"name": "rad_baseline_length_sd", "value": 0.01, "decimals": 2},
+            {"name": "rad_baseline_length_min", "value": 1.0, "decimals": 2},
+            {"name": "rad_baseline_length_max", "value": 3.0, "decimals": 2},
+        ]
+    )
     table = audit.grimmer_table(claims, ns=(4,), grids=(1.0,))
     assert table["grim_consistent"].item() and not table["grimmer_consistent"].item()
 
@@ -77,10 +136,12 @@ def test_sd_feasibility():
 
 
 def test_sd_feasibility_flags_an_impossible_sd():
-    claims = pd.DataFrame([
-        {"name": "rad_final_width_mean", "value": 5.0, "decimals": 2},
-        {"name": "rad_final_width_sd", "value": 9.0, "decimals": 2},
-        {"name": "rad_final_width_min", "value": 0.0, "decimals": 2},
-        {"name": "rad_final_width_max", "value": 10.0, "decimals": 2},
-    ])
+    claims = pd.DataFrame(
+        [
+            {"name": "rad_final_width_mean", "value": 5.0, "decimals": 2},
+            {"name": "rad_final_width_sd", "value": 9.0, "decimals": 2},
+            {"name": "rad_final_width_min", "value": 0.0, "decimals": 2},
+            {"name": "rad_final_width_max", "value": 10.0, "decimals": 2},
+        ]
+    )
     assert not audit.sd_feasibility(claims, ns=(10,))["feasible"].item()

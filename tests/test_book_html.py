@@ -21,8 +21,14 @@ import pytest
 pytestmark = pytest.mark.book
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -57,8 +63,11 @@ def browser():
 
 def _pages(built_book: Path) -> list[str]:
     html = built_book / "html"
-    return sorted(p.name for p in html.glob("*.html")
-                  if p.name not in {"genindex.html", "search.html", "py-modindex.html"})
+    return sorted(
+        p.name
+        for p in html.glob("*.html")
+        if p.name not in {"genindex.html", "search.html", "py-modindex.html"}
+    )
 
 
 def _visit(browser, url: str):
@@ -68,8 +77,7 @@ def _visit(browser, url: str):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400
-            else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
     return page, errors, failed
@@ -83,7 +91,8 @@ def test_every_page_loads_cleanly(built_book: Path, site: str, browser) -> None:
         page, errors, failed = _visit(browser, f"{site}/{name}")
         broken = page.evaluate(
             "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-            ".map(i => i.src)")
+            ".map(i => i.src)"
+        )
         if errors or failed or broken:
             problems[name] = {"console": errors, "failed": failed, "images": broken}
         page.close()
@@ -91,9 +100,12 @@ def test_every_page_loads_cleanly(built_book: Path, site: str, browser) -> None:
 
 
 def test_every_page_says_the_data_are_reconstructed(built_book: Path) -> None:
-    missing = [name for name in _pages(built_book)
-               if not name.startswith(("genindex", "search"))
-               and "reconstruct" not in (built_book / "html" / name).read_text("utf-8").lower()]
+    missing = [
+        name
+        for name in _pages(built_book)
+        if not name.startswith(("genindex", "search"))
+        and "reconstruct" not in (built_book / "html" / name).read_text("utf-8").lower()
+    ]
     assert not missing
 
 
@@ -129,8 +141,11 @@ def test_code_links_land_on_the_function(built_book: Path) -> None:
     html = built_book / "html"
     links = set()
     for page in html.glob("*.html"):
-        links |= set(re.findall(r'href="(_modules/calcinosis/[a-z_]+\.html)#([A-Za-z_]+)"',
-                                page.read_text("utf-8")))
+        links |= set(
+            re.findall(
+                r'href="(_modules/calcinosis/[a-z_]+\.html)#([A-Za-z_]+)"', page.read_text("utf-8")
+            )
+        )
     names = {name for _, name in links}
     assert {"fig_gee_curve", "fig_radiography_paired", "tab_dose_rule"} <= names
     for target, name in sorted(links):
@@ -148,3 +163,35 @@ def test_pages_offer_their_executed_notebook(built_book: Path) -> None:
         assert outputs, f"{name}.ipynb has no outputs"
         tags = {t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])}
         assert "injected-parameters" in tags
+
+
+def test_reviewer_page_has_no_unresolved_reference(
+    built_book: Path, browser, tmp_path: Path
+) -> None:
+    """`calcinosis chapter gee -p ...` renders the page inside a whole book: its cross-references,
+    citations and source links resolve, and its text follows the parameters."""
+    from calcinosis import paths
+    from calcinosis.book import review
+
+    page = review.review(
+        "gee",
+        {"cluster": "patient", "correlation": "independence"},
+        paths.DATA_DIR,
+        tmp_path / "review",
+        cache_dir=built_book.parent / "cache",
+        echo=lambda _: None,
+    )
+    html = page.read_text(encoding="utf-8")
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "methods-model" not in text and "[]" not in text
+    assert "an independence working correlation and the patients as the clusters" in text
+    for target in re.findall(r'href="([^"#:]+\.html)(?:#[^"]*)?"', html):
+        assert (page.parent / target).is_file(), target
+    for target, anchor in re.findall(r'href="(_modules/[^"#]+)#([^"]+)"', html):
+        assert f'id="{anchor}"' in (page.parent / target).read_text(encoding="utf-8")
+    shown = browser.new_page()
+    errors = []
+    shown.on("pageerror", lambda e: errors.append(str(e)))
+    shown.goto(page.as_uri(), wait_until="load")
+    assert shown.locator("a.reference.internal").count() > 0 and not errors
+    shown.close()

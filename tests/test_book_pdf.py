@@ -12,9 +12,21 @@ import pytest
 
 pytestmark = pytest.mark.book
 
-CHAPTER_TITLES = ("Methods", "Cohort", "Results per patient", "GEE analysis", "Radiography",
-                  "Safety", "Discussion figures", "Sensitivity", "Reproducibility",
-                  "References", "Appendix: data dictionary", "Patient P1", "Patient P5")
+CHAPTER_TITLES = (
+    "Methods",
+    "Cohort",
+    "Results per patient",
+    "GEE analysis",
+    "Radiography",
+    "Safety",
+    "Discussion figures",
+    "Sensitivity",
+    "Reproducibility",
+    "References",
+    "Appendix: data dictionary",
+    "Patient P1",
+    "Patient P5",
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +37,9 @@ def pdf_text(built_book: Path) -> str:
     if not pdfs and not (shutil.which("xelatex") and shutil.which("latexmk")):
         pytest.skip("no TeX Live: the PDF was not built")
     assert len(pdfs) == 1, pdfs
-    text = subprocess.run(["pdftotext", "-layout", str(pdfs[0]), "-"], check=True,
-                          capture_output=True, text=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdfs[0]), "-"], check=True, capture_output=True, text=True
+    ).stdout
     return re.sub(r"[ \t]+", " ", text)
 
 
@@ -47,6 +60,7 @@ def test_pdf_has_figures(built_book: Path) -> None:
     if not shutil.which("pdfimages"):
         pytest.skip("no pdfimages")
     pdf = next((built_book / "pdf").glob("*.pdf"))
-    listing = subprocess.run(["pdfimages", "-list", str(pdf)], check=True,
-                             capture_output=True, text=True).stdout.splitlines()[2:]
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[2:]
     assert len(listing) >= 12, "fewer images than the book's figures"

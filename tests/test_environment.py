@@ -14,7 +14,9 @@ ROOT = paths.ROOT
 def test_environment_yml_mirrors_the_lock_file(tmp_path):
     expected = subprocess.run(
         [sys.executable, str(ROOT / ".ci" / "sync-environment"), "--print"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert (ROOT / "environment.yml").read_text() == expected
 

@@ -1,17 +1,28 @@
-"""Every registered figure draws from the bundled data in the book's theme."""
+"""Every figure function draws from the bundled data in the book's theme, and renders once to
+PNG and SVG bytes that do not change from run to run."""
 
 from __future__ import annotations
+
+import inspect
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from calcinosis import figures, glue, paths, theme  # noqa: E402
+from calcinosis import figures, paths, sections, theme  # noqa: E402
 from calcinosis.data import load_trial  # noqa: E402
+from calcinosis.params import Parameters  # noqa: E402
+
+FIGURE_FUNCTIONS = sorted(
+    name
+    for name, func in inspect.getmembers(figures, inspect.isfunction)
+    if name.startswith("fig_") and func.__module__ == figures.__name__
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,22 +30,66 @@ def trial():
     return load_trial(paths.DATA_DIR)
 
 
-@pytest.mark.parametrize("name", sorted(figures.FIGURES))
-def test_registered_figure_draws(trial, name: str) -> None:
-    fig = figures.FIGURES[name](trial)
-    try:
-        assert isinstance(fig, Figure)
-        assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_visible())
-        width, _ = fig.get_size_inches()
-        assert width == pytest.approx(theme.WIDTH_IN), "figures are drawn at text width"
-        assert glue.png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
+def _call(name: str, trial, **extra) -> Figure:
+    func = getattr(figures, name)
+    kwargs = {}
+    for arg in list(inspect.signature(func).parameters)[1:]:
+        if arg == "patient_id":
+            kwargs[arg] = extra.get(arg, "P1")
+        elif arg == "params":
+            kwargs[arg] = extra.get(arg, Parameters())
+        else:
+            raise AssertionError(f"{name}: no test argument for {arg!r}")
+    return func(trial, **kwargs)
+
+
+def test_there_are_figure_functions() -> None:
+    assert {
+        "fig_gee_curve",
+        "fig_gee_checks",
+        "fig_patient_trajectories",
+        "fig_sensitivity_forest",
+    } <= set(FIGURE_FUNCTIONS)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", FIGURE_FUNCTIONS)
+def test_figure_draws_and_renders(trial, name: str) -> None:
+    fig = _call(name, trial)
+    assert isinstance(fig, Figure)
+    assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_visible())
+    width, _ = fig.get_size_inches()
+    assert width == pytest.approx(theme.WIDTH_IN), "figures are drawn at text width"
+    rendered = figures.render(fig)
+    assert isinstance(rendered, sections.Figure)
+    assert rendered.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in rendered.svg[:1000]
+    assert not plt.fignum_exists(fig.number), "render closes the figure"
+
+
+@pytest.mark.integration
+def test_render_is_byte_identical_across_runs(trial) -> None:
+    first = figures.render(figures.fig_gee_curve(trial))
+    second = figures.render(figures.fig_gee_curve(trial))
+    assert first == second  # no dates, no random ids: equal figures, equal digests
+
+
+@pytest.mark.integration
+def test_main_model_figures_follow_the_parameters(trial) -> None:
+    def fitted(fig: Figure) -> np.ndarray:
+        lines = [
+            line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "GEE fit"
+        ]
         plt.close(fig)
+        assert len(lines) == 2  # one per outcome
+        return np.concatenate([line.get_ydata() for line in lines])
 
-
-def test_registry_names_are_the_function_names() -> None:
-    for name, func in figures.FIGURES.items():
-        assert name == func.__name__ and name.startswith("fig_")
+    default = fitted(figures.fig_gee_curve(trial))
+    assert np.allclose(default, fitted(figures.fig_gee_curve(trial, Parameters())))
+    other = fitted(figures.fig_gee_curve(trial, Parameters(correlation="independence")))
+    assert default.shape == other.shape and not np.allclose(default, other)
+    checks = figures.fig_gee_checks(trial, Parameters(correlation="ar1"))
+    assert figures.render(checks) != figures.render(figures.fig_gee_checks(trial))
 
 
 @pytest.mark.parametrize("patient_id", ["P1", "P2"])

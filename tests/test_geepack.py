@@ -37,21 +37,34 @@ def _geeglm(measurements: pd.DataFrame, column: str, corstr: str, tmp_path: Path
     frame = models.gee_frame(measurements, column)
     source, target = tmp_path / "in.csv", tmp_path / f"out_{corstr}.csv"
     frame.rename(columns={"lesion_id": "cluster", column: "y"})[
-        ["cluster", "visit", "time", "y"]].to_csv(source, index=False)
-    subprocess.run(["Rscript", str(SCRIPT), str(source), corstr, str(target)], check=True,
-                   capture_output=True)
+        ["cluster", "visit", "time", "y"]
+    ].to_csv(source, index=False)
+    subprocess.run(
+        ["Rscript", str(SCRIPT), str(source), corstr, str(target)], check=True, capture_output=True
+    )
     out = pd.read_csv(target).set_index("term")
-    return pd.Series({"intercept": out.at["intercept", "estimate"],
-                      "beta": out.at["time", "estimate"],
-                      "intercept_se": out.at["intercept", "se"], "se": out.at["time", "se"],
-                      "alpha": out.at["alpha", "estimate"]})
+    return pd.Series(
+        {
+            "intercept": out.at["intercept", "estimate"],
+            "beta": out.at["time", "estimate"],
+            "intercept_se": out.at["intercept", "se"],
+            "se": out.at["time", "se"],
+            "alpha": out.at["alpha", "estimate"],
+        }
+    )
 
 
 def _ours(measurements: pd.DataFrame, column: str, cov_struct: str) -> pd.Series:
     fit = models.fit_gee(measurements, column, cov_struct=cov_struct, ddof_scale=0, ctol=1e-12)
-    return pd.Series({"intercept": fit.intercept, "beta": fit.beta,
-                      "intercept_se": fit.intercept_se, "se": fit.se,
-                      "alpha": fit.working_correlation})
+    return pd.Series(
+        {
+            "intercept": fit.intercept,
+            "beta": fit.beta,
+            "intercept_se": fit.intercept_se,
+            "se": fit.se,
+            "alpha": fit.working_correlation,
+        }
+    )
 
 
 def _datasets() -> dict[str, pd.DataFrame]:
@@ -63,17 +76,19 @@ DATASETS = _datasets()
 
 
 @requires_geepack
-@pytest.mark.parametrize("cov_struct,corstr", [("independence", "independence"),
-                                               ("exchangeable", "exchangeable"),
-                                               ("ar1", "ar1")])
+@pytest.mark.parametrize(
+    "cov_struct,corstr",
+    [("independence", "independence"), ("exchangeable", "exchangeable"), ("ar1", "ar1")],
+)
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 @pytest.mark.parametrize("column", ["length_mm", "width_mm"])
 def test_matches_geeglm(cov_struct, corstr, dataset, column, tmp_path):
     measurements = DATASETS[dataset]
     ours = _ours(measurements, column, cov_struct)
     theirs = _geeglm(measurements, column, corstr, tmp_path)
-    np.testing.assert_allclose(ours.to_numpy(float), theirs.to_numpy(float),
-                               rtol=10.0**-DIGITS, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.to_numpy(float), theirs.to_numpy(float), rtol=10.0**-DIGITS, atol=1e-12
+    )
 
 
 def test_simulated_reference_data_has_zeros_and_gaps():

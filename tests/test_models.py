@@ -48,8 +48,18 @@ def test_parameter_table_is_internally_consistent(trial):
     fit = models.primary(trial, "length")
     table = fit.parameter_table()
     assert list(table.index) == [models.INTERCEPT, models.TIME_TERM]
-    assert list(table.columns) == ["B", "SE", "CI low", "CI high", "Wald χ²", "df", "p",
-                                   "Exp(B)", "Exp(B) CI low", "Exp(B) CI high"]
+    assert list(table.columns) == [
+        "B",
+        "SE",
+        "CI low",
+        "CI high",
+        "Wald χ²",
+        "df",
+        "p",
+        "Exp(B)",
+        "Exp(B) CI low",
+        "Exp(B) CI high",
+    ]
     row = table.loc[models.TIME_TERM]
     z = stats.norm.ppf(0.975)
     assert row["B"] == pytest.approx(fit.beta)
@@ -112,12 +122,14 @@ def test_small_sample_covariances_grow_and_use_t(trial):
 
 def test_mancl_derouen_matches_statsmodels_bias_reduced(trial):
     result = models.fit_primary(trial.measurements, "length_mm")
-    reference = result.model.fit(start_params=result.params.to_numpy(), maxiter=200,
-                                 cov_type="bias_reduced")
+    reference = result.model.fit(
+        start_params=result.params.to_numpy(), maxiter=200, cov_type="bias_reduced"
+    )
     ours = models.adjusted_sandwich(result.model, -1.0)
     np.testing.assert_allclose(np.sqrt(np.diag(ours)), reference.bse, rtol=1e-6)
-    np.testing.assert_allclose(models.adjusted_sandwich(result.model, 0.0),
-                               result.cov_params(), rtol=1e-8)
+    np.testing.assert_allclose(
+        models.adjusted_sandwich(result.model, 0.0), result.cov_params(), rtol=1e-8
+    )
 
 
 def test_patient_clusters(trial):
@@ -179,8 +191,10 @@ def test_lesion_with_one_visit_is_used(tiny_dataset):
     assert fit.n_obs == 6 and fit.n_lesions == 3
 
 
-@pytest.mark.parametrize("option,value", [("cov_struct", "ar2"), ("cluster", "visit"),
-                                          ("cov_type", "naive"), ("family", "gamma")])
+@pytest.mark.parametrize(
+    "option,value",
+    [("cov_struct", "ar2"), ("cluster", "visit"), ("cov_type", "naive"), ("family", "gamma")],
+)
 def test_unknown_options_are_errors(trial, option, value):
     with pytest.raises(ValueError, match=option):
         models.fit_gee(trial, "length", **{option: value})

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, discussion, patients
+from calcinosis import data, discussion, formatting, patients
 from stats_fixtures import data_trial
 
 
@@ -19,10 +19,22 @@ def test_patient_page_of_patient_1(trial):
     page = patients.patient_page(trial, "P1")
     assert page.patient["disease_duration_months"] == 18
     assert len(page.lesions) == 9 and page.course["n_lesions"] == 9
-    assert {"lesion_id", "site", "first_visit", "last_visit", "length_first", "length_last",
-            "length_change_mm", "length_change_pct", "width_first", "width_last",
-            "width_change_mm", "width_change_pct", "resolved",
-            "decline_start_visit"} <= set(page.lesions.columns)
+    assert {
+        "lesion_id",
+        "site",
+        "first_visit",
+        "last_visit",
+        "length_first",
+        "length_last",
+        "length_change_mm",
+        "length_change_pct",
+        "width_first",
+        "width_last",
+        "width_change_mm",
+        "width_change_pct",
+        "resolved",
+        "decline_start_visit",
+    } <= set(page.lesions.columns)
     assert page.lesions["decline_start_visit"].dtype == "Int64"
     assert list(page.trajectories.columns) == ["lesion_id", "visit", "outcome", "size"]
     assert len(page.trajectories) == 9 * 16 * 2
@@ -54,13 +66,16 @@ def test_unknown_patient(trial):
         patients.patient_page(trial, "P9")
 
 
-@pytest.mark.parametrize("sizes,expected", [
-    ([5, 5, 5, 4, 3, 3, 2], 4),          # plateau, then steady decline
-    ([5, 4, 5, 5, 4, 3], 5),             # a rise resets the start
-    ([5, 5, 5], None),                   # never falls
-    ([5, 6, 7], None),                   # only rises
-    ([5], None),                         # one measured visit
-])
+@pytest.mark.parametrize(
+    "sizes,expected",
+    [
+        ([5, 5, 5, 4, 3, 3, 2], 4),  # plateau, then steady decline
+        ([5, 4, 5, 5, 4, 3], 5),  # a rise resets the start
+        ([5, 5, 5], None),  # never falls
+        ([5, 6, 7], None),  # only rises
+        ([5], None),  # one measured visit
+    ],
+)
 def test_decline_start(sizes, expected):
     visits = pd.Series(range(1, len(sizes) + 1))
     assert patients.decline_start(visits, pd.Series(sizes, dtype=float)) == expected
@@ -74,8 +89,15 @@ def test_decline_start_across_a_gap_is_unknown():
 def test_patient_rates_table(trial):
     rates = patients.patient_rates(trial)
     assert len(rates) == 10
-    assert {"patient_id", "outcome", "disease_duration_months", "pct_per_visit", "ci_low",
-            "ci_high", "estimable"} <= set(rates.columns)
+    assert {
+        "patient_id",
+        "outcome",
+        "disease_duration_months",
+        "pct_per_visit",
+        "ci_low",
+        "ci_high",
+        "estimable",
+    } <= set(rates.columns)
     assert rates.loc[~rates["estimable"], "patient_id"].unique().tolist() == ["P2"]
 
 
@@ -106,3 +128,34 @@ def test_interaction_model_is_labelled_exploratory(trial, outcome):
     assert {"B", "SE", "CI low", "CI high", "p"} <= set(table.columns)
     assert table["note"].str.contains("exploratory").all()
     assert table["converged"].all()
+
+
+# ---- the sentences of a patient's page ------------------------------------------------------
+
+
+def test_page_sentences_of_an_estimable_patient(trial):
+    page = patients.patient_page(trial, "P1")
+    sentences = patients.page_sentences(page)
+    assert set(sentences) == {"patient_sentence", "decline_sentence", "rate_sentence"}
+    info = page.patient
+    sex = {"F": "girl", "M": "boy"}[str(info["sex"])]
+    assert sentences["patient_sentence"].startswith(
+        f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for 18 months, "
+        "treated for 9 lesion(s) at: "
+    )
+    for site in page.lesions["site"].unique():
+        assert site in sentences["patient_sentence"]
+    start = page.course["median_decline_start"]
+    assert f"at visit {start:g}." in sentences["decline_sentence"]
+    rate = sentences["rate_sentence"]
+    assert formatting.signed_pct(page.rate_length.pct_per_visit) + " per visit in length" in rate
+    assert formatting.signed_pct(page.rate_width.pct_per_visit) + " per visit in width" in rate
+    assert formatting.p_phrase(page.rate_length.p) in rate and "−" in rate
+
+
+def test_page_sentences_of_a_patient_without_a_rate(trial):
+    sentences = patients.page_sentences(patients.patient_page(trial, "P2"))
+    assert sentences["decline_sentence"].startswith("No visit at which a steady decline")
+    assert sentences["rate_sentence"].startswith("No rate can be fitted to this patient alone")
+    assert "one lesion" in sentences["rate_sentence"]
+    assert sentences["rate_sentence"].count("one lesion") == 1  # one reason, not one per outcome

@@ -29,8 +29,15 @@ def test_committed_data_is_the_default_seed_output(tmp_path):
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(
-        ["patients.csv", "lesions.csv", "measurements.csv", "radiography.csv",
-         "adverse_events.csv", "datapackage.json", "published.yml"]
+        [
+            "patients.csv",
+            "lesions.csv",
+            "measurements.csv",
+            "radiography.csv",
+            "adverse_events.csv",
+            "datapackage.json",
+            "published.yml",
+        ]
     )
     for name in written:
         assert (tmp_path / name).read_bytes() == (paths.DATA_DIR / name).read_bytes(), name
@@ -71,7 +78,10 @@ def test_radiography_matches_the_printed_summary(trial, facts, timepoint, outcom
     values = trial.radiography.loc[trial.radiography["timepoint"] == timepoint, f"{outcome}_mm"]
     assert len(values) == 18
     for stat, value in {
-        "mean": values.mean(), "sd": values.std(ddof=1), "min": values.min(), "max": values.max()
+        "mean": values.mean(),
+        "sd": values.std(ddof=1),
+        "min": values.min(),
+        "max": values.max(),
     }.items():
         assert rounds_to(value, printed[outcome][stat], 2), (stat, value)
 
@@ -81,7 +91,10 @@ def test_cohort_is_the_published_cohort(trial, facts):
         pid = f"P{fact['id']}"
         row = trial.patients.set_index("patient_id").loc[pid]
         assert (row["sex"], row["age_years"], row["disease_duration_months"]) == (
-            fact["sex"], fact["age"], fact["duration_months"])
+            fact["sex"],
+            fact["age"],
+            fact["duration_months"],
+        )
         lesions = trial.lesions[trial.lesions["patient_id"] == pid]
         assert len(lesions) == fact["lesions"]
         assert set(lesions["site"]) <= {s.removeprefix("the ") for s in fact["sites"]}

@@ -28,11 +28,14 @@ def test_exposure(trial):
 
 
 def test_events_are_counted_by_severity(tiny_dataset):
-    write_table(tiny_dataset / "adverse_events.csv", [
-        ["patient_id", "visit", "event", "severity", "related_to_treatment"],
-        ["P1", 2, "injection-site pain", "mild", "yes"],
-        ["P1", 3, "fever", "Moderate", "no"],
-    ])
+    write_table(
+        tiny_dataset / "adverse_events.csv",
+        [
+            ["patient_id", "visit", "event", "severity", "related_to_treatment"],
+            ["P1", 2, "injection-site pain", "mild", "yes"],
+            ["P1", 3, "fever", "Moderate", "no"],
+        ],
+    )
     table = safety.adverse_events(data.load_trial(tiny_dataset)).set_index("patient_id")
     assert table.loc["P1", ["mild", "moderate", "total", "related"]].tolist() == [1, 1, 2, 1]
     assert table.loc["P2", "total"] == 0

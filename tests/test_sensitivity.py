@@ -22,8 +22,14 @@ def grid(trial):
 def test_grid_columns(grid):
     table = grid
     assert list(table.columns) == sensitivity.COLUMNS
-    assert set(table["factor"]) == {"working correlation", "cluster", "covariance",
-                                    "model form", "mixed model", "leave one patient out"}
+    assert set(table["factor"]) == {
+        "working correlation",
+        "cluster",
+        "covariance",
+        "model form",
+        "mixed model",
+        "leave one patient out",
+    }
 
 
 def test_primary_rows_are_the_primary_model(trial, grid):

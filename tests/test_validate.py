@@ -91,61 +91,140 @@ def empty_file(table: str) -> Callable[[Path], None]:
 # (id, breakage, strings that must all appear in the problem output)
 CASES = [
     ("missing file", remove_file("lesions"), ["lesions.csv", "missing"]),
-    ("missing column", rename_column("measurements", "width_mm", "breadth"),
-     ["measurements.csv: width_mm: required column is missing"]),
-    ("bad encoding", latin1_line("lesions", 3, "P1-L2,P1,genou côté,1.2,10"),
-     ["lesions.csv:3:", "UTF-8", "line 3"]),
+    (
+        "missing column",
+        rename_column("measurements", "width_mm", "breadth"),
+        ["measurements.csv: width_mm: required column is missing"],
+    ),
+    (
+        "bad encoding",
+        latin1_line("lesions", 3, "P1-L2,P1,genou côté,1.2,10"),
+        ["lesions.csv:3:", "UTF-8", "line 3"],
+    ),
     ("empty file", empty_file("patients"), ["patients.csv", "empty"]),
     ("ragged row", set_line("patients", 2, "P1,F,9"), ["patients.csv:2:", "fields"]),
-    ("non-numeric size", set_line("measurements", 3, "P1-L1,2,eighteen,14"),
-     ["measurements.csv:3: length_mm:", "'eighteen' is not a number"]),
-    ("negative size", set_line("radiography", 4, "P1-L2,baseline,13,-1"),
-     ["radiography.csv:4: width_mm:", "'-1'", "minimum"]),
-    ("non-positive dose", set_line("lesions", 2, "P1-L1,P1,elbow,2.5,0"),
-     ["lesions.csv:2: dose_mg:", "greater than 0"]),
-    ("negative age", set_line("patients", 3, "P2,M,-3,70"),
-     ["patients.csv:3: age_years:", "minimum"]),
-    ("visit not integer", set_line("measurements", 4, "P1-L1,2.5,15,12"),
-     ["measurements.csv:4: visit:", "'2.5' is not a whole number"]),
-    ("visit below 1", set_line("measurements", 2, "P1-L1,0,20,15"),
-     ["measurements.csv:2: visit:", "minimum 1"]),
-    ("bad timepoint", set_line("radiography", 3, "P1-L1,end,14,11"),
-     ["radiography.csv:3: timepoint:", "'end' is not one of baseline, final"]),
-    ("bad sex", set_line("patients", 2, "P1,female,9,40"),
-     ["patients.csv:2: sex:", "'female' is not one of F, M"]),
-    ("empty required cell", set_line("lesions", 4, "P2-L1,P2,,4.0,20"),
-     ["lesions.csv:4: site:", "empty"]),
-    ("duplicate patient", append_line("patients", "P2,M,12.5,70"),
-     ["patients.csv:4: patient_id:", "duplicate"]),
-    ("duplicate lesion", set_line("lesions", 3, "P1-L1,P1,knee,1.2,10"),
-     ["lesions.csv:3: lesion_id:", "duplicate"]),
-    ("duplicate visit", set_line("measurements", 4, "P1-L1,2,15,12"),
-     ["measurements.csv:4: lesion_id+visit:", "duplicate key"]),
-    ("duplicate timepoint", set_line("radiography", 3, "P1-L1,baseline,14,11"),
-     ["radiography.csv:3: lesion_id+timepoint:", "duplicate key"]),
-    ("visits out of order", set_line("measurements", 4, "P1-L1,1,15,12"),
-     ["measurements.csv:4: visit:", "increasing order"]),
-    ("unknown patient in lesions", set_line("lesions", 4, "P2-L1,P9,thigh,4.0,20"),
-     ["lesions.csv:4: patient_id:", "'P9' is not in patients.csv"]),
-    ("unknown patient in adverse events", append_line("adverse_events", "P7,1,rash,mild,no"),
-     ["adverse_events.csv:2: patient_id:", "'P7' is not in patients.csv"]),
-    ("unknown lesion in measurements", append_line("measurements", "P3-L1,1,10,10"),
-     ["measurements.csv:11: lesion_id:", "'P3-L1' is not in lesions.csv"]),
-    ("unknown lesion in radiography", append_line("radiography", "P1-L9,final,1,1"),
-     ["radiography.csv:8: lesion_id:", "'P1-L9' is not in lesions.csv"]),
-    ("lesion never measured", drop_lines("measurements", 5, 6, 7),
-     ["lesions.csv:3: lesion_id:", "P1-L2 has no measured visit"]),
-    ("lesion only empty measurements", lambda d: _write_lines(
-        d, "measurements",
-        [x if not x.startswith("P2-L1") else "P2-L1," + x.split(",")[1] + ",,"
-         for x in _lines(d, "measurements")]),
-     ["lesions.csv:4: lesion_id:", "P2-L1 has no measured visit"]),
-    ("patient without lesions", append_line("patients", "P3,F,10,12"),
-     ["patients.csv:4: patient_id:", "P3 has no lesions"]),
-    ("identifier column", add_column("patients", "Full Name"),
-     ["patients.csv: Full Name:", "direct identifier", "published"]),
-    ("date of birth column", add_column("patients", "date_of_birth"),
-     ["patients.csv: date_of_birth:", "direct identifier"]),
+    (
+        "non-numeric size",
+        set_line("measurements", 3, "P1-L1,2,eighteen,14"),
+        ["measurements.csv:3: length_mm:", "'eighteen' is not a number"],
+    ),
+    (
+        "negative size",
+        set_line("radiography", 4, "P1-L2,baseline,13,-1"),
+        ["radiography.csv:4: width_mm:", "'-1'", "minimum"],
+    ),
+    (
+        "non-positive dose",
+        set_line("lesions", 2, "P1-L1,P1,elbow,2.5,0"),
+        ["lesions.csv:2: dose_mg:", "greater than 0"],
+    ),
+    (
+        "negative age",
+        set_line("patients", 3, "P2,M,-3,70"),
+        ["patients.csv:3: age_years:", "minimum"],
+    ),
+    (
+        "visit not integer",
+        set_line("measurements", 4, "P1-L1,2.5,15,12"),
+        ["measurements.csv:4: visit:", "'2.5' is not a whole number"],
+    ),
+    (
+        "visit below 1",
+        set_line("measurements", 2, "P1-L1,0,20,15"),
+        ["measurements.csv:2: visit:", "minimum 1"],
+    ),
+    (
+        "bad timepoint",
+        set_line("radiography", 3, "P1-L1,end,14,11"),
+        ["radiography.csv:3: timepoint:", "'end' is not one of baseline, final"],
+    ),
+    (
+        "bad sex",
+        set_line("patients", 2, "P1,female,9,40"),
+        ["patients.csv:2: sex:", "'female' is not one of F, M"],
+    ),
+    (
+        "empty required cell",
+        set_line("lesions", 4, "P2-L1,P2,,4.0,20"),
+        ["lesions.csv:4: site:", "empty"],
+    ),
+    (
+        "duplicate patient",
+        append_line("patients", "P2,M,12.5,70"),
+        ["patients.csv:4: patient_id:", "duplicate"],
+    ),
+    (
+        "duplicate lesion",
+        set_line("lesions", 3, "P1-L1,P1,knee,1.2,10"),
+        ["lesions.csv:3: lesion_id:", "duplicate"],
+    ),
+    (
+        "duplicate visit",
+        set_line("measurements", 4, "P1-L1,2,15,12"),
+        ["measurements.csv:4: lesion_id+visit:", "duplicate key"],
+    ),
+    (
+        "duplicate timepoint",
+        set_line("radiography", 3, "P1-L1,baseline,14,11"),
+        ["radiography.csv:3: lesion_id+timepoint:", "duplicate key"],
+    ),
+    (
+        "visits out of order",
+        set_line("measurements", 4, "P1-L1,1,15,12"),
+        ["measurements.csv:4: visit:", "increasing order"],
+    ),
+    (
+        "unknown patient in lesions",
+        set_line("lesions", 4, "P2-L1,P9,thigh,4.0,20"),
+        ["lesions.csv:4: patient_id:", "'P9' is not in patients.csv"],
+    ),
+    (
+        "unknown patient in adverse events",
+        append_line("adverse_events", "P7,1,rash,mild,no"),
+        ["adverse_events.csv:2: patient_id:", "'P7' is not in patients.csv"],
+    ),
+    (
+        "unknown lesion in measurements",
+        append_line("measurements", "P3-L1,1,10,10"),
+        ["measurements.csv:11: lesion_id:", "'P3-L1' is not in lesions.csv"],
+    ),
+    (
+        "unknown lesion in radiography",
+        append_line("radiography", "P1-L9,final,1,1"),
+        ["radiography.csv:8: lesion_id:", "'P1-L9' is not in lesions.csv"],
+    ),
+    (
+        "lesion never measured",
+        drop_lines("measurements", 5, 6, 7),
+        ["lesions.csv:3: lesion_id:", "P1-L2 has no measured visit"],
+    ),
+    (
+        "lesion only empty measurements",
+        lambda d: _write_lines(
+            d,
+            "measurements",
+            [
+                x if not x.startswith("P2-L1") else "P2-L1," + x.split(",")[1] + ",,"
+                for x in _lines(d, "measurements")
+            ],
+        ),
+        ["lesions.csv:4: lesion_id:", "P2-L1 has no measured visit"],
+    ),
+    (
+        "patient without lesions",
+        append_line("patients", "P3,F,10,12"),
+        ["patients.csv:4: patient_id:", "P3 has no lesions"],
+    ),
+    (
+        "identifier column",
+        add_column("patients", "Full Name"),
+        ["patients.csv: Full Name:", "direct identifier", "published"],
+    ),
+    (
+        "date of birth column",
+        add_column("patients", "date_of_birth"),
+        ["patients.csv: date_of_birth:", "direct identifier"],
+    ),
     ("mrn column", add_column("lesions", "MRN"), ["lesions.csv: MRN:", "direct identifier"]),
 ]
 
@@ -196,8 +275,9 @@ def test_extra_column_is_allowed(tiny_dataset: Path) -> None:
     assert "note" in data.load_trial(tiny_dataset).lesions.columns
 
 
-@pytest.mark.skipif(not (paths.DATA_DIR / "patients.csv").exists(),
-                    reason="data/ has not been generated yet")
+@pytest.mark.skipif(
+    not (paths.DATA_DIR / "patients.csv").exists(), reason="data/ has not been generated yet"
+)
 def test_bundled_data_is_valid(runner: CliRunner) -> None:
     result = runner.invoke(main, ["validate", str(paths.DATA_DIR)])
     assert result.exit_code == 0, result.output
@@ -208,10 +288,12 @@ def test_bundled_data_is_valid(runner: CliRunner) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("breakage", "expected"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_broken_dataset_is_refused(tiny_dataset: Path, runner: CliRunner,
-                                   breakage: Callable[[Path], None], expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("breakage", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_broken_dataset_is_refused(
+    tiny_dataset: Path, runner: CliRunner, breakage: Callable[[Path], None], expected: list[str]
+) -> None:
     breakage(tiny_dataset)
     result = runner.invoke(main, ["validate", str(tiny_dataset)])
     assert result.exit_code == 2, result.output
@@ -279,5 +361,7 @@ def test_datapackage_is_deterministic_and_complete() -> None:
         assert names == schema.columns(resource["name"])
     measurements = package["resources"][schema.TABLES.index("measurements")]["schema"]
     assert measurements["primaryKey"] == ["lesion_id", "visit"]
-    assert measurements["foreignKeys"][0]["reference"] == {"resource": "lesions",
-                                                           "fields": ["lesion_id"]}
+    assert measurements["foreignKeys"][0]["reference"] == {
+        "resource": "lesions",
+        "fields": ["lesion_id"],
+    }

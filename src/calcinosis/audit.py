@@ -113,7 +113,9 @@ def published_summaries(claims: pd.DataFrame | None = None) -> pd.DataFrame:
             row = rows.setdefault(f"{timepoint} {outcome}", {"quantity": f"{timepoint} {outcome}"})
             row[stat] = float(claim.value)
             row["decimals"] = int(claim.decimals)
-    return pd.DataFrame(list(rows.values()))
+    return pd.DataFrame(
+        list(rows.values()), columns=["quantity", "mean", "sd", "min", "max", "decimals"]
+    )
 
 
 def grim_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N, grids=GRIDS_MM) -> pd.DataFrame:
@@ -130,7 +132,7 @@ def grim_table(claims: pd.DataFrame | None = None, ns=PLAUSIBLE_N, grids=GRIDS_M
                 "consistent": grim_total(target, n) is not None,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["quantity", "mean", "n", "grid", "consistent"])
 
 
 def grimmer_table(
@@ -152,7 +154,10 @@ def grimmer_table(
                 "grimmer_consistent": any(_sd_fits(t, s.sd, s.decimals, n, grid) for t in totals),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(
+        rows,
+        columns=["quantity", "mean", "sd", "n", "grid", "grim_consistent", "grimmer_consistent"],
+    )
 
 
 def _mean_totals(mean: float, decimals: int, n: int, grid: float) -> list[int]:
@@ -195,7 +200,18 @@ def sd_feasibility(claims: pd.DataFrame | None = None, ns=(18,)) -> pd.DataFrame
                 "feasible": bool(low - half <= s.sd <= high + half),
             }
         )
-    return pd.DataFrame(rows)
+    columns = [
+        "quantity",
+        "n",
+        "mean",
+        "sd",
+        "min",
+        "max",
+        "sd_min_possible",
+        "sd_max_possible",
+        "feasible",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from calcinosis import paths
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="calcinosis")
 def main() -> None:
     """Build, check and re-run the calcinosis trial book."""
 
@@ -224,7 +225,11 @@ def chapter(
 ) -> None:
     """Show chapter NAME with other parameters, inside a whole book built with them (so its
     references, citations and source links resolve) in a folder named after the parameters.
-    Pages that the parameters do not change come from the cache."""
+    Pages that the parameters do not change come from the cache.
+
+    NAME is a file of chapters/ without .md: index, methods, cohort, patients, patient (one
+    per patient: -p patient_id=P2), gee, radiography, safety, discussion, sensitivity,
+    reproducibility, data-dictionary."""
     from calcinosis.book import review
     from calcinosis.book.plan import parse_parameters
     from calcinosis.errors import BuildError

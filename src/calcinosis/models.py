@@ -21,17 +21,16 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWa
 
 from calcinosis.covstruct import TimeAR1
 from calcinosis.data import Trial
+from calcinosis.params import CLUSTERS, COV_STRUCTS
 
 OUTCOMES = ("length_mm", "width_mm")
 TIME_TERM = "time (visit − 1)"
 INTERCEPT = "(Intercept)"
-COV_STRUCTS = ("exchangeable", "independence", "ar1")
 CORRELATION_PHRASES = {
     "exchangeable": "an exchangeable working correlation",
     "independence": "an independence working correlation",
     "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)",
 }
-CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
 COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-from calcinosis.models import CLUSTERS, COV_STRUCTS
+# Working correlations and cluster levels the GEE can take (`calcinosis.models` uses these too).
+COV_STRUCTS = ("exchangeable", "independence", "ar1")
+CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
 
 
 @dataclass(frozen=True)

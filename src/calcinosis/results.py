@@ -7,6 +7,9 @@ the build can keep its sections until one of them changes. Producers marked `der
 values of the others (the audit compares them with the paper; one comparison of clinical and
 radiographic change compounds the GEE) instead of fitting anything again.
 
+The analysis modules are imported inside the producers: the build's own process needs only
+this registry, and starts in a fraction of the time.
+
 Names are stable and documented by the sections themselves (`calcinosis results --list`); they
 are the keys of `results.json` and the file names of the supplement.
 """
@@ -16,22 +19,13 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from calcinosis import (
-    discussion,
-    dose,
-    figures,
-    models,
-    patients,
-    radiography,
-    safety,
-    sensitivity,
-    tables,
-)
-from calcinosis.data import Trial
 from calcinosis.params import Parameters
 from calcinosis.sections import Section, Table, slug
 
+if TYPE_CHECKING:
+    from calcinosis.data import Trial
 CLINICAL = ("patients", "lesions", "measurements")
 GEE_DECIMALS = {
     "B": 4,
@@ -108,6 +102,8 @@ def design(inp: Inputs) -> Iterable[Section]:
 
 
 def methods(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import dose, tables
+
     section = Section("methods")
     section.add(tables.dose_rule_counts(inp.trial))
     section.add(dose.band_numbers())
@@ -119,6 +115,8 @@ def methods(inp: Inputs) -> Iterable[Section]:
 
 
 def cohort(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import figures, tables
+
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
@@ -132,6 +130,8 @@ def cohort(inp: Inputs) -> Iterable[Section]:
 
 
 def gee(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import figures, models, tables
+
     trial, params = inp.trial, inp.params
     section = Section("gee")
     section.add(
@@ -143,7 +143,13 @@ def gee(inp: Inputs) -> Iterable[Section]:
         }
     )
     for outcome in OUTCOMES:
-        fit = models.primary(trial, outcome, params)
+        try:
+            fit = models.primary(trial, outcome, params)
+        except models.NotEstimableError as err:  # never printed as a number: the build stops
+            raise models.NotEstimableError(
+                f"the main GEE for {outcome} with correlation={params.correlation} and "
+                f"cluster={params.cluster} cannot be estimated on these data: {err}"
+            ) from None
         section.add({f: getattr(fit, f) for f in GEE_FIELDS}, prefix=f"gee_{outcome}_")
         section.tables[f"tab_gee_{outcome}"] = Table(
             tables.tab_gee(trial, outcome, params), GEE_DECIMALS
@@ -157,6 +163,8 @@ def gee(inp: Inputs) -> Iterable[Section]:
 def patient_sections(inp: Inputs) -> Iterable[Section]:
     """The overview of all patients, one section per patient, and the discussion's
     duration analysis (it reuses the per-patient rates)."""
+    from calcinosis import figures, tables
+
     trial = inp.trial
     overview = Section("patients")
     overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
@@ -171,6 +179,8 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
 
 
 def _patient(trial: Trial, patient_id: str) -> Section:
+    from calcinosis import figures, patients, tables
+
     page = patients.patient_page(trial, patient_id)
     section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
     info = page.patient
@@ -199,6 +209,8 @@ def _patient(trial: Trial, patient_id: str) -> Section:
 
 
 def _discussion(trial: Trial) -> Section:
+    from calcinosis import discussion, figures, tables
+
     section = Section("discussion")
     for outcome in OUTCOMES:
         table = discussion.interaction_model(trial, outcome).set_index("term")
@@ -217,6 +229,8 @@ def _discussion(trial: Trial) -> Section:
 
 
 def radiography_section(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import figures, radiography, tables
+
     trial = inp.trial
     section = Section("radiography")
     for row in radiography.summary(trial).itertuples(index=False):
@@ -270,6 +284,8 @@ def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
 
 
 def safety_section(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import safety, tables
+
     trial = inp.trial
     events, exposure = safety.adverse_events(trial), safety.exposure(trial)
     section = Section("safety")
@@ -288,6 +304,8 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
 
 
 def sensitivity_section(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import figures, sensitivity, tables
+
     trial = inp.trial
     grid = sensitivity.grid(trial)
     significant, estimated = sensitivity.significant_share(grid)
@@ -306,6 +324,8 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
 
 
 def audit_section(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import tables
+
     trial = inp.trial
     claims = tables.tab_claims_audit(trial, inp.values)
     section = Section("audit")
@@ -328,6 +348,8 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
 
 
 def data_package(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import tables
+
     section = Section("data_package")
     package = tables.data_package_provenance(inp.trial.data_dir)
     section.add(
@@ -345,6 +367,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
 
 
 def software(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import tables
     from calcinosis.software import short_commit
 
     section = Section("software")

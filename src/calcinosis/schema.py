@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,12 @@ class Field:
     minimum: float | None = None
     exclusive_minimum: float | None = None
     enum: tuple[str, ...] | None = None
+    pattern: str | None = None  # a regular expression the whole cell must match
+
+
+# Study codes: a letter or digit, then letters, digits, ".", "_" or "-"; at most 40 characters.
+# They name pages, files and results, so nothing else (no "/", spaces, markup) is allowed.
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,9 @@ TABLE_SPECS: tuple[Table, ...] = (
         title="Patients",
         description="One row per patient enrolled in the trial.",
         fields=(
-            Field("patient_id", "string", "Study code of the patient, e.g. P1."),
+            Field(
+                "patient_id", "string", "Study code of the patient, e.g. P1.", pattern=ID_PATTERN
+            ),
             Field("sex", "string", "Sex of the patient.", enum=("F", "M")),
             Field("age_years", "number", "Age at enrolment.", unit="year", minimum=0),
             Field(
@@ -95,8 +104,10 @@ TABLE_SPECS: tuple[Table, ...] = (
         title="Lesions",
         description="One row per calcinosis lesion injected with infliximab.",
         fields=(
-            Field("lesion_id", "string", "Study code of the lesion, e.g. P1-L1."),
-            Field("patient_id", "string", "Patient the lesion belongs to."),
+            Field(
+                "lesion_id", "string", "Study code of the lesion, e.g. P1-L1.", pattern=ID_PATTERN
+            ),
+            Field("patient_id", "string", "Patient the lesion belongs to.", pattern=ID_PATTERN),
             Field("site", "string", "Anatomical site of the lesion."),
             Field(
                 "baseline_area_cm2",
@@ -121,7 +132,7 @@ TABLE_SPECS: tuple[Table, ...] = (
         title="Weekly measurements",
         description="Caliper size of each lesion at each weekly visit; empty = not measured.",
         fields=(
-            Field("lesion_id", "string", "Lesion measured."),
+            Field("lesion_id", "string", "Lesion measured.", pattern=ID_PATTERN),
             Field("visit", "integer", "Weekly visit number, starting at 1.", minimum=1),
             _size("length_mm", "Longest diameter of the lesion; empty if not measured.", False),
             _size("width_mm", "Diameter across the length; empty if not measured.", False),
@@ -134,7 +145,7 @@ TABLE_SPECS: tuple[Table, ...] = (
         title="Radiography",
         description="Size of each lesion on the radiograph before and after treatment.",
         fields=(
-            Field("lesion_id", "string", "Lesion imaged."),
+            Field("lesion_id", "string", "Lesion imaged.", pattern=ID_PATTERN),
             Field(
                 "timepoint",
                 "string",
@@ -152,7 +163,7 @@ TABLE_SPECS: tuple[Table, ...] = (
         title="Adverse events",
         description="Adverse events reported during the trial (none were reported).",
         fields=(
-            Field("patient_id", "string", "Patient who had the event."),
+            Field("patient_id", "string", "Patient who had the event.", pattern=ID_PATTERN),
             Field("visit", "integer", "Visit at which the event was reported.", minimum=1),
             Field("event", "string", "What happened."),
             Field("severity", "string", "Severity of the event."),
@@ -237,6 +248,11 @@ def check_message(check: str, column: str, value: Any) -> str:
         return f"{value!r} must be greater than {check[13:-1]}"
     if check.startswith("one_of("):
         return f"{value!r} is not one of {check[7:-1]}"
+    if check.startswith("pattern("):
+        return (
+            f"{value!r} is not a study code: letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit, at most 40 characters"
+        )
     return f"{value!r} fails check {check}"
 
 
@@ -250,6 +266,15 @@ def _field_checks(f: Field) -> list[pa.Check]:
         checks.append(_check_minimum(f.minimum, exclusive=False))
     if f.exclusive_minimum is not None:
         checks.append(_check_minimum(f.exclusive_minimum, exclusive=True))
+    if f.pattern is not None:
+        compiled = re.compile(f.pattern)
+        checks.append(
+            pa.Check(
+                lambda cell: bool(compiled.fullmatch(cell)),
+                element_wise=True,
+                name=f"pattern({f.pattern})",
+            )
+        )
     if f.enum is not None:
         allowed = frozenset(f.enum)
         checks.append(
@@ -323,6 +348,8 @@ def _field_descriptor(f: Field) -> dict[str, Any]:
         constraints["exclusiveMinimum"] = int(bound) if float(bound).is_integer() else bound
     if f.enum is not None:
         constraints["enum"] = list(f.enum)
+    if f.pattern is not None:
+        constraints["pattern"] = f.pattern
     out["constraints"] = constraints
     return out
 

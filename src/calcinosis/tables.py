@@ -369,7 +369,7 @@ def tab_grim_overview(trial: Trial) -> pd.DataFrame:
     measurement grid (mm) the mean and the SD could both arise."""
     from calcinosis import audit
 
-    table = audit.grimmer_table()
+    table = audit.grimmer_table(audit.load_claims(trial.data_dir))
     verdict = (
         table["grim_consistent"]
         .map({True: "mean", False: ""})
@@ -387,21 +387,21 @@ def tab_grim(trial: Trial) -> pd.DataFrame:
     """GRIM: can each published mean arise from n values on the measurement grid?"""
     from calcinosis import audit
 
-    return audit.grim_table()
+    return audit.grim_table(audit.load_claims(trial.data_dir))
 
 
 def tab_grimmer(trial: Trial) -> pd.DataFrame:
     """GRIMMER: the same question for the published standard deviations."""
     from calcinosis import audit
 
-    return audit.grimmer_table()
+    return audit.grimmer_table(audit.load_claims(trial.data_dir))
 
 
 def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
     """Whether each published SD is attainable given the mean, range and n."""
     from calcinosis import audit
 
-    return audit.sd_feasibility()
+    return audit.sd_feasibility(audit.load_claims(trial.data_dir))
 
 
 def tab_data_files(trial: Trial) -> pd.DataFrame:

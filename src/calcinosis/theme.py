@@ -61,6 +61,8 @@ def apply() -> None:
             "axes.spines.right": False,
             "legend.frameon": False,
             "svg.fonttype": "none",
+            # labels carry data (sites, ids): text, never mathtext ("$" in a site is a "$")
+            "text.parse_math": False,
         },
     )
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=PALETTE)

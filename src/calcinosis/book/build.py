@@ -103,6 +103,7 @@ def plan(
         chosen = Parameters.of(params)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _check_apart(data_dir, out_dir, cache_dir)
     _check_out(
         out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR, Path.cwd()]
     )
@@ -205,6 +206,9 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             comparison.new_dir = plan.out_dir  # name the book, not its temporary folder
             (tmp / "compare.md").write_text(comparison.markdown(), encoding="utf-8")
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in plan.pages}
+        # by the output folder's name: only speed depends on it (the workspace is synced
+        # exactly), and a copied tree with its cache keeps it
+        workspace = plan.cache_dir / "sphinx" / plan.out_dir.name
         book_seconds = build_book(
             plan.book_dir,
             {**plan.static, **notebooks},
@@ -213,6 +217,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             comparison,
             report.warnings,
             echo,
+            workspace,
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         write_manifest(tmp, _record(plan, report, started, t0, build_key, book_files, book_seconds))
@@ -223,6 +228,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(failed, ignore_errors=True)  # an old failure no longer describes <out>
+    for path in store.damaged:
+        echo(f"warning: the cache entry {path} did not match its checksum; made again")
     report.seconds = time.perf_counter() - t0
     echo(
         f"built {plan.out_dir} in {report.seconds:.1f} s ({len(report.executed)} pages "
@@ -270,6 +277,17 @@ def _data_hashes(data_dir: Path) -> dict[str, str]:
     from calcinosis.data import dataset_files
 
     return {p.name: cache.sha256_file(p) for p in dataset_files(data_dir).values()}
+
+
+def _check_apart(data_dir: Path, out_dir: Path, cache_dir: Path) -> None:
+    """Refuse an output or cache folder inside the data folder (a build would publish or
+    read its own output as data), or the data inside them."""
+    for flag, path in (("--out", out_dir), ("--cache", cache_dir)):
+        if data_dir == path or data_dir in path.parents or path in data_dir.parents:
+            raise UsageError(
+                f"{flag} {path} and the data folder {data_dir} must not contain "
+                "each other; choose a folder outside the data"
+            )
 
 
 def _check_out(out_dir: Path, protected: list[Path]) -> None:

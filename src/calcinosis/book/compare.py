@@ -1,10 +1,10 @@
 """What changed between two built books: every result that moved and every audit verdict that
 flipped (a published claim the data used to reproduce and no longer does, or the reverse).
 
-Parameter differences come first (from each build's `manifest.json`): with other parameters,
-many results move for that reason alone. Results come from each build's `results.json`; the
-claims from the `published.yml` of the data package each build copied into
-`supplement/data/`. A string-valued result is itself a verdict.
+Parameter differences come first (from each build's `supplement/parameters.json`): with
+other parameters, many results move for that reason alone. Results come from each build's
+`results.json`; the claims from the `published.yml` of the data package each build copied
+into `supplement/data/`. A string-valued result is itself a verdict.
 """
 
 from __future__ import annotations

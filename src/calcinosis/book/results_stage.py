@@ -17,6 +17,7 @@ from pathlib import Path
 
 from calcinosis.book import cache, manifest
 from calcinosis.book.process import Echo, init_worker
+from calcinosis.errors import BuildError
 from calcinosis.params import Parameters
 from calcinosis.sections import Section
 
@@ -80,9 +81,9 @@ def run_stage(
             if not todo:
                 continue
             names = [p.name for p, _ in todo]
-            made = pool.submit(
-                compute_producers, str(data_dir), params.as_dict(), names, values
-            ).result()
+            made = _result(
+                pool.submit(compute_producers, str(data_dir), params.as_dict(), names, values)
+            )
             for producer, key in todo:
                 sections, seconds = made[producer.name]
                 _store(store, key, sections, producer.name, seconds)
@@ -95,6 +96,17 @@ def run_stage(
                 echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
     run.sections = [s for p in producers for s in made_by[p.name]]
     return run
+
+
+class ResultsFailed(BuildError):
+    """A producer raised: the results stage cannot give the book its numbers."""
+
+
+def _result(future: cf.Future) -> dict:
+    try:
+        return future.result()
+    except Exception as err:  # a person gets the reason, never a traceback
+        raise ResultsFailed(f"results stage failed: {type(err).__name__}: {err}") from None
 
 
 def compute_producers(

@@ -160,8 +160,15 @@ def build_book(
     comparison,
     warnings: list[str],
     echo: Echo,
+    workspace: Path,
 ) -> dict:
-    """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources."""
+    """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources.
+
+    The HTML is built in `workspace`, kept between builds of one output folder: the staged
+    sources are synced into it so that unchanged pages keep their files and times, and Sphinx
+    reads and writes again only the pages that changed. A failed build empties it, so the
+    next one starts clean (and shows every warning again).
+    """
     extra = {}
     if comparison is not None and not comparison.empty:
         extra[CHANGES_PAGE] = "# Changes from the previous build\n\n" + comparison.markdown()
@@ -174,15 +181,19 @@ def build_book(
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     env = {**os.environ, **WORKER_ENV}
+    lock = _lock(workspace)
+    sync_tree(stage, workspace / "_source")
+    source = {"html": workspace / "_source", "pdflatex": stage}
+    output = {"html": workspace / "_out", "pdflatex": tmp / "_jb-pdflatex"}
     procs, started = {}, time.perf_counter()
     for builder in builders:
         log = (logs / f"jupyter-book-{builder}.log").open("w", encoding="utf-8")
         cmd = [
             *jupyter_book_command(),
             "build",
-            str(stage),
+            str(source[builder]),
             "--path-output",
-            str(tmp / f"_jb-{builder}"),
+            str(output[builder]),
             "-W",
             "--keep-going",
             "--builder",
@@ -200,9 +211,12 @@ def build_book(
         if proc.returncode != 0:
             for other, _ in procs.values():
                 other.kill()
+            shutil.rmtree(workspace / "_out", ignore_errors=True)
+            lock.close()
             raise BookFailed(builder, logs / f"jupyter-book-{builder}.log")
         echo(f"  {builder:<28} built    {seconds[builder]:6.1f} s")
-    shutil.move(tmp / "_jb-html" / "_build" / "html", tmp / "html")
+    shutil.copytree(workspace / "_out" / "_build" / "html", tmp / "html")
+    lock.close()
     if pdf:
         found = sorted((tmp / "_jb-pdflatex" / "_build" / "latex").glob("*.pdf"))
         if not found:
@@ -214,6 +228,33 @@ def build_book(
         shutil.rmtree(tmp / f"_jb-{builder}", ignore_errors=True)
     shutil.rmtree(stage, ignore_errors=True)
     return seconds
+
+
+def _lock(workspace: Path):
+    """Hold the workspace for this build (two builds of one output folder wait in turn)."""
+    import fcntl
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    handle = (workspace / ".lock").open("w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def sync_tree(src: Path, dst: Path) -> None:
+    """Make `dst` hold exactly `src`'s files; a file whose bytes are unchanged is not touched
+    (Sphinx decides by modification time what to read again)."""
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        new, old = src / rel, dst / rel
+        if old.is_file() and old.read_bytes() == new.read_bytes():
+            continue
+        old.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(new, old)
+    for path in sorted(dst.rglob("*"), reverse=True):
+        if path.is_file() and path.relative_to(dst) not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 class BookFailed(BuildError):
