@@ -69,6 +69,25 @@ _PARAM_HELP = (
 )
 
 
+DATA_OPTION = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=paths.DATA_DIR,
+    show_default="the bundled data/",
+    help="The dataset.",
+)
+CACHE_OPTION = click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CALCINOSIS_CACHE",
+    show_default="$CALCINOSIS_CACHE or .calcinosis-cache beside the output",
+    help="Store of results and executed pages.",
+)
+
+
 def _fail(err: Exception) -> None:
     """Print an expected failure for a person (no traceback) and exit with its status."""
     problems = getattr(err, "problems", None)  # invalid data: exactly as `validate` lists it
@@ -77,14 +96,7 @@ def _fail(err: Exception) -> None:
 
 
 @main.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    default=paths.DATA_DIR,
-    show_default="the bundled data/",
-    help="Dataset to build the book from.",
-)
+@DATA_OPTION
 @click.option(
     "--out",
     "out_dir",
@@ -110,15 +122,7 @@ def _fail(err: Exception) -> None:
     show_default=True,
     help="Also build the PDF (needs latexmk and xelatex).",
 )
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="CALCINOSIS_CACHE",
-    show_default="$CALCINOSIS_CACHE or .calcinosis-cache beside --out",
-    help="Store of results and executed pages.",
-)
+@CACHE_OPTION
 @click.option(
     "--compare-to",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
@@ -191,14 +195,7 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     metavar="NAME=VALUE",
     help=_PARAM_HELP + " For the patient template also patient_id=ID.",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    default=paths.DATA_DIR,
-    show_default="the bundled data/",
-    help="Dataset to run the chapter on.",
-)
+@DATA_OPTION
 @click.option(
     "--out",
     "out_dir",
@@ -207,15 +204,7 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     show_default="_review/<parameters>/",
     help="Folder of the reviewed book.",
 )
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="CALCINOSIS_CACHE",
-    show_default="the build's",
-    help="Store of results and executed pages.",
-)
+@CACHE_OPTION
 def chapter(
     name: str,
     parameters: tuple[str, ...],

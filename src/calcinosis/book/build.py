@@ -129,35 +129,12 @@ def plan(
     )
 
 
-def build(
-    data_dir: Path = paths.DATA_DIR,
-    out_dir: Path = paths.BUILD_DIR,
-    params: dict | None = None,
-    jobs: int | None = None,
-    pdf: bool = False,
-    *,
-    chapters_dir: Path = paths.CHAPTERS_DIR,
-    book_dir: Path = paths.BOOK_DIR,
-    cache_dir: Path | None = None,
-    compare_to: Path | None = None,
-    echo: Echo = print,
-) -> Report:
-    """Build the book from `data_dir` into `out_dir`; see the module docstring.
+def build(*args, echo: Echo = print, **kwargs) -> Report:
+    """Plan (arguments as for `plan`) and run a build of the book; see the module docstring.
 
     Raises InvalidData (nothing written), UsageError or BuildError (`out_dir` untouched).
     """
-    the_plan = plan(
-        data_dir,
-        out_dir,
-        params,
-        jobs,
-        pdf,
-        chapters_dir=chapters_dir,
-        book_dir=book_dir,
-        cache_dir=cache_dir,
-        compare_to=compare_to,
-    )
-    return run(the_plan, echo)
+    return run(plan(*args, **kwargs), echo)
 
 
 def run(plan: Plan, echo: Echo = print) -> Report:
