@@ -347,8 +347,16 @@ def test_every_accepted_parameter_choice_computes_or_says_why_not(trial):
     assert computed >= 4  # lesion clusters with every correlation, patient with independence
 
 
-def test_only_the_gee_producer_uses_parameters():
-    assert [p.name for p in results.PRODUCERS if p.uses_parameters] == ["gee"]
+@pytest.mark.integration
+def test_uses_parameters_is_declared_honestly(trial):
+    """The cache keys a producer's sections on the parameters only when it says it uses them:
+    one that says not must give the same sections under other parameters, and one that says
+    so must give some other section."""
+    other = Parameters(correlation="independence")
+    for producer in (p for p in results.PRODUCERS if not p.derived):
+        default = {s.name: s.digest() for s in results.run(producer, trial, Parameters())}
+        changed = {s.name: s.digest() for s in results.run(producer, trial, other)}
+        assert (default != changed) == producer.uses_parameters, producer.name
 
 
 @pytest.mark.parametrize(

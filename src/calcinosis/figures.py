@@ -208,8 +208,9 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     return fig
 
 
-def fig_patient_rates(trial: Trial) -> Figure:
-    """Each patient's fitted change per visit (%) with its 95 % CI, length and width."""
+def fig_patient_rates(trial: Trial, params=None) -> Figure:
+    """Each patient's fitted change per visit (%) with its 95 % CI, length and width, beside
+    the main GEE over all lesions (`params`: its correlation and cluster level)."""
     from calcinosis import models
     from calcinosis import patients as patients_mod
 
@@ -240,7 +241,7 @@ def fig_patient_rates(trial: Trial) -> Figure:
                 fontsize="small",
                 color=theme.OKABE_ITO["grey"],
             )
-        overall = models.primary(trial, outcome)
+        overall = models.primary(trial, outcome, params)
         ax.axvline(
             overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1, label="all lesions (GEE)"
         )

@@ -168,7 +168,9 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     overview = Section("patients")
     overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
-    overview.figures["fig_patient_rates"] = figures.render(figures.fig_patient_rates(trial))
+    overview.figures["fig_patient_rates"] = figures.render(
+        figures.fig_patient_rates(trial, inp.params)
+    )
     overview.figures["fig_supplementary_trajectories"] = figures.render(
         figures.fig_supplementary_trajectories(trial)
     )
@@ -390,7 +392,7 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("methods", ("lesions",), methods),
     Producer("cohort", (*CLINICAL, "radiography"), cohort),
     Producer("gee", CLINICAL, gee, uses_parameters=True),
-    Producer("patients", CLINICAL, patient_sections),
+    Producer("patients", CLINICAL, patient_sections, uses_parameters=True),
     Producer("radiography", ("patients", "lesions", "radiography"), radiography_section),
     Producer("safety", (*CLINICAL, "adverse_events"), safety_section),
     Producer("sensitivity", CLINICAL, sensitivity_section),
