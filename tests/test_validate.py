@@ -129,6 +129,56 @@ CASES = [
         ["measurements.csv:4: visit:", "'2.5' is not a whole number"],
     ),
     (
+        "visit beyond int64",
+        set_line("measurements", 4, "P1-L1,1e20,15,12"),
+        ["measurements.csv:4: visit:", "'1e20' is not a whole number"],
+    ),
+    (
+        "implausible visit",
+        set_line("measurements", 4, "P1-L1,1000,15,12"),
+        ["measurements.csv:4: visit:", "'1000' is above the plausible maximum 520"],
+    ),
+    (
+        "implausible size",
+        set_line("measurements", 4, "P1-L1,3,1e9,12"),
+        ["measurements.csv:4: length_mm:", "above the plausible maximum 500"],
+    ),
+    (
+        "underscore in a number",
+        set_line("measurements", 4, "P1-L1,3,9_5,12"),
+        ["measurements.csv:4: length_mm:", "'9_5' is not a number"],
+    ),
+    (
+        "full-width digits",
+        set_line("measurements", 4, "P1-L1,3,１２,12"),
+        ["measurements.csv:4: length_mm:", "is not a number"],
+    ),
+    (
+        "id that is a path",
+        set_line("patients", 2, "../../pwned,F,9,40"),
+        ["patients.csv:2: patient_id:", "is not a study code"],
+    ),
+    (
+        "id with markup",
+        set_line("lesions", 2, "<img src=x>,P1,elbow,2.5,10"),
+        ["lesions.csv:2: lesion_id:", "is not a study code"],
+    ),
+    (
+        "unreadable claims",
+        lambda d: (d / "published.yml").write_text("claims: [ {name: x\n"),
+        ["published.yml:", "not readable YAML"],
+    ),
+    (
+        "claim without a number",
+        lambda d: (d / "published.yml").write_text("claims:\n- {name: x, value: many}\n"),
+        ["published.yml: claims:", "value is not a number"],
+    ),
+    (
+        "unreadable data package",
+        lambda d: (d / "datapackage.json").write_text("{"),
+        ["datapackage.json:", "not readable JSON"],
+    ),
+    (
         "visit below 1",
         set_line("measurements", 2, "P1-L1,0,20,15"),
         ["measurements.csv:2: visit:", "minimum 1"],
@@ -332,6 +382,18 @@ def test_missing_directory_is_a_clear_error(tmp_path: Path, runner: CliRunner) -
     assert result.exit_code == 2
     assert "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_dataset_may_declare_its_own_plausible_maximum(tiny_dataset: Path) -> None:
+    set_line("measurements", 4, "P1-L1,600,15,12")(tiny_dataset)
+    assert any("plausible maximum 520" in str(p) for p in data.validate(tiny_dataset))
+    package = schema.datapackage({})
+    for resource in package["resources"]:
+        for field in resource["schema"]["fields"]:
+            if field["name"] == "visit":
+                field["constraints"]["maximum"] = 1000
+    (tiny_dataset / "datapackage.json").write_text(json.dumps(package), encoding="utf-8")
+    assert data.validate(tiny_dataset) == []
 
 
 def test_problem_format() -> None:

@@ -201,6 +201,53 @@ def load_trial(data_dir: Path | str) -> Trial:
     return Trial(data_dir=data_dir, **typed)
 
 
+def _optional_file_problems(data_dir: Path) -> list[Problem]:
+    """published.yml and datapackage.json are optional; present, they must be readable: the
+    claims a list of {name, value, decimals, relation}, the descriptor JSON."""
+    import json
+
+    import yaml
+
+    problems = []
+    claims_path = data_dir / EXTRA_FILES["published"]
+    if claims_path.is_file():
+        try:
+            claims = (yaml.safe_load(claims_path.read_text(encoding="utf-8")) or {}).get("claims")
+        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as err:
+            mark = getattr(err, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            what = getattr(err, "problem", None) or str(err).splitlines()[0]
+            problems.append(Problem(claims_path.name, line, None, f"not readable YAML: {what}"))
+            claims = []
+        for i, claim in enumerate(claims or []):
+            if not isinstance(claim, dict) or not {"name", "value"} <= set(claim):
+                problems.append(
+                    Problem(
+                        claims_path.name,
+                        None,
+                        "claims",
+                        f"claim {i + 1} needs at least a name and a value",
+                    )
+                )
+            elif not isinstance(claim["value"], int | float) or isinstance(claim["value"], bool):
+                problems.append(
+                    Problem(
+                        claims_path.name,
+                        None,
+                        "claims",
+                        f"claim {claim['name']!r}: value is not a number",
+                    )
+                )
+    package_path = data_dir / EXTRA_FILES["datapackage"]
+    if package_path.is_file():
+        try:
+            json.loads(package_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            line = getattr(err, "lineno", None)
+            problems.append(Problem(package_path.name, line, None, f"not readable JSON: {err}"))
+    return problems
+
+
 # --------------------------------------------------------------------------------------------
 # Reading one file
 # --------------------------------------------------------------------------------------------
@@ -218,6 +265,7 @@ def _read_all(data_dir: Path) -> tuple[dict[str, pd.DataFrame | None], list[Prob
         frames[name] = frame
         problems.extend(found)
     problems.extend(_cross_table_problems(frames))
+    problems.extend(_optional_file_problems(data_dir))
     return frames, problems
 
 
@@ -241,7 +289,7 @@ def _read_table(data_dir: Path, name: str) -> tuple[pd.DataFrame | None, list[Pr
     problems += [Problem(spec.path, None, c, "required column is missing") for c in missing]
     if frame.empty and not spec.may_be_empty:
         problems.append(Problem(spec.path, None, None, "has no data rows"))
-    problems += _schema_problems(frame, name)
+    problems += _schema_problems(frame, name, declared_maxima(data_dir).get(name))
     problems.sort(key=lambda p: p.row or 0)
     return frame, problems
 
@@ -320,11 +368,31 @@ def _identifier_problems(frame: pd.DataFrame, file: str) -> list[Problem]:
     return problems
 
 
-def _schema_problems(frame: pd.DataFrame, name: str) -> list[Problem]:
+def declared_maxima(data_dir: Path) -> dict[str, dict[str, float]]:
+    """{table: {field: maximum}} that the dataset's datapackage.json declares (its own
+    plausibility bounds, in place of the schema's); {} without one or when unreadable (the
+    descriptor is optional, and its own check is not validation's business)."""
+    import json
+
+    try:
+        package = json.loads((data_dir / "datapackage.json").read_text(encoding="utf-8"))
+        return {
+            resource["name"]: {
+                field["name"]: float(field["constraints"]["maximum"])
+                for field in resource["schema"]["fields"]
+                if "maximum" in field.get("constraints", {})
+            }
+            for resource in package["resources"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _schema_problems(frame: pd.DataFrame, name: str, maxima: dict | None = None) -> list[Problem]:
     """Run the table's pandera schema over all of it and translate every failure."""
     file = schema.table(name).path
     try:
-        schema.pandera_schema(name, list(frame.columns)).validate(frame, lazy=True)
+        schema.pandera_schema(name, list(frame.columns), maxima).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         return _translate(err.failure_cases, frame, name, file)
     return []

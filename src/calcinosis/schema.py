@@ -35,6 +35,7 @@ class Field:
     required: bool = True
     minimum: float | None = None
     exclusive_minimum: float | None = None
+    maximum: float | None = None  # a plausibility bound; a dataset may declare its own
     enum: tuple[str, ...] | None = None
     pattern: str | None = None  # a regular expression the whole cell must match
 
@@ -73,9 +74,16 @@ class Table:
         return next(f for f in self.fields if f.name == name)
 
 
+# Plausibility bounds: values beyond them are typing errors, not data (a lesion of 1e9 mm, visit
+# 1000). A dataset that needs other bounds declares them as `maximum` constraints of its
+# datapackage.json fields; validation then uses those.
+MAX_SIZE_MM = 500
+MAX_VISIT = 520  # ten years of weekly visits
+
+
 def _size(name: str, what: str, required: bool) -> Field:
     """A caliper or radiograph size in millimetres (0 means the lesion is gone)."""
-    return Field(name, "number", what, unit="mm", required=required, minimum=0)
+    return Field(name, "number", what, unit="mm", required=required, minimum=0, maximum=MAX_SIZE_MM)
 
 
 TABLE_SPECS: tuple[Table, ...] = (
@@ -88,13 +96,14 @@ TABLE_SPECS: tuple[Table, ...] = (
                 "patient_id", "string", "Study code of the patient, e.g. P1.", pattern=ID_PATTERN
             ),
             Field("sex", "string", "Sex of the patient.", enum=("F", "M")),
-            Field("age_years", "number", "Age at enrolment.", unit="year", minimum=0),
+            Field("age_years", "number", "Age at enrolment.", unit="year", minimum=0, maximum=120),
             Field(
                 "disease_duration_months",
                 "number",
                 "Time from diagnosis of juvenile dermatomyositis to enrolment.",
                 unit="month",
                 minimum=0,
+                maximum=1200,
             ),
         ),
         primary_key=("patient_id",),
@@ -133,7 +142,13 @@ TABLE_SPECS: tuple[Table, ...] = (
         description="Caliper size of each lesion at each weekly visit; empty = not measured.",
         fields=(
             Field("lesion_id", "string", "Lesion measured.", pattern=ID_PATTERN),
-            Field("visit", "integer", "Weekly visit number, starting at 1.", minimum=1),
+            Field(
+                "visit",
+                "integer",
+                "Weekly visit number, starting at 1.",
+                minimum=1,
+                maximum=MAX_VISIT,
+            ),
             _size("length_mm", "Longest diameter of the lesion; empty if not measured.", False),
             _size("width_mm", "Diameter across the length; empty if not measured.", False),
         ),
@@ -164,7 +179,13 @@ TABLE_SPECS: tuple[Table, ...] = (
         description="Adverse events reported during the trial (none were reported).",
         fields=(
             Field("patient_id", "string", "Patient who had the event.", pattern=ID_PATTERN),
-            Field("visit", "integer", "Visit at which the event was reported.", minimum=1),
+            Field(
+                "visit",
+                "integer",
+                "Visit at which the event was reported.",
+                minimum=1,
+                maximum=MAX_VISIT,
+            ),
             Field("event", "string", "What happened."),
             Field("severity", "string", "Severity of the event."),
             Field(
@@ -199,12 +220,17 @@ def columns(name: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+# What a number looks like in a CSV cell: ASCII digits, one optional sign, point and exponent.
+# Python's float() also takes "9_5", "nan", "inf" and full-width digits; pandas does not.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_LARGEST_INTEGER = 2**53  # every whole number up to here is exact as a float and an int64
+
+
 def _as_number(cell: str) -> float | None:
     """The cell as a finite number, or None when it is not one."""
-    try:
-        value = float(cell)
-    except (TypeError, ValueError):
+    if not isinstance(cell, str) or not _NUMBER.fullmatch(cell.strip()):
         return None
+    value = float(cell)
     return value if math.isfinite(value) else None
 
 
@@ -214,7 +240,7 @@ def _is_number(cell: str) -> bool:
 
 def _is_integer(cell: str) -> bool:
     value = _as_number(cell)
-    return value is not None and value.is_integer()
+    return value is not None and value.is_integer() and abs(value) <= _LARGEST_INTEGER
 
 
 def _check_minimum(bound: float, exclusive: bool) -> pa.Check:
@@ -226,6 +252,14 @@ def _check_minimum(bound: float, exclusive: bool) -> pa.Check:
 
     label = f"greater_than({bound:g})" if exclusive else f"at_least({bound:g})"
     return pa.Check(ok, element_wise=True, name=label)
+
+
+def _check_maximum(bound: float) -> pa.Check:
+    def ok(cell: str) -> bool:
+        value = _as_number(cell)
+        return value is None or value <= bound
+
+    return pa.Check(ok, element_wise=True, name=f"at_most({bound:g})")
 
 
 # Check name -> what a person is told, given the offending cell.
@@ -246,6 +280,11 @@ def check_message(check: str, column: str, value: Any) -> str:
         return f"{value!r} is below the minimum {check[9:-1]}"
     if check.startswith("greater_than("):
         return f"{value!r} must be greater than {check[13:-1]}"
+    if check.startswith("at_most("):
+        return (
+            f"{value!r} is above the plausible maximum {check[8:-1]} (a dataset that "
+            "needs more declares its own maximum in datapackage.json)"
+        )
     if check.startswith("one_of("):
         return f"{value!r} is not one of {check[7:-1]}"
     if check.startswith("pattern("):
@@ -256,7 +295,7 @@ def check_message(check: str, column: str, value: Any) -> str:
     return f"{value!r} fails check {check}"
 
 
-def _field_checks(f: Field) -> list[pa.Check]:
+def _field_checks(f: Field, maximum: float | None = None) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if f.type == "number":
         checks.append(pa.Check(_is_number, element_wise=True, name="number"))
@@ -266,6 +305,9 @@ def _field_checks(f: Field) -> list[pa.Check]:
         checks.append(_check_minimum(f.minimum, exclusive=False))
     if f.exclusive_minimum is not None:
         checks.append(_check_minimum(f.exclusive_minimum, exclusive=True))
+    maximum = f.maximum if maximum is None else maximum
+    if maximum is not None:
+        checks.append(_check_maximum(maximum))
     if f.pattern is not None:
         compiled = re.compile(f.pattern)
         checks.append(
@@ -285,7 +327,9 @@ def _field_checks(f: Field) -> list[pa.Check]:
     return checks
 
 
-def pandera_schema(name: str, present: list[str] | None = None) -> pa.DataFrameSchema:
+def pandera_schema(
+    name: str, present: list[str] | None = None, maxima: dict[str, float] | None = None
+) -> pa.DataFrameSchema:
     """Pandera schema of a table's text cells, limited to the columns `present` in the file.
 
     Missing columns are reported by the loader itself; restricting the schema to the columns
@@ -298,7 +342,7 @@ def pandera_schema(name: str, present: list[str] | None = None) -> pa.DataFrameS
         f.name: pa.Column(
             str,
             nullable=not f.required,
-            checks=_field_checks(f),
+            checks=_field_checks(f, (maxima or {}).get(f.name)),
             unique=single_key and f.name == spec.primary_key[0],
             report_duplicates="exclude_first",
             required=True,
@@ -346,6 +390,8 @@ def _field_descriptor(f: Field) -> dict[str, Any]:
     if f.exclusive_minimum is not None:
         bound = f.exclusive_minimum
         constraints["exclusiveMinimum"] = int(bound) if float(bound).is_integer() else bound
+    if f.maximum is not None:
+        constraints["maximum"] = int(f.maximum) if float(f.maximum).is_integer() else f.maximum
     if f.enum is not None:
         constraints["enum"] = list(f.enum)
     if f.pattern is not None:
