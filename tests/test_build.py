@@ -361,6 +361,43 @@ def test_out_must_be_a_build_folder(built_tiny: dict, tmp_path: Path) -> None:
     assert (precious / "thesis.tex").read_text() == "years of work"
 
 
+def test_only_folders_a_build_made_are_replaced(built_tiny: dict, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "manifest.json").write_text("{}")  # someone else's manifest
+    (site / "index.html").write_text("my own site")
+    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
+        build.build(**{**built_tiny, "out_dir": site})
+    assert (site / "index.html").read_text() == "my own site"
+
+
+def test_two_builds_never_write_one_folder_at_once(built_tiny: dict) -> None:
+    before = tree_bytes(built_tiny["out_dir"])
+    with build._exclusive(built_tiny["out_dir"]):  # a build holding it
+        with pytest.raises(errors.UsageError, match="another build is writing"):
+            build.build(**built_tiny)
+    assert tree_bytes(built_tiny["out_dir"]) == before
+
+
+def test_operating_system_error_is_one_message(built_tiny: dict) -> None:
+    out = Path("/proc/calcinosis/out")  # not writable, not even by root
+    result = CliRunner().invoke(
+        cli.main,
+        [
+            "build",
+            "--data",
+            str(built_tiny["data_dir"]),
+            "--out",
+            str(out),
+            "--cache",
+            str(built_tiny["cache_dir"]),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: could not write /proc/calcinosis")
+    assert "Traceback" not in result.output
+
+
 def test_corrupt_cache_entry_is_made_again(built_tiny: dict) -> None:
     cache_dir = built_tiny["cache_dir"]
     for entry in sorted((cache_dir / "sections").rglob("*.pkl"))[:3]:

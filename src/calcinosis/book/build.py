@@ -16,6 +16,7 @@ untouched and keeps what helps to see why in `<out>.failed/`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -31,7 +32,7 @@ from calcinosis.book.process import Echo
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import build_book, pdf_missing
-from calcinosis.errors import UsageError
+from calcinosis.errors import BuildError, UsageError
 from calcinosis.params import Parameters
 
 
@@ -129,12 +130,39 @@ def plan(
     )
 
 
+MARKER = ".calcinosis-build"  # in every output folder a build made: only those are replaced
+
+
 def build(*args, echo: Echo = print, **kwargs) -> Report:
     """Plan (arguments as for `plan`) and run a build of the book; see the module docstring.
 
-    Raises InvalidData (nothing written), UsageError or BuildError (`out_dir` untouched).
+    Raises InvalidData (nothing written), UsageError or BuildError (`out_dir` untouched); an
+    operating-system error (read-only folder, full disk, no permission) becomes one BuildError
+    that names the file.
     """
-    return run(plan(*args, **kwargs), echo)
+    try:
+        the_plan = plan(*args, **kwargs)
+        with _exclusive(the_plan.out_dir):
+            return run(the_plan, echo)
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        raise BuildError(f"could not write{where}: {err.strerror or err}") from None
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path):
+    """One build at a time per output folder (a lock file beside it)."""
+    import fcntl
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (out_dir.parent / f".{out_dir.name}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another build is writing {out_dir}; wait for it, or choose another --out"
+            ) from None
+        yield
 
 
 def run(plan: Plan, echo: Echo = print) -> Report:
@@ -198,6 +226,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         write_manifest(tmp, _record(plan, report, started, t0, build_key, book_files, book_seconds))
+        (tmp / MARKER).write_text("made by calcinosis build; replaced only by another\n")
         swap(tmp, plan.out_dir)
     except BaseException as err:
         keep_failure(tmp, failed, err)
@@ -275,7 +304,7 @@ def _check_out(out_dir: Path, protected: list[Path]) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise UsageError(f"--out {out_dir} exists and is not a folder")
-        if any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        if any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
             raise UsageError(
                 f"--out {out_dir} holds files that are not a calcinosis build; "
                 "choose a new or empty folder"
