@@ -28,7 +28,7 @@ from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
-from calcinosis.book.process import Echo
+from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import build_book, pdf_missing
@@ -130,6 +130,12 @@ def plan(
     )
 
 
+class Interrupted(BuildError):
+    """Ctrl-C or SIGTERM: the build stopped, its children ended, `--out` untouched."""
+
+    exit_code = 130
+
+
 MARKER = ".calcinosis-build"  # in every output folder a build made: only those are replaced
 
 
@@ -140,10 +146,16 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
     operating-system error (read-only folder, full disk, no permission) becomes one BuildError
     that names the file.
     """
+    the_plan = None
     try:
-        the_plan = plan(*args, **kwargs)
-        with _exclusive(the_plan.out_dir):
-            return run(the_plan, echo)
+        with sigterm_as_interrupt():
+            the_plan = plan(*args, **kwargs)
+            with _exclusive(the_plan.out_dir):
+                return run(the_plan, echo)
+    except KeyboardInterrupt:
+        end_children()
+        where = the_plan.out_dir if the_plan else "the output folder"
+        raise Interrupted(f"stopped: {where} is as it was before this build") from None
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
         raise BuildError(f"could not write{where}: {err.strerror or err}") from None

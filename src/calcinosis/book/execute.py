@@ -23,7 +23,7 @@ from pathlib import Path
 from calcinosis.book import cache, manifest
 from calcinosis.book.page import READS
 from calcinosis.book.plan import Page
-from calcinosis.book.process import KERNEL, Echo, init_worker
+from calcinosis.book.process import KERNEL, Echo, children_end_when_stopped, init_worker
 from calcinosis.errors import BuildError
 
 EXECUTION_TIMEOUT = 600  # seconds a cell may run before papermill stops the page
@@ -252,11 +252,14 @@ def execute_pages(
         return [runs[p.name] for p in pages]
     failure: BuildError | None = None
     (tmp / "logs").mkdir(exist_ok=True)
-    with cf.ProcessPoolExecutor(
-        max_workers=min(jobs, len(todo)),
-        initializer=init_worker,
-        initargs=(str(tmp / "logs" / "kernels.log"), True),
-    ) as pool:
+    with (
+        cf.ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)),
+            initializer=init_worker,
+            initargs=(str(tmp / "logs" / "kernels.log"), True),
+        ) as pool,
+        children_end_when_stopped(),
+    ):
         futures = {
             pool.submit(
                 execute_page,

@@ -1,10 +1,20 @@
-"""How the build's child processes run: the kernel name, the environment they get, and the
-initialiser of worker processes (kept apart so every part of the build can use them)."""
+"""How the build's child processes run and end: the kernel name, the environment they get, the
+initialiser of worker processes, and the ending of every child when the build is stopped
+(kept apart so every part of the build can use them).
+
+Stopping: Ctrl-C or SIGTERM ends the build within seconds. Workers ignore SIGINT (the build
+ends them), every descendant (workers, kernels, jupyter-book, LaTeX) is killed before a pool
+would wait for queued pages, and a worker or jupyter-book dies with the build even when the
+build is killed outright (Linux parent-death signal; kernels watch their parent themselves).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 
 KERNEL = "python3"
 # Kernels plot with Agg, and use one BLAS thread: pages already run side by side, and the
@@ -23,6 +33,8 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
     """Agg plots; kernels' own chatter (their stderr, inherited) to a log, not the terminal;
     with `warm_kernel`, one kernel kept for every page this worker runs."""
     os.environ.update(WORKER_ENV)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build ends its workers itself
+    die_with_parent()
     import logging
 
     logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -34,3 +46,49 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
         from calcinosis.book.execute import keep_warm_kernel
 
         keep_warm_kernel()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def end_children() -> None:
+    """Kill every descendant of this process (workers, kernels, jupyter-book, LaTeX)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(children, timeout=5)
+
+
+@contextlib.contextmanager
+def children_end_when_stopped() -> Iterator[None]:
+    """On Ctrl-C or SIGTERM inside the block, kill every child before anything waits on them."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        end_children()
+        raise
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the build as Ctrl-C does (main thread only; elsewhere a no-op)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

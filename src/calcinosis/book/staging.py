@@ -14,7 +14,7 @@ import yaml
 
 from calcinosis import paths
 from calcinosis.book.plan import TEMPLATE
-from calcinosis.book.process import WORKER_ENV, Echo
+from calcinosis.book.process import WORKER_ENV, Echo, children_end_when_stopped, die_with_parent
 from calcinosis.errors import BuildError
 
 PATIENTS_PAGE = "patients"  # the patient template's pages become sections of this page in the toc
@@ -200,12 +200,20 @@ def build_book(
             builder,
         ]
         procs[builder] = (
-            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp),
+            subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp,
+                preexec_fn=die_with_parent,
+            ),
             log,
         )
     seconds = {}
     for builder, (proc, log) in procs.items():
-        proc.wait()
+        with children_end_when_stopped():
+            proc.wait()
         log.close()
         seconds[builder] = round(time.perf_counter() - started, 3)
         if proc.returncode != 0:

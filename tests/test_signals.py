@@ -1,0 +1,106 @@
+"""Stopping a build: Ctrl-C (SIGINT) and SIGTERM end it within seconds, with every worker,
+kernel and jupyter-book child, and leave the output folder as it was; after SIGKILL the
+children still end on their own. Each build here is the real book on a copy of the data,
+stopped while its pages execute."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from calcinosis import paths
+from calcinosis.book.build import MARKER
+
+pytestmark = pytest.mark.system
+
+
+def tagged_processes(tag: bytes) -> list[int]:
+    """Processes whose environment carries `tag` (the build and everything it started)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if tag in Path(f"/proc/{entry}/environ").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until_gone(tag: bytes, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def start_build(tmp_path: Path) -> tuple[subprocess.Popen, bytes, Path]:
+    """A build of the real book started in a process of its own, once its pages execute."""
+    data = tmp_path / "data"
+    shutil.copytree(paths.DATA_DIR, data, ignore=shutil.ignore_patterns("examples"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text("an earlier build\n")
+    (out / "index.html").write_text("the earlier book\n")
+    tag = f"CALCINOSIS_SIGNAL_TEST={uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", tag.split("=")[0]: tag.split("=")[1]}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "calcinosis.cli",
+            "build",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    for line in proc.stdout:
+        if line.startswith("executing"):
+            break
+    else:
+        pytest.fail(f"the build ended before its pages ran: {proc.stderr.read()}")
+    time.sleep(1.0)  # pages, workers and kernels are running now
+    return proc, tag.encode(), out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_the_build_and_everything_it_started(tmp_path: Path, signum) -> None:
+    proc, tag, out = start_build(tmp_path)
+    assert len(tagged_processes(tag)) >= 3  # the build, its workers, their kernels
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    stopped_after = time.monotonic() - sent
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert "stopped:" in stderr and "Traceback" not in stderr
+    assert stopped_after < 10, stopped_after
+    assert wait_until_gone(tag, 5) == []
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "index.html"]
+    assert (out / "index.html").read_text() == "the earlier book\n"
+    assert not list(tmp_path.glob("out.tmp-*")) and not list(tmp_path.glob("out.failed"))
+
+
+def test_children_end_even_when_the_build_is_killed(tmp_path: Path) -> None:
+    proc, tag, out = start_build(tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert wait_until_gone(tag, 15) == []
+    assert (out / "index.html").read_text() == "the earlier book\n"
