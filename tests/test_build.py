@@ -373,7 +373,7 @@ def test_only_folders_a_build_made_are_replaced(built_tiny: dict, tmp_path: Path
 
 def test_two_builds_never_write_one_folder_at_once(built_tiny: dict) -> None:
     before = tree_bytes(built_tiny["out_dir"])
-    with build._exclusive(built_tiny["out_dir"]):  # a build holding it
+    with build._exclusive(built_tiny["out_dir"], built_tiny["cache_dir"]):  # a build holds it
         with pytest.raises(errors.UsageError, match="another build is writing"):
             build.build(**built_tiny)
     assert tree_bytes(built_tiny["out_dir"]) == before

@@ -276,6 +276,14 @@ CASES = [
         ["patients.csv: date_of_birth:", "direct identifier"],
     ),
     ("mrn column", add_column("lesions", "MRN"), ["lesions.csv: MRN:", "direct identifier"]),
+    *[
+        (
+            f"{column} column",
+            add_column("patients", column),
+            [f"patients.csv: {column}:", "direct identifier"],
+        )
+        for column in ("NHS number", "MRN number", "pt_name", "hospital_no", "initials2")
+    ],
 ]
 
 

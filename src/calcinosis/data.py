@@ -65,18 +65,28 @@ _IDENTIFIER_NAMES = frozenset(
     }
 )
 # ... and fragments that mark one wherever they appear in a normalised name.
+# Documented in data/README.md: any extra column whose normalised name contains one of these
+# is refused, so "NHS number", "pt_name", "hospital_no" or "initials2" cannot slip through.
 _IDENTIFIER_FRAGMENTS = (
-    "firstname",
-    "lastname",
-    "fullname",
-    "surname",
-    "dateofbirth",
-    "birthdate",
+    "name",
+    "initial",
+    "birth",
+    "dob",
     "nationalid",
     "socialsecurity",
+    "ssn",
+    "nhs",
+    "mrn",
     "medicalrecord",
     "recordnumber",
+    "recordno",
+    "hospitalnumber",
+    "hospitalno",
+    "hospitalid",
+    "insurance",
+    "passport",
     "phone",
+    "mobile",
     "address",
     "email",
     "postcode",

@@ -150,7 +150,7 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
     try:
         with sigterm_as_interrupt():
             the_plan = plan(*args, **kwargs)
-            with _exclusive(the_plan.out_dir):
+            with _exclusive(the_plan.out_dir, the_plan.cache_dir):
                 return run(the_plan, echo)
     except KeyboardInterrupt:
         end_children()
@@ -162,12 +162,14 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
 
 
 @contextlib.contextmanager
-def _exclusive(out_dir: Path):
-    """One build at a time per output folder (a lock file beside it)."""
+def _exclusive(out_dir: Path, cache_dir: Path):
+    """One build at a time per output folder (a lock file in the cache, named for it)."""
     import fcntl
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with (out_dir.parent / f".{out_dir.name}.lock").open("a") as handle:
+    locks = cache_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = cache.sha256_bytes(os.fsencode(out_dir))[:16]
+    with (locks / f"{name}.lock").open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
