@@ -15,10 +15,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is printed, not where a build starts
+    import pandas as pd
 
-from calcinosis.formatting import Decimals, markdown_table, plain
+    from calcinosis.formatting import Decimals
 
 Value = int | float | str
 
@@ -31,6 +33,8 @@ class Table:
     decimals: Decimals = 2
 
     def markdown(self) -> str:
+        from calcinosis.formatting import markdown_table
+
         return markdown_table(self.frame, self.decimals)
 
 
@@ -52,12 +56,12 @@ class Section:
 
     def add(self, values: Mapping[str, object], prefix: str = "") -> None:
         """Add plain values under `prefix + name`; a p-value also as a phrase (`<name>_text`)."""
+        from calcinosis.formatting import p_phrase, plain
+
         for name, value in values.items():
             value = plain(value)
             self.values[prefix + name] = value
             if (name == "p" or name.endswith("_p")) and isinstance(value, float):
-                from calcinosis.formatting import p_phrase
-
                 self.values[prefix + name + "_text"] = p_phrase(value)
 
     def value_name(self, name: str) -> str:

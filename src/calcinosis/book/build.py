@@ -25,7 +25,7 @@ from pathlib import Path
 
 from calcinosis import paths
 from calcinosis.book import cache, manifest, supplement
-from calcinosis.book.execute import PageRun, execute_pages
+from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
 from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
@@ -50,6 +50,8 @@ class Plan:
     jobs: int
     pdf: bool
     compare_to: Path | None
+    inputs_key: str = ""
+    up_to_date: bool = False  # the last build in out_dir had these very inputs
 
     @property
     def static(self) -> dict[str, Path]:
@@ -108,6 +110,26 @@ def plan(
     _check_out(
         out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR, Path.cwd()]
     )
+    compare_to = Path(compare_to).resolve() if compare_to else None
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to)
+    previous = manifest.read(out_dir / "manifest.json")
+    if previous.get("inputs_key") == key and _complete(out_dir, pdf):
+        # the same bytes were validated, computed and built last time: nothing to do
+        return Plan(
+            data_dir,
+            out_dir,
+            chosen,
+            [],
+            [],
+            book_dir,
+            cache_dir,
+            jobs,
+            pdf,
+            compare_to,
+            key,
+            up_to_date=True,
+        )
     trial = load_valid(data_dir)
     if pdf and (missing := pdf_missing(book_dir)):
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
@@ -117,16 +139,38 @@ def plan(
         chapters, [str(p) for p in trial.patients["patient_id"]], chosen.as_dict(), page_code
     )
     return Plan(
-        data_dir,
-        out_dir,
-        chosen,
-        chapters,
-        pages,
-        book_dir,
-        cache_dir,
-        max(1, jobs or os.cpu_count() or 1),
-        pdf,
-        Path(compare_to).resolve() if compare_to else None,
+        data_dir, out_dir, chosen, chapters, pages, book_dir, cache_dir, jobs, pdf, compare_to, key
+    )
+
+
+def inputs_key(
+    data_dir: Path,
+    chapters_dir: Path,
+    book_dir: Path,
+    params: Parameters,
+    pdf: bool,
+    compare_to: Path | None,
+) -> str:
+    """Hash of every byte a build reads (a superset of the dataset's files, the chapters, the
+    book's configuration, the package, the environment) and of what was asked: equal keys,
+    equal books. Cheap: no data is loaded to compute it."""
+    data = sorted(
+        p
+        for p in data_dir.iterdir()
+        if p.is_file() and (p.suffix == ".csv" or p.name in ("published.yml", "datapackage.json"))
+    )
+    return cache.sha256_json(
+        {
+            "version": cache.CACHE_VERSION,
+            "data": cache.hash_tree(data, data_dir),
+            "chapters": cache.hash_tree(sorted(chapters_dir.glob("*.md")), chapters_dir),
+            "book": cache.hash_tree(_book_files(book_dir), book_dir),
+            "package": cache.package_hash(),
+            "environment": cache.environment(),
+            "parameters": params.as_dict(),
+            "pdf": pdf,
+            "compare_to": _compare_input(compare_to),
+        }
     )
 
 
@@ -181,40 +225,35 @@ def _exclusive(out_dir: Path, cache_dir: Path):
 
 def run(plan: Plan, echo: Echo = print) -> Report:
     started, t0 = manifest.now(), time.perf_counter()
-    store = cache.Store(plan.cache_dir)
     report = Report(plan.out_dir)
-    echo(f"results stage ({', '.join(f'{k}={v}' for k, v in plan.params.as_dict().items())})")
-    report.stage = run_stage(plan.data_dir, plan.params, store, echo)
-    digests = report.stage.digests
-    book_files = cache.hash_tree(_book_files(plan.book_dir), plan.book_dir)
-    build_key = cache.sha256_json(
-        {
-            "digests": digests,
-            "pages": [p.recipe for p in plan.pages],
-            "static": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters if c.static},
-            "data": _data_hashes(plan.data_dir),
-            "book": book_files,
-            "pdf": plan.pdf,
-            "compare_to": _compare_input(plan.compare_to),
-        }
-    )
-    previous = manifest.read(plan.out_dir / "manifest.json")
-    if previous.get("build_key") == build_key and _complete(plan.out_dir, plan.pdf):
+    if plan.up_to_date:
         report.up_to_date = True
-        report.seconds = time.perf_counter() - t0
         echo(f"nothing changed: {plan.out_dir} is up to date")
         return report
-
+    store = cache.Store(plan.cache_dir)
     tmp = plan.out_dir.with_name(f"{plan.out_dir.name}.tmp-{os.getpid()}")
     failed = plan.out_dir.with_name(f"{plan.out_dir.name}.failed")
     remove_stale_temps(plan.out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
+    book_files = cache.hash_tree(_book_files(plan.book_dir), plan.book_dir)
     try:
-        write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
-        report.runs = execute_pages(
-            plan.pages, digests, tmp, store, plan.jobs, _previous_times(previous), echo
-        )
+        # the page workers start their kernels while the results are computed
+        with page_workers(plan.jobs, tmp, tmp / "logs" / "kernels.log") as pool:
+            params = ", ".join(f"{k}={v}" for k, v in plan.params.as_dict().items())
+            echo(f"results stage ({params})")
+            report.stage = run_stage(plan.data_dir, plan.params, store, echo)
+            digests = report.stage.digests
+            build_key = _build_key(plan, digests, book_files)
+            previous = manifest.read(plan.out_dir / "manifest.json")
+            if previous.get("build_key") == build_key and _complete(plan.out_dir, plan.pdf):
+                report.up_to_date = True
+                echo(f"nothing changed: {plan.out_dir} is up to date")
+                return report
+            write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
+            report.runs = execute_pages(
+                plan.pages, digests, tmp, store, pool, _previous_times(previous), echo
+            )
         supplement.make(tmp / RESULTS_DIR, plan.data_dir, tmp / "supplement")
         shutil.copyfile(tmp / RESULTS_DIR / "results.json", tmp / "results.json")
         comparison = None
@@ -261,6 +300,21 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     return report
 
 
+def _build_key(plan: Plan, digests: dict[str, str], book_files: dict[str, str]) -> str:
+    """What the book shows: equal keys, equal books (even when some input bytes differ)."""
+    return cache.sha256_json(
+        {
+            "digests": digests,
+            "pages": [p.recipe for p in plan.pages],
+            "static": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters if c.static},
+            "data": _data_hashes(plan.data_dir),
+            "book": book_files,
+            "pdf": plan.pdf,
+            "compare_to": _compare_input(plan.compare_to),
+        }
+    )
+
+
 def _record(
     plan: Plan,
     report: Report,
@@ -272,6 +326,7 @@ def _record(
 ) -> dict:
     return {
         "build_key": build_key,
+        "inputs_key": plan.inputs_key,
         "started": started,
         "finished": manifest.now(),
         "seconds": round(time.perf_counter() - t0, 3),

@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,16 +213,42 @@ def _cached(page: Page, store: cache.Store, digests: dict[str, str]) -> tuple[st
     return (key, hit) if hit else None
 
 
+def warm_up(cwd: str) -> None:
+    """Start this worker's kernel now, in the folder pages run in (the build does it while the
+    results are computed)."""
+    from jupyter_core.utils import run_sync
+
+    km = _warm.get("km")
+    if km is not None and not km.has_kernel:
+        run_sync(km.start_kernel)(cwd=cwd)
+
+
+@contextlib.contextmanager
+def page_workers(jobs: int, cwd: Path, log: Path) -> Iterator[cf.ProcessPoolExecutor]:
+    """`jobs` workers, each starting its kernel at once in `cwd`; on Ctrl-C or SIGTERM every
+    one of them, and their kernels, is ended before anything waits for them."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        cf.ProcessPoolExecutor(
+            max_workers=jobs, initializer=init_worker, initargs=(str(log), True)
+        ) as pool,
+        children_end_when_stopped(),
+    ):
+        for _ in range(jobs):
+            pool.submit(warm_up, str(cwd))
+        yield pool
+
+
 def execute_pages(
     pages: list[Page],
     digests: dict[str, str],
     tmp: Path,
     store: cache.Store,
-    jobs: int,
+    pool: cf.ProcessPoolExecutor,
     times: dict[str, float],
     echo: Echo,
 ) -> list[PageRun]:
-    """Copy cached pages, execute the others `jobs` at a time; stop at the first failure."""
+    """Copy cached pages, execute the others in `pool`; stop at the first failure."""
     runs: dict[str, PageRun] = {}
     todo = []
     for page in pages:
@@ -244,71 +271,59 @@ def execute_pages(
     # Longest first finishes soonest: by the last build's times, else all alike.
     todo.sort(key=lambda p: -times.get(p.name, 1.0))
     total = len(pages)
-    echo(
-        f"executing {len(todo)} of {total} pages ({total - len(todo)} unchanged), "
-        f"{min(jobs, max(1, len(todo)))} at a time"
-    )
+    echo(f"executing {len(todo)} of {total} pages ({total - len(todo)} unchanged)")
     if not todo:
         return [runs[p.name] for p in pages]
     failure: BuildError | None = None
-    (tmp / "logs").mkdir(exist_ok=True)
-    with (
-        cf.ProcessPoolExecutor(
-            max_workers=min(jobs, len(todo)),
-            initializer=init_worker,
-            initargs=(str(tmp / "logs" / "kernels.log"), True),
-        ) as pool,
-        children_end_when_stopped(),
-    ):
-        futures = {
-            pool.submit(
-                execute_page,
-                page.chapter.source,
-                page.chapter.path.suffix.lstrip("."),
-                page.parameters,
-                str(tmp / "notebooks" / f"{page.name}.ipynb"),
-                str(tmp),
-            ): page
-            for page in todo
-        }
-        for future in cf.as_completed(futures):
-            if future.cancelled():
-                continue
-            page = futures[future]
-            output = tmp / "notebooks" / f"{page.name}.ipynb"
-            try:
-                outcome = future.result()
-            except Exception as err:  # a bug outside any notebook
-                outcome = {"ok": False, "ename": type(err).__name__, "evalue": str(err)}
-            if not outcome["ok"] and failure is None:
-                failure = ChapterFailed(page, outcome, output)
-                for other in futures:
-                    other.cancel()
-            if failure is not None:
-                continue
-            reads = reads_of(output) or {}
-            key = page_key(page, reads)
-            store.put(
-                "notebooks",
-                key,
-                ".ipynb",
-                output,
-                {
-                    "page": page.name,
-                    "chapter": page.chapter.name,
-                    "reads": reads,
-                    "parameters": page.parameters,
-                    "seconds": outcome["seconds"],
-                    "created": manifest.now(),
-                },
-            )
-            store.put_text(
-                "page-reads", page.recipe, ".json", json.dumps(sorted(reads)), {"page": page.name}
-            )
-            runs[page.name] = PageRun(
-                page.name, page.chapter.name, page.parameters, key, False, outcome["seconds"], reads
-            )
-            echo(f"  [{len(runs):>2}/{total}] {page.name:<28} executed {outcome['seconds']:6.1f} s")
+    futures = {
+        pool.submit(
+            execute_page,
+            page.chapter.source,
+            page.chapter.path.suffix.lstrip("."),
+            page.parameters,
+            str(tmp / "notebooks" / f"{page.name}.ipynb"),
+            str(tmp),
+        ): page
+        for page in todo
+    }
+    for future in cf.as_completed(futures):
+        if future.cancelled():
+            continue
+        page = futures[future]
+        output = tmp / "notebooks" / f"{page.name}.ipynb"
+        try:
+            outcome = future.result()
+        except Exception as err:  # a bug outside any notebook
+            outcome = {"ok": False, "ename": type(err).__name__, "evalue": str(err)}
+        if not outcome["ok"] and failure is None:
+            failure = ChapterFailed(page, outcome, output)
+            for other in futures:
+                other.cancel()
+        if failure is not None:
+            continue
+        reads = reads_of(output) or {}
+        key = page_key(page, reads)
+        store.put(
+            "notebooks",
+            key,
+            ".ipynb",
+            output,
+            {
+                "page": page.name,
+                "chapter": page.chapter.name,
+                "reads": reads,
+                "parameters": page.parameters,
+                "seconds": outcome["seconds"],
+                "created": manifest.now(),
+            },
+        )
+        store.put_text(
+            "page-reads", page.recipe, ".json", json.dumps(sorted(reads)), {"page": page.name}
+        )
+        runs[page.name] = PageRun(
+            page.name, page.chapter.name, page.parameters, key, False, outcome["seconds"], reads
+        )
+        echo(f"  [{len(runs):>2}/{total}] {page.name:<28} executed {outcome['seconds']:6.1f} s")
     if failure is not None:
         raise failure
     return [runs[p.name] for p in pages]

@@ -34,6 +34,7 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
     with `warm_kernel`, one kernel kept for every page this worker runs."""
     os.environ.update(WORKER_ENV)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build ends its workers itself
+    signal.signal(signal.SIGTERM, _end_worker)  # not the build's handler, inherited by fork
     die_with_parent()
     import logging
 
@@ -46,6 +47,12 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
         from calcinosis.book.execute import keep_warm_kernel
 
         keep_warm_kernel()
+
+
+def _end_worker(signum, frame) -> None:
+    """A worker told to end (by the build, or because the build died) ends its kernel too."""
+    end_children()
+    os._exit(128 + signum)
 
 
 def die_with_parent() -> None:
