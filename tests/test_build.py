@@ -319,9 +319,11 @@ def test_failing_chapter_keeps_previous_out_and_names_the_chapter(built_tiny: di
     assert "chapter 'broken' failed in cell [4]" in message
     assert "ValueError: the lesion table is upside down" in message
     assert tree_bytes(out) == before
-    kept = out.with_name("out.failed") / "notebooks" / "broken.ipynb"
+    builds = built_tiny["cache_dir"] / "builds"  # the build's own folders live in the cache
+    (failed,) = builds.glob("out-*.failed")
+    kept = failed / "notebooks" / "broken.ipynb"
     assert kept.is_file() and str(kept) in message
-    assert not list(out.parent.glob("out.tmp-*"))
+    assert not list(builds.glob("*.tmp-*")) and not list(out.parent.glob("out.*"))
 
 
 def test_invalid_data_writes_nothing(built_tiny: dict) -> None:
@@ -469,7 +471,8 @@ def test_output_layout_and_manifest(built_tiny: dict) -> None:
     shows = {p["page"]: p["shows"] for p in manifest["pages"]}
     assert shows["safety"] == ["safety"] and shows["patient-P2"] == ["patient_P2"]
     assert manifest["parameters"] == {"correlation": "exchangeable", "cluster": "lesion"}
-    assert not list(out.parent.glob("out.tmp-*")) and not out.with_name("out.failed").exists()
+    leftovers = [*out.parent.glob("out.*"), *(built_tiny["cache_dir"] / "builds").iterdir()]
+    assert not leftovers  # nothing beside --out; no temporary or failed build in the cache
 
 
 def test_new_patient_gets_a_page(built_tiny: dict) -> None:

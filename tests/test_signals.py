@@ -95,7 +95,8 @@ def test_signal_stops_the_build_and_everything_it_started(tmp_path: Path, signum
     assert wait_until_gone(tag, 5) == []
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "index.html"]
     assert (out / "index.html").read_text() == "the earlier book\n"
-    assert not list(tmp_path.glob("out.tmp-*")) and not list(tmp_path.glob("out.failed"))
+    assert not list(tmp_path.glob("out.*"))  # nothing was written beside --out
+    assert not list((tmp_path / "cache" / "builds").iterdir())  # no temporary build left
 
 
 def test_children_end_even_when_the_build_is_killed(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ notebook at a time (jupyter-book#1735). So papermill executes each page
 (`calcinosis.book.execute`) and Sphinx only renders the executed notebooks
 (`execute_notebooks: 'off'`).
 
-Safety: everything is written into `<out>.tmp-<pid>` and swapped in only when complete, so
-`<out>` keeps the last good book until a new one is whole. A failed build leaves `<out>`
-untouched and keeps what helps to see why in `<out>.failed/`.
+Safety: everything is written into a temporary folder in the cache (`builds/<out>-<hash>.tmp-<pid>`)
+and swapped in only when complete, so `<out>` keeps the last good book until a new one is
+whole. A failed build leaves `<out>` untouched and keeps what helps to see why in
+`builds/<out>-<hash>.failed/`, whose path the error names.
 """
 
 from __future__ import annotations
@@ -231,9 +232,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         echo(f"nothing changed: {plan.out_dir} is up to date")
         return report
     store = cache.Store(plan.cache_dir)
-    tmp = plan.out_dir.with_name(f"{plan.out_dir.name}.tmp-{os.getpid()}")
-    failed = plan.out_dir.with_name(f"{plan.out_dir.name}.failed")
-    remove_stale_temps(plan.out_dir)
+    tmp, failed = _work_dirs(plan)
+    remove_stale_temps(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
     book_files = cache.hash_tree(_book_files(plan.book_dir), plan.book_dir)
@@ -298,6 +298,19 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     if plan.pdf:
         echo(f"  PDF:  {next((plan.out_dir / 'pdf').glob('*.pdf'), plan.out_dir / 'pdf')}")
     return report
+
+
+def _work_dirs(plan: Plan) -> tuple[Path, Path]:
+    """Where the new book is assembled, and a failed one kept: in the cache (`builds/`) when it
+    is on the filesystem of --out (the swap is a rename), else beside --out."""
+    builds = plan.cache_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    plan.out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if os.stat(builds).st_dev == os.stat(plan.out_dir.parent).st_dev:
+        name = f"{plan.out_dir.name}-{cache.sha256_bytes(os.fsencode(plan.out_dir))[:8]}"
+    else:
+        builds, name = plan.out_dir.parent, plan.out_dir.name
+    return builds / f"{name}.tmp-{os.getpid()}", builds / f"{name}.failed"
 
 
 def _build_key(plan: Plan, digests: dict[str, str], book_files: dict[str, str]) -> str:

@@ -24,7 +24,13 @@ from pathlib import Path
 from calcinosis.book import cache, manifest
 from calcinosis.book.page import READS
 from calcinosis.book.plan import Page
-from calcinosis.book.process import KERNEL, Echo, children_end_when_stopped, init_worker
+from calcinosis.book.process import (
+    KERNEL,
+    KERNEL_ARGUMENTS,
+    Echo,
+    children_end_when_stopped,
+    init_worker,
+)
 from calcinosis.errors import BuildError
 
 EXECUTION_TIMEOUT = 600  # seconds a cell may run before papermill stops the page
@@ -129,6 +135,7 @@ def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) 
             progress_bar=False,
             log_output=False,
             execution_timeout=EXECUTION_TIMEOUT,
+            extra_arguments=KERNEL_ARGUMENTS,
             **({"km": km} if km is not None else {}),
         )
     except PapermillExecutionError as err:
@@ -220,7 +227,7 @@ def warm_up(cwd: str) -> None:
 
     km = _warm.get("km")
     if km is not None and not km.has_kernel:
-        run_sync(km.start_kernel)(cwd=cwd)
+        run_sync(km.start_kernel)(cwd=cwd, extra_arguments=KERNEL_ARGUMENTS)
 
 
 @contextlib.contextmanager

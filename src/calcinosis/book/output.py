@@ -54,7 +54,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def keep_failure(tmp: Path, failed: Path, err: BaseException) -> None:
-    """Keep the failed notebook and the logs in `<out>.failed/` and point the message there."""
+    """Keep the failed notebook and the logs in `failed` and point the message there."""
     if not isinstance(err, BuildError) or not tmp.exists():
         return
     shutil.rmtree(failed, ignore_errors=True)
@@ -73,9 +73,9 @@ def keep_failure(tmp: Path, failed: Path, err: BaseException) -> None:
         err.args = (f"{err.args[0]}\n  kept for inspection: " + ", ".join(str(k) for k in kept),)
 
 
-def remove_stale_temps(out_dir: Path) -> None:
-    """Temporary folders of builds whose process is gone."""
-    for path in out_dir.parent.glob(f"{out_dir.name}.tmp-*"):
+def remove_stale_temps(tmp: Path) -> None:
+    """Temporary folders like `tmp` (`<name>.tmp-<pid>`) of builds whose process is gone."""
+    for path in tmp.parent.glob(tmp.name.rsplit("-", 1)[0] + "-*"):
         pid = path.name.rsplit("-", 1)[-1]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue

@@ -17,6 +17,9 @@ import signal
 from collections.abc import Callable, Iterator
 
 KERNEL = "python3"
+# Kernels keep no command history: a warm kernel's execution count starts at 1 for each page,
+# and IPython's history database would print "Session/line number was not unique" into it.
+KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
 # Kernels plot with Agg, and use one BLAS thread: pages already run side by side, and the
 # same thread count on every run keeps floating-point sums in the same order (same bytes).
 WORKER_ENV = {
