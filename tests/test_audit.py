@@ -31,15 +31,7 @@ def values(trial) -> dict:
 @pytest.mark.integration
 def test_every_claim_matches_on_the_reconstruction(trial, values):
     table = audit.claims_audit(trial, values)
-    assert list(table.columns) == [
-        "name",
-        "relation",
-        "published",
-        "recomputed",
-        "recomputed_rounded",
-        "verdict",
-        "source",
-    ]
+    assert tuple(table.columns) == audit.CLAIMS_COLUMNS
     assert len(table) == len(audit.load_claims(trial.data_dir)) > 0
     assert (table["verdict"] == "match").all(), table[table["verdict"] != "match"]
     assert table["recomputed"].tolist() == [values[n] for n in table["name"]]

@@ -48,6 +48,17 @@ def _claims_from(path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+CLAIMS_COLUMNS = (
+    "name",
+    "relation",
+    "published",
+    "recomputed",
+    "recomputed_rounded",
+    "verdict",
+    "source",
+)
+
+
 def claims_audit(trial: Trial, values: dict, claims_path: Path | str | None = None) -> pd.DataFrame:
     """Every claim with the recomputed value (from `values`, the results stage's values) at
     the printed precision, and a verdict."""
@@ -66,18 +77,7 @@ def claims_audit(trial: Trial, values: dict, claims_path: Path | str | None = No
                 "source": claim.source,
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "name",
-            "relation",
-            "published",
-            "recomputed",
-            "recomputed_rounded",
-            "verdict",
-            "source",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(CLAIMS_COLUMNS))
 
 
 def _rounded(value, decimals: int):
