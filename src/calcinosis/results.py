@@ -10,8 +10,8 @@ radiographic change compounds the GEE) instead of fitting anything again.
 The analysis modules are imported inside the producers: the build's own process needs only
 this registry, and starts in a fraction of the time.
 
-Names are stable and documented by the sections themselves (`calcinosis results --list`); they
-are the keys of `results.json` and the file names of the supplement.
+Names are stable: they are the keys of `results.json` and the file names of the supplement,
+whose README lists each section's tables and figures.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from calcinosis.sections import Section, Table, slug
 
 if TYPE_CHECKING:
     from calcinosis.data import Trial
+
 CLINICAL = ("patients", "lesions", "measurements")
 GEE_DECIMALS = {
     "B": 4,
