@@ -28,8 +28,8 @@ from calcinosis.book.process import (
     KERNEL,
     KERNEL_ARGUMENTS,
     Echo,
-    children_end_when_stopped,
     init_worker,
+    worker_pool,
 )
 from calcinosis.errors import BuildError
 
@@ -235,12 +235,7 @@ def page_workers(jobs: int, cwd: Path, log: Path) -> Iterator[cf.ProcessPoolExec
     """`jobs` workers, each starting its kernel at once in `cwd`; on Ctrl-C or SIGTERM every
     one of them, and their kernels, is ended before anything waits for them."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        cf.ProcessPoolExecutor(
-            max_workers=jobs, initializer=init_worker, initargs=(str(log), True)
-        ) as pool,
-        children_end_when_stopped(),
-    ):
+    with worker_pool(max_workers=jobs, initializer=init_worker, initargs=(str(log), True)) as pool:
         for _ in range(jobs):
             pool.submit(warm_up, str(cwd))
         yield pool

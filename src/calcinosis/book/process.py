@@ -10,6 +10,7 @@ build is killed outright (Linux parent-death signal; kernels watch their parent 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import ctypes
 import os
@@ -65,15 +66,45 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def end_children() -> None:
-    """Kill every descendant of this process (workers, kernels, jupyter-book, LaTeX)."""
+def descendants() -> set[int]:
     import psutil
 
-    children = psutil.Process().children(recursive=True)
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def end_children(keep: set[int] | frozenset[int] = frozenset()) -> None:
+    """Kill every descendant of this process (workers, kernels, jupyter-book, LaTeX) but the
+    ones in `keep` (those that were there before, and not the build's)."""
+    import psutil
+
+    me = os.getpid()
+    children = [p for p in psutil.Process().children(recursive=True) if p.pid not in keep]
     for child in children:
         with contextlib.suppress(psutil.Error):
             child.kill()
-    psutil.wait_procs(children, timeout=5)
+    # Wait for the grandchildren only: waiting for a direct child reaps it, and then
+    # multiprocessing or subprocess, which reap their own, would wait for it forever.
+    grandchildren = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.ppid() != me:
+                grandchildren.append(child)
+    psutil.wait_procs(grandchildren, timeout=5)
+
+
+@contextlib.contextmanager
+def worker_pool(**options) -> Iterator[cf.ProcessPoolExecutor]:
+    """A process pool that, stopped by Ctrl-C, SIGTERM or an error, kills its workers and
+    their children and does not wait for them (a pool's own exit waits for queued work)."""
+    before = descendants()
+    pool = cf.ProcessPoolExecutor(**options)
+    try:
+        yield pool
+    except BaseException:
+        end_children(keep=before)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager

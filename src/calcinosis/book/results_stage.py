@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calcinosis.book import cache, manifest
-from calcinosis.book.process import Echo, children_end_when_stopped, init_worker
+from calcinosis.book.process import Echo, init_worker, worker_pool
 from calcinosis.errors import BuildError
 from calcinosis.params import Parameters
 from calcinosis.sections import Section
@@ -62,10 +62,7 @@ def run_stage(
     file_hashes = {name: cache.sha256_file(path) for name, path in dataset_files(data_dir).items()}
     run = StageRun([])
     made_by: dict[str, list[Section]] = {}
-    with (
-        cf.ProcessPoolExecutor(max_workers=1, initializer=init_worker) as pool,
-        children_end_when_stopped(),
-    ):
+    with worker_pool(max_workers=1, initializer=init_worker) as pool:
         for derived in (False, True):
             values = (
                 results.all_values(s for part in made_by.values() for s in part)
