@@ -31,11 +31,16 @@ class Table:
 
     frame: pd.DataFrame
     decimals: Decimals = 2
+    _markdown: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def markdown(self) -> str:
-        from calcinosis.formatting import markdown_table
+        """The table as the book prints it, rendered once (the digest, the results folder and
+        the page all ask for it)."""
+        if self._markdown is None:
+            from calcinosis.formatting import markdown_table
 
-        return markdown_table(self.frame, self.decimals)
+            self._markdown = markdown_table(self.frame, self.decimals)
+        return self._markdown
 
 
 @dataclass(frozen=True)

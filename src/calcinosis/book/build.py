@@ -244,7 +244,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             echo(f"results stage ({params})")
             report.stage = run_stage(plan.data_dir, plan.params, store, echo)
             digests = report.stage.digests
-            build_key = _build_key(plan, digests, book_files)
+            data_files = _data_hashes(plan.data_dir)
+            build_key = _build_key(plan, digests, data_files, book_files)
             previous = manifest.read(plan.out_dir / "manifest.json")
             if previous.get("build_key") == build_key and _complete(plan.out_dir, plan.pdf):
                 report.up_to_date = True
@@ -278,7 +279,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             workspace,
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
-        write_manifest(tmp, _record(plan, report, started, t0, build_key, book_files, book_seconds))
+        record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
+        write_manifest(tmp, record)
         (tmp / MARKER).write_text("made by calcinosis build; replaced only by another\n")
         swap(tmp, plan.out_dir)
     except BaseException as err:
@@ -313,14 +315,16 @@ def _work_dirs(plan: Plan) -> tuple[Path, Path]:
     return builds / f"{name}.tmp-{os.getpid()}", builds / f"{name}.failed"
 
 
-def _build_key(plan: Plan, digests: dict[str, str], book_files: dict[str, str]) -> str:
+def _build_key(
+    plan: Plan, digests: dict[str, str], data_files: dict[str, str], book_files: dict[str, str]
+) -> str:
     """What the book shows: equal keys, equal books (even when some input bytes differ)."""
     return cache.sha256_json(
         {
             "digests": digests,
             "pages": [p.recipe for p in plan.pages],
             "static": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters if c.static},
-            "data": _data_hashes(plan.data_dir),
+            "data": data_files,
             "book": book_files,
             "pdf": plan.pdf,
             "compare_to": _compare_input(plan.compare_to),
@@ -334,6 +338,7 @@ def _record(
     started: str,
     t0: float,
     build_key: str,
+    data_files: dict,
     book_files: dict,
     book_seconds: dict,
 ) -> dict:
@@ -344,7 +349,7 @@ def _record(
         "finished": manifest.now(),
         "seconds": round(time.perf_counter() - t0, 3),
         "data_dir": str(plan.data_dir),
-        "data_files": _data_hashes(plan.data_dir),
+        "data_files": data_files,
         "parameters": plan.params.as_dict(),
         "changed_parameters": plan.params.changed(),
         "chapters": {c.name: cache.sha256_bytes(c.source) for c in plan.chapters},

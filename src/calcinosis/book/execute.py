@@ -45,8 +45,8 @@ _warm: dict = {}
 
 
 def keep_warm_kernel() -> None:
-    """Keep one kernel for every page this worker runs (papermill starts it with the first
-    page; the worker shuts it down when it exits)."""
+    """Keep one kernel for every page this worker runs (`warm_up` or the first page starts
+    it; the worker shuts it down when it exits)."""
     from multiprocessing import util
 
     from jupyter_client.manager import AsyncKernelManager
@@ -144,7 +144,7 @@ def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) 
             "index": err.cell_index,
             "ename": err.ename,
             "evalue": err.evalue,
-            "line": _last_line(err.source or ""),
+            "line": _calling_line(err.source or ""),
         }
     except Exception as err:  # the kernel died or would not start: still a message
         return {
@@ -157,8 +157,9 @@ def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) 
     return None
 
 
-def _last_line(source: str) -> str:
-    """The cell's last statement line: where a chapter calls the package, not its imports."""
+def _calling_line(source: str) -> str:
+    """The cell's first line that is not an import or a comment: where a chapter calls the
+    package (quoting the import line read as an import failure)."""
     lines = [
         line
         for line in source.splitlines()

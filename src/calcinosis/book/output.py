@@ -1,5 +1,5 @@
-"""How a build finishes: the manifest, the atomic swap into `<out>`, and `<out>.failed/`
-when it fails."""
+"""How a build finishes: the manifest, the atomic swap into `<out>`, and the kept failure
+(notebook and logs) when it fails."""
 
 from __future__ import annotations
 
