@@ -39,3 +39,26 @@ def test_events_are_counted_by_severity(tiny_dataset):
     table = safety.adverse_events(data.load_trial(tiny_dataset)).set_index("patient_id")
     assert table.loc["P1", ["mild", "moderate", "total", "related"]].tolist() == [1, 1, 2, 1]
     assert table.loc["P2", "total"] == 0
+
+
+def test_safety_sentences_follow_the_events() -> None:
+    import pandas as pd
+
+    def table(totals, related):
+        return pd.DataFrame(
+            {
+                "patient_id": [f"P{i}" for i in range(len(totals))],
+                "total": totals,
+                "related": related,
+            }
+        )
+
+    none = safety.sentences(table([0] * 5, [0] * 5))
+    assert none["adverse_events_sentence"] == "No adverse event was recorded."
+    assert "60 %" in none["safety_bound_sentence"]
+    some = safety.sentences(table([2, 0, 1, 1, 0, 0], [1, 0, 1, 0, 0, 0]))
+    assert some["adverse_events_sentence"] == (
+        "4 adverse events were recorded, 2 of them judged related to treatment."
+    )
+    assert some["safety_bound_sentence"].startswith("3 of the 6 children had at least one event")
+    assert "No adverse event" not in " ".join(some.values())

@@ -298,9 +298,9 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
             "n_adverse_events_related": int(events["related"].sum()),
             "n_injections": int(exposure["injections"].sum()),
             "total_dose_mg": float(exposure["total_dose_mg"].sum()),
-            "rule_of_three_pct": 100 * 3 / len(trial.patients),
         }
     )
+    section.add(safety.sentences(events))
     section.tables["tab_adverse_events"] = Table(tables.tab_adverse_events(trial), 0)
     section.tables["tab_exposure"] = Table(tables.tab_exposure(trial), 0)
     yield section

@@ -47,3 +47,32 @@ def exposure(trial: Trial) -> pd.DataFrame:
     out = out.reindex(trial.patients["patient_id"]).reset_index()
     out["patient_id"] = out["patient_id"].astype(str)
     return out.astype({"lesions": int, "visits": int, "injections": int})
+
+
+def sentences(events: pd.DataFrame) -> dict[str, str]:
+    """The safety sentences whose wording depends on the data, from `adverse_events`' table:
+    what was recorded, and what so few children can say about how often harm occurs."""
+    total, related = int(events["total"].sum()), int(events["related"].sum())
+    n, with_event = len(events), int((events["total"] > 0).sum())
+    if total == 0:
+        recorded = "No adverse event was recorded."
+        bound = (
+            f"The absence of events in {n} children says little about rare harms: with no "
+            "events among n patients, the upper 95 % confidence bound of the event rate is "
+            f'about 3/n (the "rule of three"), here {100 * 3 / n:.0f} %.'
+        )
+    else:
+        events_word = "adverse event was" if total == 1 else "adverse events were"
+        judged = (
+            "judged related to treatment"
+            if related == total
+            else f"{related} of them judged related to treatment"
+            if related
+            else "none judged related to treatment"
+        )
+        recorded = f"{total} {events_word} recorded, {judged}."
+        bound = (
+            f"{with_event} of the {n} children had at least one event: enough to show that "
+            "events occur, far too few to estimate how often."
+        )
+    return {"adverse_events_sentence": recorded, "safety_bound_sentence": bound}
