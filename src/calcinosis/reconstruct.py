@@ -11,6 +11,7 @@ the primary GEE model gives the published change per visit. It is *not* the tria
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ def reconstruct(seed: int = DEFAULT_SEED, facts: dict | None = None) -> Dataset:
     radiography = _radiography(facts, lesion_ids, rng)
     measurements = _measurements(facts, radiography, rng)
     lesions = _lesions(measurements)
+    # the protocol: one injection of the lesion's dose at every weekly visit, 1 to 16
+    measurements["dose_mg"] = measurements["lesion_id"].map(
+        lesions.set_index("lesion_id")["dose_mg"]
+    )
     adverse = pd.DataFrame(columns=schema.columns("adverse_events"))
     return Dataset(patients, lesions, measurements, radiography, adverse)
 
@@ -205,7 +210,7 @@ def _measurements(facts: dict, radiography: pd.DataFrame, rng: np.random.Generat
         sizes[outcome] = _nudge(frame, outcome, targets[key])
     frame = sizes["length_mm"].rename(columns={"size": "length_mm"})
     frame["width_mm"] = np.minimum(sizes["width_mm"]["size"].to_numpy(), frame["length_mm"])
-    return frame[schema.columns("measurements")]
+    return frame[["lesion_id", "visit", "length_mm", "width_mm"]]
 
 
 def _trajectories(start: pd.Series, jitter: pd.Series, theta: float) -> pd.DataFrame:
@@ -306,12 +311,14 @@ def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = load_facts()
     dataset = reconstruct(seed, facts)
-    written = []
+    written, hashes = [], {}
     for name in schema.TABLES:
         path = out_dir / f"{name}.csv"
-        path.write_bytes(to_csv(dataset.table(name)).encode("utf-8"))
+        content = to_csv(dataset.table(name)).encode("utf-8")
+        path.write_bytes(content)
+        hashes[name] = hashlib.sha256(content).hexdigest()
         written.append(path)
-    descriptor = schema.datapackage(provenance(seed, facts))
+    descriptor = schema.datapackage(provenance(seed, facts), hashes)
     path = out_dir / "datapackage.json"
     path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(path)

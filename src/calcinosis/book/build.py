@@ -277,6 +277,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             report.warnings,
             echo,
             workspace,
+            _footer(report.stage.sections),
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
@@ -364,6 +365,11 @@ def _record(
         "pages": [r.record() for r in report.runs],
         "book_seconds": book_seconds,
     }
+
+
+def _footer(sections) -> str:
+    """The site footer's line on the data's provenance (calcinosis.provenance)."""
+    return next(s.values["data_footer"] for s in sections if s.name == "provenance")
 
 
 def _data_hashes(data_dir: Path) -> dict[str, str]:

@@ -27,10 +27,12 @@ def stage_book(
     stage: Path,
     extra_pages: dict[str, str] | None = None,
     warnings: list[str] | None = None,
+    footer: str = "",
 ) -> list[str]:
     """A flat source folder: book/* + the pages the toc names (`sources`: page name -> executed
     notebook or static .md), the patient pages as sections of `patients`, and
-    `execute_notebooks: 'off'`. Returns the staged page names."""
+    `execute_notebooks: 'off'`; `footer` (HTML, the data's provenance) is added to the site's
+    footer. Returns the staged page names."""
     warnings = warnings if warnings is not None else []
     if not (book_dir / "_toc.yml").is_file() or not (book_dir / "_config.yml").is_file():
         raise BuildError(f"{book_dir} needs _toc.yml and _config.yml to build a book")
@@ -70,6 +72,9 @@ def stage_book(
     config = yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8")) or {}
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     config["only_build_toc_files"] = True
+    if footer:
+        html = config.setdefault("html", {})
+        html["extra_footer"] = html.get("extra_footer", "") + f"<p>{footer}</p>\n"
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return staged
 
@@ -161,6 +166,7 @@ def build_book(
     warnings: list[str],
     echo: Echo,
     workspace: Path,
+    footer: str = "",
 ) -> dict:
     """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources.
 
@@ -173,7 +179,7 @@ def build_book(
     if comparison is not None and not comparison.empty:
         extra[CHANGES_PAGE] = "# Changes from the previous build\n\n" + comparison.markdown()
     stage = tmp / "_source"
-    stage_book(book_dir, sources, stage, extra, warnings)
+    stage_book(book_dir, sources, stage, extra, warnings, footer)
     for warning in warnings:
         echo(f"warning: {warning}")
     builders = ["html"] + (["pdflatex"] if pdf else [])
