@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calcinosis import paths
+from calcinosis import paths, provenance
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
@@ -251,6 +251,12 @@ def run(plan: Plan, echo: Echo = print) -> Report:
                 report.up_to_date = True
                 echo(f"nothing changed: {plan.out_dir} is up to date")
                 return report
+            if _provenance(report.stage.sections)["data_provenance"] == provenance.MODIFIED:
+                report.warnings.append(
+                    f"{plan.data_dir} declares itself a reconstruction, but its files no longer "
+                    "match the hashes its datapackage.json records: the book labels the data "
+                    "as derived from the reconstruction, not as the reconstruction"
+                )
             write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
             report.runs = execute_pages(
                 plan.pages, digests, tmp, store, pool, _previous_times(previous), echo
@@ -277,7 +283,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             report.warnings,
             echo,
             workspace,
-            _footer(report.stage.sections),
+            _provenance(report.stage.sections)["data_footer"],
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
@@ -367,9 +373,9 @@ def _record(
     }
 
 
-def _footer(sections) -> str:
-    """The site footer's line on the data's provenance (calcinosis.provenance)."""
-    return next(s.values["data_footer"] for s in sections if s.name == "provenance")
+def _provenance(sections) -> dict:
+    """The values on the data's provenance (calcinosis.provenance): the notice, the footer."""
+    return next(s.values for s in sections if s.name == "provenance")
 
 
 def _data_hashes(data_dir: Path) -> dict[str, str]:
