@@ -400,9 +400,10 @@ def _claim(name: str, value, decimals: int, source: str, relation: str = "=") ->
 
 def published_claims_yaml(facts: dict) -> str:
     header = (
-        "# The paper's checkable claims as data, generated from published-facts.yml by\n"
-        "# `calcinosis reconstruct`. `decimals` is the precision printed; `relation` says\n"
-        "# whether the recomputed value should equal the claim or lie below it.\n"
+        "# The paper's checkable claims as data, written by `calcinosis reconstruct` from the\n"
+        "# paper's facts (src/calcinosis/published_facts.yml). `decimals` is the precision\n"
+        "# printed; `relation` says whether the recomputed value should equal the claim or\n"
+        "# lie below it.\n"
     )
     body = {"article_doi": facts["article"]["doi"], "claims": published_claims(facts)}
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
