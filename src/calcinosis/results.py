@@ -387,6 +387,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
             "data_provenance": declared.kind,
             "data_notice": declared.notice(),
             "data_footer": declared.footer(),
+            **declared.built_in(),
         }
     )
     yield origin
