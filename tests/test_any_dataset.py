@@ -72,7 +72,7 @@ def test_every_event_is_listed_and_counted(larger) -> None:
 
 def test_follow_up_visits_are_not_injections(larger) -> None:
     data_dir, out, _ = larger
-    values = json.loads((out / "results.json").read_text(encoding="utf-8"))["values"]
+    values = json.loads((out / "results.json").read_text(encoding="utf-8"))
     doses = pd.read_csv(data_dir / "measurements.csv")["dose_mg"]
     assert values["n_injections"] == int((doses > 0).sum()) == 26 * 16
     assert values["total_dose_mg"] == doses.sum()
