@@ -53,7 +53,7 @@ def test_pdf_has_the_gee_percentages(built_book: Path, pdf_text: str) -> None:
     results = json.loads((built_book / "results.json").read_text("utf-8"))
     results = results.get("results", results)
     for key in ("gee_length_pct_per_visit", "gee_width_pct_per_visit"):
-        assert f"{results[key]:.2f}" in pdf_text, key
+        assert f"{results[key]:.2f}".replace("-", "\u2212") in pdf_text, key  # a true minus
 
 
 def test_pdf_has_figures(built_book: Path) -> None:
