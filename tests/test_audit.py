@@ -52,7 +52,7 @@ def test_the_audit_section_counts_the_verdicts(trial, values):
     wrong.pop("n_lesions")
     (section,) = results.run(producer, trial, Parameters(), wrong)
     assert (section.values["audit_n_match"], section.values["audit_n_differ"]) == (n - 2, 2)
-    verdicts = section.tables["tab_claims_audit"].frame.set_index("name")["verdict"]
+    verdicts = section.tables["tab_claims_audit"].frame.set_index("Claim")["Verdict"]
     assert verdicts["gee_width_pct_per_visit"] == "differs"
     assert verdicts["n_lesions"] == "not computed"
 

@@ -141,6 +141,7 @@ def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> N
 
 
 def setup(app: Sphinx) -> dict:
+    app.setup_extension("calcinosis_latex")  # the PDF's layout, in a module of its own
     app.add_node(source_link)
     app.add_role("source", source_role)
     app.connect("source-read", _hide_injected_parameters)

@@ -173,6 +173,37 @@ def build(
 
 
 @main.command()
+@DATA_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("supplement"),
+    show_default="supplement/ (and supplement.zip beside it)",
+    help="Folder of the supplement; the zip is written beside it.",
+)
+@click.option(
+    "-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP
+)
+@CACHE_OPTION
+def supplement(
+    data_dir: Path, out_dir: Path, parameters: tuple[str, ...], cache_dir: Path | None
+) -> None:
+    """Make the supplement alone (every table and figure of the book, the results, the data
+    and an index), without building the book."""
+    from calcinosis.book import supplement as making
+    from calcinosis.book.plan import parse_parameters
+    from calcinosis.errors import BuildError
+
+    try:
+        making.make_alone(
+            data_dir, out_dir, parse_parameters(parameters), cache_dir, echo=click.echo
+        )
+    except BuildError as err:
+        _fail(err)
+
+
+@main.command()
 @click.argument("old_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("new_out", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option(

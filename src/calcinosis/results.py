@@ -249,7 +249,9 @@ def _discussion(trial: Trial) -> Section:
             "duration_points_sentence": discussion.points_sentence(trial),
         }
     )
-    section.tables["tab_duration_rates"] = Table(tables.tab_duration_rates(trial), 2)
+    section.tables["tab_duration_rates"] = Table(
+        tables.tab_duration_rates(trial), {"Disease duration (months)": 0}
+    )
     section.figures["fig_duration_response"] = figures.render(figures.fig_duration_response(trial))
     return section
 
@@ -358,7 +360,7 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     claims = tables.tab_claims_audit(trial, inp.values)
     section = Section("audit")
-    verdicts = claims["verdict"]
+    verdicts = claims["Verdict"]
     section.add(
         {
             "audit_n_claims": int(len(verdicts)),
@@ -368,7 +370,7 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
     )
     section.add(audit.sentences(inp.values["data_provenance"], verdicts))
     section.tables["tab_claims_audit"] = Table(
-        claims, {"published": 2, "recomputed": 4, "recomputed_rounded": 2}
+        claims, {"Published": 2, "Recomputed": 4, "Recomputed, rounded as published": 2}
     )
     section.tables["tab_grim_overview"] = Table(tables.tab_grim_overview(trial))
     section.tables["tab_grim"] = Table(tables.tab_grim(trial))

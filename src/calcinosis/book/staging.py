@@ -232,12 +232,16 @@ def build_book(
     shutil.copytree(workspace / "_out" / "_build" / "html", tmp / "html")
     lock.close()
     if pdf:
-        found = sorted((tmp / "_jb-pdflatex" / "_build" / "latex").glob("*.pdf"))
+        latex = tmp / "_jb-pdflatex" / "_build" / "latex"
+        found = sorted(latex.glob("*.pdf"))
         if not found:
             raise BookFailed("pdflatex", logs / "jupyter-book-pdflatex.log")
         (tmp / "pdf").mkdir()
         for path in found:
             shutil.move(path, tmp / "pdf" / path.name)
+            # LaTeX's source and log: where a table or a line does not fit (overfull boxes)
+            for suffix in (".tex", ".log"):
+                shutil.move(path.with_suffix(suffix), logs / f"latex-{path.stem}{suffix}")
     for builder in builders:
         shutil.rmtree(tmp / f"_jb-{builder}", ignore_errors=True)
     shutil.rmtree(stage, ignore_errors=True)
