@@ -93,7 +93,7 @@ def _check_links(app: Sphinx, exception: Exception | None) -> None:
                            "document the function on the API page", location=docname)
 
 
-_NB_LINK = re.compile(r"(urlpath=lab/tree/[^\"'&]*?)\.ipynb")
+_NB_LINK = re.compile(r"(urlpath=(?:lab/)?tree/[^\"'&]*?)\.ipynb")  # JupyterLab or classic
 
 
 def _header_buttons(app, pagename, templatename, context, doctree) -> None:

@@ -19,6 +19,7 @@ from calcinosis.errors import BuildError
 
 PATIENTS_PAGE = "patients"  # the patient template's pages become sections of this page in the toc
 CHANGES_PAGE = "changes"  # the comparison with an earlier build, when asked for
+EXTENSION = "calcinosis_sphinx"  # the book's Sphinx extension (book/_ext/calcinosis_sphinx.py)
 
 
 def stage_book(
@@ -75,9 +76,12 @@ def stage_book(
     config["copyright"] = str(software.source_date().year)
     # the repository holds the chapters, not the pages made from the patient template
     chapters = [p for p in staged if not p.startswith(f"{TEMPLATE}-")]
-    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
-    sphinx["calcinosis_repository_pages"] = chapters if _repository_buttons(config) else []
-    sphinx["calcinosis_downloads"] = downloads or {}
+    repository = _repository_buttons(config)
+    sphinx = config.setdefault("sphinx", {})
+    if EXTENSION in (sphinx.get("local_extensions") or {}):  # its settings, read by it alone
+        settings = sphinx.setdefault("config", {})
+        settings["calcinosis_repository_pages"] = chapters if repository else []
+        settings["calcinosis_downloads"] = downloads or {}
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return staged
 
