@@ -183,6 +183,12 @@ def test_markdown_table_aligns_and_formats() -> None:
     assert [literal(c) for c in cells(lines[3])] == ["c", "–", "2", "< 0.0001"]
 
 
+def test_a_table_without_rows_says_so() -> None:
+    """Sphinx's LaTeX writer fails on a table without a body; readers see why it is empty."""
+    lines = markdown_table(pd.DataFrame({"Event": [], "Visit": []})).splitlines()
+    assert len(lines) == 3 and [literal(c) for c in cells(lines[2])] == ["none recorded", ""]
+
+
 def test_table_prints_its_decimals() -> None:
     table = Table(pd.DataFrame({"a": [1.23456], "b": [1.23456], "ok": [True]}), {"a": 3})
     assert [literal(c) for c in cells(table.markdown().splitlines()[2])] == ["1.235", "1.23", "yes"]

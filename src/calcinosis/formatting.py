@@ -98,9 +98,13 @@ def formatted(frame: pd.DataFrame, decimals: Decimals = 2) -> pd.DataFrame:
     return out
 
 
+EMPTY_ROW = "none recorded"
+
+
 def markdown_table(frame: pd.DataFrame, decimals: Decimals = 2) -> str:
     """A DataFrame as a MyST pipe table: numbers right-aligned with fixed decimals, every cell
-    escaped."""
+    escaped. A table without rows gets one saying so (a table with no body breaks Sphinx's
+    LaTeX writer, and an empty grid reads as a rendering fault)."""
     numeric = [
         pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
         for c in frame.columns
@@ -111,5 +115,5 @@ def markdown_table(frame: pd.DataFrame, decimals: Decimals = 2) -> str:
     body = [
         "| " + " | ".join(escape_myst(v) for v in row) + " |"
         for row in text.itertuples(index=False)
-    ]
+    ] or ["| " + " | ".join([EMPTY_ROW] + [""] * (len(text.columns) - 1)) + " |"]
     return "\n".join([header, rule, *body]) + "\n"
