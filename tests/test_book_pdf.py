@@ -56,14 +56,20 @@ def test_pdf_has_the_gee_percentages(built_book: Path, pdf_text: str) -> None:
         assert f"{results[key]:.2f}".replace("-", "\u2212") in pdf_text, key  # a true minus
 
 
-def test_pdf_has_figures(built_book: Path) -> None:
-    if not shutil.which("pdfimages"):
-        pytest.skip("no pdfimages")
-    pdf = next((built_book / "pdf").glob("*.pdf"))
-    listing = subprocess.run(
-        ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
-    ).stdout.splitlines()[2:]
-    assert len(listing) >= 12, "fewer images than the book's figures"
+def test_pdf_has_vector_figures(built_book: Path, latex) -> None:
+    """Every figure is included as a PDF (vector), none as a raster image."""
+    _, tex = latex
+    included = re.findall(
+        r"\\sphinxincludegraphics(?:\[[^]]*\])?\{\{[^}]*\}(\.\w+)\}", "\n".join(tex)
+    )
+    assert len(included) >= 12, "fewer figures than the book's"
+    assert set(included) == {".pdf"}, included
+    if shutil.which("pdfimages"):
+        pdf = next((built_book / "pdf").glob("*.pdf"))
+        listing = subprocess.run(
+            ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[2:]
+        assert not listing, "raster images in the PDF"
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +148,7 @@ def test_every_row_of_every_table_is_in_the_pdf(built_book: Path, pdf_text: str)
     for csv in sorted((built_book / "supplement" / "tables").glob("*.csv")):
         for ident in row_identifiers(csv):
             checked += 1
+            ident = ident.replace("\u2212", "-")
             parts = ident.split()
             if not (ident in flat or (len(parts) > 1 and all(p in words for p in parts))):
                 missing.append(f"{csv.stem}: {ident}")
@@ -178,7 +185,7 @@ def test_pages_are_kept_as_images(built_book: Path, pdf_text: str) -> None:
     wanted = {
         "title": 1,
         "long-table-continued": page_of(pages, r"continued from previous page"),
-        "gee-main-table": page_of(pages, r"Table 4\.1 Parameter estimates"),
+        "gee-main-table": page_of(pages, r"Table 4\.1: Parameter estimates"),
     }
     assert wanted["long-table-continued"] > 1
     dest = artefact_dir() / "pdf-pages"
