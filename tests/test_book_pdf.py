@@ -210,3 +210,25 @@ def test_pages_are_kept_as_images(built_book: Path, pdf_text: str) -> None:
         image = dest / f"{name}.png"
         assert image.stat().st_size > 10_000, image
         print(f"PDF page {number} ({name}): {image}")
+
+
+def test_the_supplement_numbers_tables_and_figures_as_the_pdf(
+    built_book: Path, pdf_text: str
+) -> None:
+    """The supplement's index (numbered from the sources) names each table and figure by the
+    number and caption the PDF prints."""
+    from calcinosis import paths
+    from calcinosis.book.numbers import numbered_items
+
+    values = json.loads((built_book / "results.json").read_text("utf-8"))
+    patients = sorted(k.split("_")[1] for k in values if re.fullmatch(r"patient_\w+_patient_id", k))
+    chapters = {p.stem: p for p in paths.CHAPTERS_DIR.glob("*.md")}
+    items = numbered_items(chapters, paths.BOOK_DIR / "_toc.yml", patients, values)
+    assert len(items) > 30
+    flat = re.sub(r"\s+", " ", pdf_text)
+    wrong = [
+        i.label
+        for i in items
+        if f"{i.label}: {' '.join(i.caption.split()[:2])}" not in flat.replace("’", "'")
+    ]
+    assert not wrong, wrong
