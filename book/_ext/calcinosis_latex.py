@@ -15,6 +15,7 @@ The title page, the contents' name and the bibliography's heading are in ``calci
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -32,13 +33,17 @@ IDENTIFIER = re.compile(r"\b[A-Za-z]+\d+(?:-[A-Za-z]+\d+)+\b")
 NUMBER_SIGN = re.compile(r"(?<![\w\-.])-(?=\.?\d)")
 MINUS = "\u2212"
 
-# How many characters of a cell's text count towards its column's width: longer cells wrap.
+# A word longer than this may break every BREAK_EVERY characters (a SHA-256 digest).
 WRAP_AT = 24
-BREAK_EVERY = 16  # a longer word may break after so many characters
+BREAK_EVERY = 16
+WRAP_EM = 11  # a cell's text wider than this (in em of its font) wraps in its column
 # Room for a table, in pt: the A4 page's line, and the line of a landscape page.
 PORTRAIT, LANDSCAPE = 450, 640
-EM = 0.45  # the width of an average character, in em of its font
-CELL_PADDING = 12  # 2 \tabcolsep, in pt, whatever the font
+CELL_PADDING = 13  # 2 \tabcolsep (12 pt, whatever the font) and 1 pt to spare
+# The fonts of the PDF (Sphinx's xelatex defaults): cells in the serif, headers in the sans;
+# text is measured with them, or counted at FALLBACK_EM a character when they are missing.
+BODY_FONT, HEADER_FONT = "FreeSerif", "FreeSans"
+FALLBACK_EM = 0.6
 # Table fonts, largest first, with their size in pt: a table takes the largest that fits on a
 # portrait page, else the largest that fits on a landscape one (else the smallest, wrapped).
 FONTS = ((10, r"\small"), (9, r"\footnotesize"), (8, r"\scriptsize"))
@@ -81,21 +86,18 @@ def _lay_out_table(table: nodes.table) -> None:
     widths, right = [], []
     for j in range(len(specs)):
         cells = [r.children[j] for r in rows]
-        words = [min(len(w), WRAP_AT) for cell in cells for w in cell.astext().split()] or [1]
-        body = [len(c.astext()) for r, c in zip(rows, cells, strict=True) if id(r) not in header]
-        numeric = any("text-right" in c.get("classes", []) for c in cells)
-        # digits and bold sans-serif headers are wider than the average letter
-        content = max(max(words), min(max(body or [1]), WRAP_AT)) * (1.1 if numeric else 1)
-        header_words = [
-            len(w)
-            for r, c in zip(rows, cells, strict=True)
-            if id(r) in header
-            for w in c.astext().split()
-        ] or [1]
-        widths.append(max(content, 1.2 * max(header_words), 3))
-        right.append(numeric)
+        widest = [0.5]  # in em: the widest word (cannot wrap) and cell (up to WRAP_EM)
+        for row, cell in zip(rows, cells, strict=True):
+            font = HEADER_FONT if id(row) in header else BODY_FONT
+            text = cell.astext()
+            words = [_em(w[:BREAK_EVERY] if len(w) > WRAP_AT else w, font) for w in text.split()]
+            widest += words
+            if id(row) not in header:
+                widest.append(min(_em(text, font), WRAP_EM))
+        widths.append(max(widest))
+        right.append(any("text-right" in c.get("classes", []) for c in cells))
     landscape, (points, size) = _fit(widths)
-    weights = [round(w * EM * points + CELL_PADDING) for w in widths]
+    weights = [round(w * points + CELL_PADDING) for w in widths]
     total = sum(weights)
     align = {True: r">{\raggedleft\arraybackslash}", False: r">{\raggedright\arraybackslash}"}
     spec = addnodes.tabular_col_spec(
@@ -116,12 +118,36 @@ def _lay_out_table(table: nodes.table) -> None:
 
 def _fit(widths: list[float]) -> tuple[bool, tuple[int, str]]:
     """Landscape or not, and the table's font: the largest font that fits the portrait line,
-    else the landscape line (`widths` in characters)."""
+    else the landscape line (`widths` in em)."""
     for landscape, room in ((False, PORTRAIT), (True, LANDSCAPE)):
         for points, command in FONTS:
-            if sum(widths) * EM * points + CELL_PADDING * len(widths) <= room:
+            if sum(widths) * points + CELL_PADDING * len(widths) <= room:
                 return landscape, (points, command)
     return True, FONTS[-1]
+
+
+@functools.cache
+def _face(family: str):
+    """The font file of `family` (regular), opened for measuring; None when not installed."""
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        face = FT2Font(findfont(FontProperties(family=family), fallback_to_default=False))
+    except ValueError:
+        return None
+    face.set_size(100, 72)  # 100 pt at 72 dpi: widths in 1/64 pt of a 100 pt font
+    return face
+
+
+@functools.cache
+def _em(text: str, family: str) -> float:
+    """The width of `text` set in `family`, in em."""
+    face = _face(family)
+    if face is None:
+        return FALLBACK_EM * len(text)
+    face.set_text(text, 0.0)
+    return face.get_width_height()[0] / 64 / 100
 
 
 def _breakable_long_words(text: nodes.Text) -> None:
