@@ -56,14 +56,20 @@ def test_pdf_has_the_gee_percentages(built_book: Path, pdf_text: str) -> None:
         assert f"{results[key]:.2f}".replace("-", "\u2212") in pdf_text, key  # a true minus
 
 
-def test_pdf_has_figures(built_book: Path) -> None:
-    if not shutil.which("pdfimages"):
-        pytest.skip("no pdfimages")
-    pdf = next((built_book / "pdf").glob("*.pdf"))
-    listing = subprocess.run(
-        ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
-    ).stdout.splitlines()[2:]
-    assert len(listing) >= 12, "fewer images than the book's figures"
+def test_pdf_has_vector_figures(built_book: Path, latex) -> None:
+    """Every figure is included as a PDF (vector), none as a raster image."""
+    _, tex = latex
+    included = re.findall(
+        r"\\sphinxincludegraphics(?:\[[^]]*\])?\{\{[^}]*\}(\.\w+)\}", "\n".join(tex)
+    )
+    assert len(included) >= 12, "fewer figures than the book's"
+    assert set(included) == {".pdf"}, included
+    if shutil.which("pdfimages"):
+        pdf = next((built_book / "pdf").glob("*.pdf"))
+        listing = subprocess.run(
+            ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[2:]
+        assert not listing, "raster images in the PDF"
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +148,7 @@ def test_every_row_of_every_table_is_in_the_pdf(built_book: Path, pdf_text: str)
     for csv in sorted((built_book / "supplement" / "tables").glob("*.csv")):
         for ident in row_identifiers(csv):
             checked += 1
+            ident = ident.replace("\u2212", "-")
             parts = ident.split()
             if not (ident in flat or (len(parts) > 1 and all(p in words for p in parts))):
                 missing.append(f"{csv.stem}: {ident}")
@@ -178,7 +185,7 @@ def test_pages_are_kept_as_images(built_book: Path, pdf_text: str) -> None:
     wanted = {
         "title": 1,
         "long-table-continued": page_of(pages, r"continued from previous page"),
-        "gee-main-table": page_of(pages, r"Table 4\.1 Parameter estimates"),
+        "gee-main-table": page_of(pages, r"Table 4\.1: Parameter estimates"),
     }
     assert wanted["long-table-continued"] > 1
     dest = artefact_dir() / "pdf-pages"
@@ -203,3 +210,25 @@ def test_pages_are_kept_as_images(built_book: Path, pdf_text: str) -> None:
         image = dest / f"{name}.png"
         assert image.stat().st_size > 10_000, image
         print(f"PDF page {number} ({name}): {image}")
+
+
+def test_the_supplement_numbers_tables_and_figures_as_the_pdf(
+    built_book: Path, pdf_text: str
+) -> None:
+    """The supplement's index (numbered from the sources) names each table and figure by the
+    number and caption the PDF prints."""
+    from calcinosis import paths
+    from calcinosis.book.numbers import numbered_items
+
+    values = json.loads((built_book / "results.json").read_text("utf-8"))
+    patients = sorted(k.split("_")[1] for k in values if re.fullmatch(r"patient_\w+_patient_id", k))
+    chapters = {p.stem: p for p in paths.CHAPTERS_DIR.glob("*.md")}
+    items = numbered_items(chapters, paths.BOOK_DIR / "_toc.yml", patients, values)
+    assert len(items) > 30
+    flat = re.sub(r"\s+", " ", pdf_text)
+    wrong = [
+        i.label
+        for i in items
+        if f"{i.label}: {' '.join(i.caption.split()[:2])}" not in flat.replace("’", "'")
+    ]
+    assert not wrong, wrong

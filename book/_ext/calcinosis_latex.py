@@ -2,7 +2,8 @@
 
 - Every table is a ``longtable`` (breaks across pages, header repeated) whose columns get
   widths from their content (``\\X{w}{total}``, wrapped, numbers right-aligned) and a font
-  size that lets the widest fit: no table runs off the page or out of the bottom.
+  size that lets the widest fit, on a landscape page when a portrait one is too narrow: no
+  table runs off the page or out of the bottom.
 - The parts of ``_toc.yml`` become ``\\part`` pages, as the site groups its chapters; the home
   page's text becomes an unnumbered opening chapter instead of running on after the contents.
 - The bibliography is printed in the References chapter (Sphinx moves it to the very end).
@@ -14,6 +15,7 @@ The title page, the contents' name and the bibliography's heading are in ``calci
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -31,15 +33,20 @@ IDENTIFIER = re.compile(r"\b[A-Za-z]+\d+(?:-[A-Za-z]+\d+)+\b")
 NUMBER_SIGN = re.compile(r"(?<![\w\-.])-(?=\.?\d)")
 MINUS = "\u2212"
 
-# How many characters of a cell's text count towards its column's width: longer cells wrap.
-WRAP_AT = 30
-# The space between two columns (2 \tabcolsep), in characters.
-GAP = 3
-# Table font by the table's width in characters (cells capped at WRAP_AT, gaps included): the
-# first size whose limit the table stays under; a line of the A4 page holds about 100
-# characters of 10 pt FreeSerif.
-FONT_SIZES = ((100, r"\small"), (112, r"\footnotesize"), (126, r"\scriptsize"))
-SMALLEST = r"\tiny"
+# A word longer than this may break every BREAK_EVERY characters (a SHA-256 digest).
+WRAP_AT = 24
+BREAK_EVERY = 16
+WRAP_EM = 11  # a cell's text wider than this (in em of its font) wraps in its column
+# Room for a table, in pt: the A4 page's line, and the line of a landscape page.
+PORTRAIT, LANDSCAPE = 450, 640
+CELL_PADDING = 13  # 2 \tabcolsep (12 pt, whatever the font) and 1 pt to spare
+# The fonts of the PDF (Sphinx's xelatex defaults): cells in the serif, headers in the sans;
+# text is measured with them, or counted at FALLBACK_EM a character when they are missing.
+BODY_FONT, HEADER_FONT = "FreeSerif", "FreeSans"
+FALLBACK_EM = 0.6
+# Table fonts, largest first, with their size in pt: a table takes the largest that fits on a
+# portrait page, else the largest that fits on a landscape one (else the smallest, wrapped).
+FONTS = ((10, r"\small"), (9, r"\footnotesize"), (8, r"\scriptsize"))
 
 
 class LatexLayout(SphinxPostTransform):
@@ -73,35 +80,92 @@ def _lay_out_table(table: nodes.table) -> None:
     rows = list(group.findall(nodes.row))
     if not specs or not rows or any(len(r.children) != len(specs) for r in rows):
         return  # spanning cells: leave the table to Sphinx
+    for text in list(group.findall(nodes.Text)):
+        _breakable_long_words(text)
     header = {id(r) for head in group.findall(nodes.thead) for r in head.findall(nodes.row)}
     widths, right = [], []
     for j in range(len(specs)):
         cells = [r.children[j] for r in rows]
-        words = [len(w) for cell in cells for w in cell.astext().split()] or [1]
-        body = [len(c.astext()) for r, c in zip(rows, cells, strict=True) if id(r) not in header]
-        head = [len(c.astext()) for r, c in zip(rows, cells, strict=True) if id(r) in header]
-        numeric = any("text-right" in c.get("classes", []) for c in cells)
-        # digits and bold sans-serif headers are wider than the average letter
-        content = max(max(words), min(max(body or [1]), WRAP_AT)) * (1.2 if numeric else 1)
-        header_words = [len(w) for r, c in zip(rows, cells, strict=True) if id(r) in header
-                        for w in c.astext().split()] or [1]
-        natural = max(content, 1.25 * max(header_words), min(max(head or [1]), 12))
-        widths.append(round(natural) + GAP)
-        right.append(numeric)
-    total = sum(widths)
+        widest = [0.5]  # in em: the widest word (cannot wrap) and cell (up to WRAP_EM)
+        for row, cell in zip(rows, cells, strict=True):
+            font = HEADER_FONT if id(row) in header else BODY_FONT
+            text = cell.astext()
+            words = [_em(w[:BREAK_EVERY] if len(w) > WRAP_AT else w, font) for w in text.split()]
+            widest += words
+            if id(row) not in header:
+                widest.append(min(_em(text, font), WRAP_EM))
+        widths.append(max(widest))
+        right.append(any("text-right" in c.get("classes", []) for c in cells))
+    landscape, (points, size) = _fit(widths)
+    weights = [round(w * points + CELL_PADDING) for w in widths]
+    total = sum(weights)
     align = {True: r">{\raggedleft\arraybackslash}", False: r">{\raggedright\arraybackslash}"}
     spec = addnodes.tabular_col_spec(
         spec="".join(
-            rf"{align[r]}\X{{{w}}}{{{total}}}" for w, r in zip(widths, right, strict=True)
+            rf"{align[r]}\X{{{w}}}{{{total}}}" for w, r in zip(weights, right, strict=True)
         )
     )
-    size = next((s for limit, s in FONT_SIZES if total <= limit), SMALLEST)
     table["classes"] = [*table.get("classes", []), "longtable"]
     parent = table.parent
     at = parent.index(table)
-    parent.insert(at + 1, _raw(r"\endgroup"))
-    parent.insert(at, _raw(r"\begingroup" + size))
+    start, end = r"\begingroup" + size, r"\endgroup"
+    if landscape:
+        start, end = r"\begin{landscape}" + start, end + r"\end{landscape}"
+    parent.insert(at + 1, _raw(end))
+    parent.insert(at, _raw(start))
     parent.insert(at + 1, spec)
+
+
+def _fit(widths: list[float]) -> tuple[bool, tuple[int, str]]:
+    """Landscape or not, and the table's font: the largest font that fits the portrait line,
+    else the landscape line (`widths` in em)."""
+    for landscape, room in ((False, PORTRAIT), (True, LANDSCAPE)):
+        for points, command in FONTS:
+            if sum(widths) * points + CELL_PADDING * len(widths) <= room:
+                return landscape, (points, command)
+    return True, FONTS[-1]
+
+
+@functools.cache
+def _face(family: str):
+    """The font file of `family` (regular), opened for measuring; None when not installed."""
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        face = FT2Font(findfont(FontProperties(family=family), fallback_to_default=False))
+    except ValueError:
+        return None
+    face.set_size(100, 72)  # 100 pt at 72 dpi: widths in 1/64 pt of a 100 pt font
+    return face
+
+
+@functools.cache
+def _em(text: str, family: str) -> float:
+    """The width of `text` set in `family`, in em."""
+    face = _face(family)
+    if face is None:
+        return FALLBACK_EM * len(text)
+    face.set_text(text, 0.0)
+    return face.get_width_height()[0] / 64 / 100
+
+
+def _breakable_long_words(text: nodes.Text) -> None:
+    """A word longer than a column may be (a SHA-256 digest) may break every BREAK_EVERY
+    characters."""
+    value = str(text)
+    if text.parent is None or not any(len(w) > WRAP_AT for w in value.split()):
+        return
+    pieces: list[nodes.Node] = []
+    for part in re.split(r"(\s+)", value):
+        if len(part) <= WRAP_AT:
+            pieces.append(nodes.Text(part))
+            continue
+        for start in range(0, len(part), BREAK_EVERY):
+            if start:
+                pieces.append(_raw(r"\allowbreak{}"))
+            pieces.append(nodes.Text(part[start : start + BREAK_EVERY]))
+    text.parent.replace(text, pieces)
 
 
 def _bibliography_in_place(document: nodes.document, files: list) -> None:
@@ -124,7 +188,9 @@ def _parts(document: nodes.document, files: list, toc_path: Path) -> None:
     starts = {f.get("docname"): f for f in files}
     for part in toc.get("parts", []):
         chapters = part.get("chapters") or []
-        first = Path(str(chapters[0].get("file", ""))).with_suffix("").as_posix() if chapters else ""
+        first = (
+            Path(str(chapters[0].get("file", ""))).with_suffix("").as_posix() if chapters else ""
+        )
         node = starts.get(first)
         if node is None or "caption" not in part:
             continue

@@ -520,8 +520,8 @@ SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 
 
 def render(fig: Figure):
-    """Render once and close: PNG (the page's and the PDF's) and SVG (the supplement's), both
-    without dates or random ids."""
+    """Render once and close: PNG (the web page's), PDF (the book PDF's: vector) and SVG (the
+    supplement's), all without dates or random ids."""
     import io
 
     from calcinosis.sections import Figure as Rendered
@@ -529,7 +529,11 @@ def render(fig: Figure):
     out = {}
     try:
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
-            for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
+            for fmt, metadata in (
+                ("png", {"Software": None}),
+                ("svg", {"Date": None}),
+                ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
+            ):
                 buffer = io.BytesIO()
                 fig.savefig(
                     buffer, format=fmt, dpi=theme.DPI, bbox_inches="tight", metadata=metadata
@@ -537,4 +541,4 @@ def render(fig: Figure):
                 out[fmt] = buffer.getvalue()
     finally:
         plt.close(fig)
-    return Rendered(png=out["png"], svg=out["svg"])
+    return Rendered(png=out["png"], svg=out["svg"], pdf=out["pdf"])

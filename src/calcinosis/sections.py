@@ -45,10 +45,12 @@ class Table:
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure rendered once: PNG for the page (and the PDF), SVG for the supplement."""
+    """A figure rendered once: PNG for the web page, PDF for the book's PDF (vector), SVG for
+    the supplement."""
 
     png: bytes
     svg: bytes
+    pdf: bytes = b""
 
 
 @dataclass
@@ -82,7 +84,9 @@ class Section:
         for name in sorted(self.tables):
             h.update(name.encode() + self.tables[name].markdown().encode())
         for name in sorted(self.figures):
-            h.update(name.encode() + hashlib.sha256(self.figures[name].png).digest())
+            figure = self.figures[name]
+            h.update(name.encode() + hashlib.sha256(figure.png).digest())
+            h.update(hashlib.sha256(figure.pdf).digest())
         return h.hexdigest()
 
 

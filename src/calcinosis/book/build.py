@@ -262,7 +262,13 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             report.runs = execute_pages(
                 plan.pages, digests, tmp, store, pool, _previous_times(previous), echo
             )
-        supplement.make(tmp / RESULTS_DIR, plan.data_dir, tmp / "supplement")
+        supplement.make(
+            tmp / RESULTS_DIR,
+            plan.data_dir,
+            tmp / "supplement",
+            {c.name: c.path for c in plan.chapters},
+            plan.book_dir / "_toc.yml",
+        )
         shutil.copyfile(tmp / RESULTS_DIR / "results.json", tmp / "results.json")
         comparison = None
         if plan.compare_to is not None:

@@ -38,11 +38,11 @@ class Item:
 
 
 def numbered_items(
-    chapters_dir: Path, toc_path: Path, patients: list[str], values: dict | None = None
+    chapters: dict[str, Path], toc_path: Path, patients: list[str], values: dict | None = None
 ) -> list[Item]:
-    """Every numbered table and figure of the book, in order; `patients`: the name suffixes
-    (slugs) of the patient pages, in the book's order; `values` (results.json) fill the
-    captions' glued text."""
+    """Every numbered table and figure of the book, in order. `chapters`: each page's
+    Jupytext file by name; `patients`: the name suffixes (slugs) of the patient pages, in the
+    book's order; `values` (results.json) fill the captions' glued text."""
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
     items: list[Item] = []
     chapter = 0
@@ -57,8 +57,8 @@ def numbered_items(
                 pages += [(TEMPLATE, f"_{slug}") for slug in patients]
             counts = {"Table": 0, "Figure": 0}
             for source, suffix in pages:
-                path = chapters_dir / f"{source}.md"
-                if not path.is_file():
+                path = chapters.get(source)
+                if path is None or not path.is_file():
                     continue
                 text = path.read_text(encoding="utf-8")
                 for kind, name, caption in _captioned(text, values or {}):

@@ -73,7 +73,7 @@ class _Memory:
             for name, table in section.tables.items()
         }
         self._figures = {
-            section.item_name(name): figure.png
+            section.item_name(name): figure
             for section in computed.values()
             for name, figure in section.figures.items()
         }
@@ -84,7 +84,10 @@ class _Memory:
         return self._tables[name]
 
     def figure_png(self, name: str) -> bytes:
-        return self._figures[name]
+        return self._figures[name].png
+
+    def figure_pdf(self, name: str) -> bytes:
+        return self._figures[name].pdf
 
 
 def _source(data_dir, results_dir, params: dict):
@@ -123,7 +126,9 @@ def _glue_section(source, name: str) -> dict:
     for full in entry["tables"]:
         _glue_markdown(full.removesuffix(item_suffix), source.table_markdown(full))
     for full in entry["figures"]:
-        _glue_png(full.removesuffix(item_suffix), source.figure_png(full))
+        _glue_figure(
+            full.removesuffix(item_suffix), source.figure_png(full), source.figure_pdf(full)
+        )
     return values
 
 
@@ -146,7 +151,21 @@ def _glue_markdown(name: str, text: str) -> None:
     _glue(name, Markdown(text))
 
 
-def _glue_png(name: str, data: bytes) -> None:
-    from IPython.display import Image
+class _Figure:
+    """A figure as PNG (the web page) and PDF (the book's PDF: myst-nb's LaTeX output prefers
+    application/pdf, so the figures there stay vector)."""
 
-    _glue(name, Image(data=data, format="png"))
+    def __init__(self, png: bytes, pdf: bytes) -> None:
+        self.png, self.pdf = png, pdf
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import base64
+
+        bundle = {"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": "figure"}
+        if self.pdf:
+            bundle["application/pdf"] = base64.b64encode(self.pdf).decode("ascii")
+        return bundle
+
+
+def _glue_figure(name: str, png: bytes, pdf: bytes) -> None:
+    _glue(name, _Figure(png, pdf))

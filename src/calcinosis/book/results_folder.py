@@ -5,7 +5,7 @@
     parameters.json     the parameters the results were computed with
     tables/<name>.md    the table as the book prints it (MyST, every cell escaped)
     tables/<name>.csv   the table at full precision, and as .xlsx
-    figures/<name>.png  the figure for the page and the PDF, and as .svg
+    figures/<name>.png  the figure for the web page, .pdf for the book's PDF, and as .svg
 
 Everything is written from the sections alone, in sorted order: same sections, same bytes.
 """
@@ -54,6 +54,7 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
         for name, figure in section.figures.items():
             (dest / "figures" / f"{section.item_name(name)}.png").write_bytes(figure.png)
             (dest / "figures" / f"{section.item_name(name)}.svg").write_bytes(figure.svg)
+            (dest / "figures" / f"{section.item_name(name)}.pdf").write_bytes(figure.pdf)
 
 
 def write_table(frame, name: str, dest: Path, decimals: Decimals = 2) -> None:
@@ -120,6 +121,9 @@ class Folder:
 
     def figure_png(self, name: str) -> bytes:
         return (self.path / "figures" / f"{name}.png").read_bytes()
+
+    def figure_pdf(self, name: str) -> bytes:
+        return (self.path / "figures" / f"{name}.pdf").read_bytes()
 
 
 def write_zip(src_dir: Path, zip_path: Path) -> None:

@@ -281,7 +281,8 @@ def build_book(
     lock.close()
     if pdf:
         latex = tmp / "_jb-pdflatex" / "_build" / "latex"
-        found = sorted(latex.glob("*.pdf"))
+        # the book's PDF has its .tex beside it (the figures' PDFs there have none)
+        found = sorted(p for p in latex.glob("*.pdf") if p.with_suffix(".tex").is_file())
         if not found:
             raise BookFailed("pdflatex", logs / "jupyter-book-pdflatex.log")
         (tmp / "pdf").mkdir()

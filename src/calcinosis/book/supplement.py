@@ -24,16 +24,20 @@ def make(
     results_dir: Path,
     data_dir: Path,
     dest: Path,
-    chapters_dir: Path = paths.CHAPTERS_DIR,
+    chapters: dict[str, Path] | None = None,
     toc_path: Path = paths.BOOK_DIR / "_toc.yml",
 ) -> None:
-    """Write `dest/` (the supplement's folder) and `dest.zip` beside it."""
+    """Write `dest/` (the supplement's folder) and `dest.zip` beside it; `chapters` (each
+    page's Jupytext file by name, default those of chapters/) and `toc_path` number the
+    tables and figures as the book does."""
     from calcinosis.data import dataset_files
 
     sections = json.loads((results_dir / "sections.json").read_text(encoding="utf-8"))
     values = json.loads((results_dir / "results.json").read_text(encoding="utf-8"))
     patients = [e["scope"] for e in sections.values() if e.get("scope")]
-    items = {i.name: i for i in numbered_items(chapters_dir, toc_path, patients, values)}
+    if chapters is None:
+        chapters = {p.stem: p for p in paths.CHAPTERS_DIR.glob("*.md")}
+    items = {i.name: i for i in numbered_items(chapters, toc_path, patients, values)}
     (dest / "tables").mkdir(parents=True)
     (dest / "figures").mkdir()
     (dest / "data").mkdir()
@@ -47,7 +51,7 @@ def make(
                 )
             add_about_sheet(dest / "tables" / f"{name}.xlsx", items.get(name))
         for name in entry["figures"]:
-            for suffix in (".svg", ".png"):
+            for suffix in (".svg", ".pdf", ".png"):
                 shutil.copyfile(
                     results_dir / "figures" / f"{name}{suffix}",
                     dest / "figures" / f"{name}{suffix}",
@@ -108,7 +112,7 @@ def _readme(sections: dict, items: dict[str, Item], data: list[str]) -> str:
         for entry in sections.values()
         for name in entry["tables"]
     ] + [
-        (f"figures/{name}.svg, .png", name)
+        (f"figures/{name}.svg, .pdf, .png", name)
         for entry in sections.values()
         for name in entry["figures"]
     ]
@@ -116,7 +120,7 @@ def _readme(sections: dict, items: dict[str, Item], data: list[str]) -> str:
     files.sort(key=lambda f: (order.index(f[1]) if f[1] in items else len(order), f[1]))
     for path, name in files:
         item = items.get(name)
-        where = item.label if item else "appendix or supplement only"
+        where = item.label if item else "not numbered in the book"
         caption = item.caption.replace("|", "\\|") if item else "–"
         lines.append(f"| `{path}` | {where} | {caption} |")
     lines += ["", "## Data (`data/`, as validated)", ""]
