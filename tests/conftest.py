@@ -100,53 +100,10 @@ def built_book(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dask_scheduler():
-    """A real `dask scheduler` and `dask worker` (two single-threaded processes) on 127.0.0.1,
-    started from the venv's `dask` command with this checkout's code; ended after the tests."""
-    import os
-    import socket
-    import subprocess
-    import sys
+    """A real `dask scheduler` and `dask worker` (two processes) on 127.0.0.1 running this
+    checkout's code (and the test modules' tasks); ended after the tests."""
+    from calcinosis.runner import separate_cluster
 
-    from distributed import Client
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root / "tests")])}
-    dask = str(Path(sys.executable).parent / "dask")
-    address = f"tcp://127.0.0.1:{port}"
-    commands = [
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        [
-            dask,
-            "worker",
-            address,
-            "--nworkers",
-            "2",
-            "--nthreads",
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--no-dashboard",
-        ],
-    ]
-    procs = [
-        subprocess.Popen(
-            c, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for c in commands
-    ]
-    try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
+    with separate_cluster(2, pythonpath=[root / "src", root / "tests"]) as address:
         yield address
-    finally:
-        for proc in reversed(procs):
-            os.killpg(proc.pid, 15)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()

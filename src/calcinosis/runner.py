@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,52 @@ def client(scheduler: str | None = None, workers: int | None = None) -> Iterator
         yield c
 
 
+@contextmanager
+def separate_cluster(n_workers: int = 2, pythonpath: Sequence[Path] = ()) -> Iterator[str]:
+    """A `dask scheduler` and a `dask worker` with `n_workers` single-threaded processes,
+    started as commands of this environment on 127.0.0.1 (free ports, no dashboard), as an
+    operator would start them; yields the scheduler's address and ends both after. For tests
+    and benchmarks of `--scheduler`; `pythonpath` is prepended to the workers' PYTHONPATH."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep)}
+    dask = str(Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{port}"
+    common = ["--host", "127.0.0.1", "--no-dashboard"]
+    commands = [
+        [dask, "scheduler", "--port", str(port), *common],
+        [dask, "worker", address, "--nworkers", str(n_workers), "--nthreads", "1", *common],
+    ]
+    procs = [
+        subprocess.Popen(
+            c, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for c in commands
+    ]
+    try:
+        with Client(address, timeout="60s") as c:
+            c.wait_for_workers(n_workers, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):  # each started its own session: end it and its children
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def run(
     tasks: Sequence[Task],
     store: Store,
@@ -151,9 +197,12 @@ def run(
     workers: int | None = None,
     progress: bool = True,
     description: str = "tasks",
+    on: Any = None,
 ) -> Report:
     """Compute every task not yet in `store` and store each result when it arrives.
 
+    `on` is a Dask client to use (several runs on one cluster, or a cluster already warm);
+    without it, `client(scheduler, workers)` is made for the run and closed after it.
     Ctrl-C cancels what is left and ends the local cluster; what finished stays stored.
     Raises TaskError after the run if some tasks raised (their keys are not stored).
     """
@@ -168,7 +217,7 @@ def run(
     start = time.perf_counter()
     failures: dict[str, str] = {}
     if pending:
-        with client(scheduler, workers) as c:
+        with nullcontext(on) if on is not None else client(scheduler, workers) as c:
             report.workers = len(c.scheduler_info()["workers"])
             futures = {
                 c.submit(_timed, t.func, t.args, key=f"{description}-{t.key}", pure=False): t.key
