@@ -269,10 +269,12 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
     finished member, and a second run resumes."""
     from calcinosis import ensemble as ens
+    from calcinosis.book.process import sigterm_as_interrupt
     from calcinosis.runner import TaskError
 
     try:
-        manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
+        with sigterm_as_interrupt():
+            manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
     except KeyboardInterrupt:
         done = len(list((out_dir / ens.MEMBERS_DIR).glob("*.json")))
         click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)

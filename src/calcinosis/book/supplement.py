@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from calcinosis import __version__
+from calcinosis import __version__, paths
 from calcinosis.book.results_folder import write_zip
 
 
@@ -41,6 +41,11 @@ def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
             continue  # only the dataset's own files are published
         shutil.copyfile(path, dest / "data" / path.name)
         data.append(path.name)
+    shipped = [paths.ENSEMBLE_DIR / n for n in ("ensemble.csv", "manifest.json")]
+    if all(p.is_file() for p in shipped):
+        (dest / "ensemble").mkdir()
+        for path in shipped:
+            shutil.copyfile(path, dest / "ensemble" / path.name)
     (dest / "README.md").write_text(_readme(sections, data), encoding="utf-8")
     write_zip(dest, dest.with_suffix(".zip"))
 
@@ -66,5 +71,12 @@ def _readme(sections: dict, data: list[str]) -> str:
             )
     lines += ["", "## Data (`data/`, as validated)", ""]
     lines += [f"- {name}" for name in data] or ["- (none)"]
+    lines += [
+        "",
+        "## The ensemble of reconstructions (`ensemble/`, when the book ships one)",
+        "",
+        "`ensemble.csv`: one row per member and number (chapter 'What the summaries pin "
+        "down'); `manifest.json`: code hash, assumptions, seeds, versions, timings.",
+    ]
     lines.append("")
     return "\n".join(lines)
