@@ -16,6 +16,7 @@ the rates count members, not start-up.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -58,15 +59,19 @@ def member_cost(seeds: list[int]) -> dict[str, float]:
     return {step: statistics.median(values) for step, values in steps.items()}
 
 
-def rate(n: int, **where) -> tuple[float, float]:
-    """(members per second, seconds) for members 1..n on a warm cluster."""
+def rate(n: int, **where) -> tuple[float, float, float]:
+    """(members per second, seconds, busy workers) for members 1..n on a warm cluster; busy
+    is the members' own compute seconds over the wall time: how many workers were kept
+    working, whatever else slows the machine down."""
     with runner.client(**where) as c:
         c.run(_warm)
         with tempfile.TemporaryDirectory() as folder:
+            store, todo = runner.Store(folder), ensemble.tasks(n)
             start = time.perf_counter()
-            runner.run(ensemble.tasks(n), runner.Store(folder), progress=False, on=c)
+            runner.run(todo, store, progress=False, on=c)
             seconds = time.perf_counter() - start
-    return n / seconds, seconds
+            busy = sum(store.seconds([t.key for t in todo]).values()) / seconds
+    return n / seconds, seconds, busy
 
 
 def main() -> None:
@@ -83,22 +88,23 @@ def main() -> None:
     print(f"| total | {total:.2f} | |\n")
 
     src = Path(ensemble.__file__).resolve().parents[1]
-    one, t1 = rate(args.members, workers=1)
-    two, t2 = rate(args.members, workers=2)
+    one, t1, b1 = rate(args.members, workers=1)
+    two, t2, b2 = rate(args.members, workers=2)
     with runner.separate_cluster(2, pythonpath=[src]) as address:
-        ext, te = rate(args.members, scheduler=address)
+        ext, te, be = rate(args.members, scheduler=address)
     print(f"## Members per second ({args.members} members each, warm clusters)\n")
-    print("| configuration | seconds | members/s |\n| --- | ---: | ---: |")
-    for name, r, t in (
-        ("local cluster, 1 worker", one, t1),
-        ("local cluster, 2 workers", two, t2),
-        ("dask scheduler + dask worker (2 processes)", ext, te),
+    print("| configuration | seconds | members/s | workers busy |\n| --- | ---: | ---: | ---: |")
+    for name, r, t, b in (
+        ("local cluster, 1 worker", one, t1, b1),
+        ("local cluster, 2 workers", two, t2, b2),
+        ("dask scheduler + dask worker (2 processes)", ext, te, be),
     ):
-        print(f"| {name} | {t:.1f} | {r:.3f} |")
+        print(f"| {name} | {t:.1f} | {r:.3f} | {b:.2f} |")
     print(
         f"\n2 workers / 1 worker: {two / one:.2f}× (target ≥ 1.7×); "
         f"separate scheduler / local cluster (2 workers): {ext / two:.2f} (target 0.90 or more)"
     )
+    print(f"load average during the run (1, 5, 15 min): {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,8 @@ def test_the_chapter_section_reads_its_verdicts_from_the_shipped_table():
     assert section.values["ens_n_fixed"] == (expected["verdict"] == pinned.FIXED).sum()
     assert section.values["ens_n_kept"] == shipped.wide().shape[0]
     assert section.values["ens_warning"] == pinned.stale_message()
+    by_grid = section.tables["tab_ensemble_kept_by_grid"].frame
+    assert by_grid["Members"].sum() == section.values["ens_n_members"]
+    assert by_grid["Kept"].sum() == section.values["ens_n_kept"]
+    dropped = section.tables["tab_ensemble_dropped"].frame
+    assert dropped["Members"].sum() == section.values["ens_n_dropped"]

@@ -369,6 +369,10 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
     section.tables["tab_pinned"] = Table(tables.tab_pinned(verdicts))
     section.tables["tab_ensemble_assumptions"] = Table(tables.tab_ensemble_assumptions())
     section.tables["tab_ensemble_dropped"] = Table(tables.tab_ensemble_dropped(manifest), 0)
+    section.tables["tab_ensemble_kept_by_grid"] = Table(
+        tables.tab_ensemble_kept_by_grid(shipped.table if shipped else pd.DataFrame()),
+        {"Clinical grid (mm)": 1, "Members": 0, "Kept": 0, "Kept (%)": 0},
+    )
     section.figures["fig_pinned"] = figures.render(figures.fig_pinned(verdicts))
     yield section
 

@@ -135,7 +135,9 @@ def client(scheduler: str | None = None, workers: int | None = None) -> Iterator
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # the scheduler's web routes on a free local port (None would still take 8787,
+            # which another cluster on the machine may hold)
+            dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as c,
@@ -165,7 +167,7 @@ def separate_cluster(n_workers: int = 2, pythonpath: Sequence[Path] = ()) -> Ite
     address = f"tcp://127.0.0.1:{port}"
     common = ["--host", "127.0.0.1", "--no-dashboard"]
     commands = [
-        [dask, "scheduler", "--port", str(port), *common],
+        [dask, "scheduler", "--port", str(port), "--dashboard-address", "127.0.0.1:0", *common],
         [dask, "worker", address, "--nworkers", str(n_workers), "--nthreads", "1", *common],
     ]
     procs = [

@@ -370,14 +370,23 @@ def pinned_numbers(verdicts: pd.DataFrame) -> dict[str, object]:
         "n_conclusions": int(len(verdicts)),
         "n_fixed": int(fixed.sum()),
         "n_open": int((~fixed).sum()),
-        "fixed_list": "; ".join(verdicts.loc[fixed, "claim"]) or "none",
-        "open_list": "; ".join(verdicts.loc[~fixed, "claim"]) or "none",
+        "fixed_list": _claims(verdicts[fixed]),
+        "open_list": _claims(verdicts[~fixed]),
     }
     for row in verdicts.itertuples(index=False):
         out[f"{row.conclusion}_verdict"] = row.verdict
         out[f"{row.conclusion}_share_pct"] = 100 * row.share_holding
         out[f"{row.conclusion}_in_data"] = _number(row.value_in_data, row.kind)
     return out
+
+
+def _claims(verdicts: pd.DataFrame) -> str:
+    """The claims as one run of text, each saying whether it holds in the data."""
+    said = [
+        claim + ("" if holds else " (does not hold here)")
+        for claim, holds in zip(verdicts["claim"], verdicts["holds_in_data"], strict=True)
+    ]
+    return "; ".join(said) or "none"
 
 
 def _number(value: float, kind: str) -> str:
@@ -429,6 +438,23 @@ def tab_ensemble_assumptions() -> pd.DataFrame:
             }
             for a in ensemble.ASSUMPTIONS
         ]
+    )
+
+
+def tab_ensemble_kept_by_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Members kept and dropped per clinical ruler grid: the assumption that decides most
+    often whether a reconstruction can print the article's numbers."""
+    members = table.drop_duplicates("key")
+    if members.empty:
+        return pd.DataFrame(columns=["Clinical grid (mm)", "Members", "Kept", "Kept (%)"])
+    grouped = members.groupby("clinical_grid_mm")["kept"]
+    return pd.DataFrame(
+        {
+            "Clinical grid (mm)": grouped.size().index,
+            "Members": grouped.size().to_numpy(),
+            "Kept": grouped.sum().astype(int).to_numpy(),
+            "Kept (%)": (100 * grouped.mean()).to_numpy(),
+        }
     )
 
 
