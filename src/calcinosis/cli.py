@@ -21,7 +21,7 @@ def main() -> None:
     "out_dir",
     type=click.Path(path_type=Path),
     required=True,
-    help="Folder to write the dataset into (created; must not hold a dataset).",
+    help="Folder to write the dataset into (created; must not hold a dataset unless --replace).",
 )
 @click.option(
     "--seed",
@@ -30,10 +30,24 @@ def main() -> None:
     show_default="the bundled data's seed",
     help="Seed of the random parts of the reconstruction.",
 )
-def reconstruct(out_dir: Path, seed: int | None) -> None:
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite the dataset already in OUT (the bundled data/, regenerated).",
+)
+def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
     from calcinosis import reconstruct as recon
+    from calcinosis.data import dataset_files
 
+    held = sorted(p.name for p in dataset_files(out_dir).values()) if out_dir.is_dir() else []
+    if held and not replace:
+        click.echo(
+            f"error: {out_dir} already holds a dataset ({', '.join(held)}); "
+            "choose an empty folder, or pass --replace to overwrite it",
+            err=True,
+        )
+        raise SystemExit(2)
     written = recon.write_dataset(out_dir, seed=recon.DEFAULT_SEED if seed is None else seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
