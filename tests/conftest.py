@@ -96,3 +96,14 @@ def built_book(tmp_path_factory) -> Path:
     except BuildError as err:
         pytest.fail(f"the book does not build:\n{err}", pytrace=False)
     return root / "_build"
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """A real `dask scheduler` and `dask worker` (two processes) on 127.0.0.1 running this
+    checkout's code (and the test modules' tasks); ended after the tests."""
+    from calcinosis.runner import separate_cluster
+
+    root = Path(__file__).resolve().parents[1]
+    with separate_cluster(2, pythonpath=[root / "src", root / "tests"]) as address:
+        yield address

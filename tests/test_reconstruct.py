@@ -172,3 +172,15 @@ def test_published_claims_carry_every_printed_radiographic_number(facts):
     gee = facts["results"]["gee_percent_change_per_visit"]
     assert names["gee_length_pct_per_visit"]["value"] == gee["length"]
     assert names["gee_width_pct_per_visit"]["value"] == gee["width"]
+
+
+def test_reconstruct_refuses_a_folder_holding_a_dataset_unless_told(tmp_path):
+    (tmp_path / "measurements.csv").write_text("edited by hand\n", encoding="utf-8")
+    refused = CliRunner().invoke(main, ["reconstruct", "--out", str(tmp_path)])
+    assert refused.exit_code == 2 and "--replace" in refused.output
+    assert (tmp_path / "measurements.csv").read_text(encoding="utf-8") == "edited by hand\n"
+    replaced = CliRunner().invoke(main, ["reconstruct", "--out", str(tmp_path), "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert (tmp_path / "measurements.csv").read_bytes() == (
+        paths.DATA_DIR / "measurements.csv"
+    ).read_bytes()

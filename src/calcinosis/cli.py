@@ -42,10 +42,12 @@ def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
 
     held = sorted(p.name for p in dataset_files(out_dir).values()) if out_dir.is_dir() else []
     if held and not replace:
-        raise click.ClickException(
-            f"{out_dir} already holds a dataset ({', '.join(held)}); "
-            "choose an empty folder, or pass --replace to overwrite those files"
+        click.echo(
+            f"error: {out_dir} already holds a dataset ({', '.join(held)}); "
+            "choose an empty folder, or pass --replace to overwrite it",
+            err=True,
         )
+        raise SystemExit(2)
     written = recon.write_dataset(out_dir, seed=recon.DEFAULT_SEED if seed is None else seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
@@ -281,6 +283,54 @@ def chapter(
     click.echo(
         f"compare with the paper's analysis: calcinosis compare {paths.BUILD_DIR} "
         f"{written.parents[1]}"
+    )
+
+
+@main.command()
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Members 1..N.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=paths.ENSEMBLE_DIR,
+    show_default="book/ensemble, the one the book reads",
+    help="Folder of the ensemble; members already in it are reused.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="A running Dask scheduler (tcp://host:port); default: a local cluster.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="one per core",
+    help="Processes of the local cluster.",
+)
+def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) -> None:
+    """Reconstruct, audit and analyse N datasets that agree with the article's summaries,
+    on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
+    finished member, and a second run resumes."""
+    from calcinosis import ensemble as ens
+    from calcinosis.book.process import sigterm_as_interrupt
+    from calcinosis.runner import TaskError
+
+    try:
+        with sigterm_as_interrupt():
+            manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
+    except KeyboardInterrupt:
+        done = len(list((out_dir / ens.MEMBERS_DIR).glob("*.json")))
+        click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)
+        raise SystemExit(130) from None
+    except (TaskError, OSError) as err:
+        _fail(err)
+    click.echo(
+        f"{manifest['n_kept']} of {n} members kept, {manifest['n_dropped']} dropped "
+        f"(reasons in {out_dir / ens.MANIFEST_FILE}); computed "
+        f"{manifest['timings']['this_run_computed']} in "
+        f"{manifest['timings']['this_run_wall_seconds']} s"
     )
 
 

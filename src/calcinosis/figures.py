@@ -8,6 +8,8 @@ bytes the results stage keeps.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -513,6 +515,44 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
         if heading:
             label.set_fontweight("bold")
     axes[0, 0].invert_yaxis()
+    return fig
+
+
+def fig_pinned(verdicts: pd.DataFrame) -> Figure:
+    """Per conclusion of the book: the share of the ensemble's members in which it holds, with
+    whether it holds in the data; bars inside the grey bands are fixed by the article."""
+    from calcinosis import pinned
+
+    theme.apply()
+    fig, ax = plt.subplots(figsize=theme.figsize(0.2 + 0.07 * len(verdicts)), layout="constrained")
+    y = np.arange(len(verdicts))
+    fixed = (verdicts["verdict"] == pinned.FIXED).to_numpy()
+    colours = np.where(fixed, theme.OKABE_ITO["blue"], theme.OKABE_ITO["orange"])
+    share = 100 * verdicts["share_holding"].to_numpy()
+    ax.barh(y, share, color=colours, height=0.6)
+    band = 100 * (1 - pinned.AGREEMENT)
+    for lo, hi in ((0, band), (100 - band, 100)):
+        ax.axvspan(lo, hi, color=theme.OKABE_ITO["grey"], alpha=0.25, lw=0)
+    holds = verdicts["holds_in_data"].to_numpy(bool)
+    ax.scatter(np.where(holds, 100, 0), y, marker="D", s=22, color=theme.REFERENCE, zorder=3)
+    labels = [textwrap.fill(claim, 48) for claim in verdicts["claim"]]
+    ax.set_yticks(y, labels, fontsize="x-small")
+    ax.invert_yaxis()
+    ax.set_xlim(-3, 103)
+    ax.set_xlabel("Members in which the conclusion holds (%); ◆ = in the data (100: holds)")
+    handles = [
+        mpl.patches.Patch(color=theme.OKABE_ITO["blue"], label=pinned.FIXED),
+        mpl.patches.Patch(color=theme.OKABE_ITO["orange"], label=pinned.OPEN),
+    ]
+    ax.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=2,
+        fontsize="x-small",
+        frameon=False,
+    )
+    ax.grid(axis="y", visible=False)
     return fig
 
 

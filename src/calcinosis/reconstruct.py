@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +38,10 @@ SITES = {
     5: ["left forearm", "right forearm"],
 }
 
-# Relative speed of decline, and the visits at which sizes may change, per patient: patient 1
-# is flat to about visit 4 then falls steadily; patient 3 falls slowly throughout; patients 4
-# and 5 fall more slowly still, in steps separated by runs of unchanged visits.
+# Relative speed of decline per patient: patient 1 is flat to about visit 4 then falls
+# steadily; patient 3 falls slowly throughout; patients 4 and 5 fall more slowly still, in
+# steps separated by runs of unchanged visits (the shapes are built by `Assumptions.shapes`).
 SPEED = {1: 1.0, 3: 0.45, 4: 0.28, 5: 0.3}
-SHAPES = {
-    1: np.clip((np.arange(N_VISITS) - 3) / 12, 0, 1),
-    3: np.arange(N_VISITS) / 15,
-    4: np.floor(np.arange(N_VISITS) / 4) / 3,
-    5: np.floor(np.arange(N_VISITS) / 5) / 3,
-}
 # Typical radiographic baseline length per patient (mm), the start of the search.
 BASELINE_PRIOR_MM = {1: 9.0, 2: 20.0, 3: 14.0, 4: 16.0, 5: 12.0}
 # Typical width as a share of length at baseline: the slow responders' lesions are rounder.
@@ -55,10 +49,54 @@ WIDTH_RATIO_PRIOR = {1: 0.4, 2: 0.4, 3: 0.65, 4: 0.65, 5: 0.65}
 # Radiographic size at week 16 as a share of baseline, per patient, before the search.
 FINAL_SHARE = {1: 0.3, 2: 0.0, 3: 0.75, 4: 0.9, 5: 0.9}
 # Patient 1's lesions that are gone on the final radiograph (patient 2's lesion is too).
-RESOLVED_ON_RADIOGRAPH = {"P1-L1", "P1-L3", "P1-L4", "P1-L5", "P1-L7", "P1-L9"}
+RESOLVED_ON_RADIOGRAPH = ("P1-L1", "P1-L3", "P1-L4", "P1-L5", "P1-L7", "P1-L9")
 # Which lesions carry the printed extremes: the largest is a slow-responding heel lesion,
 # the smallest a forearm lesion of patient 1.
 LARGEST, SMALLEST = "P4-L1", "P1-L2"
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """What the article leaves open, as the reconstruction fills it in; the defaults make the
+    bundled data. `calcinosis.ensemble` varies them (its ASSUMPTIONS table gives the ranges).
+    """
+
+    # Clinical ruler grid (mm): visit sizes are rounded to it.
+    clinical_grid_mm: float = CLINICAL_GRID_MM
+    # Visits patient 1 stays flat before the fall ("around the 4th injection").
+    decline_onset: int = 3
+    # Speed of patients 3-5 relative to the bundled one (patient 1 keeps speed 1).
+    slow_speed_factor: float = 1.0
+    # Visits per step of patients 4 and 5 (their runs of unchanged visits).
+    step_visits_p4: int = 4
+    step_visits_p5: int = 5
+    # Lesions' speeds spread uniformly over 1 ± this share around their patient's.
+    lesion_spread: float = 0.2
+    # Rater noise (SD in grid steps) before rounding; sizes still never rise, so a high
+    # reading persists: the noise is correlated within a lesion.
+    noise_steps: float = 0.0
+    # Patient 1's lesions gone on the final radiograph.
+    resolved: tuple[str, ...] = RESOLVED_ON_RADIOGRAPH
+
+    def shapes(self) -> dict[int, np.ndarray]:
+        """Share of each patient's full decline reached at every visit."""
+        visits = np.arange(N_VISITS)
+        last = N_VISITS - 1
+        return {
+            1: np.clip((visits - self.decline_onset) / (last - self.decline_onset), 0, 1),
+            3: visits / last,
+            4: np.floor(visits / self.step_visits_p4) / (last // self.step_visits_p4),
+            5: np.floor(visits / self.step_visits_p5) / (last // self.step_visits_p5),
+        }
+
+    def speeds(self) -> dict[int, float]:
+        return {p: s * (1.0 if p == 1 else self.slow_speed_factor) for p, s in SPEED.items()}
+
+    def as_dict(self) -> dict:
+        """Plain values (the resolved lesions joined by ' '), for tables and manifests."""
+        out = asdict(self)
+        out["resolved"] = " ".join(self.resolved)
+        return out
 
 
 @dataclass(frozen=True)
@@ -80,14 +118,18 @@ def load_facts(path: Path = paths.FACTS_FILE) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def reconstruct(seed: int = DEFAULT_SEED, facts: dict | None = None) -> Dataset:
-    """Build the whole dataset for one seed; the same seed always gives the same tables."""
+def reconstruct(
+    seed: int = DEFAULT_SEED, facts: dict | None = None, assumptions: Assumptions | None = None
+) -> Dataset:
+    """Build the whole dataset for one seed and set of assumptions; the same seed and
+    assumptions always give the same tables."""
     facts = facts or load_facts()
+    assumptions = assumptions or Assumptions()
     rng = np.random.default_rng(seed)
     patients = _patients(facts)
     lesion_ids = [f"P{p}-L{i + 1}" for p, sites in SITES.items() for i in range(len(sites))]
-    radiography = _radiography(facts, lesion_ids, rng)
-    measurements = _measurements(facts, radiography, rng)
+    radiography = _radiography(facts, lesion_ids, rng, assumptions.resolved)
+    measurements = _measurements(facts, radiography, rng, assumptions)
     lesions = _lesions(measurements)
     # the protocol: one injection of the lesion's dose at every weekly visit, 1 to 16
     measurements["dose_mg"] = measurements["lesion_id"].map(
@@ -117,7 +159,9 @@ def _patient_of(lesion_id: str) -> int:
     return int(lesion_id.split("-")[0][1:])
 
 
-def _radiography(facts: dict, lesion_ids: list[str], rng: np.random.Generator) -> pd.DataFrame:
+def _radiography(
+    facts: dict, lesion_ids: list[str], rng: np.random.Generator, resolved: tuple[str, ...]
+) -> pd.DataFrame:
     """Baseline and week-16 radiographic sizes matching the printed summaries."""
     printed = facts["results"]["radiography_mm"]
     n = len(lesion_ids)
@@ -153,9 +197,7 @@ def _radiography(facts: dict, lesion_ids: list[str], rng: np.random.Generator) -
 
     # Week 16: lesions gone are 0 in both; the widths are found first so that the lengths
     # can be kept at or above them.
-    gone = np.array(
-        [patient[i] == 2 or lid in RESOLVED_ON_RADIOGRAPH for i, lid in enumerate(lesion_ids)]
-    )
+    gone = np.array([patient[i] == 2 or lid in resolved for i, lid in enumerate(lesion_ids)])
     share = np.array([FINAL_SHARE[p] for p in patient]) * rng.uniform(0.85, 1.1, n)
     floor = np.where(gone, 0.0, 1.0)
     ceiling = np.where(gone, 0.0, np.inf)
@@ -190,50 +232,76 @@ def _radiography(facts: dict, lesion_ids: list[str], rng: np.random.Generator) -
     return pd.DataFrame(rows, columns=schema.columns("radiography"))
 
 
-def _measurements(facts: dict, radiography: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def _measurements(
+    facts: dict, radiography: pd.DataFrame, rng: np.random.Generator, assumptions: Assumptions
+) -> pd.DataFrame:
     """Weekly clinical sizes, calibrated to the published GEE change per visit."""
+    grid = assumptions.clinical_grid_mm
     baseline = radiography[radiography["timepoint"] == "baseline"].set_index("lesion_id")
-    start = (baseline[["length_mm", "width_mm"]] / CLINICAL_GRID_MM).round() * CLINICAL_GRID_MM
+    start = (baseline[["length_mm", "width_mm"]] / grid).round() * grid
     p2 = next(p for p in facts["patients"] if p["id"] == 2)
     start.loc["P2-L1"] = p2["clinical_size_mm"]
-    jitter = pd.Series(rng.uniform(0.8, 1.2, len(start)), index=start.index)
+    spread = assumptions.lesion_spread
+    jitter = pd.Series(rng.uniform(1 - spread, 1 + spread, len(start)), index=start.index)
+    noise = _noise(start.index, assumptions.noise_steps * grid, rng)
     targets = facts["results"]["gee_percent_change_per_visit"]
+    course = _Course(assumptions, jitter, noise)
 
     sizes = {}
     for outcome, key in (("length_mm", "length"), ("width_mm", "width")):
 
         def miss(theta: float, outcome=outcome, key=key) -> float:
-            return _pct(_trajectories(start[outcome], jitter, theta), outcome) - targets[key]
+            return _pct(course.sizes(start[outcome], theta), outcome) - targets[key]
 
         theta = optimize.brentq(miss, 0.0, 3.0, xtol=1e-6)
-        frame = _trajectories(start[outcome], jitter, theta)
-        sizes[outcome] = _nudge(frame, outcome, targets[key])
+        frame = course.sizes(start[outcome], theta)
+        sizes[outcome] = _nudge(frame, outcome, targets[key], grid)
     frame = sizes["length_mm"].rename(columns={"size": "length_mm"})
     frame["width_mm"] = np.minimum(sizes["width_mm"]["size"].to_numpy(), frame["length_mm"])
     return frame[["lesion_id", "visit", "length_mm", "width_mm"]]
 
 
-def _trajectories(start: pd.Series, jitter: pd.Series, theta: float) -> pd.DataFrame:
+def _noise(lesion_ids: pd.Index, sd_mm: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Rater noise per lesion and visit (none at visit 1, the radiographic baseline); no draws
+    when there is none, so the bundled seed's stream is unchanged."""
+    values = np.zeros((len(lesion_ids), N_VISITS))
+    if sd_mm > 0:
+        values[:, 1:] = rng.normal(0.0, sd_mm, (len(lesion_ids), N_VISITS - 1))
+    return pd.DataFrame(values, index=lesion_ids)
+
+
+@dataclass(frozen=True)
+class _Course:
     """Sizes at every visit on the clinical grid for a decline strength `theta`.
 
     Patient 2's lesion is measured at the first and last visits only and is gone by the last.
     """
-    rows = []
-    for lid, size0 in start.items():
-        patient = _patient_of(lid)
-        if patient == 2:
-            sizes = np.full(N_VISITS, np.nan)
-            sizes[0], sizes[-1] = size0, 0.0
-        else:
-            drop = min(SPEED[patient] * theta * jitter[lid], 0.9)
-            raw = size0 * (1 - drop * SHAPES[patient])
-            on_grid = np.round(raw / CLINICAL_GRID_MM) * CLINICAL_GRID_MM
-            sizes = np.maximum(on_grid, CLINICAL_GRID_MM)
-        rows += [{"lesion_id": lid, "visit": v + 1, "size": s} for v, s in enumerate(sizes)]
-    return pd.DataFrame(rows)
+
+    assumptions: Assumptions
+    jitter: pd.Series
+    noise: pd.DataFrame
+
+    def sizes(self, start: pd.Series, theta: float) -> pd.DataFrame:
+        grid = self.assumptions.clinical_grid_mm
+        shapes, speeds = self.assumptions.shapes(), self.assumptions.speeds()
+        rows = []
+        for lid, size0 in start.items():
+            patient = _patient_of(lid)
+            if patient == 2:
+                sizes = np.full(N_VISITS, np.nan)
+                sizes[0], sizes[-1] = size0, 0.0
+            else:
+                drop = min(speeds[patient] * theta * self.jitter[lid], 0.9)
+                raw = size0 * (1 - drop * shapes[patient]) + self.noise.loc[lid].to_numpy()
+                on_grid = np.minimum.accumulate(np.round(raw / grid) * grid)
+                sizes = np.maximum(on_grid, grid)
+            rows += [{"lesion_id": lid, "visit": v + 1, "size": s} for v, s in enumerate(sizes)]
+        return pd.DataFrame(rows)
 
 
-def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) -> pd.DataFrame:
+def _nudge(
+    frame: pd.DataFrame, outcome: str, target: float, grid: float, steps: int = 40
+) -> pd.DataFrame:
     """Move single late-visit values of patient 1 and 3 by one grid step until the GEE
     percentage prints as `target` with a margin, keeping every course non-increasing."""
 
@@ -246,10 +314,10 @@ def _nudge(frame: pd.DataFrame, outcome: str, target: float, steps: int = 40) ->
             return frame
         best = None
         for row in _nudgeable(frame):
-            for step in (-CLINICAL_GRID_MM, CLINICAL_GRID_MM):
+            for step in (-grid, grid):
                 trial = frame.copy()
                 trial.loc[row, "size"] += step
-                if not _non_increasing(trial, trial.loc[row, "lesion_id"]):
+                if not _non_increasing(trial, trial.loc[row, "lesion_id"], grid):
                     continue
                 value = _pct(trial, outcome)
                 if best is None or abs(value - target) < abs(best[0] - target):
@@ -273,9 +341,9 @@ def _nudgeable(frame: pd.DataFrame) -> list[int]:
     return frame.index[patient.isin([1, 3]) & late].tolist()
 
 
-def _non_increasing(frame: pd.DataFrame, lesion_id: str) -> bool:
+def _non_increasing(frame: pd.DataFrame, lesion_id: str, grid: float) -> bool:
     sizes = frame.loc[frame["lesion_id"] == lesion_id, "size"].dropna().to_numpy()
-    return bool(sizes.min() >= CLINICAL_GRID_MM and np.all(np.diff(sizes) <= 0))
+    return bool(sizes.min() >= grid and np.all(np.diff(sizes) <= 0))
 
 
 def _lesions(measurements: pd.DataFrame) -> pd.DataFrame:
@@ -305,12 +373,14 @@ def _lesions(measurements: pd.DataFrame) -> pd.DataFrame:
 # --- writing -------------------------------------------------------------------------------
 
 
-def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
+def write_dataset(
+    out_dir: Path, seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None
+) -> list[Path]:
     """Write every table, the data package descriptor and the published claims to `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = load_facts()
-    dataset = reconstruct(seed, facts)
+    dataset = reconstruct(seed, facts, assumptions)
     written, hashes = [], {}
     for name in schema.TABLES:
         path = out_dir / f"{name}.csv"

@@ -20,8 +20,10 @@ import platform
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calcinosis import paths
 from calcinosis.params import Parameters
 from calcinosis.sections import Section, Table, slug
 
@@ -81,6 +83,9 @@ class Producer:
     make: Callable[[Inputs], Iterable[Section]]
     uses_parameters: bool = False
     derived: bool = False
+    # Files outside the dataset the producer reads (the shipped ensemble): their hashes are
+    # part of its cache key.
+    files: tuple[Path, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +359,52 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     yield section
 
 
+def pinned_section(inp: Inputs) -> Iterable[Section]:
+    """Each conclusion of the book in the data and across the shipped ensemble, with the
+    verdict computed from the ensemble's table (chapters/ensemble.md)."""
+    import pandas as pd
+
+    from calcinosis import ensemble, figures, pinned, tables
+
+    section = Section("pinned")
+    shipped = pinned.load()
+    manifest = shipped.manifest if shipped else {}
+    stale = pinned.stale_message()
+    section.add(
+        {
+            "ens_n_members": manifest.get("n_members", 0),
+            "ens_n_kept": manifest.get("n_kept", 0),
+            "ens_n_dropped": manifest.get("n_dropped", 0),
+            "ens_agreement_pct": 100 * pinned.AGREEMENT,
+            "ens_code_hash": manifest.get("code_hash", "")[:12],
+            "ens_member_seconds": manifest.get("timings", {}).get("member_seconds_median", 0.0),
+            "ens_warning": stale,
+            "ens_status": (
+                f"Warning: {stale}"
+                if stale
+                else "The shipped ensemble was made with the code of this book."
+                if shipped
+                else "No ensemble is shipped with this book: run `calcinosis ensemble`."
+            ),
+        }
+    )
+    verdicts = pinned.verdicts(
+        shipped.wide() if shipped else pd.DataFrame(), ensemble.conclusion_values(inp.trial)
+    )
+    if not shipped:
+        verdicts["verdict"] = "no ensemble"
+    section.add(tables.pinned_numbers(verdicts), prefix="ens_")
+    section.tables["tab_pinned"] = Table(tables.tab_pinned(verdicts))
+    section.tables["tab_ensemble_assumptions"] = Table(tables.tab_ensemble_assumptions())
+    section.tables["tab_ensemble_dropped"] = Table(tables.tab_ensemble_dropped(manifest), 0)
+    section.tables["tab_ensemble_kept_by_grid"] = Table(
+        tables.tab_ensemble_kept_by_grid(shipped.table if shipped else pd.DataFrame()),
+        {"Clinical grid (mm)": 1, "Members": 0, "Kept": 0, "Kept (%)": 0},
+    )
+    section.figures["fig_pinned"] = figures.render(figures.fig_pinned(verdicts))
+    yield section
+
+
 def audit_section(inp: Inputs) -> Iterable[Section]:
     from calcinosis import audit, tables
 
@@ -441,6 +492,12 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("software", (), software),
     Producer("clinical_vs_radiographic", (), clinical_vs_radiographic, derived=True),
     Producer("audit", ("published",), audit_section, derived=True),
+    Producer(
+        "pinned",
+        (*CLINICAL, "radiography"),
+        pinned_section,
+        files=tuple(paths.ENSEMBLE_DIR / f for f in ("ensemble.parquet", "manifest.json")),
+    ),
 )
 
 

@@ -369,6 +369,118 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# What the summaries pin down (the ensemble)
+# --------------------------------------------------------------------------------------------
+
+
+def pinned_numbers(verdicts: pd.DataFrame) -> dict[str, object]:
+    """Counts and lists of conclusions by verdict, and each conclusion's verdict and share."""
+    from calcinosis import pinned
+
+    fixed = verdicts["verdict"] == pinned.FIXED
+    out: dict[str, object] = {
+        "n_conclusions": int(len(verdicts)),
+        "n_fixed": int(fixed.sum()),
+        "n_open": int((~fixed).sum()),
+        "fixed_list": _claims(verdicts[fixed]),
+        "open_list": _claims(verdicts[~fixed]),
+    }
+    for row in verdicts.itertuples(index=False):
+        out[f"{row.conclusion}_verdict"] = row.verdict
+        out[f"{row.conclusion}_share_pct"] = 100 * row.share_holding
+        out[f"{row.conclusion}_in_data"] = _number(row.value_in_data, row.kind)
+    return out
+
+
+def _claims(verdicts: pd.DataFrame) -> str:
+    """The claims as one run of text, each saying whether it holds in the data."""
+    said = [
+        claim + ("" if holds else " (does not hold here)")
+        for claim, holds in zip(verdicts["claim"], verdicts["holds_in_data"], strict=True)
+    ]
+    return "; ".join(said) or "none"
+
+
+def _number(value: float, kind: str) -> str:
+    """A conclusion's number as printed: p-values as everywhere in the book, the rest with
+    the decimals their kind needs."""
+    from calcinosis.formatting import p_text
+
+    if pd.isna(value):
+        return "–"
+    if kind == "p":
+        return p_text(value)
+    decimals = {"share": 2, "visit": 1, "count": 0}.get(kind, 2)
+    return f"{value:.{decimals}f}"
+
+
+def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Each conclusion: its number and whether it holds in the data, the number's median and
+    5–95 % range over the ensemble, the share of members where it holds, the verdict."""
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        rows.append(
+            {
+                "Conclusion": row.claim,
+                "Number": row.label,
+                "In the data": _number(row.value_in_data, row.kind),
+                "Holds in the data": "yes" if row.holds_in_data else "no",
+                "Ensemble median": _number(row.ensemble_median, row.kind),
+                "Ensemble 5–95 %": f"{_number(row.ensemble_p5, row.kind)} to "
+                f"{_number(row.ensemble_p95, row.kind)}",
+                "Members where it holds (%)": _number(100 * row.share_holding, "count"),
+                "Verdict": row.verdict,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def tab_ensemble_assumptions() -> pd.DataFrame:
+    """What varies between the ensemble's members, its range, and the bundled data's value."""
+    from calcinosis import ensemble, reconstruct
+
+    bundled = reconstruct.Assumptions().as_dict()
+    return pd.DataFrame(
+        [
+            {
+                "Assumption": a.name,
+                "What it sets": a.meaning,
+                "Range in the ensemble": a.range,
+                "Bundled reconstruction": str(bundled[a.name]),
+            }
+            for a in ensemble.ASSUMPTIONS
+        ]
+    )
+
+
+def tab_ensemble_kept_by_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Members kept and dropped per clinical ruler grid: the assumption that decides most
+    often whether a reconstruction can print the article's numbers."""
+    members = table.drop_duplicates("key")
+    if members.empty:
+        return pd.DataFrame(columns=["Clinical grid (mm)", "Members", "Kept", "Kept (%)"])
+    grouped = members.groupby("clinical_grid_mm")["kept"]
+    return pd.DataFrame(
+        {
+            "Clinical grid (mm)": grouped.size().index,
+            "Members": grouped.size().to_numpy(),
+            "Kept": grouped.sum().astype(int).to_numpy(),
+            "Kept (%)": (100 * grouped.mean()).to_numpy(),
+        }
+    )
+
+
+def tab_ensemble_dropped(manifest: dict) -> pd.DataFrame:
+    """Members dropped, counted by reason (numbers in the reasons blanked out)."""
+    import re
+
+    reasons = pd.Series(list(manifest.get("dropped", {}).values()), dtype=str)
+    kinds = reasons.map(lambda r: re.sub(r"-?\d+(\.\d+)?", "…", r))
+    counts = kinds.value_counts().sort_index()
+    return pd.DataFrame({"Reason": counts.index, "Members": counts.to_numpy()})
+
+
 def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:
     """Each published claim beside its recomputed value (from `values`, the results of the
     other sections), and whether they agree."""

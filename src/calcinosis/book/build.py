@@ -225,6 +225,17 @@ def _exclusive(out_dir: Path, cache_dir: Path):
         yield
 
 
+def stage_warnings(sections) -> list[str]:
+    """What the results want a person to see at once: values named `*_warning` that are set
+    (the shipped ensemble made with other code, for one)."""
+    return [
+        str(value)
+        for section in sections
+        for name, value in section.values.items()
+        if name.endswith("_warning") and value
+    ]
+
+
 def run(plan: Plan, echo: Echo = print) -> Report:
     started, t0 = manifest.now(), time.perf_counter()
     report = Report(plan.out_dir)
@@ -244,6 +255,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             params = ", ".join(f"{k}={v}" for k, v in plan.params.as_dict().items())
             echo(f"results stage ({params})")
             report.stage = run_stage(plan.data_dir, plan.params, store, echo)
+            for warning in stage_warnings(report.stage.sections):
+                echo(f"WARNING: {warning}")
             digests = report.stage.digests
             data_files = _data_hashes(plan.data_dir)
             build_key = _build_key(plan, digests, data_files, book_files)

@@ -43,6 +43,10 @@ def producer_key(
             "version": cache.CACHE_VERSION,
             "producer": producer.name,
             "reads": {name: file_hashes.get(name) for name in producer.reads},
+            "files": {
+                path.name: cache.sha256_file(path) if path.is_file() else None
+                for path in producer.files
+            },
             "parameters": params.as_dict() if producer.uses_parameters else None,
             "values": cache.sha256_json(values) if producer.derived else None,
             "package": cache.package_hash(),

@@ -62,6 +62,11 @@ def make(
             continue  # only the dataset's own files are published
         shutil.copyfile(path, dest / "data" / path.name)
         data.append(path.name)
+    shipped = [paths.ENSEMBLE_DIR / n for n in ("ensemble.csv", "manifest.json")]
+    if all(p.is_file() for p in shipped):
+        (dest / "ensemble").mkdir()
+        for path in shipped:
+            shutil.copyfile(path, dest / "ensemble" / path.name)
     (dest / "README.md").write_text(_readme(sections, items, data), encoding="utf-8")
     write_zip(dest, dest.with_suffix(".zip"))
 
@@ -125,6 +130,13 @@ def _readme(sections: dict, items: dict[str, Item], data: list[str]) -> str:
         lines.append(f"| `{path}` | {where} | {caption} |")
     lines += ["", "## Data (`data/`, as validated)", ""]
     lines += [f"- {name}" for name in data] or ["- (none)"]
+    lines += [
+        "",
+        "## The ensemble of reconstructions (`ensemble/`, when the book ships one)",
+        "",
+        "`ensemble.csv`: one row per member and number (chapter 'What the summaries pin "
+        "down'); `manifest.json`: code hash, assumptions, seeds, versions, timings.",
+    ]
     lines.append("")
     return "\n".join(lines)
 
