@@ -161,9 +161,7 @@ TABLE_SPECS: tuple[Table, ...] = (
             Field(
                 "dose_mg",
                 "number",
-                "Infliximab injected into the lesion at this visit; 0 at a visit without an "
-                "injection (follow-up). A file without this column counts every measured visit "
-                "as one injection of the lesion's dose, and the book says so.",
+                "Infliximab injected into the lesion at this visit; 0 at a follow-up visit.",
                 unit="mg",
                 minimum=0,
                 maximum=1000,
