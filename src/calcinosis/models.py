@@ -36,6 +36,10 @@ FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
 TWEEDIE_POWER = 1.5
 ALPHA_LIMIT = 0.999  # |α| at or beyond this is a fit that ran to the boundary
+MAX_ITER = 200
+# A log-link fit whose mean curve leaves the data by this factor has run off (one such fit gave
+# +15 395 % per visit): its numbers describe no lesion and are not a result.
+DIVERGENCE_FACTOR = 10.0
 
 
 class NotEstimableError(ValueError):
@@ -296,7 +300,9 @@ def _fit_checked(
         ddof_scale=ddof_scale,
         ctol=ctol,
     )
-    _check_fit(result, column)
+    _check_fit(result, column, frame, family)
+    if not converged:
+        raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
     cov = _covariance(result, cov_type)
     ref_df = None if cov_type == "robust" else n_clusters - 1
@@ -361,9 +367,10 @@ def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None
         raise NotEstimableError(f"{column}: every value is 0; the log-scale rate is undefined")
 
 
-def _check_fit(result, column: str) -> None:
-    """A fit that ran off (estimates not finite, working correlation outside (−1, 1)) is not
-    a result: statsmodels can stop there without a warning."""
+def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
+    """A fit that ran off (estimates not finite, working correlation outside (−1, 1), a mean
+    curve far outside the data) is not a result: statsmodels can stop there without a
+    warning."""
     alpha = result.model.cov_struct.dep_params
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
         raise NotEstimableError(
@@ -376,6 +383,15 @@ def _check_fit(result, column: str) -> None:
         and np.all(result.bse > 0)
     ):
         raise NotEstimableError(f"{column}: the fit diverged (estimates or SEs not finite)")
+    if family != "gaussian_identity":
+        times = np.array([0.0, float(frame["time"].max())])
+        curve = np.exp(result.params.iloc[0] + result.params.iloc[1] * times)
+        largest = float(frame[column].max())
+        if curve.max() > DIVERGENCE_FACTOR * largest:
+            raise NotEstimableError(
+                f"{column}: the fit diverged (its mean curve reaches {curve.max():.3g} mm, "
+                f"more than {DIVERGENCE_FACTOR:g} times the largest size measured)"
+            )
 
 
 def _family(name: str):
@@ -420,7 +436,7 @@ def _fit_statsmodels(
     # cannot take; log of the pooled mean cannot.
     first = np.log(frame[column].mean()) if family != "gaussian_identity" else frame[column].mean()
     start = np.r_[first, np.zeros(exog.shape[1] - 1)]
-    return model.fit(start_params=start, maxiter=200, ctol=ctol, ddof_scale=ddof_scale)
+    return model.fit(start_params=start, maxiter=MAX_ITER, ctol=ctol, ddof_scale=ddof_scale)
 
 
 def fit_design(

@@ -314,11 +314,16 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     significant, estimated = sensitivity.significant_share(grid)
     section = Section("sensitivity")
     section.add(
-        {"sens_n_rows": len(grid), "sens_n_estimated": estimated, "sens_n_significant": significant}
+        {
+            "sens_n_analyses": len(sensitivity.distinct(grid)),
+            "sens_n_estimated": estimated,
+            "sens_n_significant": significant,
+        }
     )
     for outcome, rows in grid.groupby("outcome"):
-        section.add({f"sens_{outcome}_p_max": rows["p"].max()})
+        section.add({f"sens_{outcome}_p_max": sensitivity.estimable(rows)["p"].max()})
     section.add(tables.sensitivity_summary(trial), prefix="sens_")
+    section.add(sensitivity.sentences(trial), prefix="sens_")
     section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)
