@@ -55,7 +55,7 @@ def _geeglm(measurements: pd.DataFrame, column: str, corstr: str, tmp_path: Path
 
 
 def _ours(measurements: pd.DataFrame, column: str, cov_struct: str) -> pd.Series:
-    fit = models.fit_gee(measurements, column, cov_struct=cov_struct, ddof_scale=0, ctol=1e-12)
+    fit = models.fit_gee(measurements, column, cov_struct=cov_struct, ddof_scale=0, ctol=1e-10)
     return pd.Series(
         {
             "intercept": fit.intercept,
@@ -103,6 +103,6 @@ def test_spss_convention_differs_from_geepack(tmp_path):
     """The primary model's N − p scale moves the exchangeable estimate off geepack's: the
     matching option above is what makes them agree, and the book says which it uses."""
     measurements = DATASETS["data"]
-    spss = models.fit_gee(measurements, "length_mm", ctol=1e-12)
+    spss = models.fit_gee(measurements, "length_mm", ctol=1e-10)
     theirs = _geeglm(measurements, "length_mm", "exchangeable", tmp_path)
     assert abs(spss.beta / theirs["beta"] - 1) > 1e-6

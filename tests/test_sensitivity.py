@@ -44,10 +44,12 @@ def test_primary_rows_are_the_primary_model(trial, grid):
         assert (primary["reference"] == "z").all()
 
 
-def test_small_sample_rows_use_t_on_g_minus_1(grid):
+def test_small_sample_rows_use_satterthwaite_t(grid):
     table = grid
-    patient_md = table[table["choice"] == "Mancl–DeRouen, patient clusters (independence)"]
-    assert (patient_md["reference"] == "t(G−1) = t(4)").all()
+    small = table[table["choice"].str.startswith(("Mancl–DeRouen", "Kauermann–Carroll"))]
+    assert len(small) == 8 and small["reference"].str.startswith("Satterthwaite t(").all()
+    patient = small[small["choice"].str.contains("patient clusters")]
+    assert (patient["reference"].str.extract(r"t\((.*)\)")[0].astype(float) < 4).all()
 
 
 def test_leave_one_patient_out_has_a_row_per_patient(grid):

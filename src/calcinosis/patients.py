@@ -2,7 +2,7 @@
 
 A patient's rate of change is the primary model (Gaussian, log link, exchangeable, lesion
 clusters) fitted to that patient's lesions alone, with the Mancl–DeRouen sandwich and t on
-G − 1 df: with two or three lesions the plain sandwich is far too optimistic. One lesion, or
+Satterthwaite df: with two or three lesions the plain sandwich is far too optimistic. One lesion, or
 lesions measured at one visit, give no rate ("not estimable", with the reason).
 
 Steady decline starts at the first visit whose size is below the previous visit's and after
@@ -93,7 +93,7 @@ def patient_rates(trial: Trial) -> pd.DataFrame:
 
 
 def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
-    """The primary model on one patient's lesions (MD sandwich, t on G − 1), or why not."""
+    """The primary model on one patient's lesions (MD sandwich, Satterthwaite t), or why not."""
     n_lesions = int(measurements["lesion_id"].nunique())
     try:
         fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced")
@@ -109,7 +109,7 @@ def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
         True,
         "",
         n_lesions,
-        f"t({fit.ref_df})",
+        fit.reference,
     )
 
 

@@ -29,6 +29,7 @@ COLUMNS = [
     "ci_high",
     "p",
     "reference",
+    "df",
     "is_primary",
     "analysis",
     "note",
@@ -145,7 +146,8 @@ def _gee_row(measurements, outcome, factor, choice, options, primary, subset="al
         "ci_low": fit.pct_ci_low,
         "ci_high": fit.pct_ci_high,
         "p": fit.p,
-        "reference": "z" if fit.ref_df is None else f"t(G−1) = t({fit.ref_df})",
+        "reference": fit.reference,
+        "df": np.nan if fit.ref_df is None else fit.ref_df[1],
         "note": note,
     }
 
@@ -157,6 +159,7 @@ def _not_estimable(reason: str) -> dict:
         "ci_high": np.nan,
         "p": np.nan,
         "reference": "",
+        "df": np.nan,
         "note": f"{NOT_ESTIMABLE} ({reason})",
     }
 
@@ -223,8 +226,27 @@ def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
         "ci_high": 100 * np.expm1(beta + crit * se),
         "p": float(2 * stats.norm.sf(abs(beta / se))),
         "reference": "z",
+        "df": np.nan,
         "note": "zeros kept via +1 mm",
     }
+
+
+def small_sample_numbers(trial: Trial) -> dict[str, float]:
+    """The Satterthwaite df of the bias-reduced (CR2) rows with patient and with lesion
+    clusters, beside G − 1, for Methods' statement of the convention."""
+    table = grid(trial)
+    out: dict[str, float] = {}
+    cr2 = table[table["analysis"].str.contains("cov_type=kauermann_carroll", regex=False)]
+    by_patient = cr2["analysis"].str.contains("cluster=patient", regex=False)
+    for cluster in ("patient", "lesion"):
+        for outcome in ("length", "width"):
+            rows = cr2[(cr2["outcome"] == outcome) & (by_patient == (cluster == "patient"))]
+            out[f"{outcome}_cr2_{cluster}_df"] = float(rows["df"].iloc[0]) if len(rows) else np.nan
+        column = "patient_id" if cluster == "patient" else "lesion_id"
+        clusters = models.with_patient_id(trial.measurements)[column].nunique()
+        out[f"{cluster}_clusters"] = int(clusters)
+        out[f"{cluster}_clusters_minus_1"] = int(clusters) - 1
+    return out
 
 
 def distinct(table: pd.DataFrame) -> pd.DataFrame:

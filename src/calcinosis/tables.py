@@ -307,6 +307,7 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
             "95 % CI low": grid["ci_low"],
             "95 % CI high": grid["ci_high"],
             "p": grid["p"],
+            "Reference": grid["reference"].fillna(""),
             "Primary": grid["is_primary"].astype(bool),
             "Note": grid["note"].fillna(""),
         }
