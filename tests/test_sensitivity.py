@@ -65,12 +65,14 @@ def test_not_estimable_rows_stay_with_a_reason(grid):
 
 
 def test_headline(grid):
-    """Most analyses keep p < 0.05; the patient-level small-sample rows are where it fails."""
+    """Most analyses keep p < 0.05; the patient-level rows (small-sample patient clusters,
+    random slopes by patient) are where it fails."""
     table = grid
     significant, estimated = sensitivity.significant_share(table)
     assert estimated > significant > estimated / 2
     failing = table[table["p"] >= 0.05]
-    assert failing["choice"].str.contains("patient clusters").all()
+    assert failing["analysis"].map(sensitivity._patient_level).all()
+    assert (failing["factor"] == "mixed model").sum() == 2  # random slopes by patient
 
 
 def test_tallies_count_each_distinct_analysis_once(grid):

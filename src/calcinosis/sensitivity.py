@@ -2,20 +2,17 @@
 
 Each row changes one thing in the primary model (Gaussian, log link, exchangeable, lesion
 clusters, robust z) and reports the change per visit with its 95 % CI and p. The mixed
-model handles zeros by modelling log(size + 1 mm). A row that cannot be estimated stays in
+model (random intercepts and slopes, `calcinosis.mixed`) handles zeros by modelling
+log(size + 1 mm). A row that cannot be estimated stays in
 the grid with its reason, because that too is an answer.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import stats
 
-from calcinosis import models
+from calcinosis import mixed, models
 from calcinosis.data import Trial
 from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.memo import per_trial
@@ -186,47 +183,30 @@ def _leave_one_out_rows(trial: Trial, outcome: str) -> list[dict]:
 
 
 def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
-    """Linear mixed model on log(size + 1 mm): random intercepts for patients and for lesions
-    within patients; REML; Wald z."""
+    """Linear mixed model on log(size + 1 mm) with random intercepts and slopes for time by
+    patient and by lesion within patient (`calcinosis.mixed`); REML, Satterthwaite t."""
     column = models.outcome_column(outcome)
     frame = models.gee_frame(models.with_patient_id(measurements), column)
     frame["y"] = np.log1p(frame[column])
     row = {
         "outcome": outcome,
         "factor": "mixed model",
-        "choice": "LMM on log(size + 1 mm), lesions nested in patients",
+        "choice": "LMM on log(size + 1 mm), random intercepts and slopes by patient and lesion",
         "is_primary": False,
-        "analysis": "all patients: linear mixed model",
+        "analysis": "all patients: linear mixed model, random slopes",
     }
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = smf.mixedlm(
-            "y ~ time",
-            frame,
-            groups="patient_id",
-            re_formula="1",
-            vc_formula={"lesion": "0 + C(lesion_id)"},
-        )
-        result = model.fit(reml=True)
-    beta, se = float(result.fe_params["time"]), float(result.bse_fe["time"])
-    if not np.isfinite(se):
-        return {**row, **_not_estimable("the mixed model's SE is not finite")}
-    trouble = [
-        str(w.message)
-        for w in caught
-        if "converge" in str(w.message).lower() or "boundary" in str(w.message).lower()
-    ]
-    if trouble:
-        return {**row, **_not_estimable(f"the mixed model did not converge: {trouble[0]}")}
-    crit = stats.norm.ppf(0.975)
+    try:
+        fit = mixed.fit_random_slopes(frame)
+    except models.NotEstimableError as err:
+        return {**row, **_not_estimable(str(err))}
     return {
         **row,
-        "pct_per_visit": 100 * np.expm1(beta),
-        "ci_low": 100 * np.expm1(beta - crit * se),
-        "ci_high": 100 * np.expm1(beta + crit * se),
-        "p": float(2 * stats.norm.sf(abs(beta / se))),
-        "reference": "z",
-        "df": np.nan,
+        "pct_per_visit": 100 * np.expm1(fit.beta),
+        "ci_low": 100 * np.expm1(fit.ci_low),
+        "ci_high": 100 * np.expm1(fit.ci_high),
+        "p": fit.p,
+        "reference": f"Satterthwaite t({fit.df:.2f})",
+        "df": fit.df,
         "note": "zeros kept via +1 mm",
     }
 
@@ -312,11 +292,13 @@ def sentences(trial: Trial) -> dict[str, str]:
     )
     if crossing.empty:
         out["conclusion"] = f"{direction}, and every interval excludes no change."
-    elif crossing["analysis"].str.contains("cluster=patient").all():
+    elif crossing["analysis"].map(_patient_level).all():
         out["conclusion"] = (
-            f"{direction}; the intervals that include no change all come from analyses with "
-            f"the {n_patients} patients as clusters, so whether the change is distinguishable "
-            "from chance at the level of patients depends on treating lesions as independent."
+            f"{direction}; the intervals that include no change all come from analyses that "
+            f"take the {n_patients} patients, not the lesions, as the independent units "
+            "(patients as clusters, or a change per visit that varies between patients), so "
+            "whether the change is distinguishable from chance at the level of patients "
+            "depends on treating lesions as independent."
         )
     else:
         out["conclusion"] = (
@@ -324,6 +306,12 @@ def sentences(trial: Trial) -> dict[str, str]:
             "analysis (listed above)."
         )
     return out
+
+
+def _patient_level(analysis: str) -> bool:
+    """Whether an analysis draws its uncertainty from the patients: patient clusters, or a
+    random slope for each patient."""
+    return "cluster=patient" in analysis or "random slopes" in analysis
 
 
 def _listed(rows: pd.DataFrame, none: str, lead: str, reasons: bool = False) -> str:
