@@ -1,9 +1,11 @@
 """Radiographic sizes before the first and after the last injection, as the paper reports them.
 
 The paper prints mean ± SD (min–max) over lesions; the paired comparison here is the Wilcoxon
-signed-rank test computed exactly: zero differences dropped (Wilcoxon's convention), tied
-absolute differences given mid-ranks, and the p-value from all 2^n sign patterns, so ties and
-zeros do not force a normal approximation with n ≤ 18.
+signed-rank test computed exactly at every n: zero differences dropped (Wilcoxon's
+convention), tied absolute differences given mid-ranks, and the p-value from the exact null
+distribution of W+ given those ranks (every sign pattern equally likely), counted by dynamic
+programming over doubled ranks, which are whole numbers. scipy switches to an uncorrected
+normal approximation above 20 non-zero differences; this does not.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from calcinosis.data import Trial
 
 OUTCOMES = ("length", "width")
 TIMEPOINTS = ("baseline", "final")
-MAX_EXACT_N = 20  # 2^20 sign patterns; beyond that the normal approximation is used
+ZERO_METHOD = "zero differences dropped, as Wilcoxon proposed"
+METHOD = f"exact signed-rank test (mid-ranks for ties; {ZERO_METHOD})"
 
 
 def summary(trial: Trial) -> pd.DataFrame:
@@ -99,8 +102,8 @@ def paired_tests(trial: Trial) -> pd.DataFrame:
 
 
 def signed_rank(diffs: np.ndarray) -> dict:
-    """Wilcoxon signed-rank: W+ (sum of ranks of positive differences), two-sided p, method,
-    and the matched-pairs rank-biserial correlation (W+ − W−)/(W+ + W−)."""
+    """Wilcoxon signed-rank: W+ (sum of ranks of positive differences), exact two-sided p,
+    method, and the matched-pairs rank-biserial correlation (W+ − W−)/(W+ + W−)."""
     nonzero = diffs[diffs != 0]
     n = len(nonzero)
     if n == 0:
@@ -114,26 +117,57 @@ def signed_rank(diffs: np.ndarray) -> dict:
     ranks = stats.rankdata(np.abs(nonzero))
     w_plus = float(ranks[nonzero > 0].sum())
     total = float(ranks.sum())
-    if n <= MAX_EXACT_N:
-        p, method = _exact_p(ranks, w_plus), "exact (all sign patterns; mid-ranks, zeros dropped)"
-    else:
-        p = float(stats.wilcoxon(nonzero, method="approx").pvalue)
-        method = "normal approximation (zeros dropped)"
     return {
         "n_nonzero": n,
         "statistic": w_plus,
-        "p": p,
-        "method": method,
+        "p": exact_p(ranks, w_plus),
+        "method": METHOD,
         "rank_biserial": (2 * w_plus - total) / total,
     }
 
 
-def _exact_p(ranks: np.ndarray, w_plus: float) -> float:
-    """Two-sided p: share of the 2^n equally likely sign patterns at least as far from the
-    centre as the observed W+."""
-    n = len(ranks)
-    signs = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-    null = signs @ ranks
-    centre = ranks.sum() / 2
-    extreme = np.abs(null - centre) >= abs(w_plus - centre) - 1e-9
-    return float(extreme.mean())
+def null_distribution(ranks: np.ndarray) -> np.ndarray:
+    """P(2·W+ = k) for k = 0 … 2·Σranks when each sign is + or − with probability ½.
+
+    Mid-ranks are multiples of ½, so doubled ranks are whole numbers and the distribution is
+    a convolution over them: n steps over at most n(n + 1) + 1 sums.
+    """
+    doubled = np.rint(2 * np.asarray(ranks, dtype=float)).astype(int)
+    if not np.allclose(doubled, 2 * np.asarray(ranks, dtype=float)):
+        raise ValueError("ranks must be multiples of 1/2")
+    prob = np.zeros(int(doubled.sum()) + 1)
+    prob[0] = 1.0
+    for d in doubled:
+        shifted = np.zeros_like(prob)
+        shifted[d:] = prob[: len(prob) - d]
+        prob = 0.5 * prob + 0.5 * shifted
+    return prob
+
+
+def exact_p(ranks: np.ndarray, w_plus: float) -> float:
+    """Two-sided p: P(|W+ − Σranks/2| ≥ |observed − Σranks/2|), in whole doubled units."""
+    prob = null_distribution(ranks)
+    total = len(prob) - 1  # 2·Σranks
+    distance = np.abs(2 * np.arange(len(prob)) - total)
+    observed = abs(2 * int(round(2 * w_plus)) - total)
+    return float(min(1.0, prob[distance >= observed].sum()))
+
+
+def sentences(trial: Trial) -> dict[str, str]:
+    """Radiography's statements that depend on the data: which test was used, and which way
+    the spread of sizes moved after treatment."""
+    table = summary(trial).set_index(["timepoint", "outcome"])
+    moves = []
+    for outcome in OUTCOMES:
+        before, after = table.loc[("baseline", outcome), "sd"], table.loc[("final", outcome), "sd"]
+        word = "grew" if after > before else "fell" if after < before else "did not change"
+        moves.append((outcome, word))
+    if len({w for _, w in moves}) == 1:
+        spread = f"The standard deviation {moves[0][1]} after treatment for both length and width."
+    else:
+        spread = (
+            "The standard deviation "
+            + " and ".join(f"{w} for {o}" for o, w in moves)
+            + " after treatment."
+        )
+    return {"rad_sd_sentence": spread, "rad_test_sentence": f"an {METHOD}"}

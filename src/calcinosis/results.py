@@ -253,6 +253,7 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
             prefix=f"rad_{row.outcome}_",
         )
     section.add({"rad_n_resolved": radiography.n_resolved(trial)})
+    section.add(radiography.sentences(trial))
     section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
     section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
     section.tables["tab_radiography_lesions"] = Table(tables.tab_radiography_lesions(trial), 1)
