@@ -134,3 +134,14 @@ def test_compare_does_not_difference_a_not_estimable_value():
     old, new = {"x": -2.5, "y": NOT_ESTIMABLE}, {"x": NOT_ESTIMABLE, "y": "z"}
     result = compare_results(old, new, [], [])
     assert not result.flips
+
+
+def test_qic_for_working_correlations_on_one_scale(trial, grid):
+    with_qic = grid.dropna(subset=["qic"])
+    assert set(with_qic["factor"]) == {"working correlation"} and len(with_qic) == 6
+    independence = models.fit_gee(trial, "length", cov_struct="independence")
+    exchangeable = models.fit_gee(trial, "length")
+    # each QIC is on the independence model's scale: residual part / φ_I, not its own φ
+    assert exchangeable.scale != independence.scale
+    best = with_qic[with_qic["outcome"] == "length"].sort_values("qic").iloc[0]["choice"]
+    assert f"{best} for length" in sensitivity.sentences(trial)["qic_sentence"]

@@ -307,6 +307,21 @@ def _fit_checked(
         raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
     cov, ref_df = _covariance(result, cov_type)
+    qic = None
+    if family != "tweedie_log":
+        reference = result
+        if cov_struct != "independence":
+            reference, _ = fit_design(
+                frame,
+                column,
+                frame[["time"]],
+                CLUSTERS[cluster],
+                cov_struct="independence",
+                family=family,
+                ddof_scale=ddof_scale,
+                ctol=ctol,
+            )
+        qic = gaussian_qic(result, float(reference.scale))
     return _summarise(
         result,
         frame,
@@ -320,6 +335,7 @@ def _fit_checked(
         family=family,
         transform=transform,
         converged=converged,
+        qic=qic,
     )
 
 
@@ -468,6 +484,7 @@ def _summarise(
     family,
     transform,
     converged,
+    qic,
 ) -> GEEFit:
     """Collect the time term, the context and the whole (small) parameter covariance."""
     params = result.params.to_numpy()
@@ -506,7 +523,7 @@ def _summarise(
         transform=transform,
         scale_kind="additive" if additive else "multiplicative",
         scale=float(result.scale),
-        qic=_qic(result, family),
+        qic=qic,
         converged=converged,
         max_visit=int(frame["visit"].max()),
         terms=(INTERCEPT, TIME_TERM),
@@ -515,13 +532,20 @@ def _summarise(
     )
 
 
-def _qic(result, family: str) -> float | None:
-    """statsmodels' QIC, for Gaussian fits only: its penalty omits the variance function,
-    so it is wrong for other families. Comparable only between fits made here."""
-    if family == "tweedie_log":
-        return None
-    qic, _ = result.qic(scale=result.scale)
-    return float(qic)
+def gaussian_qic(result, scale: float) -> float:
+    """Pan's (2001) QIC of a Gaussian GEE on a given scale φ:
+    Σ(y − μ̂)²/φ + 2·tr(Ω_I V_R), Ω_I = Σᵢ Dᵢ'Dᵢ/φ the information under independence at the
+    model's estimates and V_R its robust covariance. QICs compare working correlations only
+    on one φ; the book takes the independence model's (N − p), as Pan's definition does."""
+    model = result.model
+    residuals, omega = 0.0, 0.0
+    for i in range(model.num_group):
+        expval, lin_pred = model.cached_means[i]
+        dmat = model.mean_deriv(model.exog_li[i], lin_pred)
+        residuals += float(np.sum((model.endog_li[i] - expval) ** 2))
+        omega = omega + dmat.T @ dmat
+    penalty = float(np.trace(omega @ result.cov_params().to_numpy()))
+    return (residuals + 2 * penalty) / scale
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ COLUMNS = [
     "p",
     "reference",
     "df",
+    "qic",
     "is_primary",
     "analysis",
     "note",
@@ -97,6 +98,7 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
         False,
     ),
 )
+QIC_FACTOR = "working correlation"
 NOTES = {"transform=pct_baseline": "percentage points of the first measured size per visit"}
 
 
@@ -145,6 +147,8 @@ def _gee_row(measurements, outcome, factor, choice, options, primary, subset="al
         "p": fit.p,
         "reference": fit.reference,
         "df": np.nan if fit.ref_df is None else fit.ref_df[1],
+        # QIC compares working correlations of one model on one scale (`models.gaussian_qic`)
+        "qic": fit.qic if factor == QIC_FACTOR and fit.qic is not None else np.nan,
         "note": note,
     }
 
@@ -157,6 +161,7 @@ def _not_estimable(reason: str) -> dict:
         "p": np.nan,
         "reference": "",
         "df": np.nan,
+        "qic": np.nan,
         "note": f"{NOT_ESTIMABLE} ({reason})",
     }
 
@@ -207,6 +212,7 @@ def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
         "p": fit.p,
         "reference": f"Satterthwaite t({fit.df:.2f})",
         "df": fit.df,
+        "qic": np.nan,
         "note": "zeros kept via +1 mm",
     }
 
@@ -268,9 +274,21 @@ def sentences(trial: Trial) -> dict[str, str]:
             f"{down} give an interval entirely below zero, {up} entirely above it, and "
             f"{len(crossing)} an interval that includes no change."
         )
+    qic = table.dropna(subset=["qic"])
+    best = [
+        f"{rows.loc[rows['qic'].idxmin(), 'choice']} for {outcome}"
+        for outcome, rows in qic.groupby("outcome", sort=False)
+    ]
+    out_qic = (
+        "Among the working correlations, QIC (each on the scale of the independence model) is "
+        "smallest with " + " and ".join(best) + "."
+        if best
+        else "No working correlation could be compared by QIC."
+    )
     crossing = pd.concat(crossing_all)
     missing = pd.concat(missing_all)
     out = {
+        "qic_sentence": out_qic,
         "count_sentence": f"The grid holds {len(table) // 2} distinct analyses per outcome; the "
         "primary model, shown as the reference of several factors, counts once. "
         + " ".join(parts.values()),

@@ -308,6 +308,7 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
             "95 % CI high": grid["ci_high"],
             "p": grid["p"],
             "Reference": grid["reference"].fillna(""),
+            "QIC": grid["qic"],
             "Primary": grid["is_primary"].astype(bool),
             "Note": grid["note"].fillna(""),
         }
