@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from calcinosis.data import Trial
+from calcinosis.patients import is_resolved
 
 OUTCOMES = ("length", "width")
 TIMEPOINTS = ("baseline", "final")
@@ -49,7 +50,8 @@ def _values(trial: Trial, timepoint: str, outcome: str) -> pd.Series:
 
 
 def per_lesion(trial: Trial) -> pd.DataFrame:
-    """One row per lesion × outcome with both radiographs: baseline, final, change, resolved."""
+    """One row per lesion × outcome with both radiographs: baseline, final, change, and
+    whether the lesion resolved (its length and width both 0 on the final radiograph)."""
     wide = trial.radiography.pivot(
         index="lesion_id", columns="timepoint", values=["length_mm", "width_mm"]
     )
@@ -71,17 +73,20 @@ def per_lesion(trial: Trial) -> pd.DataFrame:
                 "final": float(final),
                 "change_mm": float(final - base),
                 "change_pct": float(100 * (final - base) / base) if base > 0 else np.nan,
-                "resolved": bool(final == 0),
+                "resolved": is_resolved(
+                    wide.at[lesion_id, ("length_mm", "final")],
+                    wide.at[lesion_id, ("width_mm", "final")],
+                ),
             }
         )
     return pd.DataFrame(rows)
 
 
 def n_resolved(trial: Trial) -> int:
-    """Lesions gone on the final radiograph (length and width both 0)."""
-    table = per_lesion(trial)
-    gone = table.groupby("lesion_id")["resolved"].all()
-    return int(gone.sum())
+    """Lesions gone on the final radiograph, by the book's one rule (`patients.is_resolved`:
+    length and width both 0)."""
+    final = trial.radiography[trial.radiography["timepoint"] == "final"]
+    return int(sum(is_resolved(r.length_mm, r.width_mm) for r in final.itertuples(index=False)))
 
 
 def paired_tests(trial: Trial) -> pd.DataFrame:

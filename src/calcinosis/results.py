@@ -103,9 +103,10 @@ def design(inp: Inputs) -> Iterable[Section]:
 
 
 def methods(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import dose, tables
+    from calcinosis import dose, patients, tables
 
     section = Section("methods")
+    section.add({"decline_noise_mm": patients.NOISE_MM})
     section.add(tables.dose_rule_counts(inp.trial))
     section.add(dose.band_numbers())
     section.tables["tab_dose_rule"] = Table(
