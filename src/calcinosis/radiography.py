@@ -150,7 +150,8 @@ def null_distribution(ranks: np.ndarray) -> np.ndarray:
 
 
 def exact_p(ranks: np.ndarray, w_plus: float) -> float:
-    """Two-sided p: P(|W+ − Σranks/2| ≥ |observed − Σranks/2|), in whole doubled units."""
+    """Two-sided p: the null probability of a W+ at least as far from Σranks/2 as the one
+    observed, counted in whole doubled units."""
     prob = null_distribution(ranks)
     total = len(prob) - 1  # 2·Σranks
     distance = np.abs(2 * np.arange(len(prob)) - total)
