@@ -128,6 +128,23 @@ def test_a_diverged_fit_is_not_a_result(visit17):
     assert "could not be fitted" in words["not_estimable_sentence"]
 
 
+def test_forest_plot_leaves_a_diverged_fit_out(visit17):
+    import matplotlib.pyplot as plt
+
+    from calcinosis import figures
+
+    fig = figures.fig_sensitivity_forest(data.load_trial(visit17))
+    try:
+        for ax in fig.axes:
+            low, high = ax.get_xlim()
+            assert -100 < low < high < 100  # main's axis ran to 40 000
+            labels = [t.get_text() for t in ax.texts]
+            assert "not estimable" in labels or not labels
+        assert any("not estimable" in t.get_text() for ax in fig.axes for t in ax.texts)
+    finally:
+        plt.close(fig)
+
+
 def test_compare_does_not_difference_a_not_estimable_value():
     assert Change("x", -2.5, NOT_ESTIMABLE).delta == "now not estimable"
     assert Change("x", NOT_ESTIMABLE, -2.5).delta == "now estimable"
