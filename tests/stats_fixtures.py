@@ -106,3 +106,21 @@ def write_table(path, rows: list[list[object]]) -> None:
 
     with open(path, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def with_extra_visit(source, folder, n_lesions: int = 3):
+    """A copy of the data package at `source` in `folder` with one more visit for the first
+    `n_lesions` lesions measured at the last visit (same sizes as there): a follow-up visit."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(folder)
+    for path in Path(source).glob("*.csv"):
+        shutil.copy(path, folder / path.name)
+    measurements = pd.read_csv(folder / "measurements.csv")
+    last = int(measurements["visit"].max())
+    extra = measurements[measurements["visit"] == last].dropna(subset=["length_mm"])
+    extra = extra.head(n_lesions).assign(visit=last + 1)
+    out = pd.concat([measurements, extra]).sort_values(["lesion_id", "visit"], kind="mergesort")
+    out.to_csv(folder / "measurements.csv", index=False)
+    return folder

@@ -117,7 +117,7 @@ def test_small_sample_covariances_grow_and_use_t(trial):
     kc = models.fit_gee(trial, "length", cov_type="kauermann_carroll")
     assert md.beta == robust.beta
     assert robust.se < kc.se < md.se
-    assert md.reference == "t(G−1)" and md.ref_df == 17
+    assert md.reference.startswith("Satterthwaite t(") and 15 < md.ref_df[1] < 17
 
 
 def test_mancl_derouen_matches_statsmodels_bias_reduced(trial):
@@ -125,11 +125,10 @@ def test_mancl_derouen_matches_statsmodels_bias_reduced(trial):
     reference = result.model.fit(
         start_params=result.params.to_numpy(), maxiter=200, cov_type="bias_reduced"
     )
-    ours = models.adjusted_sandwich(result.model, -1.0)
+    ours, _ = models.adjusted_sandwich(result.model, -1.0)
     np.testing.assert_allclose(np.sqrt(np.diag(ours)), reference.bse, rtol=1e-6)
-    np.testing.assert_allclose(
-        models.adjusted_sandwich(result.model, 0.0), result.cov_params(), rtol=1e-8
-    )
+    plain, _ = models.adjusted_sandwich(result.model, 0.0)
+    np.testing.assert_allclose(plain, result.cov_params(), rtol=1e-8)
 
 
 def test_patient_clusters(trial):

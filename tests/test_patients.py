@@ -38,7 +38,8 @@ def test_patient_page_of_patient_1(trial):
     assert page.lesions["decline_start_visit"].dtype == "Int64"
     assert list(page.trajectories.columns) == ["lesion_id", "visit", "outcome", "size"]
     assert len(page.trajectories) == 9 * 16 * 2
-    assert page.rate_length.estimable and page.rate_length.reference == "t(8)"
+    # nine lesions measured at the same visits: Satterthwaite df equal G − 1 = 8
+    assert page.rate_length.estimable and page.rate_length.reference == "Satterthwaite t(8.00)"
     assert page.rate_length.ci_low < page.rate_length.pct_per_visit < page.rate_length.ci_high
 
 
@@ -74,6 +75,11 @@ def test_unknown_patient(trial):
         ([5, 5, 5], None),  # never falls
         ([5, 6, 7], None),  # only rises
         ([5], None),  # one measured visit
+        ([10, 10, 9, 8, 7, 6.5, 6, 6.5], 3),  # one +0.5 mm re-measurement at the end is noise
+        ([10, 10, 9, 8, 8.5, 7, 6], 3),  # … and in the middle
+        ([10, 10, 9, 8, 9, 7, 6], 6),  # +1 mm is a rise: the decline starts again after it
+        ([10, 9.5, 10, 10, 9, 8], 5),  # a dip back to the old level is no start
+        ([4, 3, 2, 0, 0.5, 0], 2),  # a vanished lesion read at 0.5 mm once
     ],
 )
 def test_decline_start(sizes, expected):
@@ -153,9 +159,24 @@ def test_page_sentences_of_an_estimable_patient(trial):
     assert formatting.p_phrase(page.rate_length.p) in rate and "−" in rate
 
 
+def test_lesions_without_a_decline_start_are_named_not_dropped():
+    lesions = pd.DataFrame(
+        {"lesion_id": ["A", "B", "C"], "decline_start_visit": pd.array([4, None, 6], "Int64")}
+    )
+    text = patients.decline_sentence(lesions)
+    assert "median of the 2 lesions with one, at visit 5." in text
+    assert "No such visit can be named for B" in text
+
+
+def test_one_definition_of_resolved():
+    assert patients.is_resolved(0.0, 0.0)
+    assert not patients.is_resolved(0.0, 1.5)  # a length of 0 alone is not resolved
+
+
 def test_page_sentences_of_a_patient_without_a_rate(trial):
     sentences = patients.page_sentences(patients.patient_page(trial, "P2"))
     assert sentences["decline_sentence"].startswith("No visit at which a steady decline")
+    assert "P2-L1" in sentences["decline_sentence"]
     assert sentences["rate_sentence"].startswith("No rate can be fitted to this patient alone")
     assert "one lesion" in sentences["rate_sentence"]
     assert sentences["rate_sentence"].count("one lesion") == 1  # one reason, not one per outcome

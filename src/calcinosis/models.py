@@ -36,6 +36,10 @@ FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
 TWEEDIE_POWER = 1.5
 ALPHA_LIMIT = 0.999  # |α| at or beyond this is a fit that ran to the boundary
+MAX_ITER = 200
+# A log-link fit whose mean curve leaves the data by this factor has run off (one such fit gave
+# +15 395 % per visit): its numbers describe no lesion and are not a result.
+DIVERGENCE_FACTOR = 10.0
 
 
 class NotEstimableError(ValueError):
@@ -133,7 +137,7 @@ class GEEFit:
     correlation_structure: str
     cov_type: str
     reference: str
-    ref_df: int | None
+    ref_df: tuple[float, ...] | None  # per term: Satterthwaite df, or None for z
     family: str
     transform: str
     scale_kind: str
@@ -156,7 +160,7 @@ class GEEFit:
         eta = design @ np.array(self.params[:2])
         cov = np.array(self.cov)[:2, :2]
         se = np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
-        crit = _critical(self.ref_df)
+        crit = _critical(None if self.ref_df is None else self.ref_df[1])
         inverse = np.exp if self.scale_kind == "multiplicative" else (lambda x: x)
         return pd.DataFrame(
             {
@@ -168,10 +172,9 @@ class GEEFit:
         )
 
 
-def coefficient_table(
-    terms, params: np.ndarray, cov: np.ndarray, ref_df: int | None
-) -> pd.DataFrame:
-    """B, SE, Wald CI, Wald χ², df, p, Exp(B) and its CI (z, or t on `ref_df` df)."""
+def coefficient_table(terms, params: np.ndarray, cov: np.ndarray, ref_df=None) -> pd.DataFrame:
+    """B, SE, Wald CI, Wald χ², df, p, Exp(B) and its CI: z, or t on `ref_df` df (one number,
+    or one per term)."""
     se = np.sqrt(np.diag(cov))
     crit = _critical(ref_df)
     low, high = params - crit * se, params + crit * se
@@ -192,11 +195,13 @@ def coefficient_table(
     )
 
 
-def _critical(ref_df: int | None) -> float:
-    return float(stats.norm.ppf(0.975) if ref_df is None else stats.t.ppf(0.975, ref_df))
+def _critical(ref_df):
+    if ref_df is None:
+        return float(stats.norm.ppf(0.975))
+    return stats.t.ppf(0.975, np.asarray(ref_df, dtype=float))
 
 
-def _p_value(z, ref_df: int | None):
+def _p_value(z, ref_df):
     return 2 * (stats.norm.sf(np.abs(z)) if ref_df is None else stats.t.sf(np.abs(z), ref_df))
 
 
@@ -230,7 +235,8 @@ def fit_gee(
     `data` is a Trial or a measurements frame (lesion_id, visit, sizes; patient_id optional).
     `transform` rescales the outcome before a `gaussian_identity` fit: log (zeros dropped),
     log1p (log(size + 1 mm)), pct_baseline (100·size / first measured size).
-    Small-sample covariances use t on G − 1 df; robust uses z, as SPSS does.
+    Small-sample covariances use t on Satterthwaite df (`adjusted_sandwich`); robust uses z,
+    as SPSS does.
     """
     _check_choice("cov_struct", cov_struct, COV_STRUCTS)
     _check_choice("cluster", cluster, tuple(CLUSTERS))
@@ -296,10 +302,26 @@ def _fit_checked(
         ddof_scale=ddof_scale,
         ctol=ctol,
     )
-    _check_fit(result, column)
+    _check_fit(result, column, frame, family)
+    if not converged:
+        raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
-    cov = _covariance(result, cov_type)
-    ref_df = None if cov_type == "robust" else n_clusters - 1
+    cov, ref_df = _covariance(result, cov_type)
+    qic = None
+    if family != "tweedie_log":
+        reference = result
+        if cov_struct != "independence":
+            reference, _ = fit_design(
+                frame,
+                column,
+                frame[["time"]],
+                CLUSTERS[cluster],
+                cov_struct="independence",
+                family=family,
+                ddof_scale=ddof_scale,
+                ctol=ctol,
+            )
+        qic = gaussian_qic(result, float(reference.scale))
     return _summarise(
         result,
         frame,
@@ -313,6 +335,7 @@ def _fit_checked(
         family=family,
         transform=transform,
         converged=converged,
+        qic=qic,
     )
 
 
@@ -361,9 +384,10 @@ def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None
         raise NotEstimableError(f"{column}: every value is 0; the log-scale rate is undefined")
 
 
-def _check_fit(result, column: str) -> None:
-    """A fit that ran off (estimates not finite, working correlation outside (−1, 1)) is not
-    a result: statsmodels can stop there without a warning."""
+def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
+    """A fit that ran off (estimates not finite, working correlation outside (−1, 1), a mean
+    curve far outside the data) is not a result: statsmodels can stop there without a
+    warning."""
     alpha = result.model.cov_struct.dep_params
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
         raise NotEstimableError(
@@ -376,6 +400,15 @@ def _check_fit(result, column: str) -> None:
         and np.all(result.bse > 0)
     ):
         raise NotEstimableError(f"{column}: the fit diverged (estimates or SEs not finite)")
+    if family != "gaussian_identity":
+        times = np.array([0.0, float(frame["time"].max())])
+        curve = np.exp(result.params.iloc[0] + result.params.iloc[1] * times)
+        largest = float(frame[column].max())
+        if curve.max() > DIVERGENCE_FACTOR * largest:
+            raise NotEstimableError(
+                f"{column}: the fit diverged (its mean curve reaches {curve.max():.3g} mm, "
+                f"more than {DIVERGENCE_FACTOR:g} times the largest size measured)"
+            )
 
 
 def _family(name: str):
@@ -420,7 +453,7 @@ def _fit_statsmodels(
     # cannot take; log of the pooled mean cannot.
     first = np.log(frame[column].mean()) if family != "gaussian_identity" else frame[column].mean()
     start = np.r_[first, np.zeros(exog.shape[1] - 1)]
-    return model.fit(start_params=start, maxiter=200, ctol=ctol, ddof_scale=ddof_scale)
+    return model.fit(start_params=start, maxiter=MAX_ITER, ctol=ctol, ddof_scale=ddof_scale)
 
 
 def fit_design(
@@ -451,6 +484,7 @@ def _summarise(
     family,
     transform,
     converged,
+    qic,
 ) -> GEEFit:
     """Collect the time term, the context and the whole (small) parameter covariance."""
     params = result.params.to_numpy()
@@ -483,13 +517,13 @@ def _summarise(
         working_correlation=0.0 if alpha is None else float(alpha),
         correlation_structure=cov_struct,
         cov_type=cov_type,
-        reference="z" if ref_df is None else "t(G−1)",
+        reference="z" if ref_df is None else f"Satterthwaite t({ref_df[1]:.2f})",
         ref_df=ref_df,
         family=family,
         transform=transform,
         scale_kind="additive" if additive else "multiplicative",
         scale=float(result.scale),
-        qic=_qic(result, family),
+        qic=qic,
         converged=converged,
         max_visit=int(frame["visit"].max()),
         terms=(INTERCEPT, TIME_TERM),
@@ -498,13 +532,20 @@ def _summarise(
     )
 
 
-def _qic(result, family: str) -> float | None:
-    """statsmodels' QIC, for Gaussian fits only: its penalty omits the variance function,
-    so it is wrong for other families. Comparable only between fits made here."""
-    if family == "tweedie_log":
-        return None
-    qic, _ = result.qic(scale=result.scale)
-    return float(qic)
+def gaussian_qic(result, scale: float) -> float:
+    """Pan's (2001) QIC of a Gaussian GEE on a given scale φ:
+    Σ(y − μ̂)²/φ + 2·tr(Ω_I V_R), Ω_I = Σᵢ Dᵢ'Dᵢ/φ the information under independence at the
+    model's estimates and V_R its robust covariance. QICs compare working correlations only
+    on one φ; the book takes the independence model's (N − p), as Pan's definition does."""
+    model = result.model
+    residuals, omega = 0.0, 0.0
+    for i in range(model.num_group):
+        expval, lin_pred = model.cached_means[i]
+        dmat = model.mean_deriv(model.exog_li[i], lin_pred)
+        residuals += float(np.sum((model.endog_li[i] - expval) ** 2))
+        omega = omega + dmat.T @ dmat
+    penalty = float(np.trace(omega @ result.cov_params().to_numpy()))
+    return (residuals + 2 * penalty) / scale
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,36 +553,79 @@ def _qic(result, family: str) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _covariance(result, cov_type: str) -> np.ndarray:
-    """Robust, Mancl–DeRouen (residuals ×(I − H)⁻¹) or Kauermann–Carroll (×(I − H)^−½)."""
+def _covariance(result, cov_type: str) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """Robust (with z), or Mancl–DeRouen (residuals ×(I − H)⁻¹) or Kauermann–Carroll
+    (×(I − H)^−½) with the Satterthwaite df of each coefficient."""
     if cov_type == "robust":
-        return result.cov_params().to_numpy()
+        return result.cov_params().to_numpy(), None
     return adjusted_sandwich(result.model, -1.0 if cov_type == "bias_reduced" else -0.5)
 
 
-def adjusted_sandwich(model, power: float) -> np.ndarray:
-    """Sandwich with cluster residuals whitened and multiplied by (I − H*)^power.
+def adjusted_sandwich(model, power: float) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Sandwich with each cluster's residuals multiplied by an adjustment matrix Aⱼ, and the
+    Satterthwaite degrees of freedom of each coefficient, as clubSandwich computes them
+    (Pustejovsky & Tipton 2018) with the GEE's working model: weights Wⱼ = Vⱼ⁻¹, target Vⱼ.
 
-    H* = W D (D'V⁻¹D)⁻¹ D'W with W = V^−½ is the whitened cluster leverage; power −1 is
-    Mancl–DeRouen (statsmodels' `bias_reduced`), −½ Kauermann–Carroll (clubSandwich's CR2).
+    power 0 is the plain sandwich (CR0); −1 Mancl–DeRouen (clubSandwich's CR3),
+    Aⱼ = (I − Hⱼⱼ)⁻¹; −½ the bias-reduced linearisation (CR2; Kauermann–Carroll with an
+    independence working correlation), Aⱼ = Uⱼ'(Uⱼ(I − Hⱼⱼ)VⱼUⱼ')^−½Uⱼ with Vⱼ = Uⱼ'Uⱼ.
+    A coefficient's sandwich is a quadratic form Σⱼ (gⱼ'z)² in standardised outcomes z;
+    its mean and variance give df = (Σⱼ gⱼ'gⱼ)² / Σᵢⱼ (gᵢ'gⱼ)². The tests check both
+    against clubSandwich.
     """
-    pieces = []
+    if power not in (0.0, -0.5, -1.0):
+        raise ValueError(f"power={power}; use 0 (CR0), -0.5 (CR2) or -1 (CR3)")
+    xs, ws, es, roots = [], [], [], []
     for i in range(model.num_group):
         expval, lin_pred = model.cached_means[i]
-        dmat = model.mean_deriv(model.exog_li[i], lin_pred)
+        xs.append(model.mean_deriv(model.exog_li[i], lin_pred))
         sdev = np.sqrt(model.family.variance(expval))
         corr, _ = model.cov_struct.covariance_matrix(expval, i)
         vmat = np.atleast_2d(corr) * np.outer(sdev, sdev)
-        whiten = _matrix_power(vmat, -0.5)
-        pieces.append((whiten @ dmat, whiten @ (model.endog_li[i] - expval)))
-    bread = np.linalg.inv(sum(x.T @ x for x, _ in pieces))
-    meat = 0.0
-    for x, r in pieces:
-        leverage = x @ bread @ x.T
-        adjusted = _matrix_power(np.eye(len(r)) - leverage, power) @ r
-        score = x.T @ adjusted
-        meat = meat + np.outer(score, score)
-    return bread @ meat @ bread
+        ws.append(np.linalg.inv(vmat))
+        roots.append(np.linalg.cholesky(vmat))  # lower: V = L L'
+        es.append(model.endog_li[i] - expval)
+    bounds = np.cumsum([0] + [len(e) for e in es])
+    x = np.vstack(xs)
+    bread = np.linalg.inv(sum(xj.T @ wj @ xj for xj, wj in zip(xs, ws, strict=True)))
+    # I − H with H = X M X'W, and the Cholesky root of the target, both over all rows
+    weights = _block_diagonal(ws)
+    residual_maker = np.eye(len(x)) - x @ bread @ x.T @ weights
+    root = _block_diagonal(roots)
+    meat = np.zeros_like(bread)
+    projections = []  # per cluster: the p × N map from standardised outcomes to its estimate
+    for j, (xj, wj, ej, lj) in enumerate(zip(xs, ws, es, roots, strict=True)):
+        rows = slice(bounds[j], bounds[j + 1])
+        leverage = residual_maker[rows, rows]
+        if abs(np.linalg.det(leverage)) < 1e-12:
+            raise NotEstimableError("a cluster's leverage is 1: the small-sample correction fails")
+        if power == 0.0:  # the plain sandwich (CR0)
+            adjust = np.eye(len(ej))
+        elif power == -1.0:
+            adjust = np.linalg.inv(leverage)
+        else:
+            upper = lj.T
+            inner = upper @ leverage @ lj @ lj.T @ upper.T
+            adjust = upper.T @ _matrix_power(inner, power) @ upper
+        score = xj.T @ wj @ adjust @ ej
+        meat += np.outer(score, score)
+        projections.append(bread @ xj.T @ wj @ adjust @ residual_maker[rows, :] @ root)
+    g = np.stack(projections)  # cluster × coefficient × observation
+    dfs = []
+    for k in range(x.shape[1]):
+        cross = g[:, k, :] @ g[:, k, :].T
+        dfs.append(float(np.trace(cross) ** 2 / np.sum(cross**2)))
+    return bread @ meat @ bread, tuple(dfs)
+
+
+def _block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
+    size = sum(len(b) for b in blocks)
+    out = np.zeros((size, size))
+    start = 0
+    for block in blocks:
+        out[start : start + len(block), start : start + len(block)] = block
+        start += len(block)
+    return out
 
 
 def _matrix_power(matrix: np.ndarray, power: float) -> np.ndarray:

@@ -2,12 +2,18 @@
 
 A patient's rate of change is the primary model (Gaussian, log link, exchangeable, lesion
 clusters) fitted to that patient's lesions alone, with the Mancl–DeRouen sandwich and t on
-G − 1 df: with two or three lesions the plain sandwich is far too optimistic. One lesion, or
+Satterthwaite df: with two or three lesions the plain sandwich is far too optimistic. One lesion, or
 lesions measured at one visit, give no rate ("not estimable", with the reason).
 
-Steady decline starts at the first visit whose size is below the previous visit's and after
-which the size never rises again; it is NA when the size never falls, or when the fall spans
-unmeasured visits (the visit it began at is then unknown).
+A lesion has resolved when its length and its width are both 0 (`is_resolved`; Radiography
+uses the same rule on the final radiograph).
+
+Steady decline starts at the first visit whose size is below the previous visit's, after which
+the size never comes back to the level before that fall and never rises more than
+`NOISE_MM` (one step of the 0.5 mm caliper grid) above its lowest value since: one
+re-measurement half a millimetre up is noise, not the end of a decline. It is NA when the size
+never falls that way, or when the fall spans unmeasured visits (the visit it began at is then
+unknown); a patient's page names the lesions without one.
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ def patient_rates(trial: Trial) -> pd.DataFrame:
 
 
 def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
-    """The primary model on one patient's lesions (MD sandwich, t on G − 1), or why not."""
+    """The primary model on one patient's lesions (MD sandwich, Satterthwaite t), or why not."""
     n_lesions = int(measurements["lesion_id"].nunique())
     try:
         fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced")
@@ -109,7 +115,7 @@ def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
         True,
         "",
         n_lesions,
-        f"t({fit.ref_df})",
+        fit.reference,
     )
 
 
@@ -147,7 +153,7 @@ def lesion_courses(trial: Trial, patient_id: str) -> pd.DataFrame:
         row = {"lesion_id": lesion.lesion_id, "site": lesion.site}
         for outcome in OUTCOME_NAMES:
             row.update(_change(own, outcome))
-        row["resolved"] = bool(row["length_last"] == 0)
+        row["resolved"] = is_resolved(row["length_last"], row["width_last"])
         row["decline_start_visit"] = decline_start(own["visit"], own["length_mm"])
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -170,18 +176,27 @@ def _change(own: pd.DataFrame, outcome: str) -> dict:
     }
 
 
-def decline_start(visits: pd.Series, sizes: pd.Series) -> int | None:
-    """First visit below the previous one after which the size never rises (see module doc)."""
+NOISE_MM = 0.5
+
+
+def is_resolved(length: float, width: float) -> bool:
+    """The book's one definition of a resolved lesion: length and width both 0."""
+    return bool(length == 0 and width == 0)
+
+
+def decline_start(visits: pd.Series, sizes: pd.Series, noise: float = NOISE_MM) -> int | None:
+    """First visit of a steady decline, tolerating rises up to `noise` (see module doc)."""
     course = pd.DataFrame({"visit": visits, "size": sizes}).dropna()
-    v, s = course["visit"].to_numpy(), course["size"].to_numpy()
-    if len(s) < 2:
-        return None
-    rises = np.flatnonzero(np.diff(s) > 0)
-    after = rises[-1] + 1 if rises.size else 0  # index from which the course is non-increasing
-    falls = [i for i in range(max(after, 1), len(s)) if s[i] < s[i - 1]]
-    if not falls or v[falls[0]] - v[falls[0] - 1] != 1:
-        return None
-    return int(v[falls[0]])
+    v, s = course["visit"].to_numpy(), course["size"].to_numpy(float)
+    for i in range(1, len(s)):
+        if not s[i] < s[i - 1]:
+            continue
+        later = s[i:]
+        lowest = np.minimum.accumulate(later)
+        steady = np.all(later[1:] <= lowest[:-1] + noise + 1e-9) and np.all(later < s[i - 1])
+        if steady:
+            return int(v[i]) if v[i] - v[i - 1] == 1 else None
+    return None
 
 
 def _course(lesions: pd.DataFrame) -> dict:
@@ -190,10 +205,37 @@ def _course(lesions: pd.DataFrame) -> dict:
     return {
         "n_lesions": int(len(lesions)),
         "n_resolved": int(lesions["resolved"].sum()),
+        "n_with_decline_start": int(len(starts)),
         "median_decline_start": float(starts.median()) if len(starts) else None,
         "median_length_change_pct": float(lesions["length_change_pct"].median()),
         "median_width_change_pct": float(lesions["width_change_pct"].median()),
     }
+
+
+def decline_sentence(lesions: pd.DataFrame) -> str:
+    """When a steady decline in length began, over the lesions that have one; the others are
+    named, not dropped from the count."""
+    starts = lesions["decline_start_visit"]
+    without = lesions.loc[starts.isna(), "lesion_id"].astype(str).tolist()
+    known = starts.dropna()
+    if known.empty:
+        return (
+            f"No visit at which a steady decline in length began can be named for "
+            f"{', '.join(without)}: the size did not fall steadily, or fell across visits that "
+            "were not measured."
+        )
+    where = (
+        f"at visit {known.iloc[0]:g}"
+        if len(known) == 1
+        else f"in the median of the {len(known)} lesions with one, at visit {known.median():g}"
+    )
+    text = f"A steady decline in length began {where}."
+    if without:
+        text += (
+            f" No such visit can be named for {', '.join(without)} (the size did not fall "
+            "steadily, or fell across visits that were not measured)."
+        )
+    return text
 
 
 def page_sentences(page: PatientPage) -> dict[str, str]:
@@ -208,13 +250,7 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
         f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
         f"lesion(s) at: {sites}."
     }
-    start = page.course.get("median_decline_start")
-    out["decline_sentence"] = (
-        f"A steady decline in length began, in the median lesion, at visit {start:g}."
-        if start is not None and not np.isnan(start)
-        else "No visit at which a steady decline in length began can be named: the sizes either "
-        "did not fall or fell across visits that were not measured."
-    )
+    out["decline_sentence"] = decline_sentence(page.lesions)
     rates = (("length", page.rate_length), ("width", page.rate_width))
     if all(r.estimable for _, r in rates):
         out["rate_sentence"] = (

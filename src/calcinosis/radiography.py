@@ -1,9 +1,11 @@
 """Radiographic sizes before the first and after the last injection, as the paper reports them.
 
 The paper prints mean ± SD (min–max) over lesions; the paired comparison here is the Wilcoxon
-signed-rank test computed exactly: zero differences dropped (Wilcoxon's convention), tied
-absolute differences given mid-ranks, and the p-value from all 2^n sign patterns, so ties and
-zeros do not force a normal approximation with n ≤ 18.
+signed-rank test computed exactly at every n: zero differences dropped (Wilcoxon's
+convention), tied absolute differences given mid-ranks, and the p-value from the exact null
+distribution of W+ given those ranks (every sign pattern equally likely), counted by dynamic
+programming over doubled ranks, which are whole numbers. scipy switches to an uncorrected
+normal approximation above 20 non-zero differences; this does not.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import pandas as pd
 from scipy import stats
 
 from calcinosis.data import Trial
+from calcinosis.patients import is_resolved
 
 OUTCOMES = ("length", "width")
 TIMEPOINTS = ("baseline", "final")
-MAX_EXACT_N = 20  # 2^20 sign patterns; beyond that the normal approximation is used
+ZERO_METHOD = "zero differences dropped, as Wilcoxon proposed"
+METHOD = f"exact signed-rank test (mid-ranks for ties; {ZERO_METHOD})"
 
 
 def summary(trial: Trial) -> pd.DataFrame:
@@ -46,7 +50,8 @@ def _values(trial: Trial, timepoint: str, outcome: str) -> pd.Series:
 
 
 def per_lesion(trial: Trial) -> pd.DataFrame:
-    """One row per lesion × outcome with both radiographs: baseline, final, change, resolved."""
+    """One row per lesion × outcome with both radiographs: baseline, final, change, and
+    whether the lesion resolved (its length and width both 0 on the final radiograph)."""
     wide = trial.radiography.pivot(
         index="lesion_id", columns="timepoint", values=["length_mm", "width_mm"]
     )
@@ -68,17 +73,20 @@ def per_lesion(trial: Trial) -> pd.DataFrame:
                 "final": float(final),
                 "change_mm": float(final - base),
                 "change_pct": float(100 * (final - base) / base) if base > 0 else np.nan,
-                "resolved": bool(final == 0),
+                "resolved": is_resolved(
+                    wide.at[lesion_id, ("length_mm", "final")],
+                    wide.at[lesion_id, ("width_mm", "final")],
+                ),
             }
         )
     return pd.DataFrame(rows)
 
 
 def n_resolved(trial: Trial) -> int:
-    """Lesions gone on the final radiograph (length and width both 0)."""
-    table = per_lesion(trial)
-    gone = table.groupby("lesion_id")["resolved"].all()
-    return int(gone.sum())
+    """Lesions gone on the final radiograph, by the book's one rule (`patients.is_resolved`:
+    length and width both 0)."""
+    final = trial.radiography[trial.radiography["timepoint"] == "final"]
+    return int(sum(is_resolved(r.length_mm, r.width_mm) for r in final.itertuples(index=False)))
 
 
 def paired_tests(trial: Trial) -> pd.DataFrame:
@@ -99,8 +107,8 @@ def paired_tests(trial: Trial) -> pd.DataFrame:
 
 
 def signed_rank(diffs: np.ndarray) -> dict:
-    """Wilcoxon signed-rank: W+ (sum of ranks of positive differences), two-sided p, method,
-    and the matched-pairs rank-biserial correlation (W+ − W−)/(W+ + W−)."""
+    """Wilcoxon signed-rank: W+ (sum of ranks of positive differences), exact two-sided p,
+    method, and the matched-pairs rank-biserial correlation (W+ − W−)/(W+ + W−)."""
     nonzero = diffs[diffs != 0]
     n = len(nonzero)
     if n == 0:
@@ -114,26 +122,58 @@ def signed_rank(diffs: np.ndarray) -> dict:
     ranks = stats.rankdata(np.abs(nonzero))
     w_plus = float(ranks[nonzero > 0].sum())
     total = float(ranks.sum())
-    if n <= MAX_EXACT_N:
-        p, method = _exact_p(ranks, w_plus), "exact (all sign patterns; mid-ranks, zeros dropped)"
-    else:
-        p = float(stats.wilcoxon(nonzero, method="approx").pvalue)
-        method = "normal approximation (zeros dropped)"
     return {
         "n_nonzero": n,
         "statistic": w_plus,
-        "p": p,
-        "method": method,
+        "p": exact_p(ranks, w_plus),
+        "method": METHOD,
         "rank_biserial": (2 * w_plus - total) / total,
     }
 
 
-def _exact_p(ranks: np.ndarray, w_plus: float) -> float:
-    """Two-sided p: share of the 2^n equally likely sign patterns at least as far from the
-    centre as the observed W+."""
-    n = len(ranks)
-    signs = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-    null = signs @ ranks
-    centre = ranks.sum() / 2
-    extreme = np.abs(null - centre) >= abs(w_plus - centre) - 1e-9
-    return float(extreme.mean())
+def null_distribution(ranks: np.ndarray) -> np.ndarray:
+    """P(2·W+ = k) for k = 0 … 2·Σranks when each sign is + or − with probability ½.
+
+    Mid-ranks are multiples of ½, so doubled ranks are whole numbers and the distribution is
+    a convolution over them: n steps over at most n(n + 1) + 1 sums.
+    """
+    doubled = np.rint(2 * np.asarray(ranks, dtype=float)).astype(int)
+    if not np.allclose(doubled, 2 * np.asarray(ranks, dtype=float)):
+        raise ValueError("ranks must be multiples of 1/2")
+    prob = np.zeros(int(doubled.sum()) + 1)
+    prob[0] = 1.0
+    for d in doubled:
+        shifted = np.zeros_like(prob)
+        shifted[d:] = prob[: len(prob) - d]
+        prob = 0.5 * prob + 0.5 * shifted
+    return prob
+
+
+def exact_p(ranks: np.ndarray, w_plus: float) -> float:
+    """Two-sided p: the null probability of a W+ at least as far from Σranks/2 as the one
+    observed, counted in whole doubled units."""
+    prob = null_distribution(ranks)
+    total = len(prob) - 1  # 2·Σranks
+    distance = np.abs(2 * np.arange(len(prob)) - total)
+    observed = abs(2 * int(round(2 * w_plus)) - total)
+    return float(min(1.0, prob[distance >= observed].sum()))
+
+
+def sentences(trial: Trial) -> dict[str, str]:
+    """Radiography's statements that depend on the data: which test was used, and which way
+    the spread of sizes moved after treatment."""
+    table = summary(trial).set_index(["timepoint", "outcome"])
+    moves = []
+    for outcome in OUTCOMES:
+        before, after = table.loc[("baseline", outcome), "sd"], table.loc[("final", outcome), "sd"]
+        word = "grew" if after > before else "fell" if after < before else "did not change"
+        moves.append((outcome, word))
+    if len({w for _, w in moves}) == 1:
+        spread = f"The standard deviation {moves[0][1]} after treatment for both length and width."
+    else:
+        spread = (
+            "The standard deviation "
+            + " and ".join(f"{w} for {o}" for o, w in moves)
+            + " after treatment."
+        )
+    return {"rad_sd_sentence": spread, "rad_test_sentence": f"an {METHOD}"}

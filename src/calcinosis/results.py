@@ -122,9 +122,10 @@ def protocol_weeks() -> int:
 
 
 def methods(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import dose, tables
+    from calcinosis import dose, patients, tables
 
     section = Section("methods")
+    section.add({"decline_noise_mm": patients.NOISE_MM})
     section.add(tables.dose_rule_counts(inp.trial))
     section.add(dose.band_numbers())
     section.tables["tab_dose_rule"] = Table(
@@ -283,6 +284,7 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
             prefix=f"rad_{row.outcome}_",
         )
     section.add({"rad_n_resolved": radiography.n_resolved(trial)})
+    section.add(radiography.sentences(trial))
     section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
     section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
     section.tables["tab_radiography_lesions"] = Table(tables.tab_radiography_lesions(trial), 1)
@@ -347,11 +349,17 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     significant, estimated = sensitivity.significant_share(grid)
     section = Section("sensitivity")
     section.add(
-        {"sens_n_rows": len(grid), "sens_n_estimated": estimated, "sens_n_significant": significant}
+        {
+            "sens_n_analyses": len(sensitivity.distinct(grid)),
+            "sens_n_estimated": estimated,
+            "sens_n_significant": significant,
+        }
     )
     for outcome, rows in grid.groupby("outcome"):
-        section.add({f"sens_{outcome}_p_max": rows["p"].max()})
+        section.add({f"sens_{outcome}_p_max": sensitivity.estimable(rows)["p"].max()})
     section.add(tables.sensitivity_summary(trial), prefix="sens_")
+    section.add(sensitivity.sentences(trial), prefix="sens_")
+    section.add(sensitivity.small_sample_numbers(trial), prefix="sens_")
     section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)

@@ -2,21 +2,19 @@
 
 Each row changes one thing in the primary model (Gaussian, log link, exchangeable, lesion
 clusters, robust z) and reports the change per visit with its 95 % CI and p. The mixed
-model handles zeros by modelling log(size + 1 mm). A row that cannot be estimated stays in
+model (random intercepts and slopes, `calcinosis.mixed`) handles zeros by modelling
+log(size + 1 mm). A row that cannot be estimated stays in
 the grid with its reason, because that too is an answer.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import stats
 
-from calcinosis import models
+from calcinosis import mixed, models
 from calcinosis.data import Trial
+from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.memo import per_trial
 
 COLUMNS = [
@@ -28,7 +26,10 @@ COLUMNS = [
     "ci_high",
     "p",
     "reference",
+    "df",
+    "qic",
     "is_primary",
+    "analysis",
     "note",
 ]
 
@@ -42,11 +43,11 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
         {"cov_struct": "ar1"},
         False,
     ),
-    ("cluster", "lesion (18)", {}, True),
-    ("cluster", "patient (5), exchangeable", {"cluster": "patient"}, False),
+    ("cluster", "lesion ({n_lesions})", {}, True),
+    ("cluster", "patient ({n_patients}), exchangeable", {"cluster": "patient"}, False),
     (
         "cluster",
-        "patient (5), independence",
+        "patient ({n_patients}), independence",
         {"cluster": "patient", "cov_struct": "independence"},
         False,
     ),
@@ -97,37 +98,57 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
         False,
     ),
 )
+QIC_FACTOR = "working correlation"
 NOTES = {"transform=pct_baseline": "percentage points of the first measured size per visit"}
 
 
 @per_trial
 def grid(trial: Trial) -> pd.DataFrame:
     """Every sensitivity row for length and width (see the module docstring)."""
+    counts = {
+        "n_lesions": int(trial.measurements["lesion_id"].nunique()),
+        "n_patients": int(models.with_patient_id(trial.measurements)["patient_id"].nunique()),
+    }
     rows = []
     for outcome in ("length", "width"):
         for factor, choice, options, primary in GEE_VARIANTS:
-            rows.append(_gee_row(trial.measurements, outcome, factor, choice, options, primary))
+            label = choice.format(**counts)
+            rows.append(_gee_row(trial.measurements, outcome, factor, label, options, primary))
         rows.append(_mixed_row(trial.measurements, outcome))
         rows += _leave_one_out_rows(trial, outcome)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _gee_row(measurements, outcome, factor, choice, options, primary) -> dict:
-    row = {"outcome": outcome, "factor": factor, "choice": choice, "is_primary": primary}
+def analysis_key(options: dict, subset: str = "all patients") -> str:
+    """What makes an analysis distinct: its data and its model options. The primary model
+    stands in several factors' groups as their reference; it is one analysis."""
+    spec = ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "primary"
+    return f"{subset}: {spec}"
+
+
+def _gee_row(measurements, outcome, factor, choice, options, primary, subset="all patients"):
+    row = {
+        "outcome": outcome,
+        "factor": factor,
+        "choice": choice,
+        "is_primary": primary,
+        "analysis": analysis_key(options, subset),
+    }
     try:
         fit = models.fit_gee(measurements, outcome, **options)
     except models.NotEstimableError as err:
         return {**row, **_not_estimable(str(err))}
     note = NOTES.get(f"transform={options.get('transform')}", "")
-    if not fit.converged:
-        note = "; ".join(filter(None, [note, "did not converge"]))
     return {
         **row,
         "pct_per_visit": fit.pct_per_visit,
         "ci_low": fit.pct_ci_low,
         "ci_high": fit.pct_ci_high,
         "p": fit.p,
-        "reference": "z" if fit.ref_df is None else f"t(G−1) = t({fit.ref_df})",
+        "reference": fit.reference,
+        "df": np.nan if fit.ref_df is None else fit.ref_df[1],
+        # QIC compares working correlations of one model on one scale (`models.gaussian_qic`)
+        "qic": fit.qic if factor == QIC_FACTOR and fit.qic is not None else np.nan,
         "note": note,
     }
 
@@ -139,7 +160,9 @@ def _not_estimable(reason: str) -> dict:
         "ci_high": np.nan,
         "p": np.nan,
         "reference": "",
-        "note": f"not estimable: {reason}",
+        "df": np.nan,
+        "qic": np.nan,
+        "note": f"{NOT_ESTIMABLE} ({reason})",
     }
 
 
@@ -158,54 +181,163 @@ def _leave_one_out_rows(trial: Trial, outcome: str) -> list[dict]:
                 f"without {patient_id} ({n} lesions left)",
                 {},
                 False,
+                subset=f"without {patient_id}",
             )
         )
     return rows
 
 
 def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
-    """Linear mixed model on log(size + 1 mm): random intercepts for patients and for lesions
-    within patients; REML; Wald z."""
+    """Linear mixed model on log(size + 1 mm) with random intercepts and slopes for time by
+    patient and by lesion within patient (`calcinosis.mixed`); REML, Satterthwaite t."""
     column = models.outcome_column(outcome)
     frame = models.gee_frame(models.with_patient_id(measurements), column)
     frame["y"] = np.log1p(frame[column])
     row = {
         "outcome": outcome,
         "factor": "mixed model",
-        "choice": "LMM on log(size + 1 mm), lesions nested in patients",
+        "choice": "LMM on log(size + 1 mm), random intercepts and slopes by patient and lesion",
         "is_primary": False,
+        "analysis": "all patients: linear mixed model, random slopes",
     }
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = smf.mixedlm(
-            "y ~ time",
-            frame,
-            groups="patient_id",
-            re_formula="1",
-            vc_formula={"lesion": "0 + C(lesion_id)"},
-        )
-        result = model.fit(reml=True)
-    beta, se = float(result.fe_params["time"]), float(result.bse_fe["time"])
-    if not np.isfinite(se):
-        return {**row, **_not_estimable("the mixed model's SE is not finite")}
-    crit = stats.norm.ppf(0.975)
-    trouble = [
-        str(w.message)
-        for w in caught
-        if "converge" in str(w.message).lower() or "boundary" in str(w.message).lower()
-    ]
+    try:
+        fit = mixed.fit_random_slopes(frame)
+    except models.NotEstimableError as err:
+        return {**row, **_not_estimable(str(err))}
     return {
         **row,
-        "pct_per_visit": 100 * np.expm1(beta),
-        "ci_low": 100 * np.expm1(beta - crit * se),
-        "ci_high": 100 * np.expm1(beta + crit * se),
-        "p": float(2 * stats.norm.sf(abs(beta / se))),
-        "reference": "z",
-        "note": "zeros kept via +1 mm" + ("; fit warning: " + trouble[0] if trouble else ""),
+        "pct_per_visit": 100 * np.expm1(fit.beta),
+        "ci_low": 100 * np.expm1(fit.ci_low),
+        "ci_high": 100 * np.expm1(fit.ci_high),
+        "p": fit.p,
+        "reference": f"Satterthwaite t({fit.df:.2f})",
+        "df": fit.df,
+        "qic": np.nan,
+        "note": "zeros kept via +1 mm",
     }
+
+
+def small_sample_numbers(trial: Trial) -> dict[str, float]:
+    """The Satterthwaite df of the bias-reduced (CR2) rows with patient and with lesion
+    clusters, beside G − 1, for Methods' statement of the convention."""
+    table = grid(trial)
+    out: dict[str, float] = {}
+    cr2 = table[table["analysis"].str.contains("cov_type=kauermann_carroll", regex=False)]
+    by_patient = cr2["analysis"].str.contains("cluster=patient", regex=False)
+    for cluster in ("patient", "lesion"):
+        for outcome in ("length", "width"):
+            rows = cr2[(cr2["outcome"] == outcome) & (by_patient == (cluster == "patient"))]
+            out[f"{outcome}_cr2_{cluster}_df"] = float(rows["df"].iloc[0]) if len(rows) else np.nan
+        column = "patient_id" if cluster == "patient" else "lesion_id"
+        clusters = models.with_patient_id(trial.measurements)[column].nunique()
+        out[f"{cluster}_clusters"] = int(clusters)
+        out[f"{cluster}_clusters_minus_1"] = int(clusters) - 1
+    return out
+
+
+def distinct(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per outcome and distinct analysis (the grid repeats the primary model as the
+    reference of each factor): what every count and range of the grid is taken over."""
+    return table.drop_duplicates(["outcome", "analysis"]).reset_index(drop=True)
+
+
+def estimable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows with an estimate: ranges, tallies and plots leave the others out."""
+    return table[table["pct_per_visit"].notna()]
 
 
 def significant_share(table: pd.DataFrame, alpha: float = 0.05) -> tuple[int, int]:
-    """(rows with p < alpha, rows estimated): the grid's headline."""
-    estimated = table["p"].notna()
-    return int((table.loc[estimated, "p"] < alpha).sum()), int(estimated.sum())
+    """(distinct analyses with p < alpha, distinct analyses estimated): the grid's headline."""
+    fitted = estimable(distinct(table))
+    return int((fitted["p"] < alpha).sum()), int(len(fitted))
+
+
+def sentences(trial: Trial) -> dict[str, str]:
+    """The sensitivity chapter's statements, over distinct analyses: how many there are, which
+    directions their intervals take, which include no change or could not be fitted, and
+    what follows — worded from the grid, so other data get other words."""
+    table = distinct(grid(trial))
+    n_patients = int(models.with_patient_id(trial.measurements)["patient_id"].nunique())
+    parts = {"length": "", "width": ""}
+    crossing_all, missing_all, below, fitted_n = [], [], 0, 0
+    for outcome in parts:
+        rows = table[table["outcome"] == outcome]
+        fitted = estimable(rows)
+        down, up = int((fitted["ci_high"] < 0).sum()), int((fitted["ci_low"] > 0).sum())
+        crossing = fitted[(fitted["ci_low"] <= 0) & (fitted["ci_high"] >= 0)]
+        crossing_all.append(crossing)
+        missing_all.append(rows[rows["pct_per_visit"].isna()])
+        below += int((fitted["pct_per_visit"] < 0).sum())
+        fitted_n += len(fitted)
+        parts[outcome] = (
+            f"Of the {len(rows)} distinct analyses of {outcome}, {len(fitted)} could be fitted: "
+            f"{down} give an interval entirely below zero, {up} entirely above it, and "
+            f"{len(crossing)} an interval that includes no change."
+        )
+    qic = table.dropna(subset=["qic"])
+    best = [
+        f"{rows.loc[rows['qic'].idxmin(), 'choice']} for {outcome}"
+        for outcome, rows in qic.groupby("outcome", sort=False)
+    ]
+    out_qic = (
+        "Among the working correlations, QIC (each on the scale of the independence model) is "
+        "smallest with " + " and ".join(best) + "."
+        if best
+        else "No working correlation could be compared by QIC."
+    )
+    crossing = pd.concat(crossing_all)
+    missing = pd.concat(missing_all)
+    out = {
+        "qic_sentence": out_qic,
+        "count_sentence": f"The grid holds {len(table) // 2} distinct analyses per outcome; the "
+        "primary model, shown as the reference of several factors, counts once. "
+        + " ".join(parts.values()),
+        "crossing_sentence": _listed(
+            crossing,
+            "Every interval that could be fitted excludes no change.",
+            "The interval includes no change for",
+        ),
+        "not_estimable_sentence": _listed(
+            missing,
+            "Every analysis could be fitted.",
+            "These analyses could not be fitted, and are left out of every count, range and plot:",
+            reasons=True,
+        ),
+    }
+    direction = (
+        f"{'Every one' if below == fitted_n else f'{below}'} of the {fitted_n} estimable "
+        "analyses (both outcomes) puts the change below zero"
+    )
+    if crossing.empty:
+        out["conclusion"] = f"{direction}, and every interval excludes no change."
+    elif crossing["analysis"].map(_patient_level).all():
+        out["conclusion"] = (
+            f"{direction}; the intervals that include no change all come from analyses that "
+            f"take the {n_patients} patients, not the lesions, as the independent units "
+            "(patients as clusters, or a change per visit that varies between patients), so "
+            "whether the change is distinguishable from chance at the level of patients "
+            "depends on treating lesions as independent."
+        )
+    else:
+        out["conclusion"] = (
+            f"{direction}; {len(crossing)} intervals include no change, from several kinds of "
+            "analysis (listed above)."
+        )
+    return out
+
+
+def _patient_level(analysis: str) -> bool:
+    """Whether an analysis draws its uncertainty from the patients: patient clusters, or a
+    random slope for each patient."""
+    return "cluster=patient" in analysis or "random slopes" in analysis
+
+
+def _listed(rows: pd.DataFrame, none: str, lead: str, reasons: bool = False) -> str:
+    if rows.empty:
+        return none
+    columns = rows[["outcome", "factor", "choice", "note"]]
+    items = [
+        f"{outcome}, {factor}: {choice}" + (f" — {note}" if reasons else "")
+        for outcome, factor, choice, note in columns.itertuples(index=False)
+    ]
+    return f"{lead} " + "; ".join(items) + "."

@@ -320,6 +320,8 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
             "95 % CI low": grid["ci_low"],
             "95 % CI high": grid["ci_high"],
             "p": grid["p"],
+            "Reference": grid["reference"].fillna(""),
+            "QIC": grid["qic"],
             "Primary": grid["is_primary"].astype(bool),
             "Note": grid["note"].fillna(""),
         }
@@ -332,38 +334,31 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
 
 
 def sensitivity_summary(trial: Trial) -> dict[str, object]:
-    """What the grid says in numbers and words: per outcome, how many analyses were run, how
-    many are estimable, how many exclude no change, the range of estimates, and which choices
-    give an interval that includes zero or no estimate."""
+    """What the grid says in numbers and words, per outcome and over distinct analyses (the
+    primary model, repeated as each factor's reference, counts once): how many were run, how
+    many are estimable, how many exclude no change, the range of the estimates, and which
+    choices give an interval that includes zero or no estimate."""
     from calcinosis import sensitivity
 
-    grid = sensitivity.grid(trial)
-    grid["outcome"] = grid["outcome"].map(lambda o: str(o).removesuffix("_mm"))
+    grid = sensitivity.distinct(sensitivity.grid(trial))
     out: dict[str, object] = {}
     for outcome, part in grid.groupby("outcome"):
-        ok = part.dropna(subset=["pct_per_visit"])
+        ok = sensitivity.estimable(part)
         excludes_zero = (ok["ci_high"] < 0) | (ok["ci_low"] > 0)
         crossing = ok.loc[~excludes_zero]
+        missing = part.loc[part["pct_per_visit"].isna()]
         out.update(
             {
                 f"{outcome}_n": int(len(part)),
                 f"{outcome}_n_estimable": int(len(ok)),
                 f"{outcome}_n_decrease": int((ok["ci_high"] < 0).sum()),
-                f"{outcome}_min": float(ok["pct_per_visit"].min()),
-                f"{outcome}_max": float(ok["pct_per_visit"].max()),
-                f"{outcome}_crossing": "; ".join(
-                    f"{f}: {c}" for f, c in zip(crossing["factor"], crossing["choice"], strict=True)
-                )
-                or "none",
-                f"{outcome}_not_estimable": "; ".join(
-                    f"{f}: {c}"
-                    for f, c in zip(
-                        part.loc[part["pct_per_visit"].isna(), "factor"],
-                        part.loc[part["pct_per_visit"].isna(), "choice"],
-                        strict=True,
-                    )
-                )
-                or "none",
+                f"{outcome}_n_increase": int((ok["ci_low"] > 0).sum()),
+                f"{outcome}_n_crossing": int(len(crossing)),
+                f"{outcome}_n_not_estimable": int(len(missing)),
+                f"{outcome}_min": float(ok["pct_per_visit"].min()) if len(ok) else None,
+                f"{outcome}_max": float(ok["pct_per_visit"].max()) if len(ok) else None,
+                f"{outcome}_crossing": _choices(crossing),
+                f"{outcome}_not_estimable": _choices(missing),
             }
         )
     return out
@@ -479,6 +474,12 @@ def tab_ensemble_dropped(manifest: dict) -> pd.DataFrame:
     kinds = reasons.map(lambda r: re.sub(r"-?\d+(\.\d+)?", "…", r))
     counts = kinds.value_counts().sort_index()
     return pd.DataFrame({"Reason": counts.index, "Members": counts.to_numpy()})
+
+
+def _choices(rows: pd.DataFrame) -> str:
+    return "; ".join(f"{f}: {c}" for f, c in zip(rows["factor"], rows["choice"], strict=True)) or (
+        "none"
+    )
 
 
 def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:

@@ -13,7 +13,12 @@ fit <- geeglm(y ~ time, id = cluster, waves = visit, data = d,
               control = geese.control(epsilon = 1e-12, maxit = 200))
 coefs <- summary(fit)$coefficients
 alpha <- if (args[2] == "independence") 0 else fit$geese$alpha[[1]]
-out <- data.frame(term = c("intercept", "time", "alpha", "scale"),
-                  estimate = c(coefs[, "Estimate"], alpha, fit$geese$gamma[[1]]),
-                  se = c(coefs[, "Std.err"], NA, NA))
+# Pieces of Pan's QIC: the residual sum of squares and tr(D'D V_R), D = dμ/dβ = μ·X (log link)
+mu <- as.vector(fitted(fit))
+D <- mu * model.matrix(fit)
+rss <- sum((d$y - mu)^2)
+penalty <- sum(diag(crossprod(D) %*% fit$geese$vbeta))
+out <- data.frame(term = c("intercept", "time", "alpha", "scale", "rss", "penalty"),
+                  estimate = c(coefs[, "Estimate"], alpha, fit$geese$gamma[[1]], rss, penalty),
+                  se = c(coefs[, "Std.err"], NA, NA, NA, NA))
 write.csv(out, args[3], row.names = FALSE)

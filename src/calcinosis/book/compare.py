@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from calcinosis.formatting import NOT_ESTIMABLE
+
 Value = float | int | str | None
 
 
@@ -32,6 +34,9 @@ class Change:
             return "added"
         if self.new is None:
             return "removed"
+        if NOT_ESTIMABLE in (self.old, self.new):
+            # a number beside "not estimable" has no difference to show
+            return "now estimable" if self.new != NOT_ESTIMABLE else "now not estimable"
         if _number(self.old) and _number(self.new):
             delta = self.new - self.old
             text = f"{delta:+.4g}"
@@ -155,7 +160,7 @@ def compare_results(
     flips += [
         Flip(c.name, "", str(c.old), str(c.new))
         for c in changes
-        if isinstance(c.old, str) and isinstance(c.new, str)
+        if isinstance(c.old, str) and isinstance(c.new, str) and NOT_ESTIMABLE not in (c.old, c.new)
     ]
     return Comparison(old_dir, new_dir, changes, flips, n_results=len(names))
 

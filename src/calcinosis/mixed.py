@@ -1,0 +1,224 @@
+"""A linear mixed model with random slopes, for the sensitivity grid: log(size + 1 mm) on visit
+with a random intercept and a random slope for time by patient and by lesion within patient,
+each pair correlated — lme4's `y ~ time + (1 + time | patient) + (1 + time | patient:lesion)`.
+
+Fitted by REML here (statsmodels' MixedLM cannot give a lesion-level intercept and slope that
+are correlated), with Satterthwaite degrees of freedom for the time coefficient as lmerTest
+computes them: df = 2·Var(β̂)² / (∇Var(β̂)' A ∇Var(β̂)), A the asymptotic covariance of the
+variance parameters (twice the inverse Hessian of the REML deviance). The parameters are
+the log-Cholesky factors of the random-effect covariances relative to σ², and log σ; the df
+does not depend on that choice. A fit that does not
+converge, or puts a variance at zero (lme4's "singular" fit), is not estimable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from calcinosis.models import NotEstimableError
+
+GRADIENT_TOL = 1e-4  # of the REML criterion in log-Cholesky parameters: its rounding noise
+SINGULAR = 1e-4  # a random-effect SD below this share of the residual SD is zero (lme4's rule)
+
+
+@dataclass(frozen=True)
+class MixedFit:
+    """The time coefficient of the random-slope model and how it was estimated."""
+
+    beta: float
+    se: float
+    df: float
+    p: float
+    ci_low: float
+    ci_high: float
+    sd_patient_slope: float
+    sd_lesion_slope: float
+    sd_residual: float
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    """One patient's cross-products of outcome y, fixed design X and random design Z."""
+
+    n: int
+    n_lesions: int
+    ztz: np.ndarray
+    ztx: np.ndarray
+    zty: np.ndarray
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: float
+
+
+def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
+    """REML fit of `outcome` on `time` (columns patient_id, lesion_id, time, outcome)."""
+    clusters = _clusters(frame, outcome)
+    if len(clusters) < 2:
+        raise NotEstimableError("the mixed model needs at least two patients")
+    theta = _minimise(lambda t: _profiled(t, clusters), np.zeros(6))
+    sigma = float(np.sqrt(_sums(theta, clusters)[-1]))
+    relative = np.r_[np.diag(_chol(theta[:3])), np.diag(_chol(theta[3:6]))]
+    if relative.min() < SINGULAR:
+        raise NotEstimableError(
+            "the mixed model's fit is singular (a random-effect variance is estimated at 0)"
+        )
+    psi = np.r_[theta, np.log(sigma)]
+    variance = _beta_cov(psi, clusters)[1, 1]
+    gradient = _gradient(lambda p: _beta_cov(p, clusters)[1, 1], psi)
+    hessian = _hessian(lambda p: _deviance(p, clusters), psi)
+    try:
+        covariance = 2 * np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        raise NotEstimableError("the mixed model's REML Hessian is singular") from None
+    df = float(2 * variance**2 / (gradient @ covariance @ gradient))
+    if not (np.isfinite(df) and df > 0):
+        raise NotEstimableError("the mixed model's Satterthwaite df are not defined")
+    beta = float(_beta(psi, clusters)[1])
+    se = float(np.sqrt(variance))
+    crit = stats.t.ppf(0.975, df)
+    patient, lesion = (_chol(theta[k : k + 3]) * sigma for k in (0, 3))
+    return MixedFit(
+        beta=beta,
+        se=se,
+        df=df,
+        p=float(2 * stats.t.sf(abs(beta / se), df)),
+        ci_low=beta - crit * se,
+        ci_high=beta + crit * se,
+        sd_patient_slope=float(np.hypot(*patient[1])),
+        sd_lesion_slope=float(np.hypot(*lesion[1])),
+        sd_residual=sigma,
+    )
+
+
+def _minimise(func, start: np.ndarray) -> np.ndarray:
+    """BFGS on central-difference gradients, then damped Newton steps on a numerical Hessian
+    until the gradient is at the level of the criterion's rounding noise: the REML surface
+    is flat along some directions, where BFGS alone stops short."""
+    result = optimize.minimize(
+        func, start, method="BFGS", jac="3-point", options={"gtol": 1e-6, "maxiter": 1000}
+    )
+    x = result.x
+    for _ in range(20):
+        gradient = _gradient(func, x)
+        if np.max(np.abs(gradient)) < GRADIENT_TOL:
+            return x
+        step = np.linalg.lstsq(_hessian(func, x), -gradient, rcond=None)[0]
+        while func(x + step) > func(x) + 1e-9 and np.max(np.abs(step)) > 1e-12:
+            step = step / 2  # never uphill
+        x = x + step
+    raise NotEstimableError("the mixed model did not converge (its REML gradient is not 0)")
+
+
+def _clusters(frame: pd.DataFrame, outcome: str) -> list[_Cluster]:
+    """Per patient, the cross-products the likelihood needs (it never forms V)."""
+    out = []
+    for _, rows in frame.groupby("patient_id", sort=True):
+        x = np.column_stack([np.ones(len(rows)), rows["time"].to_numpy(float)])
+        y = rows[outcome].to_numpy(float)
+        lesion = rows["lesion_id"].to_numpy()
+        columns = [x] + [x * (lesion == name)[:, None] for name in pd.unique(lesion)]
+        z = np.hstack(columns)  # patient intercept and slope, then each lesion's
+        out.append(
+            _Cluster(
+                n=len(y),
+                n_lesions=len(columns) - 1,
+                ztz=z.T @ z,
+                ztx=z.T @ x,
+                zty=z.T @ y,
+                xtx=x.T @ x,
+                xty=x.T @ y,
+                yty=float(y @ y),
+            )
+        )
+    return out
+
+
+def _chol(part: np.ndarray) -> np.ndarray:
+    return np.array([[np.exp(part[0]), 0.0], [part[1], np.exp(part[2])]])
+
+
+def _sums(theta: np.ndarray, clusters: list[_Cluster]):
+    """log|R|, X'R⁻¹X, X'R⁻¹y, β̂ and σ̂² = r'R⁻¹r / (N − p), for V = σ²R with
+    R = I + ZΛΛ'Z' (Λ the relative Cholesky factors), through the q × q matrix
+    I + Λ'Z'ZΛ as lme4 does: accurate, and small."""
+    lp, ll = _chol(theta[:3]), _chol(theta[3:6])
+    logdet, xrx, xry, yry, n = 0.0, np.zeros((2, 2)), np.zeros(2), 0.0, 0
+    for c in clusters:
+        lam = np.zeros((2 + 2 * c.n_lesions,) * 2)
+        lam[:2, :2] = lp
+        for k in range(c.n_lesions):
+            lam[2 + 2 * k : 4 + 2 * k, 2 + 2 * k : 4 + 2 * k] = ll
+        chol = np.linalg.cholesky(lam.T @ c.ztz @ lam + np.eye(len(lam)))
+        ux = np.linalg.solve(chol, lam.T @ c.ztx)
+        uy = np.linalg.solve(chol, lam.T @ c.zty)
+        logdet += float(2 * np.sum(np.log(np.diag(chol))))
+        xrx += c.xtx - ux.T @ ux
+        xry += c.xty - ux.T @ uy
+        yry += float(c.yty - uy @ uy)
+        n += c.n
+    beta = np.linalg.solve(xrx, xry)
+    return logdet, xrx, xry, beta, (yry - beta @ xry) / (n - 2)
+
+
+def _profiled(theta: np.ndarray, clusters: list[_Cluster]) -> float:
+    """The REML criterion with σ² profiled out (up to a constant), as lme4 minimises it."""
+    try:
+        logdet, xrx, _, _, sigma2 = _sums(theta, clusters)
+    except np.linalg.LinAlgError:
+        return np.inf
+    n = sum(c.n for c in clusters)
+    return float(logdet + np.linalg.slogdet(xrx)[1] + (n - 2) * np.log(sigma2))
+
+
+def _deviance(psi: np.ndarray, clusters: list[_Cluster]) -> float:
+    """The REML criterion in all variance parameters (θ and log σ), up to a constant."""
+    theta, sigma2 = psi[:6], np.exp(2 * psi[6])
+    logdet, xrx, xry, beta, s2 = _sums(theta, clusters)
+    n = sum(c.n for c in clusters)
+    return float(
+        logdet + n * np.log(sigma2) + np.linalg.slogdet(xrx / sigma2)[1] + (n - 2) * s2 / sigma2
+    )
+
+
+def _beta(psi, clusters) -> np.ndarray:
+    return _sums(psi[:6], clusters)[3]
+
+
+def _beta_cov(psi, clusters) -> np.ndarray:
+    return np.exp(2 * psi[6]) * np.linalg.inv(_sums(psi[:6], clusters)[1])
+
+
+def _gradient(func, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Central differences with one Richardson step (error of order step⁴)."""
+
+    def central(h):
+        return np.array(
+            [(func(x + h * e) - func(x - h * e)) / (2 * h) for e in np.eye(len(x))], dtype=float
+        )
+
+    return (4 * central(step / 2) - central(step)) / 3
+
+
+def _hessian(func, x: np.ndarray, step: float = 1e-3) -> np.ndarray:
+    """Central second differences of `func` at `x`."""
+    n = len(x)
+    out = np.zeros((n, n))
+    f0 = func(x)
+    basis = np.eye(n) * step
+    for i in range(n):
+        for j in range(i, n):
+            if i == j:
+                value = (func(x + basis[i]) - 2 * f0 + func(x - basis[i])) / step**2
+            else:
+                value = (
+                    func(x + basis[i] + basis[j])
+                    - func(x + basis[i] - basis[j])
+                    - func(x - basis[i] + basis[j])
+                    + func(x - basis[i] - basis[j])
+                ) / (4 * step**2)
+            out[i, j] = out[j, i] = value
+    return out
