@@ -288,3 +288,20 @@ def sparse_lesions_sentence(trial: Trial, most: int = 2) -> str:
         f"Some lesions were measured at {most} visits or fewer ({described}); "
         "each line joins the visits measured."
     )
+
+
+def lesion_spread_sentence(trial: Trial) -> str:
+    """How far single lesions' courses spread around the average curve: the range of their
+    change in length from the first to the last measured visit, and how many resolved."""
+    courses = pd.concat(
+        [lesion_courses(trial, pid) for pid in trial.patients["patient_id"].astype(str)]
+    )
+    change = courses["length_change_pct"].dropna()
+    resolved = int(courses["resolved"].sum())
+    if change.empty:
+        return "No lesion was measured at a size above zero, so no change can be computed."
+    gone = f"; {resolved} of {len(courses)} lesions resolved" if resolved else ""
+    return (
+        f"Single lesions' length changed by between {change.min():.0f} % and "
+        f"{change.max():+.0f} % from their first to their last measured visit{gone}."
+    )

@@ -151,7 +151,7 @@ def cohort(inp: Inputs) -> Iterable[Section]:
 
 
 def gee(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, models, tables
+    from calcinosis import figures, models, patients, tables
 
     trial, params = inp.trial, inp.params
     section = Section("gee")
@@ -161,6 +161,7 @@ def gee(inp: Inputs) -> Iterable[Section]:
             "gee_cluster": params.cluster,
             "gee_cluster_plural": {"lesion": "lesions", "patient": "patients"}[params.cluster],
             "gee_correlation_phrase": models.CORRELATION_PHRASES[params.correlation],
+            "lesion_spread_sentence": patients.lesion_spread_sentence(trial),
         }
     )
     for outcome in OUTCOMES:
