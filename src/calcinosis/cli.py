@@ -321,7 +321,7 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
         with sigterm_as_interrupt():
             manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
     except KeyboardInterrupt:
-        done = len(list((out_dir / ens.MEMBERS_DIR).glob("*.json")))
+        done = len(list(ens.member_store(out_dir).folder.glob("*.json")))
         click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)
         raise SystemExit(130) from None
     except (TaskError, OSError) as err:

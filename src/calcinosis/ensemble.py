@@ -259,6 +259,12 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
+def member_store(out: Path) -> runner.Store:
+    """Where the members of `out` are kept, by the hash of the code they depend on: after a
+    change to that code every member is computed again, never taken from the old code."""
+    return runner.Store(Path(out) / MEMBERS_DIR / code_hash()[:16])
+
+
 def run(
     n: int,
     out: Path,
@@ -271,7 +277,7 @@ def run(
     manifest for members 1..n. Returns the manifest."""
     out = Path(out)
     todo = tasks(n)
-    store = runner.Store(out / MEMBERS_DIR)
+    store = member_store(out)
     report = runner.run(
         todo, store, scheduler=scheduler, workers=workers, progress=progress, description="members"
     )
