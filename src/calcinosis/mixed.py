@@ -59,7 +59,13 @@ def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
     clusters = _clusters(frame, outcome)
     if len(clusters) < 2:
         raise NotEstimableError("the mixed model needs at least two patients")
-    theta = _minimise(lambda t: _profiled(t, clusters), np.zeros(6))
+    try:
+        with np.errstate(all="ignore"):  # an overflow shows as a non-finite criterion
+            theta = _minimise(lambda t: _profiled(t, clusters), np.zeros(6))
+    except (np.linalg.LinAlgError, ValueError) as err:
+        raise NotEstimableError(f"the mixed model's optimiser failed numerically ({err})") from None
+    if not np.all(np.isfinite(theta)):
+        raise NotEstimableError("the mixed model's optimiser ran off to infinite variances")
     sigma = float(np.sqrt(_sums(theta, clusters)[-1]))
     relative = np.r_[np.diag(_chol(theta[:3])), np.diag(_chol(theta[3:6]))]
     if relative.min() < SINGULAR:
