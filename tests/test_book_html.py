@@ -4,6 +4,11 @@ Served over http from 127.0.0.1 (the search page reads its index with fetch, whi
 does not allow). Every page: no console error, no failed request, every image decoded;
 the home page shows the headline percentages; search finds "GEE"; every caption's code link
 lands on the function's source; each page offers its executed notebook for download.
+
+For every reader, at 1400 px and on a 390 px phone, in light and dark mode: the menu opens on
+the phone and leads to a chapter, the sidebar collapses on the desktop, no page scrolls
+sideways on the phone, every table's caption is whole and outside its scroll box; the home
+page links the book's PDF and the supplement, which are in the site.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -68,6 +74,36 @@ def _pages(built_book: Path) -> list[str]:
         for p in html.glob("*.html")
         if p.name not in {"genindex.html", "search.html", "py-modindex.html"}
     )
+
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1400, "height": 900}
+DARK = "localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');"
+
+
+@pytest.fixture(scope="module", params=["light", "dark"])
+def reader(request, browser):
+    """A browser context in the reader's colour mode (the theme keeps it in localStorage)."""
+    context = browser.new_context()
+    if request.param == "dark":
+        context.add_init_script(DARK)
+    yield request.param, context
+    context.close()
+
+
+def _open(context, url: str, viewport: dict, mode: str):
+    page = context.new_page()
+    page.set_viewport_size(viewport)
+    page.goto(url, wait_until="load")
+    assert page.evaluate("document.documentElement.dataset.theme") == mode
+    return page
+
+
+def _screenshots(built_book: Path) -> Path:
+    """Where screenshots go: $CALCINOSIS_SCREENSHOTS, else beside the built book."""
+    folder = Path(os.environ.get("CALCINOSIS_SCREENSHOTS") or built_book / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _visit(browser, url: str):
@@ -195,3 +231,155 @@ def test_reviewer_page_has_no_unresolved_reference(
     shown.goto(page.as_uri(), wait_until="load")
     assert shown.locator("a.reference.internal").count() > 0 and not errors
     shown.close()
+
+
+def test_phone_menu_opens_and_leads_to_a_chapter(built_book: Path, site: str, reader) -> None:
+    mode, context = reader
+    page = _open(context, f"{site}/index.html", PHONE, mode)
+    toggle = page.locator(".primary-toggle:visible")
+    assert toggle.count() == 1
+    toggle.click()
+    menu = page.locator("#pst-primary-sidebar-modal")
+    assert menu.evaluate("d => d.open")
+    link = menu.get_by_role("link", name="GEE analysis")
+    assert link.is_visible() and link.bounding_box()["x"] >= 0
+    if mode == "light":
+        page.screenshot(path=str(_screenshots(built_book) / "phone-menu.png"))
+    link.click()
+    page.wait_for_url("**/gee.html")
+    assert page.get_by_role("heading", name="GEE analysis", level=1).is_visible()
+    page.close()
+
+
+def test_desktop_sidebar_collapses_and_comes_back(site: str, reader) -> None:
+    mode, context = reader
+    page = _open(context, f"{site}/gee.html", DESKTOP, mode)
+    sidebar = page.locator("#pst-primary-sidebar")
+    article = page.locator(".bd-article-container")
+    assert sidebar.is_visible()
+    width = article.bounding_box()["width"]
+    page.locator(".primary-toggle:visible").click()
+    page.wait_for_timeout(600)  # the theme's transition
+    assert not sidebar.is_visible()
+    assert article.bounding_box()["width"] > width  # the text takes the room
+    page.locator(".primary-toggle:visible").click()
+    page.wait_for_timeout(600)
+    assert sidebar.is_visible()
+    page.close()
+
+
+def test_no_page_scrolls_sideways_on_a_phone(built_book: Path, site: str, reader) -> None:
+    mode, context = reader
+    wide = {}
+    for name in sorted(p.name for p in (built_book / "html").glob("*.html")):
+        page = _open(context, f"{site}/{name}", PHONE, mode)
+        scroll, client = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        if scroll > client:
+            wide[name] = scroll
+        page.close()
+    assert not wide, f"wider than {PHONE['width']} px: {wide}"
+
+
+_CAPTIONS = """() => Array.from(document.querySelectorAll('main table')).map(t => {
+    const box = t.closest('.pst-scrollable-table-container');
+    const caption = t.closest('figure.calcinosis-table')?.querySelector(':scope > figcaption');
+    const r = caption?.getBoundingClientRect();
+    return {id: t.id, boxed: !!box, inner: !!t.querySelector('caption'),
+            caption: caption ? caption.innerText : null,
+            inBox: !!(caption && box && box.contains(caption)),
+            whole: !!(caption && caption.scrollWidth <= caption.clientWidth),
+            inView: !!(r && r.width > 0 && r.left >= 0 && r.right <= window.innerWidth)};
+})"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400px", "390px"])
+def test_every_table_caption_is_whole_and_outside_its_scroll_box(
+    built_book: Path, site: str, reader, viewport: dict
+) -> None:
+    mode, context = reader
+    problems, numbered = {}, 0
+    for name in _pages(built_book):
+        page = _open(context, f"{site}/{name}", viewport, mode)
+        for table in page.evaluate(_CAPTIONS):
+            if not table["id"]:
+                continue  # an unnumbered table (no caption to keep)
+            numbered += 1
+            ok = table["caption"] and not table["inner"] and not table["inBox"]
+            if not (ok and table["whole"] and table["inView"]):
+                problems[f"{name}#{table['id']}"] = table
+        page.close()
+    assert numbered >= 12 and not problems, json.dumps(problems, indent=1)
+
+
+def test_phone_table_keeps_its_first_column_in_view(built_book: Path, site: str, reader) -> None:
+    """A wide table scrolls in its box; its first column (the row's name) stays, drawn in
+    the page's own colour (so dark mode stays dark)."""
+    mode, context = reader
+    page = _open(context, f"{site}/gee.html", PHONE, mode)
+    table = page.locator("#tab-gee-length")
+    table.evaluate("t => t.closest('figure').scrollIntoView()")
+    box = table.evaluate("t => t.parentElement.getBoundingClientRect().left")
+    table.evaluate("t => { t.parentElement.scrollLeft = 200 }")
+    first = table.locator("tbody tr td").first
+    assert abs(first.bounding_box()["x"] - box) < 1
+    colours = page.evaluate(
+        "[getComputedStyle(document.querySelector('#tab-gee-length td')).backgroundColor,"
+        " getComputedStyle(document.body).backgroundColor]"
+    )
+    assert colours[0] == colours[1]
+    if mode == "light":
+        page.screenshot(path=str(_screenshots(built_book) / "phone-wide-table.png"))
+    page.close()
+
+
+def test_home_page_links_the_book_pdf_and_the_supplement(built_book: Path, site: str, browser):
+    html = built_book / "html"
+    page, _, failed = _visit(browser, f"{site}/index.html")
+    links = dict(
+        page.evaluate(
+            "Array.from(document.querySelectorAll('ul.calcinosis-downloads a'))"
+            ".map(a => [a.textContent, a.getAttribute('href')])"
+        )
+    )
+    pdfs = sorted((built_book / "pdf").glob("*.pdf"))
+    expected = {"The supplement": "downloads/supplement.zip"}
+    if pdfs:
+        expected["The book as PDF"] = f"downloads/{pdfs[0].name}"
+    else:
+        assert "No PDF of the book was built" in page.inner_text("main")
+    assert links == expected
+    assert (html / expected["The supplement"]).read_bytes() == (
+        built_book / "supplement.zip"
+    ).read_bytes()
+    if pdfs:
+        assert (html / expected["The book as PDF"]).read_bytes() == pdfs[0].read_bytes()
+    for href in links.values():  # served, and opened from disk (relative links)
+        assert page.request.get(f"{site}/{href}").ok
+        assert (html / href).is_file()
+    page.close()
+
+
+def test_download_menu_pdf_is_the_book(built_book: Path) -> None:
+    pdfs = sorted((built_book / "pdf").glob("*.pdf"))
+    for name in ("index.html", "gee.html", "patient-P2.html"):
+        html = (built_book / "html" / name).read_text("utf-8")
+        assert "window.print()" not in html, name
+        assert (f'href="downloads/{pdfs[0].name}"' in html) == bool(pdfs), name
+
+
+def test_no_repository_or_binder_button_without_a_repository_url(built_book: Path) -> None:
+    for page in (built_book / "html").glob("*.html"):
+        html = page.read_text("utf-8")
+        assert "mybinder.org" not in html and "btn-source-repository-button" not in html, page
+
+
+def test_downloaded_notebooks_hold_no_builder_path(built_book: Path) -> None:
+    from calcinosis import paths
+
+    for notebook in (built_book / "html" / "_sources").glob("*.ipynb"):
+        text = notebook.read_text("utf-8")
+        assert str(paths.ROOT) not in text and str(built_book.parent) not in text, notebook
+        params = json.loads(text)["metadata"]["papermill"]["parameters"]
+        assert params["data_dir"] == "data" and params["results_dir"] == "", notebook

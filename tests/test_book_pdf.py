@@ -53,7 +53,7 @@ def test_pdf_has_the_gee_percentages(built_book: Path, pdf_text: str) -> None:
     results = json.loads((built_book / "results.json").read_text("utf-8"))
     results = results.get("results", results)
     for key in ("gee_length_pct_per_visit", "gee_width_pct_per_visit"):
-        assert f"{results[key]:.2f}" in pdf_text, key
+        assert f"{results[key]:.2f}".replace("-", "\u2212") in pdf_text, key  # a true minus
 
 
 def test_pdf_has_figures(built_book: Path) -> None:
@@ -64,3 +64,142 @@ def test_pdf_has_figures(built_book: Path) -> None:
         ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
     ).stdout.splitlines()[2:]
     assert len(listing) >= 12, "fewer images than the book's figures"
+
+
+# --------------------------------------------------------------------------------------------
+# Layout: every table whole, nothing over the margins, pages kept as images
+# --------------------------------------------------------------------------------------------
+
+OVERFULL = re.compile(r"^Overfull \\([hv])box \(([\d.]+)pt too (?:wide|high)\)(.*)$", re.M)
+LINES = re.compile(r"lines? (\d+)(?:--(\d+))?")
+TABLE_ENV = re.compile(r"\\(begin|end)\{(longtable|tabulary|tabular)\*?\}")
+
+
+@pytest.fixture(scope="module")
+def latex(built_book: Path) -> tuple[str, list[str]]:
+    """The LaTeX log and source lines of the PDF (kept in logs/ by the build)."""
+    logs = sorted((built_book / "logs").glob("latex-*.log"))
+    if not logs:
+        pytest.skip("no PDF was built")
+    log = logs[0].read_text(encoding="utf-8", errors="replace")
+    tex = logs[0].with_suffix(".tex").read_text(encoding="utf-8").splitlines()
+    return log, tex
+
+
+def table_lines(tex: list[str]) -> set[int]:
+    """The (1-based) line numbers of the .tex that lie inside a table environment."""
+    inside, depth = set(), 0
+    for number, line in enumerate(tex, start=1):
+        for match in TABLE_ENV.finditer(line):
+            depth += 1 if match.group(1) == "begin" else -1
+        if depth > 0 or TABLE_ENV.search(line):
+            inside.add(number)
+    return inside
+
+
+def test_no_overfull_vbox(latex) -> None:
+    """Nothing runs off the bottom of a page (a table that cannot break did, losing rows)."""
+    log, _ = latex
+    found = [m.group(0) for m in OVERFULL.finditer(log) if m.group(1) == "v"]
+    assert not found, found
+
+
+def test_no_overfull_hbox_in_a_table(latex) -> None:
+    """No table cell or row is wider than its column or the page (1 pt of slack)."""
+    log, tex = latex
+    inside = table_lines(tex)
+    assert inside, "the PDF has no table"
+    found = []
+    for match in OVERFULL.finditer(log):
+        where = LINES.search(match.group(3))
+        if match.group(1) != "h" or float(match.group(2)) <= 1 or where is None:
+            continue
+        first, last = int(where.group(1)), int(where.group(2) or where.group(1))
+        if any(n in inside for n in range(first, last + 1)):
+            found.append(f"{match.group(0)}: {tex[first - 1][:80]}")
+    assert not found, "\n".join(found)
+
+
+def row_identifiers(csv: Path) -> list[str]:
+    """A table's row identifiers: the values of its first column whose values are distinct
+    text (the lesion, patient, claim, term ...)."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        values = frame[column]
+        if values.is_unique and not values.str.fullmatch(r"[\d.eE+\-]+").any():
+            return [v.removeprefix("'") for v in values]
+    return []
+
+
+def test_every_row_of_every_table_is_in_the_pdf(built_book: Path, pdf_text: str) -> None:
+    """Each table of the book (the supplement holds them all) shows every row: the row's
+    identifier is in the text of the PDF (an identifier with spaces: each of its words)."""
+    flat = re.sub(r"\s+", " ", pdf_text.replace("\u2212", "-"))
+    words = set(flat.split())
+    missing, checked = [], 0
+    for csv in sorted((built_book / "supplement" / "tables").glob("*.csv")):
+        for ident in row_identifiers(csv):
+            checked += 1
+            parts = ident.split()
+            if not (ident in flat or (len(parts) > 1 and all(p in words for p in parts))):
+                missing.append(f"{csv.stem}: {ident}")
+    assert checked > 100, checked
+    assert not missing, missing
+
+
+def artefact_dir() -> Path:
+    """Where page images of the test run are kept: $CALCINOSIS_TEST_ARTEFACTS, else
+    _build/test-artefacts/ in the repository."""
+    import os
+
+    from calcinosis import paths
+
+    root = os.environ.get("CALCINOSIS_TEST_ARTEFACTS")
+    return Path(root) if root else paths.ROOT / "_build" / "test-artefacts"
+
+
+def page_of(pages: list[str], pattern: str) -> int:
+    """The 1-based number of the first page whose text matches `pattern`."""
+    for number, text in enumerate(pages, start=1):
+        if re.search(pattern, text):
+            return number
+    raise AssertionError(f"no page matches {pattern!r}")
+
+
+def test_pages_are_kept_as_images(built_book: Path, pdf_text: str) -> None:
+    """The title page, a page where a long table continues, and the main GEE table, rendered
+    as PNG images for a reader of the test run to look at."""
+    if not shutil.which("pdftoppm"):
+        pytest.skip("no pdftoppm (poppler-utils)")
+    pdf = next((built_book / "pdf").glob("*.pdf"))
+    pages = pdf_text.split("\f")
+    wanted = {
+        "title": 1,
+        "long-table-continued": page_of(pages, r"continued from previous page"),
+        "gee-main-table": page_of(pages, r"Table 4\.1 Parameter estimates"),
+    }
+    assert wanted["long-table-continued"] > 1
+    dest = artefact_dir() / "pdf-pages"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, number in wanted.items():
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-f",
+                str(number),
+                "-l",
+                str(number),
+                "-r",
+                "80",
+                "-png",
+                "-singlefile",
+                str(pdf),
+                str(dest / name),
+            ],
+            check=True,
+        )
+        image = dest / f"{name}.png"
+        assert image.stat().st_size > 10_000, image
+        print(f"PDF page {number} ({name}): {image}")

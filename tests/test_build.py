@@ -489,3 +489,54 @@ def test_new_patient_gets_a_page(built_tiny: dict) -> None:
     out = built_tiny["out_dir"]
     assert "patient-P3.html" in (out / "html" / "patients.html").read_text()
     assert "Lesions of this patient: 1." in page_text(out)["patient-P3.html"]
+
+
+def test_site_without_repository_url_has_no_repository_or_binder_button(built_tiny: dict) -> None:
+    out = built_tiny["out_dir"]
+    assert (out / "html" / "downloads" / "supplement.zip").read_bytes() == (
+        out / "supplement.zip"
+    ).read_bytes()
+    for page in (out / "html").glob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "mybinder" not in html and "btn-source-repository-button" not in html, page.name
+
+
+def test_repository_url_adds_its_buttons_and_a_stylesheet_change_reaches_the_site(
+    built_tiny: dict,
+) -> None:
+    """One setting, `repository.url`, brings the repository, issue and Binder buttons; Binder
+    opens the chapter's file in the repository, and no page made from the patient template.
+    A changed stylesheet alone (no page changed) is in the next site (Sphinx writes nothing
+    when no page changed unless told to)."""
+    from calcinosis import paths
+
+    book = built_tiny["book_dir"]
+    shutil.copytree(paths.BOOK_DIR / "_ext", book / "_ext")
+    (book / "_static").mkdir()
+    (book / "_static" / "tiny.css").write_text("p { color: black; }\n", encoding="utf-8")
+    url = "https://github.com/someone/calcinosis"
+    config = {
+        "title": "Tiny book",
+        "author": "Test",
+        "repository": {"url": url, "path_to_book": "chapters", "branch": "main"},
+        "launch_buttons": {"binderhub_url": "https://mybinder.org"},
+        "html": {"use_repository_button": True, "use_issues_button": True},
+        "sphinx": {
+            "recursive_update": True,
+            "local_extensions": {"calcinosis_sphinx": "_ext/"},
+            "config": {"html_static_path": ["_static"], "html_css_files": ["tiny.css"]},
+        },
+    }
+    (book / "_config.yml").write_text(json.dumps(config), encoding="utf-8")
+    build.build(**built_tiny)
+    html = built_tiny["out_dir"] / "html"
+    summary = (html / "summary.html").read_text(encoding="utf-8")
+    assert f'href="{url}"' in summary and f"{url}/issues" in summary
+    binder = re.findall(r'href="(https://mybinder\.org[^"]+)"', summary)
+    assert binder and binder[0].endswith("tree/chapters/summary.md"), binder
+    assert "mybinder" not in (html / "patient-P1.html").read_text(encoding="utf-8")
+
+    (book / "_static" / "tiny.css").write_text("p { color: navy; }\n", encoding="utf-8")
+    report = build.build(**built_tiny)
+    assert not report.executed
+    assert "navy" in (html / "_static" / "tiny.css").read_text(encoding="utf-8")

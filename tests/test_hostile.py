@@ -23,7 +23,7 @@ HOSTILE_SITES = {
     "P4-L1": "$\\input{/etc/hostname}$",
     "P5-L1": "{ref}`gee` [link](https://example.org) **bold**",
 }
-HOSTILE_EVENT = ["P1", "2", "<img src=x onerror=alert(1)>", "$\\input{/etc/hostname}$", "no"]
+HOSTILE_EVENT = ["P1", "2", "<img src=x onerror=alert(1)> $\\input{/etc/hostname}$", "mild", "no"]
 
 
 def _rewrite(path: Path, change) -> None:

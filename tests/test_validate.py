@@ -105,7 +105,7 @@ CASES = [
     ("ragged row", set_line("patients", 2, "P1,F,9"), ["patients.csv:2:", "fields"]),
     (
         "non-numeric size",
-        set_line("measurements", 3, "P1-L1,2,eighteen,14"),
+        set_line("measurements", 3, "P1-L1,2,eighteen,14,10"),
         ["measurements.csv:3: length_mm:", "'eighteen' is not a number"],
     ),
     (
@@ -125,32 +125,32 @@ CASES = [
     ),
     (
         "visit not integer",
-        set_line("measurements", 4, "P1-L1,2.5,15,12"),
+        set_line("measurements", 4, "P1-L1,2.5,15,12,10"),
         ["measurements.csv:4: visit:", "'2.5' is not a whole number"],
     ),
     (
         "visit beyond int64",
-        set_line("measurements", 4, "P1-L1,1e20,15,12"),
+        set_line("measurements", 4, "P1-L1,1e20,15,12,10"),
         ["measurements.csv:4: visit:", "'1e20' is not a whole number"],
     ),
     (
         "implausible visit",
-        set_line("measurements", 4, "P1-L1,1000,15,12"),
+        set_line("measurements", 4, "P1-L1,1000,15,12,10"),
         ["measurements.csv:4: visit:", "'1000' is above the plausible maximum 520"],
     ),
     (
         "implausible size",
-        set_line("measurements", 4, "P1-L1,3,1e9,12"),
+        set_line("measurements", 4, "P1-L1,3,1e9,12,10"),
         ["measurements.csv:4: length_mm:", "above the plausible maximum 500"],
     ),
     (
         "underscore in a number",
-        set_line("measurements", 4, "P1-L1,3,9_5,12"),
+        set_line("measurements", 4, "P1-L1,3,9_5,12,10"),
         ["measurements.csv:4: length_mm:", "'9_5' is not a number"],
     ),
     (
         "full-width digits",
-        set_line("measurements", 4, "P1-L1,3,１２,12"),
+        set_line("measurements", 4, "P1-L1,3,１２,12,10"),
         ["measurements.csv:4: length_mm:", "is not a number"],
     ),
     (
@@ -180,7 +180,7 @@ CASES = [
     ),
     (
         "visit below 1",
-        set_line("measurements", 2, "P1-L1,0,20,15"),
+        set_line("measurements", 2, "P1-L1,0,20,15,10"),
         ["measurements.csv:2: visit:", "minimum 1"],
     ),
     (
@@ -210,7 +210,7 @@ CASES = [
     ),
     (
         "duplicate visit",
-        set_line("measurements", 4, "P1-L1,2,15,12"),
+        set_line("measurements", 4, "P1-L1,2,15,12,10"),
         ["measurements.csv:4: lesion_id+visit:", "duplicate key"],
     ),
     (
@@ -220,7 +220,7 @@ CASES = [
     ),
     (
         "visits out of order",
-        set_line("measurements", 4, "P1-L1,1,15,12"),
+        set_line("measurements", 4, "P1-L1,1,15,12,10"),
         ["measurements.csv:4: visit:", "increasing order"],
     ),
     (
@@ -235,7 +235,7 @@ CASES = [
     ),
     (
         "unknown lesion in measurements",
-        append_line("measurements", "P3-L1,1,10,10"),
+        append_line("measurements", "P3-L1,1,10,10,10"),
         ["measurements.csv:11: lesion_id:", "'P3-L1' is not in lesions.csv"],
     ),
     (
@@ -323,7 +323,7 @@ def test_load_trial_types(tiny_dataset: Path) -> None:
 
 
 def test_width_above_length_is_accepted(tiny_dataset: Path) -> None:
-    set_line("measurements", 2, "P1-L1,1,10,15")(tiny_dataset)
+    set_line("measurements", 2, "P1-L1,1,10,15,10")(tiny_dataset)
     assert data.validate(tiny_dataset) == []
 
 
@@ -366,7 +366,7 @@ def test_broken_dataset_is_refused(
 
 def test_every_problem_is_reported_at_once(tiny_dataset: Path, runner: CliRunner) -> None:
     set_line("patients", 2, "P1,X,-1,40")(tiny_dataset)
-    set_line("measurements", 3, "P1-L1,two,abc,14")(tiny_dataset)
+    set_line("measurements", 3, "P1-L1,two,abc,14,10")(tiny_dataset)
     add_column("radiography", "email")(tiny_dataset)
     remove_file("adverse_events")(tiny_dataset)
     problems = data.validate(tiny_dataset)
@@ -393,7 +393,7 @@ def test_missing_directory_is_a_clear_error(tmp_path: Path, runner: CliRunner) -
 
 
 def test_a_dataset_may_declare_its_own_plausible_maximum(tiny_dataset: Path) -> None:
-    set_line("measurements", 4, "P1-L1,600,15,12")(tiny_dataset)
+    set_line("measurements", 4, "P1-L1,600,15,12,10")(tiny_dataset)
     assert any("plausible maximum 520" in str(p) for p in data.validate(tiny_dataset))
     package = schema.datapackage({})
     for resource in package["resources"]:

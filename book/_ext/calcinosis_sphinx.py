@@ -11,17 +11,28 @@ repository keeps the chapters as Jupytext Markdown (``chapters/<page>.md``), so 
 rewritten to the ``.md`` file, which Jupytext opens as a notebook.
 
 Papermill's ``injected-parameters`` cell is removed from the page (not from the notebook).
+
+A table's caption is written above its scroll box (a ``<figure>`` with a ``<figcaption>``), not
+inside it as pydata-sphinx-theme does: in the box a wide table's caption scrolls away with it.
+
+The home page's ``{calcinosis-downloads}`` directive links the book's PDF and the supplement that
+the build copies into the site (`calcinosis_downloads`, set by the staging); the download button
+offers that PDF, not the browser's print. Binder opens only pages that the repository holds
+(`calcinosis_repository_pages`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import types
 from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.osutil import relative_uri
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +93,127 @@ def _check_links(app: Sphinx, exception: Exception | None) -> None:
                            "document the function on the API page", location=docname)
 
 
-_NB_LINK = re.compile(r"(urlpath=lab/tree/[^\"'&]*?)\.ipynb")
+_NB_LINK = re.compile(r"(urlpath=(?:lab/)?tree/[^\"'&]*?)\.ipynb")  # JupyterLab or classic
 
 
-def _binder_to_jupytext(app, pagename, templatename, context, doctree) -> None:
+def _header_buttons(app, pagename, templatename, context, doctree) -> None:
+    """Binder on the chapter's Jupytext file, only for pages the repository holds; the
+    download menu's PDF is the book's, not the browser's print of the page."""
+    pdf = app.config.calcinosis_downloads.get("pdf")
+    book_pdf = {
+        "type": "link",
+        "url": context["pathto"](pdf, 1) if pdf else "",
+        "text": "PDF of the book",
+        "tooltip": "The whole book as PDF",
+        "icon": "fas fa-file-pdf",
+        "label": "download-book-pdf-button",
+    }
+    groups = []
     for group in context.get("header_buttons", []):
-        for button in group.get("buttons", []) if isinstance(group, dict) else []:
-            if button.get("text") == "Binder" and "url" in button:
-                button["url"] = _NB_LINK.sub(r"\1.md", button["url"])
+        if isinstance(group, dict) and "buttons" in group:
+            kept = []
+            for button in group["buttons"]:
+                if button.get("text") == "Binder":
+                    if pagename not in app.config.calcinosis_repository_pages:
+                        continue
+                    button = {**button, "url": _NB_LINK.sub(r"\1.md", button["url"])}
+                elif button.get("label") == "download-pdf-button":
+                    if not pdf:
+                        continue
+                    button = book_pdf
+                kept.append(button)
+            if not kept:
+                continue
+            group = {**group, "buttons": kept}
+        groups.append(group)
+    context["header_buttons"] = groups
+
+
+class downloads(nodes.General, nodes.Element):
+    """Placeholder for the download links, filled per builder (HTML only)."""
+
+
+class DownloadsDirective(SphinxDirective):
+    """``{calcinosis-downloads}``: the PDF and supplement links of the home page."""
+
+    def run(self) -> list[nodes.Node]:
+        return [downloads()]
+
+
+def _fill_downloads(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    for node in list(doctree.findall(downloads)):
+        if app.builder.format != "html":
+            node.replace_self([])
+            continue
+        files = app.config.calcinosis_downloads
+        here = app.builder.get_target_uri(docname)
+        items = [
+            nodes.list_item(
+                "",
+                nodes.paragraph(
+                    "",
+                    "",
+                    nodes.reference(
+                        "",
+                        label,
+                        refuri=relative_uri(here, files[key]),
+                        classes=[f"calcinosis-{key}"],
+                    ),
+                    nodes.Text(f" ({Path(files[key]).name})"),
+                ),
+            )
+            for key, label in (("pdf", "The book as PDF"), ("supplement", "The supplement"))
+            if files.get(key)
+        ]
+        if not files.get("pdf"):
+            text = "No PDF of the book was built with this site (calcinosis build --pdf makes it)."
+            items.append(nodes.list_item("", nodes.paragraph("", text)))
+        node.replace_self(nodes.bullet_list("", *items, classes=["calcinosis-downloads"]))
+
+
+class TableCaptionOutside:
+    """HTML translator mixin: a table with a title becomes
+    ``<figure class="calcinosis-table"><figcaption>…</figcaption><div scroll box><table>``,
+    so the caption stays whole and in view however far the table scrolls."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._table_openings: list[list[str] | None] = []
+
+    def visit_table(self, node: nodes.Element) -> None:
+        start = len(self.body)
+        super().visit_table(node)
+        if any(isinstance(child, nodes.title) for child in node.children):
+            self._table_openings.append(self.body[start:])
+            del self.body[start:]
+            self.body.append('<figure class="calcinosis-table">\n')
+        else:
+            self._table_openings.append(None)
+
+    def visit_title(self, node: nodes.Element) -> None:
+        start = len(self.body)
+        super().visit_title(node)
+        if isinstance(node.parent, nodes.table) and self._table_openings[-1] is not None:
+            self.body[start] = self.body[start].replace("<caption", "<figcaption", 1)
+            self.context[-1] = self.context[-1].replace("</caption>", "</figcaption>")
+
+    def depart_title(self, node: nodes.Element) -> None:
+        super().depart_title(node)
+        if isinstance(node.parent, nodes.table) and self._table_openings[-1] is not None:
+            self.body.extend(self._table_openings[-1])
+
+    def depart_table(self, node: nodes.Element) -> None:
+        super().depart_table(node)
+        if self._table_openings.pop() is not None:
+            self.body.append("</figure>\n")
+
+def _caption_outside_scroll_box(app: Sphinx) -> None:
+    """Put the mixin in front of the HTML translator (after pydata-sphinx-theme's own)."""
+    if app.builder.format != "html":
+        return
+    base = app.registry.translators.get(app.builder.name, app.builder.default_translator_class)
+    translator = types.new_class("CalcinosisHTMLTranslator", (TableCaptionOutside, base), {})
+    app.set_translator(app.builder.name, translator, override=True)
 
 
 _SCRIPT = re.compile(r"^\s*<script[^>]*>[^<]*</script>\s*$")
@@ -141,12 +265,20 @@ def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> N
 
 
 def setup(app: Sphinx) -> dict:
+    app.setup_extension("calcinosis_latex")  # the PDF's layout, in a module of its own
     app.add_node(source_link)
     app.add_role("source", source_role)
     app.connect("source-read", _hide_injected_parameters)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _check_links)
     # after sphinx-book-theme's own handler (priority 501) has added the launch buttons
-    app.connect("html-page-context", _binder_to_jupytext, priority=900)
+    app.connect("html-page-context", _header_buttons, priority=900)
     app.connect("build-finished", _dedupe_inline_scripts)
+    app.add_config_value("calcinosis_downloads", {}, "html", types=[dict])
+    app.add_config_value("calcinosis_repository_pages", [], "html", types=[list])
+    app.add_node(downloads)
+    app.add_directive("calcinosis-downloads", DownloadsDirective)
+    app.connect("doctree-resolved", _fill_downloads)
+    # after pydata-sphinx-theme has put its own mixin in front of the translator (priority 500)
+    app.connect("builder-inited", _caption_outside_scroll_box, priority=900)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

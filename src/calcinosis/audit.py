@@ -34,12 +34,14 @@ def load_claims(data_dir: Path | str | None = None) -> pd.DataFrame:
 
 
 def _claims_from(path: Path) -> pd.DataFrame:
-    """The claims in `path`; none when the dataset has no published.yml (it is optional)."""
-    records = (
-        (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or []
-        if path.is_file()
-        else []
-    )
+    """The claims in `path`; a dataset without published.yml (it is optional) is checked
+    against the article's own claims, as `calcinosis reconstruct` writes them."""
+    if path.is_file():
+        records = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or []
+    else:
+        from calcinosis import reconstruct
+
+        records = reconstruct.published_claims(reconstruct.load_facts())
     return pd.DataFrame(records, columns=["name", "value", "decimals", "relation", "source"])
 
 
@@ -231,3 +233,46 @@ def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, flo
         np.full(max(m - at_high - 1, 0), low),
     ]
     return float(np.std(even, ddof=1)), float(np.std(spread, ddof=1))
+
+
+def sentences(provenance_kind: str, verdicts: pd.Series) -> dict[str, str]:
+    """Where the data come from and what the audit's agreement means, for the data's declared
+    provenance (`calcinosis.provenance`): agreement is by construction only for the intact
+    reconstruction, and only when every claim matched."""
+    from calcinosis import provenance
+
+    n, matched = len(verdicts), int((verdicts == "match").sum())
+    if provenance_kind == provenance.RECONSTRUCTION:
+        origin = (
+            "The article publishes summaries, not data. The dataset read here declares itself "
+            "a reconstruction: a program (calcinosis reconstruct) searched for per-lesion "
+            "values that reproduce every summary the article prints, under the assumptions "
+            "listed in data/README.md. A reconstruction that matches the summaries is one of "
+            "many datasets that would; its details, for example which lesion shrank when, are "
+            "not the trial's."
+        )
+    elif provenance_kind == provenance.MODIFIED:
+        origin = (
+            "The dataset read here declares itself a reconstruction of the trial data, but "
+            "some of its files no longer match the hashes its data package records: it was "
+            "changed after it was reconstructed, and it is neither the trial's raw data nor "
+            "the reconstruction built to match the article."
+        )
+    else:
+        origin = (
+            "The dataset read here declares no provenance in a data package: this book does "
+            "not label it a reconstruction, and its numbers are the data's own."
+        )
+    if provenance_kind == provenance.RECONSTRUCTION and matched == n:
+        meaning = (
+            "For this dataset the agreement is by construction, since it was built to match; "
+            "the audit matters when the data are replaced."
+        )
+    elif matched == n:
+        meaning = "Every checkable number of the article is reproduced by these data."
+    else:
+        meaning = (
+            f"{n - matched} of the {n} numbers differ: these data do not reproduce every "
+            "summary the article prints (for data other than the trial's, they should not)."
+        )
+    return {"data_origin_sentence": origin, "audit_meaning_sentence": meaning}

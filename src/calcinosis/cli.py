@@ -21,7 +21,7 @@ def main() -> None:
     "out_dir",
     type=click.Path(path_type=Path),
     required=True,
-    help="Folder to write the dataset into (created; must not hold a dataset).",
+    help="Folder to write the dataset into (created if missing).",
 )
 @click.option(
     "--seed",
@@ -30,10 +30,22 @@ def main() -> None:
     show_default="the bundled data's seed",
     help="Seed of the random parts of the reconstruction.",
 )
-def reconstruct(out_dir: Path, seed: int | None) -> None:
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite the dataset files OUT already holds (other files are left alone).",
+)
+def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
     from calcinosis import reconstruct as recon
+    from calcinosis.data import dataset_files
 
+    held = sorted(p.name for p in dataset_files(out_dir).values()) if out_dir.is_dir() else []
+    if held and not replace:
+        raise click.ClickException(
+            f"{out_dir} already holds a dataset ({', '.join(held)}); "
+            "choose an empty folder, or pass --replace to overwrite those files"
+        )
     written = recon.write_dataset(out_dir, seed=recon.DEFAULT_SEED if seed is None else seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
@@ -155,6 +167,37 @@ def build(
             cache_dir=cache_dir,
             compare_to=compare_to,
             echo=click.echo,
+        )
+    except BuildError as err:
+        _fail(err)
+
+
+@main.command()
+@DATA_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("supplement"),
+    show_default="supplement/ (and supplement.zip beside it)",
+    help="Folder of the supplement; the zip is written beside it.",
+)
+@click.option(
+    "-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP
+)
+@CACHE_OPTION
+def supplement(
+    data_dir: Path, out_dir: Path, parameters: tuple[str, ...], cache_dir: Path | None
+) -> None:
+    """Make the supplement alone (every table and figure of the book, the results, the data
+    and an index), without building the book."""
+    from calcinosis.book import supplement as making
+    from calcinosis.book.plan import parse_parameters
+    from calcinosis.errors import BuildError
+
+    try:
+        making.make_alone(
+            data_dir, out_dir, parse_parameters(parameters), cache_dir, echo=click.echo
         )
     except BuildError as err:
         _fail(err)

@@ -295,7 +295,7 @@ def _read_table(data_dir: Path, name: str) -> tuple[pd.DataFrame | None, list[Pr
     if frame is None:
         return None, problems
     problems += _identifier_problems(frame, spec.path)
-    missing = [c for c in schema.columns(name) if c not in frame.columns]
+    missing = [c for c in schema.required_columns(name) if c not in frame.columns]
     problems += [Problem(spec.path, None, c, "required column is missing") for c in missing]
     if frame.empty and not spec.may_be_empty:
         problems.append(Problem(spec.path, None, None, "has no data rows"))
@@ -536,9 +536,11 @@ def _patients_without_lesions(patients, lesions) -> list[Problem]:
 def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """Cast a validated text table to its analysis dtypes, columns in schema order first."""
     spec = schema.table(name)
-    ordered = schema.columns(name) + [c for c in frame.columns if c not in schema.columns(name)]
-    out = frame[ordered].reset_index(drop=True)
+    known = [c for c in schema.columns(name) if c in frame.columns]
+    out = frame[known + [c for c in frame.columns if c not in known]].reset_index(drop=True)
     for f in spec.fields:
+        if f.name not in out.columns:  # an optional column the file leaves out
+            continue
         if f.type == "number":
             out[f.name] = pd.to_numeric(out[f.name]).astype("float64")
         elif f.type == "integer":

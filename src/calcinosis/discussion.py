@@ -15,14 +15,44 @@ from calcinosis.data import Trial
 
 DURATION_CUT_MONTHS = 24
 SHORT, LONG = "< 24 months", "≥ 24 months"
-EXPLORATORY = (
-    "exploratory: 5 patients (2 with < 24 months); lesion clusters, robust z; "
-    "a between-patient contrast resting on 2 vs 3 patients"
-)
 
 
 def duration_group(months: float) -> str:
     return SHORT if months < DURATION_CUT_MONTHS else LONG
+
+
+def group_sizes(trial: Trial) -> tuple[int, int]:
+    """Patients with shorter and with longer disease duration than the cut."""
+    months = trial.patients["disease_duration_months"]
+    short = int((months < DURATION_CUT_MONTHS).sum())
+    return short, len(months) - short
+
+
+def exploratory_note(trial: Trial) -> str:
+    """The caveat the interaction model carries, with the group sizes it rests on."""
+    short, long = group_sizes(trial)
+    return (
+        f"exploratory: {short + long} patients ({short} with {SHORT}); lesion clusters, "
+        f"robust z; a between-patient contrast resting on {short} vs {long} patients"
+    )
+
+
+def points_sentence(trial: Trial) -> str:
+    """How many children the duration comparison rests on, and why any are missing."""
+    rates = patients.patient_rates(trial)
+    missing = rates[~rates["estimable"]]
+    n = len(trial.patients)
+    if missing.empty:
+        return f"Every child has a fitted rate, so the comparison rests on {n} points per outcome."
+    per_outcome = rates.groupby("outcome")["estimable"].sum().astype(int)
+    points = " and ".join(f"{k} points for {outcome}" for outcome, k in per_outcome.items())
+    reasons = "; ".join(
+        f"{pid}: {reason}"
+        for pid, reason in missing.drop_duplicates("patient_id")[
+            ["patient_id", "reason"]
+        ].itertuples(index=False)
+    )
+    return f"Some children have no fitted rate ({reasons}), so the comparison rests on {points}."
 
 
 def duration_rates(trial: Trial) -> pd.DataFrame:
@@ -68,5 +98,5 @@ def interaction_model(trial: Trial, outcome: str) -> pd.DataFrame:
         table["term"].str.contains("time"), 100 * (table["Exp(B)"] - 1), np.nan
     )
     table["converged"] = converged
-    table["note"] = EXPLORATORY
+    table["note"] = exploratory_note(trial)
     return table

@@ -59,28 +59,42 @@ def escape_myst(text: str) -> str:
     return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
+MINUS = "\u2212"  # the minus sign: a hyphen is shorter, and breaks a line after it
+
+
 def _text(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return str(value)
 
 
+def number_text(value: object, decimals: int) -> str:
+    """A number as printed: fixed decimals (integers as they are), a true minus sign, yes/no
+    for a truth value, "–" when missing."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "yes" if value else "no"
+    if isinstance(value, Integral):
+        text = str(int(value))
+    elif isinstance(value, Real):
+        if math.isnan(float(value)):
+            return "–"
+        text = f"{float(value):.{decimals}f}"
+    else:
+        return _text(value)
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
 def formatted(frame: pd.DataFrame, decimals: Decimals = 2) -> pd.DataFrame:
-    """Numbers as text with fixed decimals (integers stay integers), for printing."""
+    """Numbers as text with fixed decimals (integers stay integers) and true minus signs,
+    p-values as `p_text`, truth values as yes/no, for printing."""
     out = frame.copy()
     for column in out.columns:
         series = out[column]
-        if pd.api.types.is_bool_dtype(series):
-            out[column] = series.map({True: "yes", False: "no"})
-        elif pd.api.types.is_integer_dtype(series):
-            out[column] = series.astype("object").map(_text)
-        elif column in ("p", "Sig.", "p-value") and pd.api.types.is_float_dtype(series):
+        d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
+        if column in ("p", "Sig.", "p-value") and pd.api.types.is_float_dtype(series):
             out[column] = series.map(p_text)
-        elif pd.api.types.is_float_dtype(series):
-            d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
-            out[column] = series.map(lambda v, d=d: "–" if pd.isna(v) else f"{v:.{d}f}")
         else:
-            out[column] = series.astype("object").map(_text)
+            out[column] = series.astype("object").map(lambda v, d=d: number_text(v, d))
     return out
 
 

@@ -234,3 +234,21 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
             "The lesions still count in the pooled analysis of all lesions."
         )
     return out
+
+
+def sparse_lesions_sentence(trial: Trial, most: int = 2) -> str:
+    """Which lesions were measured at `most` visits or fewer, whose lines in the trajectory
+    figure join far-apart points (patient 2's lesion in the article: first and last visit)."""
+    measured = trial.measurements.dropna(subset=["length_mm"])
+    visits = measured.groupby("lesion_id")["visit"].agg(list)
+    sparse = visits[visits.map(len) <= most]
+    if sparse.empty:
+        return f"Every lesion was measured at more than {most} visits."
+    described = "; ".join(
+        f"{lesion} at visit{'s' if len(v) > 1 else ''} {' and '.join(map(str, v))}"
+        for lesion, v in sparse.items()
+    )
+    return (
+        f"Some lesions were measured at {most} visits or fewer ({described}); "
+        "each line joins the visits measured."
+    )

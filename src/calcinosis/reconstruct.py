@@ -11,6 +11,7 @@ the primary GEE model gives the published change per visit. It is *not* the tria
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -130,6 +131,10 @@ def reconstruct(
     radiography = _radiography(facts, lesion_ids, rng, assumptions.resolved)
     measurements = _measurements(facts, radiography, rng, assumptions)
     lesions = _lesions(measurements)
+    # the protocol: one injection of the lesion's dose at every weekly visit, 1 to 16
+    measurements["dose_mg"] = measurements["lesion_id"].map(
+        lesions.set_index("lesion_id")["dose_mg"]
+    )
     adverse = pd.DataFrame(columns=schema.columns("adverse_events"))
     return Dataset(patients, lesions, measurements, radiography, adverse)
 
@@ -253,7 +258,7 @@ def _measurements(
         sizes[outcome] = _nudge(frame, outcome, targets[key], grid)
     frame = sizes["length_mm"].rename(columns={"size": "length_mm"})
     frame["width_mm"] = np.minimum(sizes["width_mm"]["size"].to_numpy(), frame["length_mm"])
-    return frame[schema.columns("measurements")]
+    return frame[["lesion_id", "visit", "length_mm", "width_mm"]]
 
 
 def _noise(lesion_ids: pd.Index, sd_mm: float, rng: np.random.Generator) -> pd.DataFrame:
@@ -376,12 +381,14 @@ def write_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = load_facts()
     dataset = reconstruct(seed, facts, assumptions)
-    written = []
+    written, hashes = [], {}
     for name in schema.TABLES:
         path = out_dir / f"{name}.csv"
-        path.write_bytes(to_csv(dataset.table(name)).encode("utf-8"))
+        content = to_csv(dataset.table(name)).encode("utf-8")
+        path.write_bytes(content)
+        hashes[name] = hashlib.sha256(content).hexdigest()
         written.append(path)
-    descriptor = schema.datapackage(provenance(seed, facts))
+    descriptor = schema.datapackage(provenance(seed, facts), hashes)
     path = out_dir / "datapackage.json"
     path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(path)
@@ -463,9 +470,10 @@ def _claim(name: str, value, decimals: int, source: str, relation: str = "=") ->
 
 def published_claims_yaml(facts: dict) -> str:
     header = (
-        "# The paper's checkable claims as data, generated from published-facts.yml by\n"
-        "# `calcinosis reconstruct`. `decimals` is the precision printed; `relation` says\n"
-        "# whether the recomputed value should equal the claim or lie below it.\n"
+        "# The paper's checkable claims as data, written by `calcinosis reconstruct` from the\n"
+        "# paper's facts (src/calcinosis/published_facts.yml). `decimals` is the precision\n"
+        "# printed; `relation` says whether the recomputed value should equal the claim or\n"
+        "# lie below it.\n"
     )
     body = {"article_doi": facts["article"]["doi"], "claims": published_claims(facts)}
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)

@@ -17,6 +17,7 @@ whose README lists each section's tables and figures.
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -97,9 +98,22 @@ def design(inp: Inputs) -> Iterable[Section]:
             "n_lesions": len(trial.lesions),
             "n_visits": int(trial.measurements["visit"].max()),
             "n_observations": int(measured.sum()),
+            "protocol_weeks": protocol_weeks(),
         }
     )
     yield section
+
+
+def protocol_weeks() -> int:
+    """The weeks of injections the article's protocol planned ("weekly for 16 weeks"): the
+    design, not the data, which may hold follow-up visits or missed ones."""
+    from calcinosis.reconstruct import load_facts
+
+    schedule = load_facts()["design"]["intervention"]["schedule"]
+    weeks = re.search(r"(\d+) weeks", schedule)
+    if weeks is None:
+        raise ValueError(f"the facts' schedule names no weeks: {schedule!r}")
+    return int(weeks.group(1))
 
 
 def methods(inp: Inputs) -> Iterable[Section]:
@@ -164,10 +178,11 @@ def gee(inp: Inputs) -> Iterable[Section]:
 def patient_sections(inp: Inputs) -> Iterable[Section]:
     """The overview of all patients, one section per patient, and the discussion's
     duration analysis (it reuses the per-patient rates)."""
-    from calcinosis import figures, tables
+    from calcinosis import figures, patients, tables
 
     trial = inp.trial
     overview = Section("patients")
+    overview.add({"sparse_lesions_sentence": patients.sparse_lesions_sentence(trial)})
     overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
     overview.figures["fig_patient_rates"] = figures.render(
         figures.fig_patient_rates(trial, inp.params)
@@ -225,8 +240,18 @@ def _discussion(trial: Trial) -> Section:
         section.tables[f"tab_interaction_{outcome}"] = Table(
             tables.tab_interaction(trial, outcome), GEE_DECIMALS
         )
-    section.add({"interaction_note": tables.interaction_note(trial)})
-    section.tables["tab_duration_rates"] = Table(tables.tab_duration_rates(trial), 2)
+    short, long = discussion.group_sizes(trial)
+    section.add(
+        {
+            "interaction_note": tables.interaction_note(trial),
+            "n_duration_short": short,
+            "n_duration_long": long,
+            "duration_points_sentence": discussion.points_sentence(trial),
+        }
+    )
+    section.tables["tab_duration_rates"] = Table(
+        tables.tab_duration_rates(trial), {"Disease duration (months)": 0}
+    )
     section.figures["fig_duration_response"] = figures.render(figures.fig_duration_response(trial))
     return section
 
@@ -291,6 +316,7 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
 
     trial = inp.trial
     events, exposure = safety.adverse_events(trial), safety.exposure(trial)
+    listing = safety.event_list(trial)
     section = Section("safety")
     section.add(
         {
@@ -298,10 +324,12 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
             "n_adverse_events_related": int(events["related"].sum()),
             "n_injections": int(exposure["injections"].sum()),
             "total_dose_mg": float(exposure["total_dose_mg"].sum()),
+            "exposure_sentence": safety.exposure_sentence(trial),
         }
     )
-    section.add(safety.sentences(events))
+    section.add(safety.sentences(events, listing))
     section.tables["tab_adverse_events"] = Table(tables.tab_adverse_events(trial), 0)
+    section.tables["tab_adverse_event_list"] = Table(listing, 0)
     section.tables["tab_exposure"] = Table(tables.tab_exposure(trial), 0)
     yield section
 
@@ -327,12 +355,12 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
 
 
 def audit_section(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import tables
+    from calcinosis import audit, tables
 
     trial = inp.trial
     claims = tables.tab_claims_audit(trial, inp.values)
     section = Section("audit")
-    verdicts = claims["verdict"]
+    verdicts = claims["Verdict"]
     section.add(
         {
             "audit_n_claims": int(len(verdicts)),
@@ -340,8 +368,9 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
             "audit_n_differ": int((verdicts != "match").sum()),
         }
     )
+    section.add(audit.sentences(inp.values["data_provenance"], verdicts))
     section.tables["tab_claims_audit"] = Table(
-        claims, {"published": 2, "recomputed": 4, "recomputed_rounded": 2}
+        claims, {"Published": 2, "Recomputed": 4, "Recomputed, rounded as published": 2}
     )
     section.tables["tab_grim_overview"] = Table(tables.tab_grim_overview(trial))
     section.tables["tab_grim"] = Table(tables.tab_grim(trial))
@@ -351,8 +380,19 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
 
 
 def data_package(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import tables
+    from calcinosis import provenance, tables
 
+    declared = provenance.of(inp.trial.data_dir)
+    origin = Section("provenance")
+    origin.add(
+        {
+            "data_provenance": declared.kind,
+            "data_notice": declared.notice(),
+            "data_footer": declared.footer(),
+            **declared.built_in(),
+        }
+    )
+    yield origin
     section = Section("data_package")
     package = tables.data_package_provenance(inp.trial.data_dir)
     section.add(

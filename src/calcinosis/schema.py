@@ -38,6 +38,7 @@ class Field:
     maximum: float | None = None  # a plausibility bound; a dataset may declare its own
     enum: tuple[str, ...] | None = None
     pattern: str | None = None  # a regular expression the whole cell must match
+    optional_column: bool = False  # a file may leave the column out (see its description)
 
 
 # Study codes: a letter or digit, then letters, digits, ".", "_" or "-"; at most 40 characters.
@@ -79,6 +80,12 @@ class Table:
 # datapackage.json fields; validation then uses those.
 MAX_SIZE_MM = 500
 MAX_VISIT = 520  # ten years of weekly visits
+
+
+# Controlled vocabularies of the adverse-event table: the grades of CTCAE in words, and the
+# investigator's answer to "related to the injections?".
+SEVERITIES = ("mild", "moderate", "severe", "life-threatening", "fatal")
+RELATEDNESS = ("yes", "no", "unknown")
 
 
 def _size(name: str, what: str, required: bool) -> Field:
@@ -151,6 +158,17 @@ TABLE_SPECS: tuple[Table, ...] = (
             ),
             _size("length_mm", "Longest diameter of the lesion; empty if not measured.", False),
             _size("width_mm", "Diameter across the length; empty if not measured.", False),
+            Field(
+                "dose_mg",
+                "number",
+                "Infliximab injected into the lesion at this visit; 0 at a visit without an "
+                "injection (follow-up). A file without this column counts every measured visit "
+                "as one injection of the lesion's dose, and the book says so.",
+                unit="mg",
+                minimum=0,
+                maximum=1000,
+                optional_column=True,
+            ),
         ),
         primary_key=("lesion_id", "visit"),
         foreign_keys=(ForeignKey("lesion_id", "lesions", "lesion_id"),),
@@ -176,7 +194,7 @@ TABLE_SPECS: tuple[Table, ...] = (
     Table(
         name="adverse_events",
         title="Adverse events",
-        description="Adverse events reported during the trial (none were reported).",
+        description="Adverse events reported during the trial, one row per event.",
         fields=(
             Field("patient_id", "string", "Patient who had the event.", pattern=ID_PATTERN),
             Field(
@@ -187,12 +205,18 @@ TABLE_SPECS: tuple[Table, ...] = (
                 maximum=MAX_VISIT,
             ),
             Field("event", "string", "What happened."),
-            Field("severity", "string", "Severity of the event."),
+            Field(
+                "severity",
+                "string",
+                "Severity of the event (CTCAE grades 1 to 5, in words).",
+                enum=SEVERITIES,
+            ),
             Field(
                 "related_to_treatment",
                 "string",
-                "Whether the event was judged related to the injections.",
+                "Whether the event was judged related to the injections; empty if not assessed.",
                 required=False,
+                enum=RELATEDNESS,
             ),
         ),
         primary_key=(),
@@ -213,6 +237,11 @@ def table(name: str) -> Table:
 def columns(name: str) -> list[str]:
     """Column names of a table in schema order: the order the dataset writer uses."""
     return [f.name for f in _BY_NAME[name].fields]
+
+
+def required_columns(name: str) -> list[str]:
+    """The columns every file of the table must have."""
+    return [f.name for f in _BY_NAME[name].fields if not f.optional_column]
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +429,7 @@ def _field_descriptor(f: Field) -> dict[str, Any]:
     return out
 
 
-def _resource(spec: Table) -> dict[str, Any]:
+def _resource(spec: Table, sha256: str | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "fields": [_field_descriptor(f) for f in spec.fields],
         "missingValues": [""],
@@ -412,7 +441,7 @@ def _resource(spec: Table) -> dict[str, Any]:
             {"fields": [fk.field], "reference": {"resource": fk.table, "fields": [fk.reference]}}
             for fk in spec.foreign_keys
         ]
-    return {
+    resource: dict[str, Any] = {
         "name": spec.name,
         "path": spec.path,
         "title": spec.title,
@@ -421,12 +450,18 @@ def _resource(spec: Table) -> dict[str, Any]:
         "format": "csv",
         "mediatype": "text/csv",
         "encoding": "utf-8",
-        "schema": schema,
     }
+    if sha256 is not None:
+        resource["hash"] = f"sha256:{sha256}"
+    resource["schema"] = schema
+    return resource
 
 
-def datapackage(provenance: dict) -> dict:
+def datapackage(provenance: dict, hashes: dict[str, str] | None = None) -> dict:
     """The Frictionless Data Package descriptor of the dataset, built from `TABLE_SPECS`.
+
+    `hashes` (table name → SHA-256 of its CSV) are recorded as each resource's `hash`, so a
+    reader can tell whether the files are still the ones the package describes.
 
     `provenance` is merged in: its "sources" (a list) become the package's sources, its
     "description" is appended to the package description, and every other key is kept under
@@ -447,5 +482,7 @@ def datapackage(provenance: dict) -> dict:
     }
     if prov:
         descriptor["provenance"] = prov
-    descriptor["resources"] = [_resource(spec) for spec in TABLE_SPECS]
+    descriptor["resources"] = [
+        _resource(spec, (hashes or {}).get(spec.name)) for spec in TABLE_SPECS
+    ]
     return descriptor

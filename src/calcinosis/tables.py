@@ -18,6 +18,7 @@ import pandas as pd
 
 from calcinosis import dose, paths
 from calcinosis.data import Trial
+from calcinosis.labels import readable
 
 OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width", "length": "Length", "width": "Width"}
 
@@ -203,7 +204,7 @@ def tab_gee(trial: Trial, outcome: str, params=None) -> pd.DataFrame:
     from calcinosis import models
 
     table = models.primary(trial, outcome, params).parameter_table()
-    return table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
+    return readable(table if isinstance(table.index, pd.RangeIndex) else table.reset_index())
 
 
 def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
@@ -240,42 +241,52 @@ def tab_radiography_summary(trial: Trial) -> pd.DataFrame:
     """Radiographic size before and after: mean ± SD (min–max), as the paper reports it."""
     from calcinosis import radiography
 
-    return radiography.summary(trial)
+    return readable(radiography.summary(trial))
 
 
 def tab_radiography_tests(trial: Trial) -> pd.DataFrame:
     """Paired tests of the radiographic change (before vs after) for length and width."""
     from calcinosis import radiography
 
-    return radiography.paired_tests(trial)
+    return readable(radiography.paired_tests(trial))
 
 
 def tab_radiography_lesions(trial: Trial) -> pd.DataFrame:
     """Each lesion's radiographic size before and after treatment."""
     from calcinosis import radiography
 
-    return radiography.per_lesion(trial)
+    return readable(radiography.per_lesion(trial))
 
 
 def tab_adverse_events(trial: Trial) -> pd.DataFrame:
     """Adverse events by patient (empty when none were recorded)."""
     from calcinosis import safety
 
-    return safety.adverse_events(trial)
+    return readable(safety.adverse_events(trial))
 
 
 def tab_exposure(trial: Trial) -> pd.DataFrame:
     """Treatment exposure: injections and infliximab given, by patient."""
     from calcinosis import safety
 
-    return safety.exposure(trial)
+    return readable(safety.exposure(trial))
 
 
 def tab_duration_rates(trial: Trial) -> pd.DataFrame:
     """Each patient's change per visit beside the disease duration."""
     from calcinosis import discussion
 
-    return discussion.duration_rates(trial)
+    wide = discussion.duration_rates(trial)
+    rows = []
+    for outcome in ("length", "width"):
+        part = wide[["patient_id", "disease_duration_months", "duration_group"]].copy()
+        part.insert(3, "outcome", OUTCOME_NAMES[outcome])
+        for what in ("pct_per_visit", "ci_low", "ci_high", "estimable"):
+            part[what] = wide[f"{outcome}_{what}"]
+        rows.append(part)
+    long = pd.concat(rows, ignore_index=True).sort_values(["patient_id", "outcome"], kind="stable")
+    long["estimable"] = long["estimable"].astype(bool)
+    return readable(long.reset_index(drop=True))
 
 
 def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
@@ -283,7 +294,9 @@ def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
     from calcinosis import discussion
 
     table = discussion.interaction_model(trial, outcome)
-    return table.drop(columns=["converged", "note", "pct_per_visit_effect"], errors="ignore")
+    return readable(
+        table.drop(columns=["converged", "note", "pct_per_visit_effect"], errors="ignore")
+    )
 
 
 def interaction_note(trial: Trial) -> str:
@@ -361,7 +374,7 @@ def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:
     other sections), and whether they agree."""
     from calcinosis import audit
 
-    return audit.claims_audit(trial, values=values)
+    return readable(audit.claims_audit(trial, values=values), first=["Verdict"])
 
 
 def tab_grim_overview(trial: Trial) -> pd.DataFrame:
@@ -379,29 +392,29 @@ def tab_grim_overview(trial: Trial) -> pd.DataFrame:
     wide = table.assign(verdict=verdict).pivot(
         index=["quantity", "n"], columns="grid", values="verdict"
     )
-    wide.columns = [f"grid {g:g} mm" for g in wide.columns]
-    return wide.reset_index().rename(columns={"quantity": "Summary"})
+    wide.columns = [f"Grid {g:g} mm" for g in wide.columns]
+    return readable(wide.reset_index())
 
 
 def tab_grim(trial: Trial) -> pd.DataFrame:
     """GRIM: can each published mean arise from n values on the measurement grid?"""
     from calcinosis import audit
 
-    return audit.grim_table(audit.load_claims(trial.data_dir))
+    return readable(audit.grim_table(audit.load_claims(trial.data_dir)))
 
 
 def tab_grimmer(trial: Trial) -> pd.DataFrame:
     """GRIMMER: the same question for the published standard deviations."""
     from calcinosis import audit
 
-    return audit.grimmer_table(audit.load_claims(trial.data_dir))
+    return readable(audit.grimmer_table(audit.load_claims(trial.data_dir)))
 
 
 def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
     """Whether each published SD is attainable given the mean, range and n."""
     from calcinosis import audit
 
-    return audit.sd_feasibility(audit.load_claims(trial.data_dir))
+    return readable(audit.sd_feasibility(audit.load_claims(trial.data_dir)))
 
 
 def tab_data_files(trial: Trial) -> pd.DataFrame:

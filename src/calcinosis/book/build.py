@@ -24,15 +24,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calcinosis import paths
+from calcinosis import paths, provenance
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
+from calcinosis.book.portable import make_portable
 from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
-from calcinosis.book.staging import build_book, pdf_missing
+from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
 from calcinosis.errors import BuildError, UsageError
 from calcinosis.params import Parameters
 
@@ -251,6 +252,12 @@ def run(plan: Plan, echo: Echo = print) -> Report:
                 report.up_to_date = True
                 echo(f"nothing changed: {plan.out_dir} is up to date")
                 return report
+            if _provenance(report.stage.sections)["data_provenance"] == provenance.MODIFIED:
+                report.warnings.append(
+                    f"{plan.data_dir} declares itself a reconstruction, but its files no longer "
+                    "match the hashes its datapackage.json records: the book labels the data "
+                    "as derived from the reconstruction, not as the reconstruction"
+                )
             write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
             report.runs = execute_pages(
                 plan.pages, digests, tmp, store, pool, _previous_times(previous), echo
@@ -265,6 +272,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             comparison.new_dir = plan.out_dir  # name the book, not its temporary folder
             (tmp / "compare.md").write_text(comparison.markdown(), encoding="utf-8")
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in plan.pages}
+        for notebook in notebooks.values():  # as the site offers them for download
+            make_portable(notebook, plan.data_dir)
         # by the output folder's name: only speed depends on it (the workspace is synced
         # exactly), and a copied tree with its cache keeps it
         workspace = plan.cache_dir / "sphinx" / plan.out_dir.name
@@ -277,6 +286,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             report.warnings,
             echo,
             workspace,
+            _provenance(report.stage.sections)["data_footer"],
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
@@ -366,6 +376,11 @@ def _record(
     }
 
 
+def _provenance(sections) -> dict:
+    """The values on the data's provenance (calcinosis.provenance): the notice, the footer."""
+    return next(s.values for s in sections if s.name == "provenance")
+
+
 def _data_hashes(data_dir: Path) -> dict[str, str]:
     from calcinosis.data import dataset_files
 
@@ -421,7 +436,12 @@ def _compare_input(compare_to: Path | None) -> str | None:
 
 
 def _complete(out_dir: Path, pdf: bool) -> bool:
-    needed = [out_dir / "html" / "index.html", out_dir / "results.json", out_dir / "supplement.zip"]
+    needed = [
+        out_dir / "html" / "index.html",
+        out_dir / "html" / DOWNLOADS_DIR / "supplement.zip",
+        out_dir / "results.json",
+        out_dir / "supplement.zip",
+    ]
     return all(p.is_file() for p in needed) and (not pdf or any((out_dir / "pdf").glob("*.pdf")))
 
 

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 READS = "calcinosis_reads"
+# Shown by every page, first: the data's provenance notice (empty for undeclared data).
+PROVENANCE = "provenance"
 
 
 def show(
@@ -28,10 +30,12 @@ def show(
     """
     source = _source(data_dir, results_dir, params)
     values, reads = {}, {}
-    for name in sections:
+    for name in (PROVENANCE, *(s for s in sections if s != PROVENANCE)):
         values.update(_glue_section(source, name))
         reads[name] = source.sections[name]["digest"]
     _glue(READS, json.dumps(reads, sort_keys=True))
+    if values["data_notice"]:
+        _display_markdown(values["data_notice"])
     return values
 
 
@@ -127,6 +131,13 @@ def _glue(name: str, value: object) -> None:
     from myst_nb import glue
 
     glue(name, value, display=False)
+
+
+def _display_markdown(text: str) -> None:
+    """An output of the page's cell, rendered as MyST (`nb_render_markdown_format`)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 def _glue_markdown(name: str, text: str) -> None:

@@ -17,9 +17,13 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calcinosis.params import Parameters
 from calcinosis.sections import Section
+
+if TYPE_CHECKING:
+    from calcinosis.formatting import Decimals
 
 FLOAT_FORMAT = "%.10g"  # CSV numbers: enough digits for any result, same text every build
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no build time leaks in
@@ -43,7 +47,7 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
     (dest / "parameters.json").write_text(dumps(params.as_dict()), encoding="utf-8")
     for section in sections:
         for name, table in section.tables.items():
-            write_table(table.frame, section.item_name(name), dest / "tables")
+            write_table(table.frame, section.item_name(name), dest / "tables", table.decimals)
             (dest / "tables" / f"{section.item_name(name)}.md").write_text(
                 table.markdown(), encoding="utf-8"
             )
@@ -52,8 +56,9 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
             (dest / "figures" / f"{section.item_name(name)}.svg").write_bytes(figure.svg)
 
 
-def write_table(frame, name: str, dest: Path) -> None:
-    """`<name>.csv` (fixed float format, LF) and `<name>.xlsx`, formulas neutralised."""
+def write_table(frame, name: str, dest: Path, decimals: Decimals = 2) -> None:
+    """`<name>.csv` (fixed float format, LF) and `<name>.xlsx`, formulas neutralised; the
+    spreadsheet keeps full precision and shows the book's decimals (a number format)."""
     import pandas as pd
 
     safe = frame.copy()
@@ -69,8 +74,30 @@ def write_table(frame, name: str, dest: Path) -> None:
         lineterminator="\n",
         encoding="utf-8",
     )
-    safe.to_excel(dest / f"{name}.xlsx", index=index, sheet_name=name[:31], engine="openpyxl")
+    with pd.ExcelWriter(dest / f"{name}.xlsx", engine="openpyxl") as writer:
+        safe.to_excel(writer, index=index, sheet_name=name[:31], freeze_panes=(1, 0))
+        _number_formats(writer.sheets[name[:31]], safe, decimals, int(index))
     normalise_xlsx(dest / f"{name}.xlsx")
+
+
+def _number_formats(sheet, frame, decimals: Decimals, offset: int) -> None:
+    """Each float column shown with the decimals the book prints (p-values: 4); each column
+    as wide as its header."""
+    import pandas as pd
+    from openpyxl.utils import get_column_letter
+
+    for j, column in enumerate(frame.columns, start=1 + offset):
+        letter = get_column_letter(j)
+        sheet.column_dimensions[letter].width = max(10, min(40, len(str(column)) + 2))
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        d = decimals if isinstance(decimals, int) else decimals.get(column, 2)
+        for (cell,) in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
+            if column == "p":  # as the book prints it: 4 decimals, a tiny p in powers of 10
+                small = isinstance(cell.value, float) and cell.value < 0.0001
+                cell.number_format = "0.00E+00" if small else "0.0000"
+            else:
+                cell.number_format = "0." + "0" * d if d else "0"
 
 
 def _as_text(value: object) -> object:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from calcinosis import paths
+from calcinosis import paths, software
 from calcinosis.book.plan import TEMPLATE
 from calcinosis.book.process import WORKER_ENV, Echo, children_end_when_stopped, die_with_parent
 from calcinosis.errors import BuildError
 
 PATIENTS_PAGE = "patients"  # the patient template's pages become sections of this page in the toc
 CHANGES_PAGE = "changes"  # the comparison with an earlier build, when asked for
+EXTENSION = "calcinosis_sphinx"  # the book's Sphinx extension (book/_ext/calcinosis_sphinx.py)
 
 
 def stage_book(
@@ -27,10 +28,14 @@ def stage_book(
     stage: Path,
     extra_pages: dict[str, str] | None = None,
     warnings: list[str] | None = None,
+    downloads: dict[str, str] | None = None,
+    footer: str = "",
 ) -> list[str]:
     """A flat source folder: book/* + the pages the toc names (`sources`: page name -> executed
     notebook or static .md), the patient pages as sections of `patients`, and
-    `execute_notebooks: 'off'`. Returns the staged page names."""
+    `execute_notebooks: 'off'`; `downloads` (see `site_downloads`) are the files the home page
+    links, and `footer` (HTML, the data's provenance) is added to the site's footer. Returns
+    the staged page names."""
     warnings = warnings if warnings is not None else []
     if not (book_dir / "_toc.yml").is_file() or not (book_dir / "_config.yml").is_file():
         raise BuildError(f"{book_dir} needs _toc.yml and _config.yml to build a book")
@@ -70,8 +75,57 @@ def stage_book(
     config = yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8")) or {}
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     config["only_build_toc_files"] = True
+    if footer:
+        html = config.setdefault("html", {})
+        html["extra_footer"] = html.get("extra_footer", "") + f"<p>{footer}</p>\n"
+    config["copyright"] = str(software.source_date().year)
+    # the repository holds the chapters, not the pages made from the patient template
+    chapters = [p for p in staged if not p.startswith(f"{TEMPLATE}-")]
+    repository = _repository_buttons(config)
+    sphinx = config.setdefault("sphinx", {})
+    if EXTENSION in (sphinx.get("local_extensions") or {}):  # its settings, read by it alone
+        settings = sphinx.setdefault("config", {})
+        settings["calcinosis_repository_pages"] = chapters if repository else []
+        settings["calcinosis_downloads"] = downloads or {}
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return staged
+
+
+def _repository_buttons(config: dict) -> bool:
+    """Repository, issue, edit and Binder buttons only when `repository.url` is set (the one
+    setting; Jupyter Book refuses the buttons without it). True when they are on."""
+    if str((config.get("repository") or {}).get("url") or "").strip():
+        return True
+    config.pop("repository", None)
+    config.pop("launch_buttons", None)
+    html = config.setdefault("html", {})
+    for button in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
+        html[button] = False
+    return False
+
+
+DOWNLOADS_DIR = "downloads"  # in the site: the book's PDF and the supplement
+
+
+def site_downloads(book_dir: Path, pdf: bool) -> dict[str, str]:
+    """The files the site offers, by kind, at their paths relative to the site's root: the
+    supplement always, the PDF (named as the book's LaTeX target) when it is built."""
+    files = {"supplement": f"{DOWNLOADS_DIR}/supplement.zip"}
+    if pdf:
+        files["pdf"] = f"{DOWNLOADS_DIR}/{pdf_name(book_dir)}"
+    return files
+
+
+def pdf_name(book_dir: Path) -> str:
+    """The PDF's file name: the `latex_documents.targetname` of the book's config, as .pdf."""
+    config = _book_config(book_dir)
+    target = ((config.get("latex") or {}).get("latex_documents") or {}).get("targetname")
+    return Path(target or "book.tex").with_suffix(".pdf").name
+
+
+def _book_config(book_dir: Path) -> dict:
+    path = Path(book_dir) / "_config.yml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
 def _toc_files(node: object) -> list[str]:
@@ -132,13 +186,7 @@ def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
     if missing:
         return missing
     needed = dict(PDF_LATEX_PACKAGES)
-    config_path = Path(book_dir) / "_config.yml"
-    config = (
-        yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        if config_path.is_file()
-        else {}
-    )
-    if (config.get("latex") or {}).get("use_jupyterbook_latex", True):
+    if (_book_config(book_dir).get("latex") or {}).get("use_jupyterbook_latex", True):
         needed.update(JB_LATEX_PACKAGES)
     done = subprocess.run(["kpsewhich", *needed], capture_output=True, text=True, check=False)
     found = {Path(line).name for line in done.stdout.splitlines()}
@@ -161,6 +209,7 @@ def build_book(
     warnings: list[str],
     echo: Echo,
     workspace: Path,
+    footer: str = "",
 ) -> dict:
     """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources.
 
@@ -173,7 +222,8 @@ def build_book(
     if comparison is not None and not comparison.empty:
         extra[CHANGES_PAGE] = "# Changes from the previous build\n\n" + comparison.markdown()
     stage = tmp / "_source"
-    stage_book(book_dir, sources, stage, extra, warnings)
+    downloads = site_downloads(book_dir, pdf)
+    stage_book(book_dir, sources, stage, extra, warnings, downloads, footer)
     for warning in warnings:
         echo(f"warning: {warning}")
     builders = ["html"] + (["pdflatex"] if pdf else [])
@@ -182,7 +232,10 @@ def build_book(
     logs.mkdir(exist_ok=True)
     env = {**os.environ, **WORKER_ENV}
     lock = _lock(workspace)
-    sync_tree(stage, workspace / "_source")
+    changed = sync_tree(stage, workspace / "_source")
+    # Sphinx rereads a page whose source changed, but writes nothing, not even _static, when
+    # no page did: a changed stylesheet, script, template or extension rebuilds every page
+    rebuild_all = any(p.parent != Path(".") or p.suffix not in (".md", ".ipynb") for p in changed)
     source = {"html": workspace / "_source", "pdflatex": stage}
     output = {"html": workspace / "_out", "pdflatex": tmp / "_jb-pdflatex"}
     procs, started = {}, time.perf_counter()
@@ -198,6 +251,7 @@ def build_book(
             "--keep-going",
             "--builder",
             builder,
+            *(["--all"] if builder == "html" and rebuild_all else []),
         ]
         procs[builder] = (
             subprocess.Popen(
@@ -226,16 +280,31 @@ def build_book(
     shutil.copytree(workspace / "_out" / "_build" / "html", tmp / "html")
     lock.close()
     if pdf:
-        found = sorted((tmp / "_jb-pdflatex" / "_build" / "latex").glob("*.pdf"))
+        latex = tmp / "_jb-pdflatex" / "_build" / "latex"
+        found = sorted(latex.glob("*.pdf"))
         if not found:
             raise BookFailed("pdflatex", logs / "jupyter-book-pdflatex.log")
         (tmp / "pdf").mkdir()
         for path in found:
             shutil.move(path, tmp / "pdf" / path.name)
+            # LaTeX's source and log: where a table or a line does not fit (overfull boxes)
+            for suffix in (".tex", ".log"):
+                shutil.move(path.with_suffix(suffix), logs / f"latex-{path.stem}{suffix}")
+    publish_downloads(downloads, {"pdf": tmp / "pdf", "supplement": tmp}, tmp / "html")
     for builder in builders:
         shutil.rmtree(tmp / f"_jb-{builder}", ignore_errors=True)
     shutil.rmtree(stage, ignore_errors=True)
     return seconds
+
+
+def publish_downloads(downloads: dict[str, str], folders: dict[str, Path], html: Path) -> None:
+    """Copy each download (found by name in its kind's folder) to its place in the site."""
+    for kind, target in downloads.items():
+        source = folders[kind] / Path(target).name
+        if not source.is_file():
+            raise BuildError(f"the site links {target}, but the build made no {source}")
+        (html / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, html / target)
 
 
 def _lock(workspace: Path):
@@ -248,21 +317,26 @@ def _lock(workspace: Path):
     return handle
 
 
-def sync_tree(src: Path, dst: Path) -> None:
+def sync_tree(src: Path, dst: Path) -> list[Path]:
     """Make `dst` hold exactly `src`'s files; a file whose bytes are unchanged is not touched
-    (Sphinx decides by modification time what to read again)."""
+    (Sphinx decides by modification time what to read again). Returns the relative paths
+    written or removed."""
     wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    changed = []
     for rel in sorted(wanted):
         new, old = src / rel, dst / rel
         if old.is_file() and old.read_bytes() == new.read_bytes():
             continue
         old.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(new, old)
+        changed.append(rel)
     for path in sorted(dst.rglob("*"), reverse=True):
         if path.is_file() and path.relative_to(dst) not in wanted:
             path.unlink()
+            changed.append(path.relative_to(dst))
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+    return changed
 
 
 class BookFailed(BuildError):

@@ -1,23 +1,39 @@
 """The supplement a journal asks for, made from the results folder: every table of the book
-(CSV, XLSX), every figure (SVG, PNG), `results.json` and the parameters, the dataset's own files
-(those the data package declares, never a symlink), a README, and one zip of it all that is
-byte-identical across builds."""
+(CSV, and XLSX with a second sheet giving its caption, its number in the book and the units of
+its columns), every figure (SVG, PNG), `results.json` and the parameters, the dataset's own
+files (those the data package declares, never a symlink), a README whose index maps each file
+to its table or figure in the book, and one zip of it all that is byte-identical across
+builds."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
-from calcinosis import __version__
-from calcinosis.book.results_folder import write_zip
+from calcinosis import __version__, paths
+from calcinosis.book.numbers import Item, numbered_items
+from calcinosis.book.results_folder import normalise_xlsx, write_zip
+
+ABOUT_SHEET = "About"
+_UNIT = re.compile(r"\(([^()]*)\)\s*$")
 
 
-def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
+def make(
+    results_dir: Path,
+    data_dir: Path,
+    dest: Path,
+    chapters_dir: Path = paths.CHAPTERS_DIR,
+    toc_path: Path = paths.BOOK_DIR / "_toc.yml",
+) -> None:
     """Write `dest/` (the supplement's folder) and `dest.zip` beside it."""
     from calcinosis.data import dataset_files
 
     sections = json.loads((results_dir / "sections.json").read_text(encoding="utf-8"))
+    values = json.loads((results_dir / "results.json").read_text(encoding="utf-8"))
+    patients = [e["scope"] for e in sections.values() if e.get("scope")]
+    items = {i.name: i for i in numbered_items(chapters_dir, toc_path, patients, values)}
     (dest / "tables").mkdir(parents=True)
     (dest / "figures").mkdir()
     (dest / "data").mkdir()
@@ -29,6 +45,7 @@ def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
                 shutil.copyfile(
                     results_dir / "tables" / f"{name}{suffix}", dest / "tables" / f"{name}{suffix}"
                 )
+            add_about_sheet(dest / "tables" / f"{name}.xlsx", items.get(name))
         for name in entry["figures"]:
             for suffix in (".svg", ".png"):
                 shutil.copyfile(
@@ -41,30 +58,109 @@ def make(results_dir: Path, data_dir: Path, dest: Path) -> None:
             continue  # only the dataset's own files are published
         shutil.copyfile(path, dest / "data" / path.name)
         data.append(path.name)
-    (dest / "README.md").write_text(_readme(sections, data), encoding="utf-8")
+    (dest / "README.md").write_text(_readme(sections, items, data), encoding="utf-8")
     write_zip(dest, dest.with_suffix(".zip"))
 
 
-def _readme(sections: dict, data: list[str]) -> str:
+def add_about_sheet(xlsx: Path, item: Item | None) -> None:
+    """A second sheet: the table's number and caption in the book, and each column's unit."""
+    from openpyxl import load_workbook
+    from openpyxl.styles import Font
+
+    book = load_workbook(xlsx)
+    data = book.worksheets[0]
+    about = book.create_sheet(ABOUT_SHEET)
+    about.append(["Table", item.label if item else "not numbered in the book"])
+    about.append(["Caption", item.caption if item else xlsx.stem])
+    about.append(["Sheet", f"'{data.title}': full precision; shown with the book's decimals"])
+    about.append([])
+    about.append(["Column", "Unit"])
+    for (cell,) in data.iter_cols(min_row=1, max_row=1):
+        header = str(cell.value)
+        unit = _UNIT.search(header)
+        about.append([header, unit.group(1) if unit else "–"])
+    for row in (1, 2, 3, 5):
+        about.cell(row=row, column=1).font = Font(bold=True)
+    about.column_dimensions["A"].width = 30
+    about.column_dimensions["B"].width = 100
+    book.save(xlsx)
+    normalise_xlsx(xlsx)
+
+
+def _readme(sections: dict, items: dict[str, Item], data: list[str]) -> str:
     lines = [
         "# Supplementary material",
         "",
-        f"Made by `calcinosis build` (calcinosis {__version__}) from the validated dataset. "
-        "Every number of the book is in `results.json` under its stable name, with the "
-        "analysis parameters in `parameters.json`; every table and figure of the book is "
-        "here, named as in the book's captions (per-patient ones end in the patient's id).",
+        f"Made by `calcinosis` {__version__} from the validated dataset. Every number of the "
+        "book is in `results.json` under its stable name, with the analysis parameters in "
+        "`parameters.json`; every table and figure of the book is here, per-patient ones "
+        "included (their names end in the patient's id). Each table is a CSV file at full "
+        "precision and an XLSX workbook whose second sheet gives its caption and the units "
+        "of its columns.",
         "",
-        "| section of the book | tables (`tables/`, CSV and XLSX) | "
-        "figures (`figures/`, SVG and PNG) |",
+        "## Index",
+        "",
+        "| file | in the book | caption |",
         "| --- | --- | --- |",
     ]
-    for name, entry in sections.items():
-        if entry["tables"] or entry["figures"]:
-            lines.append(
-                f"| {name} | {', '.join(entry['tables']) or '–'} | "
-                f"{', '.join(entry['figures']) or '–'} |"
-            )
+    files = [
+        (f"tables/{name}.csv, .xlsx", name)
+        for entry in sections.values()
+        for name in entry["tables"]
+    ] + [
+        (f"figures/{name}.svg, .png", name)
+        for entry in sections.values()
+        for name in entry["figures"]
+    ]
+    order = list(items)
+    files.sort(key=lambda f: (order.index(f[1]) if f[1] in items else len(order), f[1]))
+    for path, name in files:
+        item = items.get(name)
+        where = item.label if item else "appendix or supplement only"
+        caption = item.caption.replace("|", "\\|") if item else "–"
+        lines.append(f"| `{path}` | {where} | {caption} |")
     lines += ["", "## Data (`data/`, as validated)", ""]
     lines += [f"- {name}" for name in data] or ["- (none)"]
     lines.append("")
     return "\n".join(lines)
+
+
+def make_alone(
+    data_dir: Path,
+    out_dir: Path,
+    params: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
+    echo=print,
+) -> Path:
+    """The supplement without the book: validate the data, run the results stage (its cache
+    shared with `calcinosis build`), and write `out_dir/` and `out_dir.zip`. Refuses an
+    `out_dir` holding anything but an earlier supplement."""
+    import tempfile
+
+    from calcinosis.book import cache
+    from calcinosis.book.plan import load_valid
+    from calcinosis.book.results_folder import write as write_results
+    from calcinosis.book.results_stage import run_stage
+    from calcinosis.errors import UsageError
+    from calcinosis.params import Parameters
+
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "README.md").is_file():
+        raise UsageError(f"--out {out_dir} holds files that are not a supplement")
+    if out_dir == data_dir or data_dir in out_dir.parents:
+        raise UsageError(f"--out {out_dir} is inside the data folder {data_dir}")
+    load_valid(data_dir)
+    try:
+        chosen = Parameters.of(params or {})
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    store = cache.Store(Path(cache_dir) if cache_dir else cache.default_dir(out_dir))
+    stage = run_stage(data_dir, chosen, store, echo)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".supplement-") as tmp:
+        write_results(stage.sections, chosen, Path(tmp) / "results")
+        make(Path(tmp) / "results", data_dir, Path(tmp) / "supplement")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.move(Path(tmp) / "supplement", out_dir)
+        shutil.move(Path(tmp) / "supplement.zip", out_dir.with_suffix(".zip"))
+    echo(f"wrote {out_dir} and {out_dir.with_suffix('.zip')}")
+    return out_dir

@@ -1,0 +1,46 @@
+"""Executed notebooks a reader can run again: what the site offers for download must not carry
+the build machine's paths.
+
+papermill records where it wrote the notebook (`metadata.papermill.output_path`, an absolute
+path in the build's temporary folder) and injects the build's parameters, among them
+`results_dir`, a folder that exists only during the build. The notebook is rewritten to the
+parameters that work from the repository's root: the data folder relative to it, and no results
+folder (the page then computes its results in the kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from calcinosis import paths
+
+INJECTED = "injected-parameters"  # papermill's tag of the cell it adds
+
+
+def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> None:
+    """Rewrite `notebook` in place to run from `root` on `data_dir`."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    record = nb.get("metadata", {}).get("papermill")
+    if record is None:
+        return  # not executed by papermill: nothing of the build in it
+    params = dict(record.get("parameters") or {})
+    if "results_dir" in params:  # a page of the build: it reads the data through show()
+        params["data_dir"] = Path(os.path.relpath(data_dir, root)).as_posix()
+        params["results_dir"] = ""
+    record["parameters"] = params
+    record.pop("output_path", None)
+    record.pop("input_path", None)  # the source notebook itself, once more
+    for cell in nb.get("cells", []):
+        if INJECTED in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = _parameters_source(params)
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    notebook.write_text(text, encoding="utf-8")
+
+
+def _parameters_source(params: dict) -> str:
+    """The injected cell's code, as papermill writes it for Python."""
+    from papermill.translators import PythonTranslator
+
+    return PythonTranslator.codify(params, comment="Parameters")

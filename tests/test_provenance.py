@@ -1,0 +1,69 @@
+"""The reconstruction notice follows the data package: intact, edited, or not declared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from calcinosis import paths, provenance
+from calcinosis.cli import main
+
+
+@pytest.fixture
+def bundled(tmp_path: Path) -> Path:
+    out = tmp_path / "data"
+    shutil.copytree(paths.DATA_DIR, out, ignore=shutil.ignore_patterns("examples", "README.md"))
+    return out
+
+
+def test_the_bundled_data_are_the_intact_reconstruction(bundled: Path) -> None:
+    found = provenance.of(bundled)
+    assert found.kind == provenance.RECONSTRUCTION and found.changed == ()
+    assert "Reconstructed data" in found.notice() and "reconstructed dataset" in found.footer()
+
+
+def test_an_edited_table_makes_a_modified_reconstruction(bundled: Path) -> None:
+    path = bundled / "measurements.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(",9.5,", ",10.0,", 1), "utf-8")
+    found = provenance.of(bundled)
+    assert found.kind == provenance.MODIFIED and found.changed == ("measurements.csv",)
+    assert "measurements\\.csv no longer matches" in found.notice()
+    assert "Reconstructed data" not in found.notice()
+
+
+@pytest.mark.parametrize("change", ["no package", "not declared", "hashes missing"])
+def test_data_that_do_not_declare_a_reconstruction_carry_no_notice(
+    bundled: Path, change: str
+) -> None:
+    package_path = bundled / "datapackage.json"
+    package = json.loads(package_path.read_text(encoding="utf-8"))
+    if change == "no package":
+        package_path.unlink()
+    elif change == "not declared":
+        package["provenance"] = {"source": "the trial's case report forms"}
+        package_path.write_text(json.dumps(package), encoding="utf-8")
+    else:  # declared, but nothing vouches for the files
+        for resource in package["resources"]:
+            resource.pop("hash")
+        package_path.write_text(json.dumps(package), encoding="utf-8")
+    found = provenance.of(bundled)
+    if change == "hashes missing":
+        assert found.kind == provenance.MODIFIED and len(found.changed) == 5
+    else:
+        assert found.kind == provenance.UNDECLARED
+        assert found.notice() == "" and found.footer() == ""
+
+
+def test_reconstruct_refuses_a_folder_holding_a_dataset(bundled: Path) -> None:
+    before = {p.name: p.read_bytes() for p in bundled.iterdir()}
+    refused = CliRunner().invoke(main, ["reconstruct", "--out", str(bundled)])
+    assert refused.exit_code != 0 and "--replace" in refused.output
+    assert "Traceback" not in refused.output
+    assert {p.name: p.read_bytes() for p in bundled.iterdir()} == before
+    replaced = CliRunner().invoke(main, ["reconstruct", "--out", str(bundled), "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert {p.name: p.read_bytes() for p in bundled.iterdir()} == before  # deterministic
