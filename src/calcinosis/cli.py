@@ -261,7 +261,7 @@ def chapter(
 
     NAME is a file of chapters/ without .md: index, methods, cohort, patients, patient (one
     per patient: -p patient_id=P2), gee, radiography, safety, discussion, sensitivity,
-    reproducibility, data-dictionary."""
+    power, reproducibility, data-dictionary."""
     from calcinosis.book import review
     from calcinosis.book.plan import parse_parameters
     from calcinosis.errors import BuildError
@@ -281,6 +281,66 @@ def chapter(
     click.echo(
         f"compare with the paper's analysis: calcinosis compare {paths.BUILD_DIR} "
         f"{written.parents[1]}"
+    )
+
+
+@main.command()
+@DATA_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of the run: tasks/ (one file per finished task; a stopped run resumes "
+    "from it), replicates.csv and manifest.json.",
+)
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="number of cores",
+    help="Worker processes of the local cluster (ignored with --scheduler).",
+)
+@click.option(
+    "--replicates",
+    type=click.IntRange(min=2),
+    default=None,
+    show_default="the shipped grid's",
+    help="Simulated trials per grid cell.",
+)
+def power(
+    data_dir: Path,
+    out_dir: Path,
+    scheduler: str | None,
+    workers: int | None,
+    replicates: int | None,
+) -> None:
+    """Simulate randomised trials and their GEE analyses over the default grid (patients per
+    arm, effect, follow-up, α) and write the replicates with a manifest. The book shows the
+    run shipped in src/calcinosis/shipped/power/: copy manifest.json and replicates.csv
+    there to ship a new one."""
+    import dataclasses
+
+    from calcinosis import power as planning
+    from calcinosis.data import DataValidationError, load_trial
+
+    try:
+        trial = load_trial(data_dir)
+    except DataValidationError as err:
+        _fail(err)
+    grid = planning.Grid()
+    if replicates is not None:
+        grid = dataclasses.replace(grid, replicates=replicates)
+    try:
+        run = planning.compute(trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers)
+    except (OSError, planning.runner.TaskError) as err:
+        _fail(err)
+    planning.write(run, out_dir)
+    m = run.manifest
+    click.echo(
+        f"{m['tasks']} tasks ({m['computed']} computed, {m['reused']} reused) in "
+        f"{m['wall_seconds']} s on {m['workers']} workers; written to {out_dir}"
     )
 
 
