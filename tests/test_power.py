@@ -200,3 +200,14 @@ def test_the_shipped_result_is_current_and_covers_the_chapter(trial):
     assert table.count("\n") == 2 + 2 * len(grid.visits) * len(power.ANALYSES)
     with pytest.raises(ValueError, match="not in the shipped grid"):
         power.planning(0.05, 0.8, [-9.99])
+
+
+def test_the_command_names_a_bad_dataset_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from calcinosis.cli import main
+
+    result = CliRunner().invoke(main, ["power", "--out", str(tmp_path), "--data", "/nonexistent"])
+    assert result.exit_code != 0
+    assert "/nonexistent" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "tasks").exists()

@@ -306,7 +306,7 @@ def chapter(
     "--replicates",
     type=click.IntRange(min=2),
     default=None,
-    show_default="the shipped grid's",
+    show_default="the default grid's",
     help="Simulated trials per grid cell.",
 )
 def power(
