@@ -124,7 +124,7 @@ def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tm
     assert power.staleness(back, trial) == []
 
 
-def test_a_changed_code_hash_or_model_is_stale(trial, tmp_path):
+def test_a_changed_code_hash_model_or_dataset_is_stale(trial, tiny_dataset):
     grid = power.Grid(patients_per_arm=(3,), visits=(4,), replicates=2, block=2)
     run = power.Run(pd.DataFrame(), {"code_sha256": "0" * 64, "model": {}, "grid": {}})
     run.manifest["model"] = simulation.fit_model(trial).as_dict()
@@ -133,6 +133,10 @@ def test_a_changed_code_hash_or_model_is_stale(trial, tmp_path):
     assert power.staleness(run, trial) == []
     run.manifest["model"] = {**run.manifest["model"], "ar1": 0.5}
     assert [r for r in power.staleness(run, trial) if "model" in r]
+    tiny = load_trial(tiny_dataset)
+    assert [r for r in power.staleness(run, tiny) if "differs" in r]
+    one = dataclasses.replace(tiny, measurements=tiny.measurements.iloc[:3])  # one lesion
+    assert [r for r in power.staleness(run, one) if "no simulation model" in r]
     section = Section("power", {"power_stale_warning": "stale because", "power_alpha": 0.05})
     assert _stale_results([section]) == ["stale because"]
     assert _stale_results([Section("power", {"power_stale_warning": ""})]) == []

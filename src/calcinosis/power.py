@@ -251,7 +251,12 @@ def staleness(run: Run, trial: Trial) -> list[str]:
             "the simulation or analysis code changed since it was computed (code hash "
             f"{str(run.manifest.get('code_sha256'))[:12]} there, {code_hash()[:12]} now)"
         )
-    if not _close(run.model().as_dict(), simulation.fit_model(trial).as_dict()):
+    try:
+        fitted = simulation.fit_model(trial).as_dict()
+    except models.NotEstimableError as err:
+        reasons.append(f"no simulation model can be fitted to these data ({err})")
+        return reasons
+    if not _close(run.model().as_dict(), fitted):
         reasons.append("the simulation model fitted to these data differs from the shipped one")
     return reasons
 
