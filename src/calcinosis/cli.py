@@ -309,12 +309,30 @@ def chapter(
     show_default="the default grid's",
     help="Simulated trials per grid cell.",
 )
+@click.option(
+    "--effect",
+    "effects",
+    type=float,
+    multiple=True,
+    metavar="PCT",
+    help="Another effect, % per visit, injection minus control (repeatable); none, the "
+    "pilot's estimate and its CI bound are always in the grid.",
+)
+@click.option(
+    "--lesions-per-patient",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="drawn from the counts observed",
+    help="Lesions of every simulated patient.",
+)
 def power(
     data_dir: Path,
     out_dir: Path,
     scheduler: str | None,
     workers: int | None,
     replicates: int | None,
+    effects: tuple[float, ...],
+    lesions_per_patient: int | None,
 ) -> None:
     """Simulate randomised trials and their GEE analyses over the default grid (patients per
     arm, effect, follow-up, α) and write the replicates with a manifest. The book shows the
@@ -329,7 +347,9 @@ def power(
         trial = load_trial(data_dir)
     except DataValidationError as err:
         _fail(err)
-    grid = planning.Grid()
+    grid = dataclasses.replace(
+        planning.Grid(), effects_pct=effects, lesions_per_patient=lesions_per_patient
+    )
     if replicates is not None:
         grid = dataclasses.replace(grid, replicates=replicates)
     try:

@@ -47,12 +47,12 @@ DEFAULT_SEED = 20261126
 
 @dataclass(frozen=True)
 class Grid:
-    """What a power run covers. `effects` are changes in percent per visit, injection minus
-    control; None in `effects` stands for the pilot's estimate and the bound of its 95 % CI
-    nearest no change (filled in by `with_pilot_effects`)."""
+    """What a power run covers. `effects_pct` (changes in percent per visit, injection minus
+    control) are extra effects: `with_pilot_effects` adds none, the pilot's estimate and the
+    bound of its 95 % CI nearest no change."""
 
     patients_per_arm: tuple[int, ...] = (4, 8, 12, 16, 24)
-    effects_pct: tuple[float, ...] = (0.0,)
+    effects_pct: tuple[float, ...] = ()
     visits: tuple[int, ...] = (8, 16)
     alphas: tuple[float, ...] = (0.05, 0.01)
     replicates: int = 150
@@ -389,7 +389,8 @@ def planning(
     if lesions_per_patient != grid.lesions_per_patient:
         raise ValueError(
             f"the shipped run drew lesions per patient as {grid.lesions_per_patient or 'observed'}"
-            f", not {lesions_per_patient}: run `calcinosis power` with that design first"
+            f", not {lesions_per_patient}: make and ship a run with "
+            f"`calcinosis power --lesions-per-patient {lesions_per_patient}`"
         )
     if effect_sizes is None:
         pilot = PilotEffects(**run.manifest["pilot"])
@@ -398,7 +399,8 @@ def planning(
     if missing:
         raise ValueError(
             f"effects {missing} (% per visit) are not in the shipped grid "
-            f"{list(grid.effects_pct)}: run `calcinosis power` with them first"
+            f"{list(grid.effects_pct)}: make and ship a run with "
+            + " ".join(f"--effect {e:g}" for e in missing)
         )
     cells = cell_power(power_table(run.replicates, [alpha]), alpha)
     wanted = cells.index.get_level_values("effect_pct")
