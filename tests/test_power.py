@@ -180,9 +180,7 @@ def test_the_shipped_result_is_current_and_covers_the_chapter(trial):
     run = power.read()
     assert power.staleness(run, trial) == []
     grid = run.grid()
-    expected = power.with_pilot_effects(
-        dataclasses.replace(power.Grid(), replicates=grid.replicates), power.pilot_effects(trial)
-    )
+    expected = power.with_pilot_effects(power.Grid(), power.pilot_effects(trial))
     assert set(expected.effects_pct) <= set(grid.effects_pct)  # a run may add effects
     assert grid == dataclasses.replace(expected, effects_pct=grid.effects_pct)
     assert len(run.replicates) == grid.replicates * len(grid.cells())

@@ -55,7 +55,7 @@ class Grid:
     effects_pct: tuple[float, ...] = ()
     visits: tuple[int, ...] = (8, 16)
     alphas: tuple[float, ...] = (0.05, 0.01)
-    replicates: int = 150
+    replicates: int = 100
     block: int = 25
     seed: int = DEFAULT_SEED
     control_slope_pct: float = 0.0
