@@ -334,5 +334,85 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     )
 
 
+@main.command()
+@DATA_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of the run: tasks/ (one file per finished task; a stopped run resumes "
+    "from it), replicates.csv and manifest.json.",
+)
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="number of cores",
+    help="Worker processes of the local cluster (ignored with --scheduler).",
+)
+@click.option(
+    "--replicates",
+    type=click.IntRange(min=2),
+    default=None,
+    show_default="the default grid's",
+    help="Simulated trials per grid cell.",
+)
+@click.option(
+    "--effect",
+    "effects",
+    type=float,
+    multiple=True,
+    metavar="PCT",
+    help="Another effect, % per visit, injection minus control (repeatable); none, the "
+    "pilot's estimate and its CI bound are always in the grid.",
+)
+@click.option(
+    "--lesions-per-patient",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="drawn from the counts observed",
+    help="Lesions of every simulated patient.",
+)
+def power(
+    data_dir: Path,
+    out_dir: Path,
+    scheduler: str | None,
+    workers: int | None,
+    replicates: int | None,
+    effects: tuple[float, ...],
+    lesions_per_patient: int | None,
+) -> None:
+    """Simulate randomised trials and their GEE analyses over the default grid (patients per
+    arm, effect, follow-up, α) and write the replicates with a manifest. The book shows the
+    run shipped in src/calcinosis/shipped/power/: copy manifest.json and replicates.csv
+    there to ship a new one."""
+    import dataclasses
+
+    from calcinosis import power as planning
+    from calcinosis.data import DataValidationError, load_trial
+
+    try:
+        trial = load_trial(data_dir)
+    except DataValidationError as err:
+        _fail(err)
+    grid = dataclasses.replace(
+        planning.Grid(), effects_pct=effects, lesions_per_patient=lesions_per_patient
+    )
+    if replicates is not None:
+        grid = dataclasses.replace(grid, replicates=replicates)
+    try:
+        run = planning.compute(trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers)
+    except (OSError, planning.runner.TaskError) as err:
+        _fail(err)
+    planning.write(run, out_dir)
+    m = run.manifest
+    click.echo(
+        f"{m['tasks']} tasks ({m['computed']} computed, {m['reused']} reused) in "
+        f"{m['wall_seconds']} s on {m['workers']} workers; written to {out_dir}"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -556,6 +556,49 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     return fig
 
 
+def fig_power_curves(cells: pd.DataFrame, targets, alpha: float, labels: dict) -> Figure:
+    """Power against patients per arm, one panel per follow-up, one colour per effect
+    (`labels`: effect → legend text); solid lines for patient clusters (corrected), dashed
+    for lesion clusters; bars ±1.96 Monte-Carlo SE; the target powers and α as lines."""
+    theme.apply()
+    visits = sorted(cells.index.get_level_values("visits").unique())
+    fig, axes = plt.subplots(
+        1,
+        len(visits),
+        figsize=theme.figsize(0.45),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    effects = sorted(cells.index.get_level_values("effect_pct").unique(), key=abs)
+    styles = {"patient": ("-", "o"), "lesion": ("--", "s")}
+    for ax, v in zip(axes[0], visits, strict=True):
+        for colour, effect in zip(theme.PALETTE, effects, strict=False):
+            for analysis, (line, marker) in styles.items():
+                part = cells.xs((effect, v, analysis), level=["effect_pct", "visits", "analysis"])
+                ax.errorbar(
+                    part.index,
+                    part["power"],
+                    yerr=1.96 * part["mcse"],
+                    color=colour,
+                    ls=line,
+                    marker=marker,
+                    ms=4,
+                    capsize=2,
+                    label=f"{labels[effect]}, {analysis} clusters",
+                )
+        for level in (*targets, alpha):
+            ax.axhline(level, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
+        ax.set_title(f"{v} visits")
+        ax.set_xlabel("Patients per arm")
+        ax.set_xticks(sorted(cells.index.get_level_values("n_per_arm").unique()))
+        ax.set_ylim(0, 1.02)
+    axes[0, 0].set_ylabel("Power")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize="x-small")
+    return fig
+
+
 SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 
 

@@ -466,6 +466,28 @@ def fit_design(
     return result, not _convergence_trouble(caught)
 
 
+@dataclass(frozen=True)
+class TermTest:
+    """One coefficient of a fitted design: estimate, SE, reference df (None: z) and p."""
+
+    beta: float
+    se: float
+    df: float | None
+    p: float
+
+
+def term_test(result, term: str, cov_type: str) -> TermTest:
+    """Test one coefficient of a `fit_design` result with the covariance `cov_type` and the
+    reference distribution the book pairs with it (the same as `fit_gee` uses), so designs
+    with extra terms (a randomised trial's arm × time) follow the book's convention."""
+    _check_choice("cov_type", cov_type, COV_TYPES)
+    cov = _covariance(result, cov_type)
+    ref_df = None if cov_type == "robust" else int(result.model.num_group) - 1
+    terms = list(result.params.index)
+    row = coefficient_table(terms, result.params.to_numpy(), cov, ref_df).loc[term]
+    return TermTest(float(row["B"]), float(row["SE"]), ref_df, float(row["p"]))
+
+
 def _convergence_trouble(caught) -> bool:
     return any(issubclass(w.category, ConvergenceWarning | IterationLimitWarning) for w in caught)
 

@@ -271,6 +271,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
                     "match the hashes its datapackage.json records: the book labels the data "
                     "as derived from the reconstruction, not as the reconstruction"
                 )
+            report.warnings += _stale_results(report.stage.sections)
             write_results(report.stage.sections, plan.params, tmp / RESULTS_DIR)
             report.runs = execute_pages(
                 plan.pages, digests, tmp, store, pool, _previous_times(previous), echo
@@ -398,6 +399,20 @@ def _record(
 def _provenance(sections) -> dict:
     """The values on the data's provenance (calcinosis.provenance): the notice, the footer."""
     return next(s.values for s in sections if s.name == "provenance")
+
+
+def _stale_results(sections) -> list[str]:
+    """What producers say about shipped results that no longer match the code or the data
+    (`calcinosis.book.page.STALE_SUFFIX`): the simulation behind the planning chapter is
+    too slow to run in a build, so it is shipped."""
+    from calcinosis.book.page import STALE_SUFFIX
+
+    return [
+        str(value)
+        for section in sections
+        for name, value in section.values.items()
+        if name.endswith(STALE_SUFFIX) and value
+    ]
 
 
 def _data_hashes(data_dir: Path) -> dict[str, str]:

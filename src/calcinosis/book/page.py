@@ -18,6 +18,9 @@ from pathlib import Path
 READS = "calcinosis_reads"
 # Shown by every page, first: the data's provenance notice (empty for undeclared data).
 PROVENANCE = "provenance"
+# A value so named says why a result shipped with the package no longer matches the code or
+# the data ("" when it does); the page shows it as a warning and the build prints it.
+STALE_SUFFIX = "_stale_warning"
 
 
 def show(
@@ -36,6 +39,9 @@ def show(
     _glue(READS, json.dumps(reads, sort_keys=True))
     if values["data_notice"]:
         _display_markdown(values["data_notice"])
+    for name, text in values.items():
+        if name.endswith(STALE_SUFFIX) and text:
+            _display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{text}\n:::\n")
     return values
 
 
