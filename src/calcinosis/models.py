@@ -481,11 +481,11 @@ def term_test(result, term: str, cov_type: str) -> TermTest:
     reference distribution the book pairs with it (the same as `fit_gee` uses), so designs
     with extra terms (a randomised trial's arm × time) follow the book's convention."""
     _check_choice("cov_type", cov_type, COV_TYPES)
-    cov = _covariance(result, cov_type)
-    ref_df = None if cov_type == "robust" else int(result.model.num_group) - 1
+    cov, ref_df = _covariance(result, cov_type)
     terms = list(result.params.index)
     row = coefficient_table(terms, result.params.to_numpy(), cov, ref_df).loc[term]
-    return TermTest(float(row["B"]), float(row["SE"]), ref_df, float(row["p"]))
+    df = None if ref_df is None else float(ref_df[terms.index(term)])
+    return TermTest(float(row["B"]), float(row["SE"]), df, float(row["p"]))
 
 
 def _convergence_trouble(caught) -> bool:
