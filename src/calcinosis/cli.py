@@ -91,6 +91,20 @@ DATA_OPTION = click.option(
     show_default="the bundled data/",
     help="The dataset.",
 )
+# The Dask runner's two options, shared by `ensemble` and `power`
+SCHEDULER_OPTION = click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="A running Dask scheduler (tcp://host:port); default: a local cluster.",
+)
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="one per core",
+    help="Processes of the local cluster (ignored with --scheduler).",
+)
 CACHE_OPTION = click.option(
     "--cache",
     "cache_dir",
@@ -296,19 +310,8 @@ def chapter(
     show_default="book/ensemble, the one the book reads",
     help="Folder of the ensemble; members already in it are reused.",
 )
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="ADDRESS",
-    help="A running Dask scheduler (tcp://host:port); default: a local cluster.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    show_default="one per core",
-    help="Processes of the local cluster.",
-)
+@SCHEDULER_OPTION
+@WORKERS_OPTION
 def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) -> None:
     """Reconstruct, audit and analyse N datasets that agree with the article's summaries,
     on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
@@ -344,14 +347,8 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     help="Folder of the run: tasks/ (one file per finished task; a stopped run resumes "
     "from it), replicates.csv and manifest.json.",
 )
-@click.option("--scheduler", default=None, help="Address of a running Dask scheduler.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    show_default="number of cores",
-    help="Worker processes of the local cluster (ignored with --scheduler).",
-)
+@SCHEDULER_OPTION
+@WORKERS_OPTION
 @click.option(
     "--replicates",
     type=click.IntRange(min=2),
