@@ -30,8 +30,27 @@ def trial():
     return load_trial(paths.DATA_DIR)
 
 
+def _shipped_inputs(name: str, trial) -> tuple | None:
+    """The arguments of the figures drawn from a shipped run (the ensemble, the power
+    simulation) rather than from the trial, built as their producers build them."""
+    from calcinosis import ensemble, pinned, power
+
+    if name == "fig_pinned":
+        return (pinned.verdicts(pinned.load().wide(), ensemble.conclusion_values(trial)),)
+    if name == "fig_power_curves":
+        run = power.read()
+        grid = run.grid()
+        alpha = grid.alphas[0]
+        cells = power.cell_power(power.power_table(run.replicates, grid.alphas), alpha)
+        return (cells, grid.targets, alpha, {e: f"{e:g} % per visit" for e in grid.effects_pct})
+    return None
+
+
 def _call(name: str, trial, **extra) -> Figure:
     func = getattr(figures, name)
+    shipped = _shipped_inputs(name, trial)
+    if shipped is not None:
+        return func(*shipped)
     kwargs = {}
     for arg in list(inspect.signature(func).parameters)[1:]:
         if arg == "patient_id":
