@@ -18,11 +18,19 @@ from calcinosis.params import Parameters
 from calcinosis.sections import Section, Table
 
 PUNCTUATION = set(string.punctuation)  # ASCII punctuation: what CommonMark lets one escape
-TABLE_FUNCTIONS = sorted(
-    name
+_ALL_TABLES = {
+    name: func
     for name, func in inspect.getmembers(tables, inspect.isfunction)
     if name.startswith("tab_") and func.__module__ == tables.__name__
+}
+# tables of the trial; the others are made from a shipped run (the ensemble, the power
+# simulation) by the producers `pinned` and `power`, and are tested through them
+TABLE_FUNCTIONS = sorted(
+    name
+    for name, func in _ALL_TABLES.items()
+    if list(inspect.signature(func).parameters)[:1] == ["trial"]
 )
+SHIPPED_PRODUCERS = ("pinned", "power")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +70,23 @@ def test_table_builds_and_prints_one_line_per_row(trial, name: str) -> None:
         assert text.count("\n") == len(frame) + 2  # header, rule, one line per row
         for line in text.splitlines()[2:]:
             assert len(cells(line)) == frame.shape[1]
+
+
+@pytest.mark.integration
+def test_tables_of_shipped_runs_print_one_line_per_row(trial) -> None:
+    from calcinosis import results
+
+    made = {}
+    for producer in results.PRODUCERS:
+        if producer.name in SHIPPED_PRODUCERS:
+            for section in results.run(producer, trial, Parameters()):
+                made.update(section.tables)
+    for name, table in made.items():
+        assert len(table.frame) > 0, name
+        text = table.markdown()
+        assert text.count("\n") == len(table.frame) + 2, name
+    others = set(_ALL_TABLES) - set(TABLE_FUNCTIONS)
+    assert others and others <= set(made), others - set(made)
 
 
 def test_there_are_table_functions() -> None:

@@ -1,7 +1,7 @@
 """The book's PDF layout, applied to the one doctree Sphinx's LaTeX builder assembles.
 
-- Every table is a ``longtable`` (breaks across pages, header repeated) whose columns get
-  widths from their content (``\\X{w}{total}``, wrapped, numbers right-aligned) and a font
+- Every captioned table is a ``longtable`` (breaks across pages, header repeated); every table gets
+  column widths from its content (``\\X{w}{total}``, wrapped, numbers right-aligned) and a font
   size that lets the widest fit, on a landscape page when a portrait one is too narrow: no
   table runs off the page or out of the bottom.
 - The parts of ``_toc.yml`` become ``\\part`` pages, as the site groups its chapters; the home
@@ -105,7 +105,10 @@ def _lay_out_table(table: nodes.table) -> None:
             rf"{align[r]}\X{{{w}}}{{{total}}}" for w, r in zip(weights, right, strict=True)
         )
     )
-    table["classes"] = [*table.get("classes", []), "longtable"]
+    if any(isinstance(child, nodes.title) for child in table.children):
+        # a longtable steps the table counter even without a caption, so a table without
+        # one (a page's own output) stays a plain tabular and takes no number
+        table["classes"] = [*table.get("classes", []), "longtable"]
     parent = table.parent
     at = parent.index(table)
     start, end = r"\begingroup" + size, r"\endgroup"
