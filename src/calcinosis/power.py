@@ -25,14 +25,13 @@ import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from calcinosis import models, paths, runner, simulation
+from calcinosis import models, paths, runner, simulation, software
 from calcinosis.data import Trial
 
 ANALYSES = simulation.ANALYSES
@@ -226,7 +225,7 @@ def compute(
 
 def _versions() -> dict[str, str]:
     names = ("numpy", "pandas", "scipy", "statsmodels", "dask", "distributed")
-    return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
+    return {"python": platform.python_version(), **software.package_versions(names)}
 
 
 def write(run: Run, folder: Path) -> None:

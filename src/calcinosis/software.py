@@ -79,10 +79,11 @@ def short_commit() -> str:
     return commit[:10] + ("+dirty" if state["dirty"] else "")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the book (the full set is hashed in the cache key)."""
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    """Versions of the packages `names` that are installed (by default those that shape the
+    book; the full set is hashed in the cache key)."""
     versions = {}
-    for name in KEY_PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
