@@ -59,9 +59,8 @@ def injections(trial: Trial) -> pd.DataFrame:
     """One row per injection: lesion, visit and dose (mg).
 
     With doses recorded, an injection is a visit with a dose above zero, so follow-up visits
-    are not injections. Without them, every visit with a row (measured or not) is taken as one
-    injection of the lesion's dose: the only reading the data allow, and the book says it is
-    an inference.
+    are not injections. Without them, every visit with a row is taken as one injection of
+    the lesion's dose: the only reading the data allow, and the book says it is an inference.
     """
     rows = trial.measurements[["lesion_id", "visit"]].copy()
     if doses_recorded(trial):
@@ -144,8 +143,8 @@ def exposure_sentence(trial: Trial) -> str:
     if doses_recorded(trial):
         return "Injections and doses are those recorded at each visit."
     return (
-        "This dataset does not record which visits were injections, so each visit listed in "
-        "its measurements is counted as one injection of the lesion's dose."
+        "This dataset does not record which visits were injections, so each measured visit "
+        "is counted as one injection of the lesion's dose."
     )
 
 
