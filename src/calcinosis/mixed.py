@@ -41,14 +41,26 @@ class MixedFit:
 
 
 @dataclass(frozen=True)
-class _Cluster:
-    """One patient's cross-products of outcome y, fixed design X and random design Z."""
+class _Stack:
+    """The patients with the same number of lesions: their cross-products of the random design
+    Z with itself, the fixed design X and the outcome y, stacked along the first axis so that
+    the likelihood handles them in a few batched matrix operations, not a loop over patients
+    (at 100 patients the loop made each evaluation 7 times slower)."""
 
-    n: int
     n_lesions: int
-    ztz: np.ndarray
-    ztx: np.ndarray
-    zty: np.ndarray
+    ztz: np.ndarray  # (patients, q, q)
+    zt_xy: np.ndarray  # (patients, q, 3): Z'X beside Z'y
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    """Everything the REML criterion needs from the data (it never forms V): the stacks, and
+    X'X, X'y, y'y summed over all observations."""
+
+    stacks: tuple[_Stack, ...]
+    ols: np.ndarray  # the least-squares line, taken out of y (see `_clusters`)
+    n_patients: int
+    n: int
     xtx: np.ndarray
     xty: np.ndarray
     yty: float
@@ -57,7 +69,7 @@ class _Cluster:
 def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
     """REML fit of `outcome` on `time` (columns patient_id, lesion_id, time, outcome)."""
     clusters = _clusters(frame, outcome)
-    if len(clusters) < 2:
+    if clusters.n_patients < 2:
         raise NotEstimableError("the mixed model needs at least two patients")
     try:
         with np.errstate(all="ignore"):  # an overflow shows as a non-finite criterion
@@ -119,79 +131,86 @@ def _minimise(func, start: np.ndarray) -> np.ndarray:
     raise NotEstimableError("the mixed model did not converge (its REML gradient is not 0)")
 
 
-def _clusters(frame: pd.DataFrame, outcome: str) -> list[_Cluster]:
-    """Per patient, the cross-products the likelihood needs (it never forms V)."""
-    out = []
+def _clusters(frame: pd.DataFrame, outcome: str) -> _Clusters:
+    """Per patient, the cross-products the likelihood needs, stacked by number of lesions.
+
+    y is replaced by its residual from the least-squares line: the REML criterion does not
+    change (X holds that line), and r'R⁻¹r is then no longer the small difference of two large
+    sums, whose rounding made the criterion noisy at the level that moves the df."""
+    design = np.column_stack([np.ones(len(frame)), frame["time"].to_numpy(float)])
+    ols = np.linalg.lstsq(design, frame[outcome].to_numpy(float), rcond=None)[0]
+    by_lesions: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    xtx, xty, yty = np.zeros((2, 2)), np.zeros(2), 0.0
     for _, rows in frame.groupby("patient_id", sort=True):
         x = np.column_stack([np.ones(len(rows)), rows["time"].to_numpy(float)])
-        y = rows[outcome].to_numpy(float)
+        y = rows[outcome].to_numpy(float) - x @ ols
         lesion = rows["lesion_id"].to_numpy()
         columns = [x] + [x * (lesion == name)[:, None] for name in pd.unique(lesion)]
         z = np.hstack(columns)  # patient intercept and slope, then each lesion's
-        out.append(
-            _Cluster(
-                n=len(y),
-                n_lesions=len(columns) - 1,
-                ztz=z.T @ z,
-                ztx=z.T @ x,
-                zty=z.T @ y,
-                xtx=x.T @ x,
-                xty=x.T @ y,
-                yty=float(y @ y),
-            )
-        )
-    return out
+        by_lesions.setdefault(len(columns) - 1, []).append((z.T @ z, z.T @ np.c_[x, y]))
+        xtx, xty, yty = xtx + x.T @ x, xty + x.T @ y, yty + float(y @ y)
+    stacks = tuple(
+        _Stack(k, *(np.stack(parts) for parts in zip(*rows, strict=True)))
+        for k, rows in sorted(by_lesions.items())
+    )
+    return _Clusters(
+        stacks,
+        ols,
+        sum(len(rows) for rows in by_lesions.values()),
+        len(frame),
+        xtx,
+        xty,
+        yty,
+    )
 
 
 def _chol(part: np.ndarray) -> np.ndarray:
     return np.array([[np.exp(part[0]), 0.0], [part[1], np.exp(part[2])]])
 
 
-def _sums(theta: np.ndarray, clusters: list[_Cluster]):
+def _sums(theta: np.ndarray, clusters: _Clusters):
     """log|R|, X'R⁻¹X, X'R⁻¹y, β̂ and σ̂² = r'R⁻¹r / (N − p), for V = σ²R with
     R = I + ZΛΛ'Z' (Λ the relative Cholesky factors), through the q × q matrix
     I + Λ'Z'ZΛ as lme4 does: accurate, and small."""
     lp, ll = _chol(theta[:3]), _chol(theta[3:6])
-    logdet, xrx, xry, yry, n = 0.0, np.zeros((2, 2)), np.zeros(2), 0.0, 0
-    for c in clusters:
-        lam = np.zeros((2 + 2 * c.n_lesions,) * 2)
+    logdet, xrx, xry, yry = 0.0, clusters.xtx.copy(), clusters.xty.copy(), clusters.yty
+    for s in clusters.stacks:
+        lam = np.kron(np.eye(1 + s.n_lesions), ll)
         lam[:2, :2] = lp
-        for k in range(c.n_lesions):
-            lam[2 + 2 * k : 4 + 2 * k, 2 + 2 * k : 4 + 2 * k] = ll
-        chol = np.linalg.cholesky(lam.T @ c.ztz @ lam + np.eye(len(lam)))
-        ux = np.linalg.solve(chol, lam.T @ c.ztx)
-        uy = np.linalg.solve(chol, lam.T @ c.zty)
-        logdet += float(2 * np.sum(np.log(np.diag(chol))))
-        xrx += c.xtx - ux.T @ ux
-        xry += c.xty - ux.T @ uy
-        yry += float(c.yty - uy @ uy)
-        n += c.n
+        chol = np.linalg.cholesky(lam.T @ s.ztz @ lam + np.eye(len(lam)))
+        # [Λ'Z'X | Λ'Z'y] solved together: one batched triangular system per stack
+        u = np.linalg.solve(chol, lam.T @ s.zt_xy)
+        logdet += float(2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+        products = (u.transpose(0, 2, 1) @ u).sum(axis=0)
+        xrx -= products[:2, :2]
+        xry -= products[:2, 2]
+        yry -= float(products[2, 2])
     beta = np.linalg.solve(xrx, xry)
-    return logdet, xrx, xry, beta, (yry - beta @ xry) / (n - 2)
+    return logdet, xrx, xry, beta, (yry - beta @ xry) / (clusters.n - 2)
 
 
-def _profiled(theta: np.ndarray, clusters: list[_Cluster]) -> float:
+def _profiled(theta: np.ndarray, clusters: _Clusters) -> float:
     """The REML criterion with σ² profiled out (up to a constant), as lme4 minimises it."""
     try:
         logdet, xrx, _, _, sigma2 = _sums(theta, clusters)
     except np.linalg.LinAlgError:
         return np.inf
-    n = sum(c.n for c in clusters)
+    n = clusters.n
     return float(logdet + np.linalg.slogdet(xrx)[1] + (n - 2) * np.log(sigma2))
 
 
-def _deviance(psi: np.ndarray, clusters: list[_Cluster]) -> float:
+def _deviance(psi: np.ndarray, clusters: _Clusters) -> float:
     """The REML criterion in all variance parameters (θ and log σ), up to a constant."""
     theta, sigma2 = psi[:6], np.exp(2 * psi[6])
     logdet, xrx, xry, beta, s2 = _sums(theta, clusters)
-    n = sum(c.n for c in clusters)
+    n = clusters.n
     return float(
         logdet + n * np.log(sigma2) + np.linalg.slogdet(xrx / sigma2)[1] + (n - 2) * s2 / sigma2
     )
 
 
 def _beta(psi, clusters) -> np.ndarray:
-    return _sums(psi[:6], clusters)[3]
+    return clusters.ols + _sums(psi[:6], clusters)[3]
 
 
 def _beta_cov(psi, clusters) -> np.ndarray:
