@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from calcinosis.data import load_trial
+from calcinosis.data import UndeclaredRead, load_trial
 from calcinosis.memo import per_trial
 
 
 def test_computed_once_per_trial_and_copies_are_independent(tiny_dataset):
     calls = []
 
-    @per_trial
+    @per_trial("measurements")
     def sizes(trial):
         calls.append(trial)
         return trial.measurements[["length_mm"]].copy()
@@ -24,3 +25,23 @@ def test_computed_once_per_trial_and_copies_are_independent(tiny_dataset):
     assert (again["length_mm"].dropna() >= 0).all()  # ... does not alter the remembered one
     pd.testing.assert_frame_equal(sizes(second), again)
     assert len(calls) == 2  # another loaded trial is another computation
+
+
+def test_views_of_one_trial_share_it_and_declared_reads_hold(tiny_dataset):
+    """Two producers' views compute once; the analysis sees only what it declares; a view
+    without a declared table is refused even when the answer is already known."""
+    calls = []
+
+    @per_trial("lesions", "measurements")
+    def lesion_count(trial):
+        calls.append(trial)
+        assert not trial.holds("patients")
+        return trial.measurements["lesion_id"].nunique()
+
+    trial = load_trial(tiny_dataset)
+    sensitivity_view = trial.only(("patients", "lesions", "measurements"))
+    pinned_view = trial.only(("patients", "lesions", "measurements", "radiography"))
+    assert lesion_count(sensitivity_view) == lesion_count(pinned_view) == len(trial.lesions)
+    assert len(calls) == 1
+    with pytest.raises(UndeclaredRead, match="lesions"):
+        lesion_count(trial.only(("patients", "measurements")))

@@ -138,13 +138,24 @@ class Trial:
     measurements: pd.DataFrame
     radiography: pd.DataFrame
     adverse_events: pd.DataFrame
+    loaded: Trial | None = dataclasses.field(default=None, repr=False)  # a view's whole trial
 
     def only(self, tables: tuple[str, ...] | frozenset[str]) -> Trial:
         """A view holding only `tables` (names of `schema.TABLES`); reading any other table
         raises UndeclaredRead. The results stage hands each producer the view of what it
         declares it reads, so the declaration cannot fall behind the code."""
         hidden = {name: _Unread(name) for name in schema.TABLES if name not in tables}
-        return dataclasses.replace(self, **hidden)  # type: ignore[arg-type]
+        return dataclasses.replace(self, loaded=self.whole, **hidden)  # type: ignore[arg-type]
+
+    @property
+    def whole(self) -> Trial:
+        """The loaded trial this is a view of (itself if it is one): what analyses are
+        remembered by (`calcinosis.memo`), so two producers' views share them."""
+        return self.loaded or self
+
+    def holds(self, table: str) -> bool:
+        """Whether this view lets `table` be read."""
+        return not isinstance(getattr(self, table), _Unread)
 
     def summary(self) -> str:
         """One line for a person: how much data there is."""

@@ -3,12 +3,14 @@
 Each function takes the validated `Trial` (and the parameters, where the main model is
 drawn), draws with the book's theme and returns the matplotlib Figure. The analysis comes from
 the statistical modules; these functions only lay it out. `render` turns a figure into the
-bytes the results stage keeps.
+bytes the results stage keeps; `render_all` does it for many figures side by side.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import textwrap
+from collections.abc import Callable
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -176,7 +178,13 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     from calcinosis import patients as patients_mod
 
     page = patients_mod.patient_page(trial, patient_id)
-    long = page.trajectories.dropna(subset=["size"])
+    return draw_patient_trajectories(page.trajectories, int(trial.measurements["visit"].max()))
+
+
+def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figure:
+    """`fig_patient_trajectories` from the patient's trajectories alone: what a rendering
+    process is sent (`render_all`), so it never refits the patient's models."""
+    long = trajectories.dropna(subset=["size"])
     long = long.assign(outcome=long["outcome"].map(theme.outcome_key))
     lesion_ids = sorted(long["lesion_id"].unique())
     # Colour and marker together keep lesions apart when there are more than the palette has.
@@ -186,7 +194,6 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
         for i, lid in enumerate(lesion_ids)
     }
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
-    n_visits = int(trial.measurements["visit"].max())
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = long[long["outcome"] == outcome]
         _draw_trajectories(ax, part, "lesion_id", colours, markers=markers)
@@ -602,6 +609,21 @@ def fig_power_curves(cells: pd.DataFrame, targets, alpha: float, labels: dict) -
 SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 
 
+def render_all(jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1) -> list:
+    """Draw and render each (function, arguments) job, in order: in `workers` processes when
+    there are enough of them (one per patient of a registry), else here. Rendering is most of
+    a patient's cost, and the figures are independent of each other."""
+    if workers < 2 or len(jobs) < 4 * workers:
+        return [_render_job(job) for job in jobs]
+    with cf.ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_render_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def _render_job(job: tuple[Callable[..., Figure], tuple]):
+    func, args = job
+    return render(func(*args))
+
+
 def render(fig: Figure):
     """Render once and close: PNG (the web page's), PDF (the book PDF's: vector) and SVG (the
     supplement's), all without dates or random ids."""
@@ -612,15 +634,18 @@ def render(fig: Figure):
     out = {}
     try:
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
+            # Lay out and crop once: with bbox_inches="tight" each format drew the figure
+            # twice and ran the layout again, most of the cost of a patient's page.
+            fig.canvas.draw()
+            box = fig.get_tightbbox().padded(mpl.rcParams["savefig.pad_inches"])
+            fig.set_layout_engine("none")
             for fmt, metadata in (
                 ("png", {"Software": None}),
                 ("svg", {"Date": None}),
                 ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
             ):
                 buffer = io.BytesIO()
-                fig.savefig(
-                    buffer, format=fmt, dpi=theme.DPI, bbox_inches="tight", metadata=metadata
-                )
+                fig.savefig(buffer, format=fmt, dpi=theme.DPI, bbox_inches=box, metadata=metadata)
                 out[fmt] = buffer.getvalue()
     finally:
         plt.close(fig)

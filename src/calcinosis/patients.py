@@ -56,8 +56,10 @@ class PatientPage:
     course: dict
 
 
+@per_trial("patients", "lesions", "measurements")
 def patient_page(trial: Trial, patient_id: str) -> PatientPage:
-    """The patient's characteristics, lesion courses, fitted rates and a short course summary."""
+    """The patient's characteristics, lesion courses, fitted rates and a short course summary
+    (remembered: the page's sentences, both tables and its figure all start from it)."""
     if patient_id not in set(trial.patients["patient_id"]):
         raise KeyError(f"no patient {patient_id!r} in the data")
     patient = trial.patients.set_index("patient_id").loc[patient_id]
@@ -73,7 +75,7 @@ def patient_page(trial: Trial, patient_id: str) -> PatientPage:
     )
 
 
-@per_trial
+@per_trial("patients", "lesions", "measurements")
 def patient_rates(trial: Trial) -> pd.DataFrame:
     """One row per patient × outcome: disease duration and the fitted change per visit."""
     rows = []
@@ -102,7 +104,7 @@ def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
     """The primary model on one patient's lesions (MD sandwich, Satterthwaite t), or why not."""
     n_lesions = int(measurements["lesion_id"].nunique())
     try:
-        fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced")
+        fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced", qic=False)
     except models.NotEstimableError as err:
         return PatientRate(
             np.nan, np.nan, np.nan, np.nan, False, _reason(err, n_lesions), n_lesions, ""

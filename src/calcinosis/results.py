@@ -74,6 +74,7 @@ class Inputs:
     trial: Trial
     params: Parameters
     values: dict
+    workers: int = 1  # processes a producer may render many figures in (`figures.render_all`)
 
 
 @dataclass(frozen=True)
@@ -198,15 +199,23 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
         figures.fig_supplementary_trajectories(trial)
     )
     yield overview
-    for patient_id in trial.patients["patient_id"].astype(str):
-        yield _patient(trial, patient_id)
+    ids = trial.patients["patient_id"].astype(str).tolist()
+    n_visits = int(trial.measurements["visit"].max())
+    pages = [patients.patient_page(trial, patient_id) for patient_id in ids]
+    rendered = figures.render_all(
+        [(figures.draw_patient_trajectories, (page.trajectories, n_visits)) for page in pages],
+        inp.workers,
+    )
+    for patient_id, page, figure in zip(ids, pages, rendered, strict=True):
+        yield _patient(trial, patient_id, page, figure)
     yield _discussion(trial)
 
 
-def _patient(trial: Trial, patient_id: str) -> Section:
-    from calcinosis import figures, patients, tables
+def _patient(trial: Trial, patient_id: str, page, figure) -> Section:
+    """A patient's section; `page` (`patients.patient_page`) and its rendered trajectory
+    figure are made for all patients at once, the figures side by side."""
+    from calcinosis import patients, tables
 
-    page = patients.patient_page(trial, patient_id)
     section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
     info = page.patient
     section.add(
@@ -227,9 +236,7 @@ def _patient(trial: Trial, patient_id: str) -> Section:
     section.add(patients.page_sentences(page))
     section.tables["tab_patient_lesions"] = Table(tables.tab_patient_lesions(trial, patient_id), 1)
     section.tables["tab_patient_rate"] = Table(tables.tab_patient_rate(trial, patient_id), 2)
-    section.figures["fig_patient_trajectories"] = figures.render(
-        figures.fig_patient_trajectories(trial, patient_id)
-    )
+    section.figures["fig_patient_trajectories"] = figure
     return section
 
 
@@ -593,11 +600,15 @@ PRODUCERS: tuple[Producer, ...] = (
 
 
 def run(
-    producer: Producer, trial: Trial, params: Parameters, values: dict | None = None
+    producer: Producer,
+    trial: Trial,
+    params: Parameters,
+    values: dict | None = None,
+    workers: int = 1,
 ) -> list[Section]:
     """One producer's sections, on the view of `trial` it declared."""
     view = trial.only(producer.reads)
-    return list(producer.make(Inputs(view, params, dict(values or {}))))
+    return list(producer.make(Inputs(view, params, dict(values or {}), workers)))
 
 
 def compute(

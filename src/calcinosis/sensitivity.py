@@ -102,7 +102,7 @@ QIC_FACTOR = "working correlation"
 NOTES = {"transform=pct_baseline": "percentage points of the first measured size per visit"}
 
 
-@per_trial
+@per_trial("patients", "lesions", "measurements")
 def grid(trial: Trial) -> pd.DataFrame:
     """Every sensitivity row for length and width (see the module docstring)."""
     counts = {
@@ -126,7 +126,9 @@ def analysis_key(options: dict, subset: str = "all patients") -> str:
     return f"{subset}: {spec}"
 
 
-def _gee_row(measurements, outcome, factor, choice, options, primary, subset="all patients"):
+def _gee_row(
+    measurements, outcome, factor, choice, options, primary, subset="all patients", qic=True
+):
     row = {
         "outcome": outcome,
         "factor": factor,
@@ -135,7 +137,7 @@ def _gee_row(measurements, outcome, factor, choice, options, primary, subset="al
         "analysis": analysis_key(options, subset),
     }
     try:
-        fit = models.fit_gee(measurements, outcome, **options)
+        fit = models.fit_gee(measurements, outcome, qic=qic, **options)
     except models.NotEstimableError as err:
         return {**row, **_not_estimable(str(err))}
     note = NOTES.get(f"transform={options.get('transform')}", "")
@@ -182,6 +184,7 @@ def _leave_one_out_rows(trial: Trial, outcome: str) -> list[dict]:
                 {},
                 False,
                 subset=f"without {patient_id}",
+                qic=False,  # a subset shows no QIC
             )
         )
     return rows

@@ -254,7 +254,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         with page_workers(plan.jobs, tmp, tmp / "logs" / "kernels.log") as pool:
             params = ", ".join(f"{k}={v}" for k, v in plan.params.as_dict().items())
             echo(f"results stage ({params})")
-            report.stage = run_stage(plan.data_dir, plan.params, store, echo)
+            report.stage = run_stage(plan.data_dir, plan.params, store, echo, workers=plan.jobs)
             for warning in stage_warnings(report.stage.sections):
                 echo(f"WARNING: {warning}")
             digests = report.stage.digests
@@ -307,6 +307,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             echo,
             workspace,
             _provenance(report.stage.sections)["data_footer"],
+            plan.jobs,
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)

@@ -134,6 +134,8 @@ def _run_page(source: bytes, fmt: str, parameters: dict, output: str, cwd: str) 
             cwd=cwd,
             progress_bar=False,
             log_output=False,
+            # written once, at the end (or at the failing cell), not again at every cell
+            request_save_on_cell_execute=False,
             execution_timeout=EXECUTION_TIMEOUT,
             extra_arguments=KERNEL_ARGUMENTS,
             **({"km": km} if km is not None else {}),

@@ -56,9 +56,15 @@ def producer_key(
 
 
 def run_stage(
-    data_dir: Path, params: Parameters, store: cache.Store, echo: Echo, producers=None
+    data_dir: Path,
+    params: Parameters,
+    store: cache.Store,
+    echo: Echo,
+    producers=None,
+    workers: int = 1,
 ) -> StageRun:
-    """Every section for `data_dir` and `params`, cached per producer."""
+    """Every section for `data_dir` and `params`, cached per producer; a producer with many
+    figures renders them in `workers` processes."""
     from calcinosis import results
     from calcinosis.data import dataset_files
 
@@ -86,7 +92,9 @@ def run_stage(
                 continue
             names = [p.name for p, _ in todo]
             made = _result(
-                pool.submit(compute_producers, str(data_dir), params.as_dict(), names, values)
+                pool.submit(
+                    compute_producers, str(data_dir), params.as_dict(), names, values, workers
+                )
             )
             for producer, key in todo:
                 sections, seconds = made[producer.name]
@@ -114,7 +122,7 @@ def _result(future: cf.Future) -> dict:
 
 
 def compute_producers(
-    data_dir: str, params: dict, names: list[str], values: dict | None
+    data_dir: str, params: dict, names: list[str], values: dict | None, workers: int = 1
 ) -> dict[str, tuple[list[Section], float]]:
     """In the worker: the named producers' sections, with their seconds."""
     from calcinosis import results
@@ -126,7 +134,7 @@ def compute_producers(
     out = {}
     for name in names:
         start = time.perf_counter()
-        sections = results.run(by_name[name], trial, chosen, values)
+        sections = results.run(by_name[name], trial, chosen, values, workers)
         out[name] = (sections, time.perf_counter() - start)
     return out
 

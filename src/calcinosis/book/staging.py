@@ -193,11 +193,18 @@ def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
     return [f"{sty} (Debian: {deb})" for sty, deb in needed.items() if sty not in found]
 
 
-def jupyter_book_command() -> list[str]:
-    script = Path(sys.executable).with_name("jupyter-book")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
+# jupyter-book's command line has no option for Sphinx's parallel jobs (its build_sphinx takes
+# one and is looked up when a build starts): the book is built with that argument set.
+_JUPYTER_BOOK = (
+    "import functools, sys; import jupyter_book.sphinx as s; "
+    "s.build_sphinx = functools.partial(s.build_sphinx, jobs=int(sys.argv.pop(1))); "
+    "from jupyter_book.cli.main import main; main()"
+)
+
+
+def jupyter_book_command(jobs: int = 1) -> list[str]:
+    """jupyter-book, with Sphinx reading and writing pages in `jobs` processes."""
+    return [sys.executable, "-c", _JUPYTER_BOOK, str(jobs)]
 
 
 def build_book(
@@ -210,6 +217,7 @@ def build_book(
     echo: Echo,
     workspace: Path,
     footer: str = "",
+    jobs: int = 1,
 ) -> dict:
     """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources.
 
@@ -242,7 +250,7 @@ def build_book(
     for builder in builders:
         log = (logs / f"jupyter-book-{builder}.log").open("w", encoding="utf-8")
         cmd = [
-            *jupyter_book_command(),
+            *jupyter_book_command(jobs if builder == "html" else 1),
             "build",
             str(source[builder]),
             "--path-output",
