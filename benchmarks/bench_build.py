@@ -241,8 +241,11 @@ def main() -> None:
         )
     )
     if args.scale:
-        print("\n| Dataset | Measurements | Clean build (s) | Largest process (GB) |")
-        print("|---|---:|---:|---:|")
+        print(
+            "\n| Dataset | Measurements | Clean build (s) | Results stage, serial sum (s) | "
+            "Pages, sum (s) | HTML (s) | Largest process (GB) |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for scale in args.scale:
             big = replicate(data_dir, root / f"data-x{scale}", scale)
             seconds = run(
@@ -260,15 +263,24 @@ def main() -> None:
             import resource
 
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+            made = json.loads((root / f"_build-x{scale}" / "manifest.json").read_text())
+            stage = sum(p["seconds"] for p in made["results_stage"].values())
+            executed = sum(p["seconds"] for p in made["pages"])
             print(
                 f"| {scale} × | {len(data.load_trial(big).measurements)} | {seconds:.1f} | "
+                f"{stage:.1f} | {executed:.1f} | {made['book_seconds']['html']:.1f} | "
                 f"{peak:.2f} |"
             )
-        print("\n| Scale | Measurements | Results stage (s) | Largest part |")
-        print("|---|---:|---:|---|")
+        print(
+            "\n| Scale | Measurements | Results stage, one process (s) | "
+            "s per 1 000 measurements | Largest parts |"
+        )
+        print("|---|---:|---:|---:|---|")
         for scale, n, times in analysis_curve(data_dir, root / "curve", (1, 5, 20)):
-            top = max(times, key=times.get)
-            print(f"| {scale} × | {n} | {sum(times.values()):.1f} | {top} ({times[top]:.1f} s) |")
+            total = sum(times.values())
+            top = sorted(times, key=times.get, reverse=True)[:3]
+            parts = ", ".join(f"{name} {times[name]:.1f}" for name in top)
+            print(f"| {scale} × | {n} | {total:.1f} | {1000 * total / n:.2f} | {parts} |")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -94,6 +94,26 @@ def test_render_is_byte_identical_across_runs(trial) -> None:
 
 
 @pytest.mark.integration
+def test_rendering_side_by_side_gives_the_same_bytes(trial) -> None:
+    """A registry's patient figures are rendered in worker processes: the same bytes, in the
+    same order, as one after another here, and the same as `fig_patient_trajectories`."""
+    from calcinosis import patients
+
+    n_visits = int(trial.measurements["visit"].max())
+    ids = [str(p) for p in trial.patients["patient_id"]] * 2  # enough jobs for two workers
+    jobs = [
+        (
+            figures.draw_patient_trajectories,
+            (patients.patient_page(trial, p).trajectories, n_visits),
+        )
+        for p in ids
+    ]
+    apart = figures.render_all(jobs, workers=2)
+    assert apart == figures.render_all(jobs, workers=1)
+    assert apart[0] == figures.render(figures.fig_patient_trajectories(trial, ids[0]))
+
+
+@pytest.mark.integration
 def test_main_model_figures_follow_the_parameters(trial) -> None:
     def fitted(fig: Figure) -> np.ndarray:
         lines = [

@@ -142,7 +142,7 @@ def _fail(err: Exception) -> None:
     type=click.IntRange(min=1),
     default=None,
     show_default="number of cores",
-    help="Pages executed side by side.",
+    help="Processes side by side: pages executed, figures rendered, pages Sphinx writes.",
 )
 @click.option(
     "--pdf/--no-pdf",
