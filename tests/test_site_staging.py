@@ -102,7 +102,12 @@ def executed_notebook(path: Path, build_dir: Path) -> Path:
         "cells": [
             {
                 "cell_type": "code",
-                "metadata": {"tags": ["parameters"]},
+                "id": "9f2c41aa",
+                "metadata": {
+                    "tags": ["parameters"],
+                    "execution": {"iopub.status.idle": "2026-11-26T04:59:18.082189Z"},
+                    "papermill": {"duration": 0.0086, "status": "completed"},
+                },
                 "outputs": [],
                 "source": 'data_dir = "../data"\nresults_dir = ""\n',
             },
@@ -118,6 +123,8 @@ def executed_notebook(path: Path, build_dir: Path) -> Path:
                 "parameters": params,
                 "output_path": str(build_dir / "notebooks" / path.name),
                 "input_path": {"cells": []},
+                "start_time": "2026-11-26T04:59:17.866556+00:00",
+                "duration": 0.29,
             }
         },
         "nbformat": 4,
@@ -142,6 +149,17 @@ def test_downloaded_notebooks_run_from_the_repository_root(tmp_path: Path) -> No
         exec(cell["source"], namespace)
     assert (namespace["data_dir"], namespace["results_dir"]) == ("data", "")
     assert os.path.normpath(root / namespace["data_dir"]) == str(root / "data")
+
+
+def test_downloaded_notebooks_carry_no_time_of_their_run(tmp_path: Path) -> None:
+    """Random cell ids and timestamps would make two builds of the same inputs differ."""
+    notebook = executed_notebook(tmp_path / "gee.ipynb", tmp_path / "build")
+    portable.make_portable(notebook, tmp_path / "data", tmp_path)
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    assert [cell["id"] for cell in nb["cells"]] == ["cell-0", "cell-1"]
+    assert not {"start_time", "duration"} & set(nb["metadata"]["papermill"])
+    first = nb["cells"][0]["metadata"]
+    assert "execution" not in first and first["papermill"] == {"status": "completed"}
 
 
 def test_sync_reports_what_changed(tmp_path: Path) -> None:

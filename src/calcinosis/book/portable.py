@@ -6,6 +6,10 @@ path in the build's temporary folder) and injects the build's parameters, among 
 `results_dir`, a folder that exists only during the build. The notebook is rewritten to the
 parameters that work from the repository's root: the data folder relative to it, and no results
 folder (the page then computes its results in the kernel).
+
+Nor does it carry the moment it ran: papermill's and the kernel's timestamps are dropped and the
+cells numbered (jupytext and papermill give them random ids), so the same inputs give the same
+notebook, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from calcinosis import paths
 
 INJECTED = "injected-parameters"  # papermill's tag of the cell it adds
+TIMES = ("start_time", "end_time", "duration")  # papermill's, in the notebook and each cell
 
 
 def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> None:
@@ -32,8 +37,15 @@ def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> No
     record["parameters"] = params
     record.pop("output_path", None)
     record.pop("input_path", None)  # the source notebook itself, once more
-    for cell in nb.get("cells", []):
-        if INJECTED in cell.get("metadata", {}).get("tags", []):
+    for key in TIMES:
+        record.pop(key, None)
+    for index, cell in enumerate(nb.get("cells", [])):
+        cell["id"] = f"cell-{index}"
+        meta = cell.setdefault("metadata", {})
+        meta.pop("execution", None)  # the kernel's timestamps
+        for key in TIMES:
+            meta.get("papermill", {}).pop(key, None)
+        if INJECTED in meta.get("tags", []):
             cell["source"] = _parameters_source(params)
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     notebook.write_text(text, encoding="utf-8")
