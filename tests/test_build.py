@@ -8,6 +8,7 @@ run once per patient, glue in the prose.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import cli, errors
+from calcinosis import cli, errors, schema
 from calcinosis.book import build, review
 
 pytestmark = pytest.mark.system
@@ -193,6 +194,28 @@ def test_adverse_event_reexecutes_only_the_safety_page(built_tiny: dict) -> None
     assert report.executed == ["safety"]
     assert "safety" in report.computed and "gee" not in report.computed
     assert "Adverse events: 1." in page_text(built_tiny["out_dir"])["safety.html"]
+
+
+def test_an_edited_reconstruction_changes_every_notice_and_reexecutes_only_safety(
+    built_tiny: dict,
+) -> None:
+    data_dir = built_tiny["data_dir"]
+    hashes = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in data_dir.glob("*.csv")}
+    package = schema.datapackage({"reconstruction": True}, hashes)
+    (data_dir / "datapackage.json").write_text(json.dumps(package), encoding="utf-8")
+    declared = build.build(**built_tiny)
+    executed = ["intro", "patient-P1", "patient-P2", "radiography", "safety", "summary"]
+    assert sorted(declared.executed) == [] and sorted(declared.cached) == executed
+    texts = page_text(built_tiny["out_dir"])
+    assert all("Reconstructed data" in texts[f"{page}.html"] for page in executed)
+    with (data_dir / "adverse_events.csv").open("a", encoding="utf-8") as handle:
+        handle.write("P1,2,injection-site pain,mild,yes\n")
+    report = build.build(**built_tiny)
+    assert report.executed == ["safety"]
+    texts = page_text(built_tiny["out_dir"])
+    for page in executed:
+        assert "Reconstructed data" not in texts[f"{page}.html"], page
+        assert "adverse_events.csv no longer matches" in texts[f"{page}.html"], page
 
 
 def test_radiograph_reexecutes_only_the_radiography_page(built_tiny: dict) -> None:

@@ -33,6 +33,18 @@ def test_an_edited_table_makes_a_modified_reconstruction(bundled: Path) -> None:
     assert found.kind == provenance.MODIFIED and found.changed == ("measurements.csv",)
     assert "measurements\\.csv no longer matches" in found.notice()
     assert "Reconstructed data" not in found.notice()
+    assert found.built_in() == {"built_in_courses_note": "", "built_in_dose_note": ""}
+
+
+def test_what_the_reconstruction_built_in_holds_while_its_tables_are_unchanged(
+    bundled: Path,
+) -> None:
+    intact = provenance.of(bundled).built_in()
+    assert all(intact.values())
+    with (bundled / "adverse_events.csv").open("a", encoding="utf-8") as handle:
+        handle.write("P1,3,injection-site pain,mild,yes\n")
+    found = provenance.of(bundled)
+    assert found.kind == provenance.MODIFIED and found.built_in() == intact
 
 
 @pytest.mark.parametrize("change", ["no package", "not declared", "hashes missing"])

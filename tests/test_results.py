@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from calcinosis import data, models, paths, reconstruct, results
-from calcinosis.book.page import PROVENANCE
 from calcinosis.data import load_trial
 from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.params import NAMES, Parameters
@@ -266,7 +265,6 @@ def test_chapter_cites_only_produced_names_of_the_sections_it_shows(path, values
     assert None not in shown, f"{path.name}: sections are named by string literals"
     unknown = [s for s in shown if s not in described]
     assert not unknown, f"{path.name} shows sections that do not exist: {unknown}"
-    shown = [*shown, PROVENANCE]  # every page shows it (calcinosis.book.page.show)
     if path.name == PATIENT_TEMPLATE:
         assert function == "show_patient"
         patients = [e for e in described.values() if e["scope"]]

@@ -281,15 +281,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-resolved", _fill_downloads)
     # after pydata-sphinx-theme has put its own mixin in front of the translator (priority 500)
     app.connect("builder-inited", _caption_outside_scroll_box, priority=900)
-    app.connect("config-inited", _multitoc_numbering_is_parallel_safe)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
 
 
-def _multitoc_numbering_is_parallel_safe(app: Sphinx, config) -> None:
-    """sphinx-multitoc-numbering (loaded by jupyter-book) does not say whether pages may be
-    read in parallel, so Sphinx warns (an error under -W) and reads serially. All it does is
-    replace how section numbers are assigned, which Sphinx runs in the main process after the
-    parallel reads are merged: it is safe."""
-    extension = app.extensions.get("sphinx_multitoc_numbering")
-    if extension is not None:
-        extension.parallel_read_safe = extension.parallel_write_safe = True

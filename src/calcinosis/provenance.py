@@ -20,6 +20,11 @@ from calcinosis.formatting import escape_myst
 RECONSTRUCTION = "reconstruction"
 MODIFIED = "modified reconstruction"
 UNDECLARED = "undeclared"
+# The tables each result built into the reconstruction is drawn from (Provenance.built_in).
+BUILT_FROM = {
+    "built_in_courses_note": ("patients.csv", "lesions.csv", "measurements.csv"),
+    "built_in_dose_note": ("lesions.csv", "measurements.csv"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,10 @@ class Provenance:
     def built_in(self) -> dict[str, str]:
         """Sentences set beside results the reconstruction reproduces by design (empty for
         any other data): the courses were drawn from the article's case descriptions, and
-        the doses from its rule, so agreeing with the article there is no finding."""
-        if self.kind != RECONSTRUCTION:
-            return {"built_in_courses_note": "", "built_in_dose_note": ""}
-        return {
+        the doses from its rule, so agreeing with the article there is no finding. Each holds
+        while the tables it is about still match the package's hashes (an added adverse event
+        leaves the courses as they were drawn)."""
+        notes = {
             "built_in_courses_note": (
                 "In this reconstruction each patient's course, including when the decline "
                 "begins and which patients shrink faster, was drawn from the article's "
@@ -70,6 +75,12 @@ class Provenance:
                 "In this reconstruction every dose was set by the published rule, so the "
                 "agreement is by design."
             ),
+        }
+        return {
+            name: text
+            if self.kind != UNDECLARED and not set(self.changed) & set(BUILT_FROM[name])
+            else ""
+            for name, text in notes.items()
         }
 
     def footer(self) -> str:

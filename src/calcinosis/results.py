@@ -537,10 +537,12 @@ def data_package(inp: Inputs) -> Iterable[Section]:
             "data_provenance": declared.kind,
             "data_notice": declared.notice(),
             "data_footer": declared.footer(),
-            **declared.built_in(),
         }
     )
     yield origin
+    built_in = Section("built_in")
+    built_in.add(declared.built_in())
+    yield built_in
     section = Section("data_package")
     package = tables.data_package_provenance(inp.trial.data_dir)
     section.add(

@@ -28,8 +28,9 @@ from calcinosis import paths, provenance
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
+from calcinosis.book.page import NOTICE, PROVENANCE
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
-from calcinosis.book.portable import make_portable
+from calcinosis.book.portable import make_portable, set_notice
 from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
@@ -292,7 +293,9 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             comparison.new_dir = plan.out_dir  # name the book, not its temporary folder
             (tmp / "compare.md").write_text(comparison.markdown(), encoding="utf-8")
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in plan.pages}
-        for notebook in notebooks.values():  # as the site offers them for download
+        notice = _provenance(report.stage.sections)[NOTICE]
+        for notebook in notebooks.values():  # as the site shows them and offers them
+            set_notice(notebook, notice)
             make_portable(notebook, plan.data_dir)
         # by the output folder's name: only speed depends on it (the workspace is synced
         # exactly), and a copied tree with its cache keeps it
@@ -399,7 +402,7 @@ def _record(
 
 def _provenance(sections) -> dict:
     """The values on the data's provenance (calcinosis.provenance): the notice, the footer."""
-    return next(s.values for s in sections if s.name == "provenance")
+    return next(s.values for s in sections if s.name == PROVENANCE)
 
 
 def _stale_results(sections) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcinosis.book import cache, manifest
-from calcinosis.book.page import READS
+from calcinosis.book.page import is_reads
 from calcinosis.book.plan import Page
 from calcinosis.book.process import (
     KERNEL,
@@ -175,9 +175,9 @@ def reads_of(notebook: Path) -> dict[str, str] | None:
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("scrapbook", {})
-            if meta.get("name") == READS:
-                text = output["data"][meta.get("mime_prefix", "") + "text/plain"]
+            if is_reads(output):
+                prefix = output["metadata"]["scrapbook"].get("mime_prefix", "")
+                text = output["data"][prefix + "text/plain"]
                 return json.loads(
                     ast.literal_eval(text if isinstance(text, str) else "".join(text))
                 )

@@ -16,8 +16,11 @@ import json
 from pathlib import Path
 
 READS = "calcinosis_reads"
-# Shown by every page, first: the data's provenance notice (empty for undeclared data).
+# Holds the data's provenance notice (empty for undeclared data), which every page shows
+# first: set by the build on each executed page (calcinosis.book.portable.set_notice), so that
+# a notice that changed re-executes nothing; shown by the page itself when it runs alone.
 PROVENANCE = "provenance"
+NOTICE = "data_notice"
 # A value so named says why a result shipped with the package no longer matches the code or
 # the data ("" when it does); the page shows it as a warning and the build prints it.
 STALE_SUFFIX = "_stale_warning"
@@ -33,12 +36,12 @@ def show(
     """
     source = _source(data_dir, results_dir, params)
     values, reads = {}, {}
-    for name in (PROVENANCE, *(s for s in sections if s != PROVENANCE)):
+    for name in dict.fromkeys(sections):
         values.update(_glue_section(source, name))
         reads[name] = source.sections[name]["digest"]
     _glue(READS, json.dumps(reads, sort_keys=True))
-    if values["data_notice"]:
-        _display_markdown(values["data_notice"])
+    if not results_dir and source.values[NOTICE]:
+        _display_markdown(source.values[NOTICE])
     for name, text in values.items():
         if name.endswith(STALE_SUFFIX) and text:
             _display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{text}\n:::\n")
@@ -136,6 +139,20 @@ def _glue_section(source, name: str) -> dict:
             full.removesuffix(item_suffix), source.figure_png(full), source.figure_pdf(full)
         )
     return values
+
+
+def is_reads(output: dict) -> bool:
+    """Whether a cell's output is the page's READS glue (the cell that called show)."""
+    return output.get("metadata", {}).get("scrapbook", {}).get("name") == READS
+
+
+def markdown_output(text: str) -> dict:
+    """The output `_display_markdown(text)` leaves in the notebook."""
+    return {
+        "output_type": "display_data",
+        "data": {"text/markdown": text, "text/plain": "<IPython.core.display.Markdown object>"},
+        "metadata": {},
+    }
 
 
 def _glue(name: str, value: object) -> None:

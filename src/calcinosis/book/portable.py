@@ -10,6 +10,11 @@ folder (the page then computes its results in the kernel).
 Nor does it carry the moment it ran: papermill's and the kernel's timestamps are dropped and the
 cells numbered (jupytext and papermill give them random ids), so the same inputs give the same
 notebook, byte for byte.
+
+The data's provenance notice is set here too, by the build, as the output a page run alone
+shows first (`calcinosis.book.page.show`): a page executed in the build leaves it out, so a
+notice that changed (an edit of the bundled reconstruction names the edited file) sets the
+new notice on every page and re-executes none.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 from pathlib import Path
 
 from calcinosis import paths
+from calcinosis.book.page import is_reads, markdown_output
 
 INJECTED = "injected-parameters"  # papermill's tag of the cell it adds
 TIMES = ("start_time", "end_time", "duration")  # papermill's, in the notebook and each cell
@@ -49,6 +55,20 @@ def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> No
             cell["source"] = _parameters_source(params)
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     notebook.write_text(text, encoding="utf-8")
+
+
+def set_notice(notebook: Path, notice: str) -> None:
+    """Show `notice` (MyST; "" for none) on the executed page, after its show() call's glue."""
+    if not notice:
+        return
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        outputs = cell.get("outputs", [])
+        at = next((i for i, output in enumerate(outputs) if is_reads(output)), None)
+        if at is not None:
+            outputs.insert(at + 1, markdown_output(notice))
+            notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", "utf-8")
+            return
 
 
 def _parameters_source(params: dict) -> str:

@@ -195,16 +195,9 @@ def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
 
 # jupyter-book's command line has no option for Sphinx's parallel jobs (its build_sphinx takes
 # one and is looked up when a build starts): the book is built with that argument set.
-_JUPYTER_BOOK = (
-    "import functools, sys; import jupyter_book.sphinx as s; "
-    "s.build_sphinx = functools.partial(s.build_sphinx, jobs=int(sys.argv.pop(1))); "
-    "from jupyter_book.cli.main import main; main()"
-)
-
-
 def jupyter_book_command(jobs: int = 1) -> list[str]:
     """jupyter-book, with Sphinx reading and writing pages in `jobs` processes."""
-    return [sys.executable, "-c", _JUPYTER_BOOK, str(jobs)]
+    return [sys.executable, "-m", "calcinosis.book.jupyter_book", str(jobs)]
 
 
 def build_book(
