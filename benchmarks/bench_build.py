@@ -157,6 +157,9 @@ def main() -> None:
         default=[],
         help="also a clean build on the dataset copied this many times",
     )
+    parser.add_argument(
+        "--scale-only", action="store_true", help="only the --scale builds and the curve"
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="calcinosis-bench-"))
@@ -184,62 +187,63 @@ def main() -> None:
         command += ["--jobs", str(args.jobs)]
     print(f"benchmark in {root} ({os.cpu_count()} cores)", file=sys.stderr)
 
-    clean = run(command, env=env)
-    print(f"clean build: {clean:.1f} s", file=sys.stderr)
-    pages = json.loads((out / "manifest.json").read_text())["pages"]
-    before = (out / "results.json").read_text()
-    no_change = run(command, env=env)
-    print(f"no-change rebuild: {no_change:.1f} s", file=sys.stderr)
-    changed = add_adverse_event(data_dir)
-    one_value = run(command, env=env)
-    print(f"one adverse event added: {one_value:.1f} s", file=sys.stderr)
-    after = json.loads((out / "manifest.json").read_text())
-    reexecuted = sum(not p["cached"] for p in after["pages"])
-    results_moved = before != (out / "results.json").read_text()
-    serial, n_serial = serial_papermill(repo, root / "serial", env)
+    if not args.scale_only:
+        clean = run(command, env=env)
+        print(f"clean build: {clean:.1f} s", file=sys.stderr)
+        pages = json.loads((out / "manifest.json").read_text())["pages"]
+        before = (out / "results.json").read_text()
+        no_change = run(command, env=env)
+        print(f"no-change rebuild: {no_change:.1f} s", file=sys.stderr)
+        changed = add_adverse_event(data_dir)
+        one_value = run(command, env=env)
+        print(f"one adverse event added: {one_value:.1f} s", file=sys.stderr)
+        after = json.loads((out / "manifest.json").read_text())
+        reexecuted = sum(not p["cached"] for p in after["pages"])
+        results_moved = before != (out / "results.json").read_text()
+        serial, n_serial = serial_papermill(repo, root / "serial", env)
 
-    def row(step: str, seconds: float, note: str) -> str:
-        return f"| {step} | {seconds:.1f} | {seconds / serial:.2f} | {note} |"
+        def row(step: str, seconds: float, note: str) -> str:
+            return f"| {step} | {seconds:.1f} | {seconds / serial:.2f} | {note} |"
 
-    print(
-        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, "
-        f"{len(pages)} pages{' + PDF' if args.pdf else ''} "
-        f"(seconds; ratio to the serial papermill sum).\n"
-    )
-    print("| Step | Seconds | × serial | Note |")
-    print("|---|---:|---:|---|")
-    print(
-        row(
-            "clean build (empty cache)",
-            clean,
-            f"target ≤ 0.35 × serial: {'met' if clean <= 0.35 * serial else 'NOT met'}",
+        print(
+            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, "
+            f"{len(pages)} pages{' + PDF' if args.pdf else ''} "
+            f"(seconds; ratio to the serial papermill sum).\n"
         )
-    )
-    ok = no_change <= 0.03 * clean
-    print(
-        row(
-            "no-change rebuild",
-            no_change,
-            f"{no_change / clean:.1%} of clean; target ≤ 3 %: {'met' if ok else 'NOT met'}",
+        print("| Step | Seconds | × serial | Note |")
+        print("|---|---:|---:|---|")
+        print(
+            row(
+                "clean build (empty cache)",
+                clean,
+                f"target ≤ 0.35 × serial: {'met' if clean <= 0.35 * serial else 'NOT met'}",
+            )
         )
-    )
-    print(
-        row(
-            "one adverse event added",
-            one_value,
-            f"{changed}: {one_value / clean:.2f} × clean (target ≤ 0.3: "
-            f"{'met' if one_value <= 0.3 * clean else 'NOT met'}); {reexecuted} of "
-            f"{len(pages)} pages re-executed, results.json "
-            f"{'changed' if results_moved else 'UNCHANGED'}",
+        ok = no_change <= 0.03 * clean
+        print(
+            row(
+                "no-change rebuild",
+                no_change,
+                f"{no_change / clean:.1%} of clean; target ≤ 3 %: {'met' if ok else 'NOT met'}",
+            )
         )
-    )
-    print(
-        row(
-            f"serial papermill, {n_serial} pages one by one",
-            serial,
-            "jupytext, then papermill, per page; no book build",
+        print(
+            row(
+                "one adverse event added",
+                one_value,
+                f"{changed}: {one_value / clean:.2f} × clean (target ≤ 0.3: "
+                f"{'met' if one_value <= 0.3 * clean else 'NOT met'}); {reexecuted} of "
+                f"{len(pages)} pages re-executed, results.json "
+                f"{'changed' if results_moved else 'UNCHANGED'}",
+            )
         )
-    )
+        print(
+            row(
+                f"serial papermill, {n_serial} pages one by one",
+                serial,
+                "jupytext, then papermill, per page; no book build",
+            )
+        )
     if args.scale:
         print(
             "\n| Dataset | Measurements | Clean build (s) | Results stage, serial sum (s) | "

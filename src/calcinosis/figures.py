@@ -37,7 +37,7 @@ def _outcome_axes(nrows: int = 1, height_ratio: float = 0.45, sharey: bool = Fal
     return fig, axes
 
 
-def _long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFrame:
+def long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFrame:
     """Measured visits as long rows: lesion_id, patient_id, visit, outcome, size."""
     meas = trial.measurements.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
     if patient_id is not None:
@@ -145,16 +145,23 @@ def fig_lesion_map(trial: Trial) -> Figure:
 
 def fig_supplementary_trajectories(trial: Trial) -> Figure:
     """The paper's Supplementary Fig. 1: every lesion's length and width at every visit."""
+    return draw_supplementary_trajectories(
+        long_measurements(trial),
+        sorted(trial.patients["patient_id"]),
+        int(trial.measurements["visit"].max()),
+    )
+
+
+def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits: int) -> Figure:
+    """`fig_supplementary_trajectories` from the measurements in long form: what a rendering
+    process is sent (`render_all`); a row per patient, so at registry size it is the largest
+    figure of the book."""
     theme.apply()
-    long = _long_measurements(trial)
-    patients = sorted(trial.patients["patient_id"])
     colours = theme.patient_colours(patients)
-    n_visits = int(trial.measurements["visit"].max())
     fig, axes = plt.subplots(
         len(patients),
         2,
         figsize=theme.figsize(0.28 * len(patients)),
-        sharex=True,
         squeeze=False,
         layout="constrained",
     )
@@ -167,9 +174,12 @@ def fig_supplementary_trajectories(trial: Trial) -> Figure:
             ax.set_ylabel(f"{pid}\n{theme.OUTCOME_LABELS[outcome]}", fontsize="small")
             if row == 0:
                 ax.set_title(theme.OUTCOME_LABELS[outcome])
+            # one visit axis for all rows, labelled on the last: set on each rather than
+            # shared, as sharing costs time in the square of the rows (100 rows at 20 ×)
             _visit_axis(ax, n_visits)
             if row < len(patients) - 1:
                 ax.set_xlabel("")
+                ax.tick_params(labelbottom=False)
     return fig
 
 
@@ -273,7 +283,7 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
     (`params`: the model's working correlation and cluster level)."""
     from calcinosis import models
 
-    long = _long_measurements(trial)
+    long = long_measurements(trial)
     fig, axes = _outcome_axes(height_ratio=0.55)
     n_visits = int(trial.measurements["visit"].max())
     grey = {pid: theme.OKABE_ITO["grey"] for pid in long["patient_id"].unique()}
@@ -316,7 +326,7 @@ def fig_gee_checks(trial: Trial, params=None) -> Figure:
     against the fit (top), residuals by visit (bottom)."""
     from calcinosis import models
 
-    long = _long_measurements(trial)
+    long = long_measurements(trial)
     fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
     n_visits = int(trial.measurements["visit"].max())
     for col, outcome in enumerate(OUTCOMES):

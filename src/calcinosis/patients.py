@@ -80,9 +80,9 @@ def patient_rates(trial: Trial) -> pd.DataFrame:
     """One row per patient × outcome: disease duration and the fitted change per visit."""
     rows = []
     for patient in trial.patients.itertuples(index=False):
-        measurements = _patient_measurements(trial, patient.patient_id)
+        page = patient_page(trial, patient.patient_id)  # its fits, made once
         for outcome in OUTCOME_NAMES:
-            rate = patient_rate(measurements, outcome)
+            rate = getattr(page, f"rate_{outcome}")
             rows.append(
                 {
                     "patient_id": patient.patient_id,

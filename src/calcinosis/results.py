@@ -195,17 +195,17 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
     overview.figures["fig_patient_rates"] = figures.render(
         figures.fig_patient_rates(trial, inp.params)
     )
-    overview.figures["fig_supplementary_trajectories"] = figures.render(
-        figures.fig_supplementary_trajectories(trial)
-    )
-    yield overview
     ids = trial.patients["patient_id"].astype(str).tolist()
     n_visits = int(trial.measurements["visit"].max())
     pages = [patients.patient_page(trial, patient_id) for patient_id in ids]
-    rendered = figures.render_all(
-        [(figures.draw_patient_trajectories, (page.trajectories, n_visits)) for page in pages],
+    everyone = (figures.long_measurements(trial), sorted(ids), n_visits)
+    rendered = figures.render_all(  # the largest first, so that it does not finish last
+        [(figures.draw_supplementary_trajectories, everyone)]
+        + [(figures.draw_patient_trajectories, (page.trajectories, n_visits)) for page in pages],
         inp.workers,
     )
+    overview.figures["fig_supplementary_trajectories"] = rendered.pop(0)
+    yield overview
     for patient_id, page, figure in zip(ids, pages, rendered, strict=True):
         yield _patient(trial, patient_id, page, figure)
     yield _discussion(trial)
