@@ -492,7 +492,7 @@ def test_output_layout_and_manifest(built_tiny: dict) -> None:
     }
     assert manifest["git"].keys() == {"commit", "dirty"}
     shows = {p["page"]: p["shows"] for p in manifest["pages"]}
-    # the provenance notice is set by the build, not shown by the page (portable.set_notice)
+    # the provenance notice is set by the build, not shown by the page (portable.make_portable)
     assert shows["safety"] == ["safety"] and shows["patient-P2"] == ["patient_P2"]
     assert manifest["parameters"] == {"correlation": "exchangeable", "cluster": "lesion"}
     leftovers = [*out.parent.glob("out.*"), *(built_tiny["cache_dir"] / "builds").iterdir()]

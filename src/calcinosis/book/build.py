@@ -30,7 +30,7 @@ from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
 from calcinosis.book.page import NOTICE, PROVENANCE
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
-from calcinosis.book.portable import make_portable, set_notice
+from calcinosis.book.portable import make_portable
 from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
@@ -295,8 +295,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         notebooks = {p.name: tmp / "notebooks" / f"{p.name}.ipynb" for p in plan.pages}
         notice = _provenance(report.stage.sections)[NOTICE]
         for notebook in notebooks.values():  # as the site shows them and offers them
-            set_notice(notebook, notice)
-            make_portable(notebook, plan.data_dir)
+            make_portable(notebook, plan.data_dir, notice=notice)
         # by the output folder's name: only speed depends on it (the workspace is synced
         # exactly), and a copied tree with its cache keeps it
         workspace = plan.cache_dir / "sphinx" / plan.out_dir.name

@@ -17,7 +17,7 @@ from pathlib import Path
 
 READS = "calcinosis_reads"
 # Holds the data's provenance notice (empty for undeclared data), which every page shows
-# first: set by the build on each executed page (calcinosis.book.portable.set_notice), so that
+# first: set by the build on each executed page (calcinosis.book.portable.make_portable), so
 # a notice that changed re-executes nothing; shown by the page itself when it runs alone.
 PROVENANCE = "provenance"
 NOTICE = "data_notice"

@@ -11,7 +11,7 @@ Nor does it carry the moment it ran: papermill's and the kernel's timestamps are
 cells numbered (jupytext and papermill give them random ids), so the same inputs give the same
 notebook, byte for byte.
 
-The data's provenance notice is set here too, by the build, as the output a page run alone
+The data's provenance notice is set here too, as the output a page run alone
 shows first (`calcinosis.book.page.show`): a page executed in the build leaves it out, so a
 notice that changed (an edit of the bundled reconstruction names the edited file) sets the
 new notice on every page and re-executes none.
@@ -30,12 +30,17 @@ INJECTED = "injected-parameters"  # papermill's tag of the cell it adds
 TIMES = ("start_time", "end_time", "duration")  # papermill's, in the notebook and each cell
 
 
-def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> None:
-    """Rewrite `notebook` in place to run from `root` on `data_dir`."""
+def make_portable(
+    notebook: Path, data_dir: Path, root: Path = paths.ROOT, *, notice: str = ""
+) -> None:
+    """Rewrite `notebook` in place to run from `root` on `data_dir`, showing `notice` (MyST;
+    "" for none) after its show() call's glue."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     record = nb.get("metadata", {}).get("papermill")
     if record is None:
         return  # not executed by papermill: nothing of the build in it
+    if notice:
+        _show_notice(nb, notice)
     params = dict(record.get("parameters") or {})
     if "results_dir" in params:  # a page of the build: it reads the data through show()
         params["data_dir"] = Path(os.path.relpath(data_dir, root)).as_posix()
@@ -57,17 +62,12 @@ def make_portable(notebook: Path, data_dir: Path, root: Path = paths.ROOT) -> No
     notebook.write_text(text, encoding="utf-8")
 
 
-def set_notice(notebook: Path, notice: str) -> None:
-    """Show `notice` (MyST; "" for none) on the executed page, after its show() call's glue."""
-    if not notice:
-        return
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
+def _show_notice(nb: dict, notice: str) -> None:
     for cell in nb.get("cells", []):
         outputs = cell.get("outputs", [])
         at = next((i for i, output in enumerate(outputs) if is_reads(output)), None)
         if at is not None:
             outputs.insert(at + 1, markdown_output(notice))
-            notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", "utf-8")
             return
 
 

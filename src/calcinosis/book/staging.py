@@ -193,8 +193,6 @@ def pdf_missing(book_dir: Path = paths.BOOK_DIR) -> list[str]:
     return [f"{sty} (Debian: {deb})" for sty, deb in needed.items() if sty not in found]
 
 
-# jupyter-book's command line has no option for Sphinx's parallel jobs (its build_sphinx takes
-# one and is looked up when a build starts): the book is built with that argument set.
 def jupyter_book_command(jobs: int = 1) -> list[str]:
     """jupyter-book, with Sphinx reading and writing pages in `jobs` processes."""
     return [sys.executable, "-m", "calcinosis.book.jupyter_book", str(jobs)]
