@@ -66,14 +66,14 @@ class Provenance:
         leaves the courses as they were drawn)."""
         notes = {
             "built_in_courses_note": (
-                "In this reconstruction each patient's course, including when the decline "
-                "begins and which patients shrink faster, was drawn from the article's "
-                "description of the cases (data/README.md): it agrees with the article by "
-                "design, and is not a finding."
+                "The reconstruction drew each patient's course, including when the decline "
+                "begins and which patients shrink faster, from the article's description of "
+                "the cases (data/README.md), and these courses are as it drew them: they "
+                "agree with the article by design, and are not a finding."
             ),
             "built_in_dose_note": (
-                "In this reconstruction every dose was set by the published rule, so the "
-                "agreement is by design."
+                "The reconstruction set every dose by the published rule, and these doses "
+                "are as it set them, so the agreement is by design."
             ),
         }
         return {
