@@ -148,8 +148,10 @@ def conclusion_values(trial: Trial) -> dict[str, float]:
     for test in radiography.paired_tests(trial).itertuples(index=False):
         values[f"rad_{test.outcome}_p"] = float(test.p)
     values["rad_n_resolved"] = float(radiography.n_resolved(trial))
-    courses = patients.lesion_courses(trial, "P1")["decline_start_visit"].dropna()
-    values["decline_start_P1"] = float(courses.median()) if len(courses) else np.nan
+    values["decline_start_P1"] = np.nan
+    if "P1" in set(trial.patients["patient_id"]):  # the article's patient 1 (stop-gap)
+        courses = patients.lesion_courses(trial, "P1")["decline_start_visit"].dropna()
+        values["decline_start_P1"] = float(courses.median()) if len(courses) else np.nan
     return values
 
 
