@@ -322,6 +322,23 @@ def test_load_trial_types(tiny_dataset: Path) -> None:
     assert keys == sorted(keys)
 
 
+def test_measurements_carry_their_patient_from_lesions_csv(tiny_dataset: Path) -> None:
+    """Lesion ids that do not spell their patient ("A7" of patient "P2") still cluster by
+    the patient lesions.csv names."""
+    lesions = pd.read_csv(tiny_dataset / "lesions.csv", dtype=str)
+    renamed = {old: f"A{i}" for i, old in enumerate(lesions["lesion_id"])}
+    for name in ("lesions", "measurements", "radiography"):
+        frame = pd.read_csv(tiny_dataset / f"{name}.csv", dtype=str, keep_default_na=False)
+        frame["lesion_id"] = frame["lesion_id"].map(renamed)
+        frame.to_csv(tiny_dataset / f"{name}.csv", index=False)
+    trial = data.load_trial(tiny_dataset)
+    patient_of = dict(zip(trial.lesions["lesion_id"], trial.lesions["patient_id"], strict=True))
+    assert trial.measurements["patient_id"].tolist() == [
+        patient_of[lesion] for lesion in trial.measurements["lesion_id"]
+    ]
+    assert set(trial.measurements["patient_id"]) == {"P1", "P2"}
+
+
 def test_width_above_length_is_accepted(tiny_dataset: Path) -> None:
     set_line("measurements", 2, "P1-L1,1,10,15,10")(tiny_dataset)
     assert data.validate(tiny_dataset) == []

@@ -214,11 +214,16 @@ def load_trial(data_dir: Path | str) -> Trial:
     if problems:
         raise DataValidationError(problems)
     typed = {name: _typed(frames[name], name) for name in schema.TABLES}
-    typed["measurements"] = (
+    measurements = (
         typed["measurements"]
         .sort_values(["lesion_id", "visit"], kind="mergesort")
         .reset_index(drop=True)
     )
+    # Each row carries its patient, taken from lesions.csv: patient clusters, per-patient
+    # fits and leave-one-out rows must not depend on how lesion ids are spelt.
+    patient_of = typed["lesions"].set_index("lesion_id")["patient_id"]
+    measurements["patient_id"] = measurements["lesion_id"].map(patient_of)
+    typed["measurements"] = measurements
     return Trial(data_dir=data_dir, **typed)
 
 

@@ -39,7 +39,7 @@ def _outcome_axes(nrows: int = 1, height_ratio: float = 0.45, sharey: bool = Fal
 
 def long_measurements(trial: Trial, patient_id: str | None = None) -> pd.DataFrame:
     """Measured visits as long rows: lesion_id, patient_id, visit, outcome, size."""
-    meas = trial.measurements.merge(trial.lesions[["lesion_id", "patient_id"]], on="lesion_id")
+    meas = trial.measurements
     if patient_id is not None:
         meas = meas[meas["patient_id"] == patient_id]
     long = meas.melt(

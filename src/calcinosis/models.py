@@ -351,7 +351,9 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def with_patient_id(measurements: pd.DataFrame) -> pd.DataFrame:
-    """Measurements with patient_id, read from the lesion id ("P1-L2" → "P1") if absent."""
+    """Measurements with patient_id. A loaded Trial's measurements carry it (from
+    lesions.csv); frames made in memory without it (simulated trials, whose lesion ids are
+    written "P1-L2") take it from the lesion id."""
     if "patient_id" in measurements.columns:
         return measurements
     out = measurements.copy()
