@@ -39,6 +39,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+## check: lint, types and the unit tests (no whole datasets, R or books): the loop while working
+check: $(INSTALLED) lint
+	$(BIN)/python -m pytest -q -m "not integration and not system and not book"
+
 ## test: lint, then every test (unit, integration, system: tiny books and the real book)
 test: setup lint
 	$(BIN)/python -m pytest
@@ -58,4 +62,4 @@ lock:
 clean:
 	rm -rf _build
 
-.PHONY: help setup system book lint test bench lock clean
+.PHONY: help setup system book lint check test bench lock clean

@@ -1,10 +1,12 @@
 """One-step cluster-deletion estimates (Preisser & Qaqish 1996) against exact refits."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, influence, models, paths
+from calcinosis import data, influence, models, paths, sensitivity
 
 pytestmark = pytest.mark.integration
 
@@ -68,5 +70,52 @@ def test_one_step_matches_exact_refits_at_registry_size(registry):
 
 
 def test_most_influential_is_ordered_and_stable():
-    table = pd.DataFrame({"patient_id": ["b", "a", "c", "d"], "dbeta_std": [0.5, -0.5, 2.0, 0.1]})
+    table = pd.DataFrame({"patient_id": ["b", "a", "c", "d"], "change_std": [0.5, -0.5, 2.0, 0.1]})
     assert influence.most_influential(table, 3) == ["c", "a", "b"]
+
+
+def _copies(source: Path, dest: Path, copies: int) -> Path:
+    """The dataset at `source` `copies` times with new ids (a suffix per copy) and seeded
+    noise on the clinical sizes, as CSV files a build reads."""
+    rng = np.random.default_rng(copies)
+    dest.mkdir()
+    for name in ("patients", "lesions", "measurements", "radiography", "adverse_events"):
+        frame = pd.read_csv(source / f"{name}.csv", dtype=str, keep_default_na=False)
+        parts = []
+        for copy in range(copies):
+            part = frame.copy()
+            for column in ("patient_id", "lesion_id"):
+                if column in part:
+                    part[column] = part[column] + f"c{copy}"
+            if name == "measurements":
+                for column in ("length_mm", "width_mm"):
+                    sizes = pd.to_numeric(part[column], errors="coerce")
+                    noisy = (sizes * np.exp(rng.normal(0.0, 0.1, len(part)))).round(1)
+                    part[column] = noisy.map(lambda v: "" if np.isnan(v) else f"{v:g}")
+            parts.append(part)
+        pd.concat(parts).to_csv(dest / f"{name}.csv", index=False, lineterminator="\n")
+    return dest
+
+
+def test_above_the_switch_the_grid_refits_the_most_influential(tmp_path):
+    """With more patients than EXACT_LEAVE_ONE_OUT_MAX the leave-one-out rows are the
+    INFLUENTIAL_REFITS patients the one-step estimates rank first, for each outcome."""
+    copies = sensitivity.EXACT_LEAVE_ONE_OUT_MAX // 5 + 1
+    trial = data.load_trial(_copies(paths.DATA_DIR, tmp_path / "data", copies))
+    assert len(trial.patients) > sensitivity.EXACT_LEAVE_ONE_OUT_MAX
+    table = sensitivity.influence_table(trial)
+    for outcome in ("length", "width"):
+        chosen = sensitivity.refitted_patients(trial, outcome)
+        part = table[table["outcome"] == outcome]
+        assert len(part) == len(trial.patients)
+        assert chosen == influence.most_influential(part, sensitivity.INFLUENTIAL_REFITS)
+        rows = sensitivity._leave_one_out_rows(trial, outcome)
+        assert [row["analysis"] for row in rows] == [f"without {pid}: primary" for pid in chosen]
+    assert "influence plot" in sensitivity.leave_out_sentence(trial)
+
+
+def test_up_to_the_switch_every_patient_is_refitted():
+    trial = data.load_trial(paths.DATA_DIR)
+    ids = trial.patients["patient_id"].astype(str).tolist()
+    assert sensitivity.refitted_patients(trial, "length") == ids
+    assert sensitivity.leave_out_sentence(trial).startswith(f"Each of the {len(ids)} patients")

@@ -22,16 +22,17 @@ from scipy.linalg import block_diag
 
 from calcinosis import models
 
-COLUMNS = ["patient_id", "n_rows", "beta", "beta_without", "pct_per_visit", "dbeta_std"]
+COLUMNS = ["patient_id", "n_rows", "beta", "beta_without", "pct_per_visit", "change_std"]
 
 
 def one_step_deletion(measurements: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """Per patient: the primary model's time coefficient without that patient, one-step.
 
     `beta_without` is the one-step estimate of the time coefficient without the patient,
-    `pct_per_visit` its rate (100·(exp β − 1)), and `dbeta_std` the change in units of the
-    full fit's robust SE (Preisser & Qaqish's standardised DBETAC for the time term), the
-    measure by which the most influential patients are chosen for exact refits.
+    `pct_per_visit` its rate (100·(exp β − 1)), and `change_std` the change deleting the
+    patient makes, β₍S₎ − β, in units of the full fit's robust SE (Preisser & Qaqish's
+    standardised DBETAC for the time term, sign reversed to read as a change): the measure
+    by which the most influential patients are chosen for exact refits.
     """
     column = models.outcome_column(outcome)
     with_patients = models.with_patient_id(measurements)
@@ -57,16 +58,16 @@ def one_step_deletion(measurements: pd.DataFrame, outcome: str) -> pd.DataFrame:
                 "beta": beta,
                 "beta_without": without,
                 "pct_per_visit": 100.0 * (np.exp(without) - 1.0),
-                "dbeta_std": float(change[slope]) / se,
+                "change_std": -float(change[slope]) / se,
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def most_influential(table: pd.DataFrame, count: int) -> list[str]:
-    """The `count` patients whose deletion moves the time coefficient most (|dbeta_std|),
+    """The `count` patients whose deletion moves the time coefficient most (|change_std|),
     ties broken by patient id so the choice is the same on every run."""
-    ranked = table.assign(size=table["dbeta_std"].abs()).sort_values(
+    ranked = table.assign(size=table["change_std"].abs()).sort_values(
         ["size", "patient_id"], ascending=[False, True], kind="mergesort"
     )
     return ranked["patient_id"].head(count).tolist()

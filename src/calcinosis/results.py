@@ -372,6 +372,10 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)
     )
+    section.figures["fig_sensitivity_influence"] = figures.render(
+        figures.fig_sensitivity_influence(trial)
+    )
+    section.add({"sens_leave_out_method": sensitivity.leave_out_method()})
     yield section
 
 
