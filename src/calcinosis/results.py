@@ -126,7 +126,14 @@ def methods(inp: Inputs) -> Iterable[Section]:
     from calcinosis import dose, patients, tables
 
     section = Section("methods")
-    section.add({"decline_noise_mm": patients.NOISE_MM})
+    section.add(
+        {
+            "decline_noise_mm": patients.NOISE_MM,
+            "decline_noise_range_mm": 2 * patients.NOISE_MM,
+            "decline_step_mm": patients.ONSET_STEP_MM,
+            "decline_shift_mm": patients.MIN_SHIFT_MM,
+        }
+    )
     section.add(tables.dose_rule_counts(inp.trial))
     section.add(dose.band_numbers())
     section.tables["tab_dose_rule"] = Table(

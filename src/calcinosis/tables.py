@@ -171,7 +171,7 @@ def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
         "width_last": "Width last (mm)",
         "width_change_pct": "Width change (%)",
         "resolved": "Resolved",
-        "decline_start_visit": "Steady decline from visit",
+        "decline_start_visit": "Decline onset (visit)",
     }
     keep = [c for c in rename if c in lesions.columns]
     out = lesions[keep].rename(columns=rename).reset_index(drop=True)
