@@ -95,6 +95,8 @@ class Producer:
 
 
 def design(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import design as trial_design
+
     trial = inp.trial
     measured = trial.measurements[["length_mm", "width_mm"]].notna().any(axis=1)
     section = Section("design")
@@ -103,8 +105,11 @@ def design(inp: Inputs) -> Iterable[Section]:
             "n_patients": len(trial.patients),
             "n_lesions": len(trial.lesions),
             "n_visits": int(trial.measurements["visit"].max()),
+            "first_visit": int(trial.measurements["visit"].min()),
             "n_observations": int(measured.sum()),
             "protocol_weeks": protocol_weeks(),
+            "article_n_patients": article_patients(),
+            "schedule_sentence": trial_design.schedule_sentence(trial),
         }
     )
     yield section
@@ -122,8 +127,15 @@ def protocol_weeks() -> int:
     return int(weeks.group(1))
 
 
+def article_patients() -> int:
+    """How many children the article's trial enrolled (the design, not the data)."""
+    from calcinosis.reconstruct import load_facts
+
+    return int(load_facts()["design"]["patients"])
+
+
 def methods(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import dose, patients, tables
+    from calcinosis import design, dose, patients, tables
 
     section = Section("methods")
     section.add(
@@ -135,6 +147,7 @@ def methods(inp: Inputs) -> Iterable[Section]:
         }
     )
     section.add(tables.dose_rule_counts(inp.trial))
+    section.add({"over_limit_sentence": design.over_limit_sentence(inp.trial)})
     section.add(dose.band_numbers())
     section.tables["tab_dose_rule"] = Table(
         tables.tab_dose_rule(inp.trial),
@@ -144,11 +157,12 @@ def methods(inp: Inputs) -> Iterable[Section]:
 
 
 def cohort(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, tables
+    from calcinosis import design, figures, tables
 
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
+    section.add({"cohort_sites_sentence": design.sites_sentence(trial)})
     section.tables["tab_baseline_patients"] = Table(
         tables.tab_baseline_patients(trial),
         {"Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2},
@@ -266,6 +280,7 @@ def _discussion(trial: Trial) -> Section:
         {
             "interaction_note": tables.interaction_note(trial),
             "n_duration_short": short,
+            "duration_cut_years": discussion.DURATION_CUT_MONTHS / 12,
             "n_duration_long": long,
             "duration_points_sentence": discussion.points_sentence(trial),
         }
@@ -299,6 +314,7 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
             prefix=f"rad_{row.outcome}_",
         )
     section.add({"rad_n_resolved": radiography.n_resolved(trial)})
+    section.add({"rad_coverage_sentence": radiography.coverage_sentence(trial)})
     section.add(radiography.sentences(trial))
     section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
     section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
@@ -312,6 +328,8 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
 def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
     """The GEE's change per visit compounded over the follow-up, beside the change of the
     radiographic mean (the paper reports both without comparing them)."""
+    from calcinosis import radiography
+
     values = inp.values
     section = Section("clinical_vs_radiographic")
     for outcome in OUTCOMES:
@@ -330,6 +348,7 @@ def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
             },
             prefix=f"cvr_{outcome}_",
         )
+    section.add({"cvr_sentence": radiography.comparison_sentence(values)})
     yield section
 
 
@@ -544,6 +563,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
             "data_provenance": declared.kind,
             "data_notice": declared.notice(),
             "data_footer": declared.footer(),
+            "data_sentence": declared.sentence(),
         }
     )
     yield origin
@@ -557,6 +577,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
             "dp_title": package["title"],
             "dp_license": package["license"],
             "dp_note": package.get("provenance_note", ""),
+            "dp_sentence": provenance.package_sentence(inp.trial.data_dir),
         }
     )
     section.tables["tab_data_dictionary"] = Table(tables.tab_data_dictionary(inp.trial))

@@ -568,10 +568,13 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
     package = _data_package(trial.data_dir)
     rows = []
     for resource in package["resources"]:
+        present = _columns(trial, resource["name"])
         for field in resource["schema"]["fields"]:
             constraints = field.get("constraints", {})
             rules = []
-            if constraints.get("required"):
+            if present is not None and field["name"] not in present:
+                rules.append("not in these data")
+            elif constraints.get("required"):
                 rules.append("required")
             if "enum" in constraints:
                 rules.append("one of " + ", ".join(map(str, constraints["enum"])))
@@ -589,6 +592,15 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _columns(trial: Trial, table: str) -> set[str] | None:
+    """The columns `table` has in these data (None when this view cannot read it)."""
+    from calcinosis import schema
+
+    if table not in schema.TABLES or not trial.holds(table):
+        return None
+    return set(getattr(trial, table).columns)
 
 
 def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
