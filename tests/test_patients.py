@@ -74,7 +74,7 @@ def test_unknown_patient(trial):
         ([5, 5, 5, 4, 3, 3, 2], 4),  # plateau, then a decline
         ([5, 4, 5, 5, 4, 2.5], 5),  # a dip back to the old level is no onset
         ([5, 5, 5], None),  # flat
-        ([5, 6, 7], None),  # grows
+        ([5, 6, 8], None),  # grows
         ([5], None),  # one measured visit
         ([10, 10, 9, 8, 7, 6.5, 6, 6.5], 3),  # a +0.5 mm re-measurement at the end is noise
         ([10, 10, 9, 8, 9, 7, 6], 3),  # … and +1 mm in the middle too
@@ -128,6 +128,11 @@ def test_flat_and_growing_lesions_under_noise_have_no_onset(trend, most):
         for seed in range(200)
     ]
     assert sum(onset is not None for onset in found) <= most * len(found)
+
+
+def test_a_growing_lesion_is_said_to_grow():
+    visits = pd.Series([1, 2, 3, 4])
+    assert patients.decline_onset(visits, pd.Series([5.0, 6, 7, 8])) == (None, patients.GREW)
 
 
 def test_an_irregular_schedule_gives_visit_numbers_as_they_are():

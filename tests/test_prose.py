@@ -347,3 +347,124 @@ def test_an_allowed_fragment_lets_its_sentence_through_and_no_other():
 )
 def test_the_check_flags_issue_18s_typed_claims(typed):
     assert flags("old.md", f"{typed}\n", allowed={}) != []
+
+
+# --------------------------------------------------------------------------------------------
+# The computed sentences that replaced typed claims: true on data unlike the reconstruction
+# --------------------------------------------------------------------------------------------
+
+
+def _trial(tmp_path: Path, **changes: list[list[object]]):
+    """The tiny dataset of conftest with some tables replaced (header and rows)."""
+    from calcinosis import data
+    from conftest import TINY_DATASET, write_csv
+
+    folder = tmp_path / "data"
+    folder.mkdir(parents=True)
+    for name, rows in TINY_DATASET.items():
+        write_csv(folder / f"{name}.csv", changes.get(name, rows))
+    return data.load_trial(folder)
+
+
+def test_the_schedule_is_the_visit_numbers_the_data_hold(tmp_path: Path):
+    from calcinosis import design
+
+    trial = _trial(tmp_path)
+    assert design.schedule_sentence(trial) == (
+        "The lesions were measured at visits 1 to 3, from 2 to 3 measured visits per lesion."
+    )
+
+
+def test_an_irregular_schedule_with_follow_up_is_said_as_it_is(tmp_path: Path):
+    from calcinosis import design
+
+    rows: list[list[object]] = [["lesion_id", "visit", "length_mm", "width_mm", "dose_mg"]]
+    rows += [
+        [lesion, visit, 10, 5, 0 if visit > 8 else 10]
+        for lesion in ("P1-L1", "P1-L2", "P2-L1")
+        for visit in (1, 2, 4, 8, 16, 32)
+    ]
+    text = design.schedule_sentence(_trial(tmp_path, measurements=rows))
+    assert text == (
+        "The lesions were measured at visits 1, 2, 4, 8, 16 and 32, 6 measured visits per "
+        "lesion. Injections are recorded at visits 1, 2, 4 and 8; visits 16 and 32 carried none."
+    )
+    assert "week" not in text
+
+
+def test_sites_and_the_dose_limit_are_said_of_these_data(tmp_path: Path):
+    from calcinosis import design
+
+    trial = _trial(tmp_path)
+    assert design.sites_sentence(trial) == (
+        "The data read here name other sites than the case descriptions: elbow, knee and thigh."
+    )
+    assert design.over_limit_sentence(trial) == (
+        "No lesion in the data read here lies above that limit."
+    )
+    big: list[list[object]] = [["lesion_id", "patient_id", "site", "baseline_area_cm2", "dose_mg"]]
+    big += [["P1-L1", "P1", "axilla", 20.25, 40], ["P1-L2", "P1", "left forearm", 1.2, 20]]
+    big.append(["P2-L1", "P2", "thigh", 4.0, 40])
+    trial = _trial(tmp_path / "big", lesions=big)
+    assert design.over_limit_sentence(trial) == (
+        "In the data read here, 1 lesion lies above that limit: P1-L1 (axilla, 20.25 cm²). "
+        "The book keeps it in every analysis."
+    )
+    assert design.sites_sentence(trial) == (
+        "Of the 3 sites in the data read here (axilla, left forearm and thigh), 2 are named in "
+        "the case descriptions."
+    )
+
+
+def test_radiograph_coverage_names_a_missing_final(tmp_path: Path):
+    from calcinosis import radiography
+
+    rows = [
+        ["lesion_id", "timepoint", "length_mm", "width_mm"],
+        ["P1-L1", "baseline", 21, 16],
+        ["P1-L1", "final", 0, 0],
+        ["P1-L2", "baseline", 13, 10],
+        ["P2-L1", "baseline", 26, 19],
+        ["P2-L1", "final", 21, 16],
+    ]
+    assert radiography.coverage_sentence(_trial(tmp_path, radiography=rows)) == (
+        "2 of the 3 lesions have a radiograph before treatment and one after it; P1-L2 has no "
+        "final radiograph. 1 of the 2 lesions with a final radiograph are no longer visible on "
+        "it."
+    )
+
+
+def test_injections_without_doses_count_listed_visits_and_say_so(tmp_path: Path):
+    from calcinosis import safety
+    from conftest import TINY_DATASET
+
+    rows = [row[:4] for row in TINY_DATASET["measurements"]]
+    folder = tmp_path / "nodose"
+    trial = _trial(folder, measurements=rows)
+    text = safety.exposure_sentence(trial)
+    assert "each of the 9 visits listed for a lesion" in text
+    assert "(8 of them with a measurement)" in text  # P1-L2 at visit 2 was not measured
+    assert int(safety.exposure(trial)["injections"].sum()) == 9
+
+
+def test_the_clinical_and_radiographic_comparison_compounds_over_the_visits_held():
+    from calcinosis import radiography
+
+    values = {
+        "first_visit": 1,
+        "n_visits": 32,
+        "gee_length_pct_per_visit": -2.0,
+        "gee_width_pct_per_visit": float("nan"),
+        "rad_baseline_length_mean": 10.0,
+        "rad_final_length_mean": 6.0,
+        "rad_baseline_width_mean": 5.0,
+        "rad_final_width_mean": 5.0,
+    }
+    text = radiography.comparison_sentence(values)
+    assert text.startswith(
+        "For length, the clinical change per visit compounded from visit 1 to visit 32 (31 steps "
+        f"of one visit) comes to {100 * (0.98**31 - 1):+.0f} %".replace("-", "−")
+    )
+    assert "radiographic mean changed by −40 %" in text
+    assert "for width, the clinical change per visit compounded" in text
+    assert "comes to not estimable, and the radiographic mean changed by +0 %" in text

@@ -18,9 +18,10 @@ cannot be rater noise of ±`NOISE_MM`: the fit falls by more than twice that in 
 of the readings from the onset on lies at least `MIN_SHIFT_MM` below the mean of those before.
 `MIN_SHIFT_MM` is set so that a flat lesion read with that noise at 16 visits gets an onset in
 fewer than 5 % of cases, while a fall of 2 mm is found (tests/test_patients.py).
-Visits are the numbers the data hold, on any schedule; only a fall across visits the data list
-without a measurement leaves the onset unknown. A lesion without a clear onset has none (NA),
-and a patient's page names it with the reason.
+A lesion whose last reading exceeds its first by more than noise could explain grew, and has no
+onset. Visits are the numbers the data hold, on any schedule; only a fall across visits the
+data list without a measurement leaves the onset unknown. A lesion without a clear onset has
+none (NA), and a patient's page names it with the reason.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ def decline_start(visits: pd.Series, sizes: pd.Series) -> int | None:
 
 NO_CLEAR_DROP = "its length fell by no more than reading noise of ±{noise:g} mm can explain"
 UNSEEN_ONSET = "its length fell across visits listed without a measurement"
+GREW = "its length grew"
 
 
 def decline_onset(
@@ -221,7 +223,11 @@ def decline_onset(
     no_drop = NO_CLEAR_DROP.format(noise=noise)
     sizes_ = measured["size"].to_numpy(float)
     fit = isotonic_regression(sizes_, increasing=False).x if len(sizes_) else sizes_
-    if len(sizes_) < 2 or fit[0] - fit[-1] < step - 1e-9:
+    if len(sizes_) < 2:
+        return None, no_drop
+    if sizes_[-1] - sizes_[0] > 2 * noise + 1e-9:
+        return None, GREW
+    if fit[0] - fit[-1] < step - 1e-9:
         return None, no_drop
     first = int(np.argmax(fit <= fit[0] - step + 1e-9))
     fell = fit[0] - fit[-1] > 2 * noise + 1e-9

@@ -201,10 +201,12 @@ def coverage_sentence(trial: Trial) -> str:
             f"it; {'; '.join(missing)}."
         )
     finals, gone = len(have["final"]), n_resolved(trial)
-    if finals:
+    if finals and gone:
         text += (
             f" {gone} of the {finals} lesions with a final radiograph are no longer visible on it."
         )
+    elif finals:
+        text += " Every lesion with a final radiograph is still visible on it."
     return text
 
 

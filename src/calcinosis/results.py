@@ -571,15 +571,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
     built_in.add(declared.built_in())
     yield built_in
     section = Section("data_package")
-    package = tables.data_package_provenance(inp.trial.data_dir)
-    section.add(
-        {
-            "dp_title": package["title"],
-            "dp_license": package["license"],
-            "dp_note": package.get("provenance_note", ""),
-            "dp_sentence": provenance.package_sentence(inp.trial.data_dir),
-        }
-    )
+    section.add({"dp_sentence": provenance.package_sentence(inp.trial.data_dir)})
     section.tables["tab_data_dictionary"] = Table(tables.tab_data_dictionary(inp.trial))
     yield section
     files = Section("data_files")

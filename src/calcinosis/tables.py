@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from calcinosis import dose, paths
+from calcinosis import dose
 from calcinosis.data import Trial
 from calcinosis.labels import readable
 
@@ -601,16 +601,6 @@ def _columns(trial: Trial, table: str) -> set[str] | None:
     if table not in schema.TABLES or not trial.holds(table):
         return None
     return set(getattr(trial, table).columns)
-
-
-def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
-    """The data package's title, licence and provenance block, for the appendix's prose."""
-    package = _data_package(data_dir)
-    return {
-        "title": package.get("title", ""),
-        "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
-        **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()},
-    }
 
 
 def _data_package(data_dir: Path | str) -> dict:
