@@ -63,11 +63,54 @@ def test_data_that_do_not_declare_a_reconstruction_carry_no_notice(
             resource.pop("hash")
         package_path.write_text(json.dumps(package), encoding="utf-8")
     found = provenance.of(bundled)
-    if change == "hashes missing":
-        assert found.kind == provenance.MODIFIED and len(found.changed) == 5
+    if change == "hashes missing":  # never said to have changed against hashes it lacks
+        assert found.kind == provenance.UNVERIFIED and found.changed == ()
+        assert "no longer match" not in found.notice() and "records no hashes" in found.notice()
+        assert found.built_in() == {"built_in_courses_note": "", "built_in_dose_note": ""}
     else:
         assert found.kind == provenance.UNDECLARED
         assert found.notice() == "" and found.footer() == ""
+
+
+def test_the_synthetic_example_is_called_synthetic_and_its_patients_invented() -> None:
+    """data/examples/updated records no hashes and declares `synthetic_example`: it is not
+    said to have changed against hashes, and nothing calls it a reconstruction."""
+    found = provenance.of(paths.DATA_DIR / "examples" / "updated")
+    assert found.kind == provenance.SYNTHETIC
+    assert "synthetic example" in found.notice() and "invented" in found.notice()
+    assert "no longer match" not in found.notice() and "synthetic example" in found.footer()
+    assert "invented patients" in found.sentence()
+    assert found.built_in() == {"built_in_courses_note": "", "built_in_dose_note": ""}
+
+
+def test_one_sentence_says_what_the_data_are(bundled: Path) -> None:
+    assert "a reconstruction" in provenance.sentence(bundled)
+    package_path = bundled / "datapackage.json"
+    package = json.loads(package_path.read_text(encoding="utf-8"))
+    package["provenance"] = {"real_data": True}
+    package_path.write_text(json.dumps(package), encoding="utf-8")
+    assert provenance.of(bundled).kind == provenance.REAL
+    assert provenance.sentence(bundled) == (
+        "These are the trial's own data, as their data package declares."
+    )
+    assert provenance.of(bundled).notice() == ""
+    package_path.unlink()
+    assert "declare no provenance" in provenance.sentence(bundled)
+    assert "without a datapackage.json" in provenance.package_sentence(bundled)
+
+
+def test_the_package_sentence_leaves_out_what_the_package_lacks(bundled: Path) -> None:
+    package_path = bundled / "datapackage.json"
+    package = json.loads(package_path.read_text(encoding="utf-8"))
+    assert "licensed CC" in provenance.package_sentence(bundled)  # escaped for MyST
+    for key in ("title", "licenses", "provenance"):
+        package.pop(key, None)
+    package_path.write_text(json.dumps(package), encoding="utf-8")
+    text = provenance.package_sentence(bundled)
+    assert (
+        text
+        == "The dataset is a Frictionless tabular data package without a title, with no licence."
+    )
 
 
 def test_reconstruct_refuses_a_folder_holding_a_dataset(bundled: Path) -> None:

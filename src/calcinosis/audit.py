@@ -258,6 +258,20 @@ def sentences(provenance_kind: str, verdicts: pd.Series) -> dict[str, str]:
             "changed after it was reconstructed, and it is neither the trial's raw data nor "
             "the reconstruction built to match the article."
         )
+    elif provenance_kind == provenance.UNVERIFIED:
+        origin = (
+            "The dataset read here declares itself a reconstruction of the trial data, but its "
+            "data package records no hashes, so the book cannot check that it is still the "
+            "reconstruction built to match the article."
+        )
+    elif provenance_kind == provenance.SYNTHETIC:
+        origin = (
+            "The dataset read here declares itself a synthetic example: invented data, not "
+            "the trial's, so whether it reproduces the article's summaries says nothing "
+            "about the trial."
+        )
+    elif provenance_kind == provenance.REAL:
+        origin = "The dataset read here declares itself the trial's own data."
     else:
         origin = (
             "The dataset read here declares no provenance in a data package: this book does "

@@ -1,11 +1,16 @@
 """Where the data came from, as the data package declares it, and the notice the book shows.
 
 The bundled data are a reconstruction, and every page must say so; the authors' real data,
-dropped into the same folder, must not be labelled one. So the label is not written into the
-chapters: it follows from `datapackage.json`. A package that declares itself a reconstruction
-(`provenance.reconstruction: true`) is taken as one only while its tables still match the
-SHA-256 hashes it records: edited files are data derived from a reconstruction, still not the
-trial's raw data, and the notice says that instead.
+dropped into a folder of their own, must not be labelled one. So the label is not written into
+the chapters: it follows from `datapackage.json`. A package that declares itself a
+reconstruction (`provenance.reconstruction: true`) is taken as one only while its tables still
+match the SHA-256 hashes it records: edited files are data derived from a reconstruction, still
+not the trial's raw data, and the notice says that instead; a package that records no hashes
+cannot be checked, and is never said to have changed against them. A package flagged
+`provenance.synthetic_example: true` holds invented data (the walk-through in
+`data/examples/updated`), and one flagged `provenance.real_data: true` declares the trial's own
+data. `Provenance.sentence()` says in one plain sentence which of these the data are (the
+supplement's README).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from pathlib import Path
 
 from calcinosis.formatting import escape_myst
 
+REAL = "real"
 RECONSTRUCTION = "reconstruction"
 MODIFIED = "modified reconstruction"
+UNVERIFIED = "unverified reconstruction"
+SYNTHETIC = "synthetic example"
 UNDECLARED = "undeclared"
 # The tables each result built into the reconstruction is drawn from (Provenance.built_in).
 BUILT_FROM = {
@@ -31,15 +39,32 @@ BUILT_FROM = {
 class Provenance:
     """What the package says of its data, and which of its tables no longer match it."""
 
-    kind: str  # RECONSTRUCTION, MODIFIED or UNDECLARED
+    kind: str  # REAL, RECONSTRUCTION, MODIFIED, UNVERIFIED, SYNTHETIC or UNDECLARED
     changed: tuple[str, ...] = ()  # CSV files whose hash differs from the recorded one
     doi: str = ""
 
     def notice(self) -> str:
-        """The warning every page shows (MyST), or "" for data that declare no provenance."""
-        if self.kind == UNDECLARED:
+        """The warning every page shows (MyST), or "" for real data and data that declare no
+        provenance."""
+        if self.kind in (UNDECLARED, REAL):
             return ""
-        if self.kind == RECONSTRUCTION:
+        if self.kind == SYNTHETIC:
+            title = "Synthetic example"
+            body = (
+                "Every number on this page is computed from a **synthetic example**: its "
+                "patients, lesions and measurements are invented, to show how the book handles "
+                "a dataset, and are not data from any trial. Read nothing in it as evidence "
+                "about infliximab."
+            )
+        elif self.kind == UNVERIFIED:
+            title = "Declared a reconstruction"
+            body = (
+                "The data package declares these data a **reconstruction** of the trial data, "
+                "built to agree with the summaries the article prints, but records no hashes of "
+                "its files, so the book cannot check that they are still that reconstruction. "
+                "They are not the trial's raw data."
+            )
+        elif self.kind == RECONSTRUCTION:
             title = "Reconstructed data"
             body = (
                 "Every number on this page is computed from a **reconstruction** of the trial "
@@ -76,21 +101,60 @@ class Provenance:
                 "are as it set them, so the agreement is by design."
             ),
         }
+        vouched = self.kind in (RECONSTRUCTION, MODIFIED)
         return {
-            name: text
-            if self.kind != UNDECLARED and not set(self.changed) & set(BUILT_FROM[name])
-            else ""
+            name: text if vouched and not set(self.changed) & set(BUILT_FROM[name]) else ""
             for name, text in notes.items()
         }
 
     def footer(self) -> str:
         """One line for the site's footer (HTML), or "" for undeclared data."""
-        if self.kind == UNDECLARED:
+        if self.kind in (UNDECLARED, REAL):
             return ""
-        what = {RECONSTRUCTION: "a reconstructed dataset", MODIFIED: "a modified reconstruction"}
+        if self.kind == SYNTHETIC:
+            return (
+                "Every number is computed from a <strong>synthetic example</strong>, "
+                "not data from any trial."
+            )
+        what = {
+            RECONSTRUCTION: "a reconstructed dataset",
+            MODIFIED: "a modified reconstruction",
+            UNVERIFIED: "data declared a reconstruction",
+        }
         return (
             f"Every number is computed from <strong>{what[self.kind]}</strong>, "
             "not the trial's raw data."
+        )
+
+    def sentence(self) -> str:
+        """What the data are, in one plain-text sentence (the supplement's README)."""
+        if self.kind == REAL:
+            return "These are the trial's own data, as their data package declares."
+        if self.kind == RECONSTRUCTION:
+            return (
+                "These data are a reconstruction of the trial's data, built to agree with the "
+                "summaries the article prints; they are not the trial's raw data."
+            )
+        if self.kind == MODIFIED:
+            files = ", ".join(self.changed)
+            return (
+                "These data were derived from a reconstruction of the trial's data and edited "
+                f"since (changed: {files}); they are neither the trial's raw data nor the "
+                "reconstruction that agrees with the article."
+            )
+        if self.kind == UNVERIFIED:
+            return (
+                "These data are declared a reconstruction of the trial's data, with no hashes "
+                "to check their files against; they are not the trial's raw data."
+            )
+        if self.kind == SYNTHETIC:
+            return (
+                "These data are a synthetic example: invented patients, lesions and "
+                "measurements, not data from any trial."
+            )
+        return (
+            "These data declare no provenance: no data package says whether they are real, "
+            "reconstructed or synthetic, and the book does not label them."
         )
 
 
@@ -102,23 +166,57 @@ def of(data_dir: Path | str) -> Provenance:
         return Provenance(UNDECLARED)
     package = json.loads(path.read_text(encoding="utf-8"))
     declared = package.get("provenance") or {}
-    if declared.get("reconstruction") is not True:
+    if not isinstance(declared, dict):
         return Provenance(UNDECLARED)
     doi = str(declared.get("article_doi", ""))
-    changed = tuple(
-        resource.get("path", "")
-        for resource in package.get("resources", [])
-        if not _matches(data_dir, resource)
-    )
+    if declared.get("synthetic_example") is True:
+        return Provenance(SYNTHETIC, doi=doi)
+    if declared.get("real_data") is True:
+        return Provenance(REAL, doi=doi)
+    if declared.get("reconstruction") is not True:
+        return Provenance(UNDECLARED)
+    resources = [r for r in package.get("resources", []) if isinstance(r, dict)]
+    hashed = [r for r in resources if str(r.get("hash", "")).startswith("sha256:")]
+    if not hashed:
+        return Provenance(UNVERIFIED, doi=doi)
+    changed = tuple(str(r.get("path", "")) for r in hashed if not _matches(data_dir, r))
     return Provenance(MODIFIED if changed else RECONSTRUCTION, changed, doi)
 
 
+def sentence(data_dir: Path | str) -> str:
+    """What the data in `data_dir` are, in one plain sentence: real, reconstructed, an edited
+    reconstruction, synthetic or undeclared (for the supplement's README)."""
+    return of(data_dir).sentence()
+
+
+def package_sentence(data_dir: Path | str) -> str:
+    """What the data dictionary can say of the package (MyST): its title, licence and
+    provenance note when a datapackage.json gives them, or that there is none."""
+    path = Path(data_dir) / "datapackage.json"
+    if not path.is_file():
+        return (
+            "This dataset comes without a datapackage.json: its tables are read with the "
+            "book's own description of them, listed below."
+        )
+    package = json.loads(path.read_text(encoding="utf-8"))
+    title = str(package.get("title", "")).strip()
+    licences = [str(lic.get("name", "")) for lic in package.get("licenses", []) or []]
+    licences = [name for name in licences if name.strip()]
+    declared = package.get("provenance")
+    note = str(declared.get("note", "")).strip() if isinstance(declared, dict) else ""
+    text = "The dataset is a Frictionless tabular data package"
+    text += f", *{escape_myst(title)}*" if title else " without a title"
+    text += f", licensed {escape_myst(', '.join(licences))}." if licences else ", with no licence."
+    if note:
+        text += f" Its provenance note reads: “{escape_myst(note)}”"
+    return text
+
+
 def _matches(data_dir: Path, resource: dict) -> bool:
-    """The resource's file exists and has the SHA-256 the package records (none recorded:
-    the package cannot vouch for the file, so it does not match)."""
+    """The resource's file exists and has the SHA-256 the package records."""
     recorded = str(resource.get("hash", ""))
     path = data_dir / str(resource.get("path", ""))
-    if not recorded.startswith("sha256:") or not path.is_file():
+    if not path.is_file():
         return False
     return hashlib.sha256(path.read_bytes()).hexdigest() == recorded.removeprefix("sha256:")
 

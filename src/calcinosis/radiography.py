@@ -177,3 +177,66 @@ def sentences(trial: Trial) -> dict[str, str]:
             + " after treatment."
         )
     return {"rad_sd_sentence": spread, "rad_test_sentence": f"an {METHOD}"}
+
+
+def coverage_sentence(trial: Trial) -> str:
+    """Which lesions have a radiograph before and after treatment, and how many of those with a
+    final one are gone on it: the denominators the chapter's means and counts rest on."""
+    lesions = trial.lesions["lesion_id"].astype(str).tolist()
+    taken = trial.radiography.dropna(subset=["length_mm", "width_mm"], how="all")
+    have = {t: set(taken.loc[taken["timepoint"] == t, "lesion_id"].astype(str)) for t in TIMEPOINTS}
+    both = [lesion for lesion in lesions if lesion in have["baseline"] and lesion in have["final"]]
+    n = len(lesions)
+    if len(both) == n:
+        text = f"Each of the {n} lesions has a radiograph before treatment and one after it."
+    else:
+        missing = [
+            f"{lesion} has no {' and no '.join(t for t in TIMEPOINTS if lesion not in have[t])} "
+            "radiograph"
+            for lesion in lesions
+            if lesion not in both
+        ]
+        text = (
+            f"{len(both)} of the {n} lesions have a radiograph before treatment and one after "
+            f"it; {'; '.join(missing)}."
+        )
+    finals, gone = len(have["final"]), n_resolved(trial)
+    if finals and gone:
+        text += (
+            f" {gone} of the {finals} lesions with a final radiograph are no longer visible on it."
+        )
+    elif finals:
+        text += " Every lesion with a final radiograph is still visible on it."
+    return text
+
+
+def comparison_sentence(values: dict) -> str:
+    """The GEE's change per visit compounded over the visit numbers the data span, beside the
+    change of the radiographic mean, for length and width; a value that could not be computed
+    is said in words."""
+    first, last = int(values["first_visit"]), int(values["n_visits"])
+    parts = []
+    for outcome in OUTCOMES:
+        pct = values.get(f"gee_{outcome}_pct_per_visit")
+        base, final = (values.get(f"rad_{t}_{outcome}_mean") for t in TIMEPOINTS)
+        clinical = (
+            _pct(100 * ((1 + pct / 100) ** (last - first) - 1))
+            if isinstance(pct, float) and np.isfinite(pct)
+            else "not estimable"
+        )
+        radiographic = (
+            _pct(100 * (final / base - 1))
+            if isinstance(base, float) and isinstance(final, float) and base > 0
+            else "not computable"
+        )
+        parts.append(
+            f"for {outcome}, the clinical change per visit compounded from visit {first} to "
+            f"visit {last} ({last - first} steps of one visit) comes to {clinical}, and the "
+            f"radiographic mean changed by {radiographic}"
+        )
+    return f"{parts[0][0].upper()}{parts[0][1:]}; {parts[1]}."
+
+
+def _pct(value: float) -> str:
+    """'−42 %' with a true minus sign, '+3 %'."""
+    return f"{value:+.0f} %".replace("-", "−")

@@ -95,6 +95,8 @@ class Producer:
 
 
 def design(inp: Inputs) -> Iterable[Section]:
+    from calcinosis import design as trial_design
+
     trial = inp.trial
     measured = trial.measurements[["length_mm", "width_mm"]].notna().any(axis=1)
     section = Section("design")
@@ -103,8 +105,11 @@ def design(inp: Inputs) -> Iterable[Section]:
             "n_patients": len(trial.patients),
             "n_lesions": len(trial.lesions),
             "n_visits": int(trial.measurements["visit"].max()),
+            "first_visit": int(trial.measurements["visit"].min()),
             "n_observations": int(measured.sum()),
             "protocol_weeks": protocol_weeks(),
+            "article_n_patients": article_patients(),
+            "schedule_sentence": trial_design.schedule_sentence(trial),
         }
     )
     yield section
@@ -122,12 +127,27 @@ def protocol_weeks() -> int:
     return int(weeks.group(1))
 
 
+def article_patients() -> int:
+    """How many children the article's trial enrolled (the design, not the data)."""
+    from calcinosis.reconstruct import load_facts
+
+    return int(load_facts()["design"]["patients"])
+
+
 def methods(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import dose, patients, tables
+    from calcinosis import design, dose, patients, tables
 
     section = Section("methods")
-    section.add({"decline_noise_mm": patients.NOISE_MM})
+    section.add(
+        {
+            "decline_noise_mm": patients.NOISE_MM,
+            "decline_noise_range_mm": 2 * patients.NOISE_MM,
+            "decline_step_mm": patients.ONSET_STEP_MM,
+            "decline_shift_mm": patients.MIN_SHIFT_MM,
+        }
+    )
     section.add(tables.dose_rule_counts(inp.trial))
+    section.add({"over_limit_sentence": design.over_limit_sentence(inp.trial)})
     section.add(dose.band_numbers())
     section.tables["tab_dose_rule"] = Table(
         tables.tab_dose_rule(inp.trial),
@@ -137,11 +157,12 @@ def methods(inp: Inputs) -> Iterable[Section]:
 
 
 def cohort(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, tables
+    from calcinosis import design, figures, tables
 
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
+    section.add({"cohort_sites_sentence": design.sites_sentence(trial)})
     section.tables["tab_baseline_patients"] = Table(
         tables.tab_baseline_patients(trial),
         {"Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2},
@@ -259,6 +280,7 @@ def _discussion(trial: Trial) -> Section:
         {
             "interaction_note": tables.interaction_note(trial),
             "n_duration_short": short,
+            "duration_cut_years": discussion.DURATION_CUT_MONTHS / 12,
             "n_duration_long": long,
             "duration_points_sentence": discussion.points_sentence(trial),
         }
@@ -292,6 +314,7 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
             prefix=f"rad_{row.outcome}_",
         )
     section.add({"rad_n_resolved": radiography.n_resolved(trial)})
+    section.add({"rad_coverage_sentence": radiography.coverage_sentence(trial)})
     section.add(radiography.sentences(trial))
     section.tables["tab_radiography_summary"] = Table(tables.tab_radiography_summary(trial), 2)
     section.tables["tab_radiography_tests"] = Table(tables.tab_radiography_tests(trial), 2)
@@ -305,6 +328,8 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
 def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
     """The GEE's change per visit compounded over the follow-up, beside the change of the
     radiographic mean (the paper reports both without comparing them)."""
+    from calcinosis import radiography
+
     values = inp.values
     section = Section("clinical_vs_radiographic")
     for outcome in OUTCOMES:
@@ -323,6 +348,7 @@ def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
             },
             prefix=f"cvr_{outcome}_",
         )
+    section.add({"cvr_sentence": radiography.comparison_sentence(values)})
     yield section
 
 
@@ -541,6 +567,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
             "data_provenance": declared.kind,
             "data_notice": declared.notice(),
             "data_footer": declared.footer(),
+            "data_sentence": declared.sentence(),
         }
     )
     yield origin
@@ -548,14 +575,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
     built_in.add(declared.built_in())
     yield built_in
     section = Section("data_package")
-    package = tables.data_package_provenance(inp.trial.data_dir)
-    section.add(
-        {
-            "dp_title": package["title"],
-            "dp_license": package["license"],
-            "dp_note": package.get("provenance_note", ""),
-        }
-    )
+    section.add({"dp_sentence": provenance.package_sentence(inp.trial.data_dir)})
     section.tables["tab_data_dictionary"] = Table(tables.tab_data_dictionary(inp.trial))
     yield section
     files = Section("data_files")

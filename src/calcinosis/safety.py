@@ -142,9 +142,14 @@ def exposure_sentence(trial: Trial) -> str:
     """Where the count of injections comes from: the recorded doses, or an inference."""
     if doses_recorded(trial):
         return "Injections and doses are those recorded at each visit."
+    rows = trial.measurements
+    measured = int(rows[["length_mm", "width_mm"]].notna().any(axis=1).sum())
+    listed = _count(len(rows), "visit")
+    of_them = "all" if measured == len(rows) else f"{measured}"
     return (
-        "This dataset does not record which visits were injections, so each measured visit "
-        "is counted as one injection of the lesion's dose."
+        "This dataset does not record which visits were injections, so each of the "
+        f"{listed} listed for a lesion in measurements.csv ({of_them} of them with a "
+        "measurement) is counted as one injection of the lesion's dose."
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from calcinosis import dose, paths
+from calcinosis import dose
 from calcinosis.data import Trial
 from calcinosis.labels import readable
 
@@ -171,7 +171,7 @@ def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
         "width_last": "Width last (mm)",
         "width_change_pct": "Width change (%)",
         "resolved": "Resolved",
-        "decline_start_visit": "Steady decline from visit",
+        "decline_start_visit": "Decline onset (visit)",
     }
     keep = [c for c in rename if c in lesions.columns]
     out = lesions[keep].rename(columns=rename).reset_index(drop=True)
@@ -568,10 +568,13 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
     package = _data_package(trial.data_dir)
     rows = []
     for resource in package["resources"]:
+        present = _columns(trial, resource["name"])
         for field in resource["schema"]["fields"]:
             constraints = field.get("constraints", {})
             rules = []
-            if constraints.get("required"):
+            if present is not None and field["name"] not in present:
+                rules.append("not in these data")
+            elif constraints.get("required"):
                 rules.append("required")
             if "enum" in constraints:
                 rules.append("one of " + ", ".join(map(str, constraints["enum"])))
@@ -591,14 +594,13 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def data_package_provenance(data_dir: Path | str = paths.DATA_DIR) -> dict[str, object]:
-    """The data package's title, licence and provenance block, for the appendix's prose."""
-    package = _data_package(data_dir)
-    return {
-        "title": package.get("title", ""),
-        "license": ", ".join(lic.get("name", "") for lic in package.get("licenses", [])),
-        **{f"provenance_{k}": v for k, v in package.get("provenance", {}).items()},
-    }
+def _columns(trial: Trial, table: str) -> set[str] | None:
+    """The columns `table` has in these data (None when this view cannot read it)."""
+    from calcinosis import schema
+
+    if table not in schema.TABLES or not trial.holds(table):
+        return None
+    return set(getattr(trial, table).columns)
 
 
 def _data_package(data_dir: Path | str) -> dict:
