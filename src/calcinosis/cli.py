@@ -73,6 +73,8 @@ def validate(data_dir: Path) -> None:
         click.echo(f"error: could not read the dataset in {data_dir}: {err}", err=True)
         raise SystemExit(2) from None
     click.echo(trial.summary())
+    for note in trial.notes:  # what was accepted after a change: "Yes → yes"
+        click.echo(note)
 
 
 # --- build pipeline: build, compare, chapter ------------------------------------------------

@@ -1,0 +1,298 @@
+"""Bounds on what the data may hold, each refused by `validate` (and so by `build`) in one line
+naming file, line and column: vocabularies as people write them, control characters, symbolic
+links, implausible numbers, malformed optional files, IDs that differ only in case. The hostile
+files are generated here, small, from the tiny dataset."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from calcinosis import data, schema
+from calcinosis.cli import main
+from conftest import write_csv
+
+
+def _validate(data_dir: Path) -> tuple[int, str]:
+    """Exit status and everything `calcinosis validate` printed."""
+    result = CliRunner().invoke(main, ["validate", str(data_dir)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def _set_cell(data_dir: Path, table: str, line: int, column: str, value: str) -> None:
+    """Write `value` into one cell (line 1 is the header) through the csv module, so quotes
+    and line breaks in it stay one cell."""
+    import csv
+
+    path = data_dir / f"{table}.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[line - 1][rows[0].index(column)] = value
+    write_csv(path, rows)
+
+
+def _one_problem_line(output: str, start: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith(start)]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+# --- 1. vocabularies as people write them --------------------------------------------------
+
+
+def test_vocabularies_are_normalised_and_said_once_per_column(tiny_dataset: Path) -> None:
+    write_csv(
+        tiny_dataset / "adverse_events.csv",
+        [
+            ["patient_id", "visit", "event", "severity", "related_to_treatment"],
+            ["P1", 1, "pain", "Mild", "Yes"],
+            ["P1", 2, "pain", " mild ", " yes "],
+            ["P2", 2, "rash", "MODERATE", "YES"],
+            ["P2", 3, "rash", "mild", "no"],
+            ["P2", 3, "fever", "mild", "yes"],
+        ],
+    )
+    _set_cell(tiny_dataset, "patients", 2, "sex", "f")
+    _set_cell(tiny_dataset, "radiography", 2, "timepoint", "Baseline")
+    status, output = _validate(tiny_dataset)
+    assert status == 0, output
+    assert (
+        "adverse_events.csv: related_to_treatment: 2 values normalised (YES → yes, Yes → yes)"
+        in output
+    )
+    assert (
+        "adverse_events.csv: severity: 2 values normalised (MODERATE → moderate, Mild → mild)"
+        in output
+    )
+    assert "patients.csv: sex: 1 value normalised (f → F)" in output
+    assert "radiography.csv: timepoint: 1 value normalised (Baseline → baseline)" in output
+    trial = data.load_trial(tiny_dataset)  # what the build reads
+    assert set(trial.adverse_events["related_to_treatment"]) == {"yes", "no"}
+    assert set(trial.adverse_events["severity"]) == {"mild", "moderate"}
+    assert trial.patients["sex"].tolist() == ["F", "M"]
+    assert set(trial.radiography["timepoint"]) == {"baseline", "final"}
+
+    _set_cell(tiny_dataset, "adverse_events", 3, "related_to_treatment", "Maybe")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "adverse_events.csv:3: related_to_treatment:")
+    assert "'Maybe' is not one of yes, no, unknown" in line
+
+
+# --- 2. control characters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x0c", "\x08", "\x00", "\x7f", "\x9b"])
+def test_control_characters_are_refused_and_shown_escaped(tiny_dataset: Path, char: str) -> None:
+    _set_cell(tiny_dataset, "lesions", 3, "site", f"knee{char}[31m")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "lesions.csv:3: site:")
+    assert f"\\x{ord(char):02x}" in line and "control character" in line
+    assert char not in output  # nothing raw reaches the terminal
+
+
+def test_tab_and_line_breaks_in_a_text_cell_are_allowed(tiny_dataset: Path) -> None:
+    _set_cell(tiny_dataset, "lesions", 3, "site", "knee,\tleft\nlateral")
+    assert data.validate(tiny_dataset) == []
+
+
+def test_a_control_character_in_an_optional_file_is_refused(tiny_dataset: Path) -> None:
+    package = schema.datapackage({"note": "made \x1b[2J here"})
+    (tiny_dataset / "datapackage.json").write_text(json.dumps(package), encoding="utf-8")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "datapackage.json: provenance.note:")
+    assert "\\x1b" in line and "\x1b" not in output
+
+
+# --- 3. symbolic links ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lesions.csv", "published.yml", "datapackage.json"])
+def test_a_data_file_that_is_a_symlink_is_refused(
+    tiny_dataset: Path, tmp_path: Path, name: str
+) -> None:
+    outside = tmp_path / "elsewhere" / name
+    outside.parent.mkdir()
+    if name == "lesions.csv":
+        outside.write_bytes((tiny_dataset / name).read_bytes())
+    elif name == "published.yml":
+        outside.write_text("claims: []\n", encoding="utf-8")
+    else:
+        outside.write_text(json.dumps(schema.datapackage({})), encoding="utf-8")
+    (tiny_dataset / name).unlink(missing_ok=True)
+    (tiny_dataset / name).symlink_to(outside)
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, f"{name}:")
+    assert "symbolic link" in line
+    assert "1 problem(s)" in output  # the link is not followed, so nothing else is said of it
+
+
+# --- 4. plausible ranges -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "bound"),
+    [
+        ("lesions", "baseline_area_cm2", "1e100", schema.MAX_AREA_CM2),
+        ("lesions", "dose_mg", "1e308", schema.MAX_DOSE_MG),
+        ("measurements", "dose_mg", "1e308", schema.MAX_DOSE_MG),
+        ("measurements", "length_mm", "1e20", schema.MAX_SIZE_MM),
+        ("measurements", "visit", "100000000", schema.MAX_VISIT),
+        ("patients", "age_years", "1e9", 120),
+        ("patients", "disease_duration_months", "1e9", 1200),
+        ("radiography", "width_mm", "9e99", schema.MAX_SIZE_MM),
+    ],
+)
+def test_implausible_numbers_are_refused_fast(
+    tiny_dataset: Path, table: str, column: str, value: str, bound: float
+) -> None:
+    _set_cell(tiny_dataset, table, 2, column, value)
+    start = time.perf_counter()
+    status, output = _validate(tiny_dataset)
+    assert time.perf_counter() - start < 30
+    assert status == 2
+    line = _one_problem_line(output, f"{table}.csv:2: {column}:")
+    assert f"plausible maximum {bound:g}" in line
+
+
+def test_every_numeric_column_has_a_plausible_range() -> None:
+    for spec in schema.TABLE_SPECS:
+        for f in spec.fields:
+            if f.type in ("number", "integer"):
+                assert f.maximum is not None, f"{spec.name}.{f.name}"
+                assert f.minimum is not None or f.exclusive_minimum is not None
+    # ... and the data dictionary the schema produces states them
+    lesions = schema.datapackage({})["resources"][schema.TABLES.index("lesions")]
+    area = next(f for f in lesions["schema"]["fields"] if f["name"] == "baseline_area_cm2")
+    assert area["constraints"]["maximum"] == schema.MAX_AREA_CM2
+
+
+def test_a_declared_maximum_cannot_lift_the_bound_without_limit(tiny_dataset: Path) -> None:
+    package = schema.datapackage({})
+    for resource in package["resources"]:
+        for field in resource["schema"]["fields"]:
+            if field["name"] == "baseline_area_cm2":
+                field["constraints"]["maximum"] = 1e100
+    (tiny_dataset / "datapackage.json").write_text(json.dumps(package), encoding="utf-8")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "datapackage.json: resources[2].schema.fields[4]")
+    assert "more than 100 times the book's plausible maximum 2500" in line
+
+
+# --- 6. optional files checked against what the build reads ---------------------------------
+
+_CLAIM = "- {name: n_patients, value: 2, decimals: 0, relation: '='}\n"
+
+
+def _package(change) -> str:
+    package = schema.datapackage({"note": "x"})
+    change(package)
+    return json.dumps(package)
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "expected"),
+    [
+        (
+            "published.yml",
+            "claims:\n- {name: a, value: 1}\n",
+            "published.yml:2: claims[1]: needs a decimals",
+        ),
+        (
+            "published.yml",
+            "claims:\n" + _CLAIM + "- {name: b, value: 1, decimals: two}\n",
+            "published.yml:3: claims[2]: decimals must be a whole number from 0 to 10, not 'two'",
+        ),
+        (
+            "published.yml",
+            "claims:\n- {name: b, value: 1, decimals: 100000000}\n",
+            "published.yml:2: claims[1]: decimals 100000000 is not a whole number from 0 to 10",
+        ),
+        (
+            "published.yml",
+            "claims:\n- {name: [a], value: 1, decimals: 0}\n",
+            "published.yml:2: claims[1]: name must be text, not ['a']",
+        ),
+        (
+            "published.yml",
+            "claims:\n- {name: a, value: .inf, decimals: 0}\n",
+            "published.yml:2: claims[1]: value inf is not a finite number",
+        ),
+        (
+            "published.yml",
+            "claims:\n- {name: a, value: 1, decimals: 0, relation: '>'}\n",
+            "published.yml:2: claims[1]: relation must be one of =, <, not '>'",
+        ),
+        ("published.yml", "claims: 3\n", "published.yml: claims: must be a list of claims"),
+        ("published.yml", "[1, 2]\n", "published.yml:1: must be a mapping with a 'claims' list"),
+        ("datapackage.json", "[]", "datapackage.json: must be a JSON object, not a list"),
+        (
+            "datapackage.json",
+            _package(lambda p: p.update(resources="x")),
+            "datapackage.json: resources: must be a list, not text",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p.update(provenance=[1])),
+            "datapackage.json: provenance: must be an object, not a list",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p.update(licenses="CC0")),
+            "datapackage.json: licenses: must be a list, not text",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p.update(licenses=[3])),
+            "datapackage.json: licenses[1]: must be an object with a text name",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p["resources"][0].pop("schema")),
+            "datapackage.json: resources[1].schema: is missing",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p.pop("resources")),
+            "datapackage.json: resources: is missing",
+        ),
+        (
+            "datapackage.json",
+            _package(lambda p: p["resources"][1]["schema"].update(fields={})),
+            "datapackage.json: resources[2].schema.fields: must be a list, not an object",
+        ),
+        (
+            "datapackage.json",
+            '{"resources": [], "title": NaN}',
+            "datapackage.json: not readable JSON: NaN is not JSON",
+        ),
+    ],
+)
+def test_optional_files_are_checked_as_the_build_reads_them(
+    tiny_dataset: Path, file: str, text: str, expected: str
+) -> None:
+    (tiny_dataset / file).write_text(text, encoding="utf-8")
+    start = time.perf_counter()
+    status, output = _validate(tiny_dataset)
+    assert time.perf_counter() - start < 30
+    assert status == 2
+    assert expected in output, output
+    assert "Traceback" not in output
+
+
+def test_an_all_empty_size_column_is_refused(tiny_dataset: Path) -> None:
+    for line in range(2, 11):
+        _set_cell(tiny_dataset, "measurements", line, "width_mm", "")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "measurements.csv: width_mm:")
+    assert "no value in any row" in line
