@@ -296,3 +296,49 @@ def test_an_all_empty_size_column_is_refused(tiny_dataset: Path) -> None:
     assert status == 2
     line = _one_problem_line(output, "measurements.csv: width_mm:")
     assert "no value in any row" in line
+
+
+# --- 8. IDs that differ only in case -------------------------------------------------------
+
+
+def test_ids_differing_only_in_case_are_refused(tiny_dataset: Path) -> None:
+    _set_cell(tiny_dataset, "patients", 3, "patient_id", "p1")
+    _set_cell(tiny_dataset, "lesions", 4, "patient_id", "p1")
+    _set_cell(tiny_dataset, "lesions", 3, "lesion_id", "p1-l1")
+    for line in (5, 6, 7):
+        _set_cell(tiny_dataset, "measurements", line, "lesion_id", "p1-l1")
+    _set_cell(tiny_dataset, "radiography", 4, "lesion_id", "p1-l1")
+    _set_cell(tiny_dataset, "radiography", 5, "lesion_id", "p1-l1")
+    status, output = _validate(tiny_dataset)
+    assert status == 2
+    line = _one_problem_line(output, "patients.csv:3: patient_id:")
+    assert "'p1' differs from 'P1' (line 2) only in case" in line
+    line = _one_problem_line(output, "lesions.csv:3: lesion_id:")
+    assert "'p1-l1' differs from 'P1-L1' (line 2) only in case" in line
+    assert "2 problem(s)" in output
+
+
+# --- 7. results.json is strict JSON ---------------------------------------------------------
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} in results.json")
+
+
+def test_results_json_is_strict_json_with_the_reason_beside_a_null(tmp_path: Path) -> None:
+    from calcinosis.book import results_folder
+    from calcinosis.params import Parameters
+    from calcinosis.sections import Section
+
+    values = {"total": float("inf"), "alpha": float("nan"), "n": 3, "ci": [1.5, float("-inf")]}
+    results_folder.write([Section("exposure", values=values)], Parameters(), tmp_path)
+    text = (tmp_path / "results.json").read_text(encoding="utf-8")
+    written = json.loads(text, parse_constant=_refuse)
+    assert written["total"] is None and written["alpha"] is None
+    assert written["ci"] == [1.5, None] and written["n"] == 3
+    assert written["total_null_reason"] == "not a finite number: the computation gave inf"
+    assert written["alpha_null_reason"] == "not a finite number: the computation gave nan"
+    assert written["ci_null_reason"] == "not a finite number: the computation gave -inf"
+    assert "n_null_reason" not in written
+    for name in ("sections.json", "parameters.json"):
+        json.loads((tmp_path / name).read_text(encoding="utf-8"), parse_constant=_refuse)

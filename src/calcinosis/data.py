@@ -541,6 +541,8 @@ def _cross_table_problems(frames: dict[str, pd.DataFrame | None]) -> list[Proble
     problems += _unknown_keys(frames, "adverse_events", "patient_id", "patients")
     problems += _unknown_keys(frames, "measurements", "lesion_id", "lesions")
     problems += _unknown_keys(frames, "radiography", "lesion_id", "lesions")
+    problems += _ids_differing_in_case(frames["patients"], "patients", "patient_id")
+    problems += _ids_differing_in_case(frames["lesions"], "lesions", "lesion_id")
     problems += _visits_out_of_order(frames["measurements"])
     problems += _lesions_without_measurements(frames["lesions"], frames["measurements"])
     problems += _patients_without_lesions(frames["patients"], frames["lesions"])
@@ -559,6 +561,28 @@ def _unknown_keys(frames: dict, child: str, column: str, parent: str) -> list[Pr
         Problem(schema.table(child).path, int(line), column, f"{value!r} is not in {parent_file}")
         for line, value in bad[column].items()
     ]
+
+
+def _ids_differing_in_case(frame: pd.DataFrame | None, table: str, column: str) -> list[Problem]:
+    """IDs name pages and files (`patient-P1.html`): two that differ only in case (`P1`,
+    `p1`) are one file on macOS and Windows, so the second is refused."""
+    if not _has(frame, column):
+        return []
+    first: dict[str, tuple[int, str]] = {}
+    problems = []
+    for line, value in frame[column].dropna().items():
+        seen = first.setdefault(value.casefold(), (int(line), value))
+        if seen[1] != value:
+            problems.append(
+                Problem(
+                    schema.table(table).path,
+                    int(line),
+                    column,
+                    f"{value!r} differs from {seen[1]!r} (line {seen[0]}) only in case; IDs "
+                    "name files, and those two would be one file on macOS and Windows",
+                )
+            )
+    return problems
 
 
 def _visits_out_of_order(measurements: pd.DataFrame | None) -> list[Problem]:
