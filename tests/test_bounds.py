@@ -342,3 +342,36 @@ def test_results_json_is_strict_json_with_the_reason_beside_a_null(tmp_path: Pat
     assert "n_null_reason" not in written
     for name in ("sections.json", "parameters.json"):
         json.loads((tmp_path / name).read_text(encoding="utf-8"), parse_constant=_refuse)
+
+
+# --- 9. the data-files table's "Data rows"; full-disk messages -----------------------------
+
+
+def test_data_rows_count_csv_records(tiny_dataset: Path) -> None:
+    from calcinosis import tables
+
+    _set_cell(tiny_dataset, "lesions", 2, "site", "elbow,\nleft\nlateral")  # one record, 3 lines
+    radiography = tiny_dataset / "radiography.csv"
+    radiography.write_bytes(radiography.read_bytes().replace(b"\n", b"\r"))  # CR-only lines
+    trial = data.load_trial(tiny_dataset)
+    table = tables.tab_data_files(trial).set_index("File")["Data rows"]
+    assert table["lesions.csv"] == 3
+    assert table["radiography.csv"] == 6
+    assert table["measurements.csv"] == 9
+    assert table["adverse_events.csv"] == 0
+
+
+def test_a_full_disk_is_one_line_naming_the_file() -> None:
+    import errno
+    import shutil
+
+    from calcinosis.errors import could_not_write
+
+    full = "[Errno 28] No space left on device"
+    copying = shutil.Error([("a/x.csv", "out/x.csv", full), ("a/y.csv", "out/y.csv", full)])
+    message = str(could_not_write(copying))
+    assert message == "could not write out/x.csv: No space left on device (and 1 other file)"
+    plain = OSError(errno.ENOSPC, "No space left on device", "out/results.json")
+    assert (
+        str(could_not_write(plain)) == "could not write out/results.json: No space left on device"
+    )

@@ -211,7 +211,7 @@ def supplement(
     and an index), without building the book."""
     from calcinosis.book import supplement as making
     from calcinosis.book.plan import parse_parameters
-    from calcinosis.errors import BuildError
+    from calcinosis.errors import BuildError, could_not_write
 
     try:
         making.make_alone(
@@ -219,6 +219,8 @@ def supplement(
         )
     except BuildError as err:
         _fail(err)
+    except OSError as err:  # a full disk or read-only folder: one line naming the file
+        _fail(could_not_write(err))
 
 
 @main.command()

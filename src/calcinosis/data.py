@@ -367,6 +367,22 @@ def _normalise_vocabularies(frame: pd.DataFrame, name: str) -> tuple[pd.DataFram
     return frame, notes
 
 
+def data_rows(path: Path) -> int | None:
+    """The CSV file's records after the header, counted as validation reads them: a line break
+    inside a quoted cell is part of one record, blank lines are none, and a file whose lines
+    end in CR alone counts like any other. None when the file cannot be read as CSV."""
+    text, problem = _decode(path, path.name)
+    if problem is not None:
+        return None
+    try:
+        records = sum(
+            1 for record in csv.reader(io.StringIO(text, newline="")) if any(map(str.strip, record))
+        )
+    except csv.Error:
+        return None
+    return max(records - 1, 0)
+
+
 def _decode(path: Path, file: str) -> tuple[str, Problem | None]:
     """File text as UTF-8 (a byte-order mark is allowed); point at the line that is not."""
     raw = path.read_bytes()

@@ -35,7 +35,7 @@ from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
-from calcinosis.errors import BuildError, UsageError
+from calcinosis.errors import BuildError, UsageError, could_not_write
 from calcinosis.params import Parameters
 
 
@@ -204,8 +204,7 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
         where = the_plan.out_dir if the_plan else "the output folder"
         raise Interrupted(f"stopped: {where} is as it was before this build") from None
     except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        raise BuildError(f"could not write{where}: {err.strerror or err}") from None
+        raise could_not_write(err) from None
 
 
 @contextlib.contextmanager
