@@ -375,3 +375,113 @@ def test_a_full_disk_is_one_line_naming_the_file() -> None:
     assert (
         str(could_not_write(plain)) == "could not write out/results.json: No space left on device"
     )
+
+
+# --- 5. size limits before the build starts; memory per worker ------------------------------
+
+
+def _big_trial(data_dir: Path, patients: int, lesions: int, visits: int) -> Path:
+    """A valid trial of patients x lesions x weekly visits, written directly (fast)."""
+    data_dir.mkdir(parents=True)
+    ids = [(f"P{p}", f"P{p}-L{k}") for p in range(patients) for k in range(lesions)]
+    write_csv(
+        data_dir / "patients.csv",
+        [["patient_id", "sex", "age_years", "disease_duration_months"]]
+        + [[f"P{p}", "F", 10, 40] for p in range(patients)],
+    )
+    write_csv(
+        data_dir / "lesions.csv",
+        [["lesion_id", "patient_id", "site", "baseline_area_cm2", "dose_mg"]]
+        + [[lesion, patient, "knee", 2, 10] for patient, lesion in ids],
+    )
+    with (data_dir / "measurements.csv").open("w", encoding="utf-8") as handle:
+        handle.write("lesion_id,visit,length_mm,width_mm,dose_mg\n")
+        for _, lesion in ids:
+            handle.writelines(
+                f"{lesion},{v},{20 - v % 7},{12 + v % 5},10\n" for v in range(1, visits + 1)
+            )
+    write_csv(
+        data_dir / "radiography.csv",
+        [["lesion_id", "timepoint", "length_mm", "width_mm"]]
+        + [[lesion, t, 20, 12] for _, lesion in ids for t in ("baseline", "final")],
+    )
+    write_csv(
+        data_dir / "adverse_events.csv",
+        [["patient_id", "visit", "event", "severity", "related_to_treatment"]],
+    )
+    return data_dir
+
+
+def test_a_trial_above_the_size_limits_is_refused_before_the_build(tmp_path: Path) -> None:
+    big = _big_trial(tmp_path / "big", 20, 10, 500)  # 200 lesions x 500 visits: 100 000 rows
+    out = tmp_path / "out"
+    start = time.process_time()  # CPU seconds: a loaded test machine stretches wall time
+    result = CliRunner().invoke(main, ["build", "--data", str(big), "--out", str(out)])
+    assert time.process_time() - start < 30
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "measurements.csv: 100000 rows, above the limit of 20000" in lines[0]
+    assert "measurements.csv: 500 visits of one lesion, above the limit of 104" in lines[0]
+    assert "GB of memory); pass --large to go on" in lines[0]
+    assert not out.exists()
+    status, output = _validate(big)  # valid data: validate says what build will need
+    assert status == 0 and "note: measurements.csv: 100000 rows" in output
+
+
+def test_large_goes_on_with_a_memory_estimate(tmp_path: Path) -> None:
+    from calcinosis import limits
+
+    trial = data.load_trial(_big_trial(tmp_path / "big", 3, 2, 200))  # 200 visits a lesion
+    note = limits.check(trial, large=True)
+    assert note.startswith("large trial (measurements.csv: 200 visits of one lesion, above")
+    assert "the analysis needs about" in note and "its worker may use at most" in note
+    with pytest.raises(limits.TooLarge):
+        limits.check(trial, large=False)
+    assert limits.check(data.load_trial(tmp_path / "big"), large=True) == note
+
+
+def test_a_runaway_analysis_ends_as_a_memory_error_naming_the_trial(tiny_dataset: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys\n"
+        "from calcinosis import data, limits\n"
+        "trial = data.load_trial(sys.argv[1])\n"
+        "ceiling = limits.cap_memory(trial)\n"
+        "try:\n"
+        "    np.ones(6 * 2**30 // 8)\n"
+        "except MemoryError:\n"
+        "    print(limits.out_of_memory(trial, ceiling))\n"
+    )
+    env = {**os.environ, "CALCINOSIS_WORKER_MEMORY_GB": "4"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_dataset)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "the analysis needed more than the worker's 4.0 GB of memory (measurements.csv: "
+        "9 measurement rows, 3 lesions, up to 3 visits per lesion): the trial is too big "
+        "for this machine"
+    )
+
+
+def test_the_results_stage_reports_a_worker_out_of_memory_in_one_line() -> None:
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    from calcinosis import limits
+    from calcinosis.book.results_stage import ResultsFailed, _result
+
+    for error, expected in (
+        (limits.OutOfMemory("the analysis needed more"), "results stage failed: the analysis"),
+        (BrokenProcessPool("x"), "results stage failed: its worker was ended from outside"),
+    ):
+        future: cf.Future = cf.Future()
+        future.set_exception(error)
+        with pytest.raises(ResultsFailed) as raised:
+            _result(future)
+        assert str(raised.value).startswith(expected)
+        assert "\n" not in str(raised.value)
