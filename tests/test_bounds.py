@@ -175,6 +175,16 @@ def test_every_numeric_column_has_a_plausible_range() -> None:
     assert area["constraints"]["maximum"] == schema.MAX_AREA_CM2
 
 
+def test_the_data_dictionary_states_each_range(tiny_dataset: Path) -> None:
+    from calcinosis import tables
+
+    dictionary = tables.tab_data_dictionary(data.load_trial(tiny_dataset))
+    rules = dictionary.set_index(["Table", "Field"])["Rules"]
+    assert rules["lesions", "baseline_area_cm2"] == "required; > 0; ≤ 2500"
+    assert rules["lesions", "dose_mg"] == "required; > 0; ≤ 1000"
+    assert rules["measurements", "visit"] == "required; ≥ 1; ≤ 520"
+
+
 def test_a_declared_maximum_cannot_lift_the_bound_without_limit(tiny_dataset: Path) -> None:
     package = schema.datapackage({})
     for resource in package["resources"]:

@@ -575,7 +575,7 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
                 rules.append("required")
             if "enum" in constraints:
                 rules.append("one of " + ", ".join(map(str, constraints["enum"])))
-            for key, word in (("minimum", "≥"), ("maximum", "≤")):
+            for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤")):
                 if key in constraints:
                     rules.append(f"{word} {constraints[key]}")
             rows.append(
