@@ -431,9 +431,12 @@ def test_a_trial_above_the_size_limits_is_refused_before_the_build(tmp_path: Pat
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert "measurements.csv: 100000 rows, above the limit of 20000" in lines[0]
+    assert "measurements.csv: 100000 rows, above the limit of 30000" in lines[0]
     assert "measurements.csv: 500 visits of one lesion, above the limit of 104" in lines[0]
-    assert "GB of memory); pass --large to go on" in lines[0]
+    assert "GB of memory); `calcinosis build --large` goes on" in lines[0]
+    assert not out.exists()
+    supplement = CliRunner().invoke(main, ["supplement", "--data", str(big), "--out", str(out)])
+    assert supplement.exit_code == 2 and supplement.output == result.output
     assert not out.exists()
     status, output = _validate(big)  # valid data: validate says what build will need
     assert status == 0 and "note: measurements.csv: 100000 rows" in output
