@@ -28,11 +28,12 @@ GB = 1024**3
 # The estimate: what a worker holds before any analysis (Python, numpy, pandas, statsmodels,
 # matplotlib), per measurement row, and per pair of visits within one patient (the largest
 # cluster the book fits). Calibrated on the bundled trial and larger generated ones (README).
-BASE_BYTES = 1.0 * GB
+BASE_BYTES = 0.5 * GB
 BYTES_PER_ROW = 60_000
 BYTES_PER_PAIR = 40
-# The worker's address-space ceiling is the estimate times this (an estimate, not a bound),
-# and never below the floor, which the bundled trial's worker stays well under.
+# The worker's address-space ceiling: what it has mapped when it starts (libraries, thread
+# stacks: more on a machine with many cores) plus twice the analysis's estimate, and never less
+# than the floor above that, which the bundled trial stays far below.
 HEADROOM = 2.0
 FLOOR_BYTES = 4 * GB
 MEMORY_VARIABLE = "CALCINOSIS_WORKER_MEMORY_GB"
@@ -82,15 +83,15 @@ class Size:
         """Bytes the results stage's worker is expected to reach (a rough model, see above)."""
         return BASE_BYTES + BYTES_PER_ROW * self.rows + BYTES_PER_PAIR * self.pairs
 
-    def memory_ceiling(self) -> int:
-        """The worker's address-space limit: room above the estimate, within the machine;
-        `CALCINOSIS_WORKER_MEMORY_GB` sets it instead (a machine whose libraries reserve
-        more address space, or a test)."""
+    def memory_ceiling(self, mapped: int = 0) -> int:
+        """The worker's address-space limit, given the bytes it has `mapped` already: room
+        above the estimate, within the machine. `CALCINOSIS_WORKER_MEMORY_GB` sets it instead
+        (a test; a machine whose libraries reserve more address space)."""
         chosen = os.environ.get(MEMORY_VARIABLE, "").strip()
         if chosen:
             return int(float(chosen) * GB)
-        wanted = max(FLOOR_BYTES, HEADROOM * self.memory_estimate())
-        return int(min(wanted, max(FLOOR_BYTES, _physical_memory())))
+        room = max(FLOOR_BYTES, HEADROOM * (self.memory_estimate() - BASE_BYTES))
+        return int(mapped + min(room, max(FLOOR_BYTES, _physical_memory())))
 
     def describe(self) -> str:
         return (
@@ -122,8 +123,7 @@ def check(trial: Trial, large: bool) -> str:
         )
     return (
         f"large trial ({'; '.join(excess)}): the analysis needs about "
-        f"{size.memory_estimate() / GB:.1f} GB of memory; its worker may use at most "
-        f"{size.memory_ceiling() / GB:.1f} GB"
+        f"{size.memory_estimate() / GB:.1f} GB of memory"
     )
 
 
@@ -132,7 +132,9 @@ def cap_memory(trial: Trial) -> int:
     that needs more raises MemoryError instead of exhausting the machine; its children (the
     figure workers) inherit the limit. Returns the ceiling in bytes (0 where the platform has
     no such limit)."""
-    ceiling = Size.of(trial).memory_ceiling()
+    import psutil
+
+    ceiling = Size.of(trial).memory_ceiling(psutil.Process().memory_info().vms)
     try:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
