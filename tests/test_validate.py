@@ -171,7 +171,7 @@ CASES = [
     (
         "claim without a number",
         lambda d: (d / "published.yml").write_text("claims:\n- {name: x, value: many}\n"),
-        ["published.yml: claims:", "value is not a number"],
+        ["published.yml:2: claims[1]:", "value must be a number"],
     ),
     (
         "unreadable data package",

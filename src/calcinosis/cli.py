@@ -56,7 +56,7 @@ def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
 @click.argument("data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR, required=False)
 def validate(data_dir: Path) -> None:
     """Check the dataset in DATA_DIR (default: the bundled data) and list every problem."""
-    from calcinosis import data
+    from calcinosis import data, limits
 
     try:
         trial = data.load_trial(data_dir)
@@ -73,6 +73,12 @@ def validate(data_dir: Path) -> None:
         click.echo(f"error: could not read the dataset in {data_dir}: {err}", err=True)
         raise SystemExit(2) from None
     click.echo(trial.summary())
+    for note in trial.notes:  # what was accepted after a change: "Yes → yes"
+        click.echo(note)
+    try:
+        limits.check(trial, large=False)
+    except limits.TooLarge as err:  # valid data, but `build` needs --large
+        click.echo(f"note: {err}")
 
 
 # --- build pipeline: build, compare, chapter ------------------------------------------------
@@ -152,6 +158,12 @@ def _fail(err: Exception) -> None:
 )
 @CACHE_OPTION
 @click.option(
+    "--large",
+    is_flag=True,
+    help="Build a trial above the size limits (rows, lesions, visits per lesion), "
+    "after printing the memory it needs.",
+)
+@click.option(
     "--compare-to",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     default=None,
@@ -166,6 +178,7 @@ def build(
     pdf: bool,
     cache_dir: Path | None,
     compare_to: Path | None,
+    large: bool,
 ) -> None:
     """Validate the data, compute the results, execute the pages that changed, build the book
     and its supplement."""
@@ -182,6 +195,7 @@ def build(
             pdf,
             cache_dir=cache_dir,
             compare_to=compare_to,
+            large=large,
             echo=click.echo,
         )
     except BuildError as err:
@@ -209,7 +223,7 @@ def supplement(
     and an index), without building the book."""
     from calcinosis.book import supplement as making
     from calcinosis.book.plan import parse_parameters
-    from calcinosis.errors import BuildError
+    from calcinosis.errors import BuildError, could_not_write
 
     try:
         making.make_alone(
@@ -217,6 +231,8 @@ def supplement(
         )
     except BuildError as err:
         _fail(err)
+    except OSError as err:  # a full disk or read-only folder: one line naming the file
+        _fail(could_not_write(err))
 
 
 @main.command()

@@ -111,7 +111,25 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.row is None else f"{self.file}:{self.row}"
         column = f" {self.column}:" if self.column else ""
-        return f"{where}:{column} {self.message}"
+        return escape_controls(f"{where}:{column} {self.message}")
+
+
+# C0 and C1 control characters and DEL. A cell may hold tab and line breaks (CSV quotes them);
+# anything else is refused, and no message ever prints one raw (a terminal would obey it).
+_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text` that no cell may hold, or None."""
+    found = _CONTROL_IN_CELL.search(text)
+    return None if found is None else found.group()
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (ESC as \\x1b): one line that
+    a terminal shows and does not obey."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class DataValidationError(Exception):
@@ -139,6 +157,7 @@ class Trial:
     radiography: pd.DataFrame
     adverse_events: pd.DataFrame
     loaded: Trial | None = dataclasses.field(default=None, repr=False)  # a view's whole trial
+    notes: tuple[str, ...] = ()  # what loading changed, for a person: "3 values normalised"
 
     def only(self, tables: tuple[str, ...] | frozenset[str]) -> Trial:
         """A view holding only `tables` (names of `schema.TABLES`); reading any other table
@@ -210,7 +229,7 @@ def validate(data_dir: Path | str) -> list[Problem]:
 def load_trial(data_dir: Path | str) -> Trial:
     """Validate the dataset at `data_dir` and return it typed; raise DataValidationError."""
     data_dir = Path(data_dir)
-    frames, problems = _read_all(data_dir)
+    frames, problems, notes = _read_all(data_dir)
     if problems:
         raise DataValidationError(problems)
     typed = {name: _typed(frames[name], name) for name in schema.TABLES}
@@ -224,54 +243,15 @@ def load_trial(data_dir: Path | str) -> Trial:
     patient_of = typed["lesions"].set_index("lesion_id")["patient_id"]
     measurements["patient_id"] = measurements["lesion_id"].map(patient_of)
     typed["measurements"] = measurements
-    return Trial(data_dir=data_dir, **typed)
+    return Trial(data_dir=data_dir, notes=tuple(notes), **typed)
 
 
-def _optional_file_problems(data_dir: Path) -> list[Problem]:
-    """published.yml and datapackage.json are optional; present, they must be readable: the
-    claims a list of {name, value, decimals, relation}, the descriptor JSON."""
-    import json
+def _optional_file_problems(data_dir: Path, skip: set[str]) -> list[Problem]:
+    """published.yml and datapackage.json are optional; present, they must hold what the
+    build reads from them (`calcinosis.optional_files`)."""
+    from calcinosis import optional_files
 
-    import yaml
-
-    problems = []
-    claims_path = data_dir / EXTRA_FILES["published"]
-    if claims_path.is_file():
-        try:
-            claims = (yaml.safe_load(claims_path.read_text(encoding="utf-8")) or {}).get("claims")
-        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as err:
-            mark = getattr(err, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            what = getattr(err, "problem", None) or str(err).splitlines()[0]
-            problems.append(Problem(claims_path.name, line, None, f"not readable YAML: {what}"))
-            claims = []
-        for i, claim in enumerate(claims or []):
-            if not isinstance(claim, dict) or not {"name", "value"} <= set(claim):
-                problems.append(
-                    Problem(
-                        claims_path.name,
-                        None,
-                        "claims",
-                        f"claim {i + 1} needs at least a name and a value",
-                    )
-                )
-            elif not isinstance(claim["value"], int | float) or isinstance(claim["value"], bool):
-                problems.append(
-                    Problem(
-                        claims_path.name,
-                        None,
-                        "claims",
-                        f"claim {claim['name']!r}: value is not a number",
-                    )
-                )
-    package_path = data_dir / EXTRA_FILES["datapackage"]
-    if package_path.is_file():
-        try:
-            json.loads(package_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
-            line = getattr(err, "lineno", None)
-            problems.append(Problem(package_path.name, line, None, f"not readable JSON: {err}"))
-    return problems
+    return optional_files.problems(data_dir, skip)
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,24 +259,58 @@ def _optional_file_problems(data_dir: Path) -> list[Problem]:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_all(data_dir: Path) -> tuple[dict[str, pd.DataFrame | None], list[Problem]]:
-    """Read and check every table, then the links between them."""
+def _read_all(
+    data_dir: Path,
+) -> tuple[dict[str, pd.DataFrame | None], list[Problem], list[str]]:
+    """Read and check every table, then the links between them; with the problems, the notes
+    on what reading changed (vocabulary normalised)."""
     if not data_dir.is_dir():
         what = "does not exist" if not data_dir.exists() else "is not a directory"
-        return {}, [Problem(str(data_dir), None, None, f"data directory {what}")]
+        return {}, [Problem(str(data_dir), None, None, f"data directory {what}")], []
     frames: dict[str, pd.DataFrame | None] = {}
-    problems: list[Problem] = []
+    problems = _symlink_problems(data_dir)
+    linked = {p.file for p in problems}
+    notes: list[str] = []
     for name in schema.TABLES:
+        if schema.table(name).path in linked:
+            frames[name] = None
+            continue
         frame, found = _read_table(data_dir, name)
+        if frame is not None:
+            frame, said = _normalise_vocabularies(frame, name)
+            notes += said
+            found = sorted(found + _schema_problems(frame, name, data_dir), key=_row)
         frames[name] = frame
         problems.extend(found)
     problems.extend(_cross_table_problems(frames))
-    problems.extend(_optional_file_problems(data_dir))
-    return frames, problems
+    problems.extend(_optional_file_problems(data_dir, skip=linked))
+    return frames, problems, notes
+
+
+def _row(problem: Problem) -> int:
+    return problem.row or 0
+
+
+def _symlink_problems(data_dir: Path) -> list[Problem]:
+    """A dataset file that is a symbolic link is refused, wherever it points: what the book
+    reads and publishes must be the file in the folder, not one that a link can swap for
+    another (or for one outside the folder) between validation and publication."""
+    names = [schema.table(name).path for name in schema.TABLES] + list(EXTRA_FILES.values())
+    return [
+        Problem(
+            name,
+            None,
+            None,
+            "is a symbolic link; the data folder must hold the file itself (copy it in)",
+        )
+        for name in names
+        if (data_dir / name).is_symlink()
+    ]
 
 
 def _read_table(data_dir: Path, name: str) -> tuple[pd.DataFrame | None, list[Problem]]:
-    """The table's cells as text (index = CSV line number) and the problems found in it.
+    """The table's cells as text (index = CSV line number) and the problems found in its
+    layout (the cells' own checks run after the vocabularies are normalised).
 
     The frame is None when the file cannot be read at all.
     """
@@ -315,9 +329,63 @@ def _read_table(data_dir: Path, name: str) -> tuple[pd.DataFrame | None, list[Pr
     problems += [Problem(spec.path, None, c, "required column is missing") for c in missing]
     if frame.empty and not spec.may_be_empty:
         problems.append(Problem(spec.path, None, None, "has no data rows"))
-    problems += _schema_problems(frame, name, declared_maxima(data_dir).get(name))
-    problems.sort(key=lambda p: p.row or 0)
+    elif not frame.empty:
+        problems += [
+            Problem(spec.path, None, c, "has no value in any row; every analysis of it needs some")
+            for c in _ANALYSED.get(name, ())
+            if c in frame.columns and frame[c].isna().all()
+        ]
     return frame, problems
+
+
+# Columns each analysed on their own (the GEE of length, the GEE of width, ...): a column that
+# is empty throughout leaves an analysis with nothing, so it is refused rather than built.
+_ANALYSED = {"measurements": ("length_mm", "width_mm")}
+
+
+def _normalise_vocabularies(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Cells of a controlled vocabulary written in another case (`Yes`, `MILD`, `f`) become
+    the vocabulary's own word, and each column that changed gets one note saying how many and
+    which; a value outside the vocabulary is left for validation to refuse. (Surrounding
+    spaces are already gone: every cell is stripped when read.)"""
+    notes = []
+    for f in schema.table(name).fields:
+        if f.enum is None or f.name not in frame.columns:
+            continue
+        words = {word.casefold(): word for word in f.enum}
+        cells = frame[f.name]
+        folded = cells.str.casefold().map(words)
+        changed = cells.notna() & folded.notna() & (cells != folded)
+        if not changed.any():
+            continue
+        frame = frame.copy()
+        frame.loc[changed, f.name] = folded[changed]
+        pairs = sorted({(a, b) for a, b in zip(cells[changed], folded[changed], strict=True)})
+        shown = ", ".join(f"{a} → {b}" for a, b in pairs[:5]) + (", …" if len(pairs) > 5 else "")
+        count = int(changed.sum())
+        notes.append(
+            escape_controls(
+                f"{schema.table(name).path}: {f.name}: {count} value{'s' * (count != 1)} "
+                f"normalised ({shown})"
+            )
+        )
+    return frame, notes
+
+
+def data_rows(path: Path) -> int | None:
+    """The CSV file's records after the header, counted as validation reads them: a line break
+    inside a quoted cell is part of one record, blank lines are none, and a file whose lines
+    end in CR alone counts like any other. None when the file cannot be read as CSV."""
+    text, problem = _decode(path, path.name)
+    if problem is not None:
+        return None
+    try:
+        records = sum(
+            1 for record in csv.reader(io.StringIO(text, newline="")) if any(map(str.strip, record))
+        )
+    except csv.Error:
+        return None
+    return max(records - 1, 0)
 
 
 def _decode(path: Path, file: str) -> tuple[str, Problem | None]:
@@ -355,6 +423,8 @@ def _parse_csv(text: str, file: str) -> tuple[pd.DataFrame | None, list[Problem]
     ]
     if problems:
         return None, problems
+    if _CONTROL_IN_CELL.search(text):
+        problems += _control_problems(records, header, file)
     rows, lines = [], []
     for line, record in body:
         if len(record) != len(header):
@@ -368,6 +438,31 @@ def _parse_csv(text: str, file: str) -> tuple[pd.DataFrame | None, list[Problem]
         lines.append(line)
     frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, dtype="int64"), dtype="str")
     return frame.mask(frame == ""), problems
+
+
+def _control_problems(
+    records: list[tuple[int, list[str]]], header: list[str], file: str
+) -> list[Problem]:
+    """Each cell holding a control character (ESC, form feed, backspace, ...): a spreadsheet
+    cannot store one, a terminal obeys one, and no trial datum needs one."""
+    problems = []
+    for line, record in records:
+        for index, cell in enumerate(record):
+            found = _CONTROL_IN_CELL.search(cell)
+            if found is None:
+                continue
+            column = header[index] if line > 1 and index < len(header) else None
+            shown = cell if len(cell) <= 40 else cell[:37] + "..."
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    column,
+                    f"{shown!r} holds the control character {found.group()!r}; "
+                    "remove it (only tab and line breaks are allowed in a cell)",
+                )
+            )
+    return problems
 
 
 def _normalise(column: str) -> str:
@@ -414,9 +509,10 @@ def declared_maxima(data_dir: Path) -> dict[str, dict[str, float]]:
         return {}
 
 
-def _schema_problems(frame: pd.DataFrame, name: str, maxima: dict | None = None) -> list[Problem]:
+def _schema_problems(frame: pd.DataFrame, name: str, data_dir: Path) -> list[Problem]:
     """Run the table's pandera schema over all of it and translate every failure."""
     file = schema.table(name).path
+    maxima = declared_maxima(data_dir).get(name)
     try:
         schema.pandera_schema(name, list(frame.columns), maxima).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -466,6 +562,8 @@ def _cross_table_problems(frames: dict[str, pd.DataFrame | None]) -> list[Proble
     problems += _unknown_keys(frames, "adverse_events", "patient_id", "patients")
     problems += _unknown_keys(frames, "measurements", "lesion_id", "lesions")
     problems += _unknown_keys(frames, "radiography", "lesion_id", "lesions")
+    problems += _ids_differing_in_case(frames["patients"], "patients", "patient_id")
+    problems += _ids_differing_in_case(frames["lesions"], "lesions", "lesion_id")
     problems += _visits_out_of_order(frames["measurements"])
     problems += _lesions_without_measurements(frames["lesions"], frames["measurements"])
     problems += _patients_without_lesions(frames["patients"], frames["lesions"])
@@ -484,6 +582,28 @@ def _unknown_keys(frames: dict, child: str, column: str, parent: str) -> list[Pr
         Problem(schema.table(child).path, int(line), column, f"{value!r} is not in {parent_file}")
         for line, value in bad[column].items()
     ]
+
+
+def _ids_differing_in_case(frame: pd.DataFrame | None, table: str, column: str) -> list[Problem]:
+    """IDs name pages and files (`patient-P1.html`): two that differ only in case (`P1`,
+    `p1`) are one file on macOS and Windows, so the second is refused."""
+    if not _has(frame, column):
+        return []
+    first: dict[str, tuple[int, str]] = {}
+    problems = []
+    for line, value in frame[column].dropna().items():
+        seen = first.setdefault(value.casefold(), (int(line), value))
+        if seen[1] != value:
+            problems.append(
+                Problem(
+                    schema.table(table).path,
+                    int(line),
+                    column,
+                    f"{value!r} differs from {seen[1]!r} (line {seen[0]}) only in case; IDs "
+                    "name files, and those two would be one file on macOS and Windows",
+                )
+            )
+    return problems
 
 
 def _visits_out_of_order(measurements: pd.DataFrame | None) -> list[Problem]:

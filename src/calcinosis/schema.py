@@ -80,6 +80,11 @@ class Table:
 # datapackage.json fields; validation then uses those.
 MAX_SIZE_MM = 500
 MAX_VISIT = 520  # ten years of weekly visits
+MAX_AREA_CM2 = 2500  # 50 cm by 50 cm: larger than any one lesion; sizes stop at 50 cm too
+MAX_DOSE_MG = 1000  # per lesion and visit: ten times a whole intravenous infusion of a child
+# A dataset's datapackage.json may widen a bound, but only this many times: the figures and
+# sums grow with the values, and a bound of 1e300 would let a typing error hang the build.
+MAX_DECLARED_FACTOR = 100
 
 
 # Controlled vocabularies of the adverse-event table: the grades of CTCAE in words, and the
@@ -131,6 +136,7 @@ TABLE_SPECS: tuple[Table, ...] = (
                 "Area of the lesion before treatment.",
                 unit="cm2",
                 exclusive_minimum=0,
+                maximum=MAX_AREA_CM2,
             ),
             Field(
                 "dose_mg",
@@ -138,6 +144,7 @@ TABLE_SPECS: tuple[Table, ...] = (
                 "Infliximab dose injected into the lesion per visit.",
                 unit="mg",
                 exclusive_minimum=0,
+                maximum=MAX_DOSE_MG,
             ),
         ),
         primary_key=("lesion_id",),
@@ -164,7 +171,7 @@ TABLE_SPECS: tuple[Table, ...] = (
                 "Infliximab injected into the lesion at this visit; 0 at a follow-up visit.",
                 unit="mg",
                 minimum=0,
-                maximum=1000,
+                maximum=MAX_DOSE_MG,
                 optional_column=True,
             ),
         ),

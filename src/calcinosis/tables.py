@@ -532,12 +532,12 @@ def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
 
 def tab_data_files(trial: Trial) -> pd.DataFrame:
     """The run's inputs: each file of the dataset with its rows and SHA-256."""
-    from calcinosis.data import dataset_files
+    from calcinosis.data import data_rows, dataset_files
 
     rows = []
     for path in dataset_files(trial.data_dir).values():
         data = path.read_bytes()
-        lines = data.count(b"\n") - 1 if path.suffix == ".csv" else None
+        lines = data_rows(path) if path.suffix == ".csv" else None
         rows.append(
             {
                 "File": path.name,
@@ -578,7 +578,7 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
                 rules.append("required")
             if "enum" in constraints:
                 rules.append("one of " + ", ".join(map(str, constraints["enum"])))
-            for key, word in (("minimum", "≥"), ("maximum", "≤")):
+            for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤")):
                 if key in constraints:
                     rules.append(f"{word} {constraints[key]}")
             rows.append(

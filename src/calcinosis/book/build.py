@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from calcinosis import paths, provenance
@@ -35,7 +35,7 @@ from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
-from calcinosis.errors import BuildError, UsageError
+from calcinosis.errors import BuildError, UsageError, could_not_write
 from calcinosis.params import Parameters
 
 
@@ -55,6 +55,7 @@ class Plan:
     compare_to: Path | None
     inputs_key: str = ""
     up_to_date: bool = False  # the last build in out_dir had these very inputs
+    size_note: str = ""  # a trial above the size limits, built with --large: its memory estimate
 
     @property
     def static(self) -> dict[str, Path]:
@@ -99,9 +100,10 @@ def plan(
     book_dir: Path = paths.BOOK_DIR,
     cache_dir: Path | None = None,
     compare_to: Path | None = None,
+    large: bool = False,
 ) -> Plan:
     """Check the request and the data, and lay out every page. Raises InvalidData or
-    UsageError; writes nothing."""
+    UsageError (also for a trial above the size limits without `large`); writes nothing."""
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
     chapters_dir, book_dir = Path(chapters_dir).resolve(), Path(book_dir).resolve()
     cache_dir = Path(cache_dir).resolve() if cache_dir else cache.default_dir(out_dir)
@@ -133,7 +135,10 @@ def plan(
             key,
             up_to_date=True,
         )
+    from calcinosis import limits  # pandas: not imported before the build needs it
+
     trial = load_valid(data_dir)
+    size_note = limits.check(trial, large)
     if pdf and (missing := pdf_missing(book_dir)):
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
     chapters = read_chapters(chapters_dir)
@@ -141,9 +146,10 @@ def plan(
     pages = plan_pages(
         chapters, [str(p) for p in trial.patients["patient_id"]], chosen.as_dict(), page_code
     )
-    return Plan(
+    laid_out = Plan(
         data_dir, out_dir, chosen, chapters, pages, book_dir, cache_dir, jobs, pdf, compare_to, key
     )
+    return replace(laid_out, size_note=size_note)
 
 
 def inputs_key(
@@ -197,6 +203,8 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
     try:
         with sigterm_as_interrupt():
             the_plan = plan(*args, **kwargs)
+            if the_plan.size_note:
+                echo(the_plan.size_note)
             with _exclusive(the_plan.out_dir, the_plan.cache_dir):
                 return run(the_plan, echo)
     except KeyboardInterrupt:
@@ -204,8 +212,7 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
         where = the_plan.out_dir if the_plan else "the output folder"
         raise Interrupted(f"stopped: {where} is as it was before this build") from None
     except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        raise BuildError(f"could not write{where}: {err.strerror or err}") from None
+        raise could_not_write(err) from None
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -33,7 +34,41 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Strict JSON (no NaN or Infinity, which strict parsers refuse): a non-finite number
+    that reaches here is a bug, so it raises rather than being written."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+NULL_REASON = "_null_reason"  # beside a value written as null: "<name>_null_reason": why
+
+
+def strict_values(values: dict) -> dict:
+    """`values` for results.json: a number that is not finite (NaN, ±inf) becomes null, with
+    `<name>_null_reason` beside it saying what the computation gave, so a reader learns the
+    value is missing and why instead of a parser failing on the file."""
+    out: dict = {}
+    for name, value in values.items():
+        clean, bad = _finite(value)
+        out[name] = clean
+        if bad:
+            out[name + NULL_REASON] = (
+                f"not a finite number: the computation gave {', '.join(sorted(set(bad)))}"
+            )
+    return out
+
+
+def _finite(value: object) -> tuple[object, list[str]]:
+    """`value` with non-finite floats (also inside lists and mappings) as None, and what they
+    were."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [repr(float(value))]
+    if isinstance(value, dict):
+        pairs = {k: _finite(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, [b for _, bad in pairs.values() for b in bad]
+    if isinstance(value, list | tuple):
+        items = [_finite(v) for v in value]
+        return [v for v, _ in items], [b for _, bad in items for b in bad]
+    return value, []
 
 
 def write(sections: list[Section], params: Parameters, dest: Path) -> None:
@@ -42,7 +77,8 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
 
     (dest / "tables").mkdir(parents=True, exist_ok=True)
     (dest / "figures").mkdir(parents=True, exist_ok=True)
-    (dest / "results.json").write_text(dumps(all_values(sections)), encoding="utf-8")
+    results = strict_values(all_values(sections))
+    (dest / "results.json").write_text(dumps(results), encoding="utf-8")
     (dest / "sections.json").write_text(dumps(describe(sections)), encoding="utf-8")
     (dest / "parameters.json").write_text(dumps(params.as_dict()), encoding="utf-8")
     for section in sections:

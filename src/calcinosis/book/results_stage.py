@@ -115,8 +115,19 @@ class ResultsFailed(BuildError):
 
 
 def _result(future: cf.Future) -> dict:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from calcinosis.limits import OutOfMemory
+
     try:
         return future.result()
+    except OutOfMemory as err:
+        raise ResultsFailed(f"results stage failed: {err}") from None
+    except BrokenProcessPool:
+        raise ResultsFailed(
+            "results stage failed: its worker was ended from outside (the system's "
+            "out-of-memory killer, or a signal) before it could say why"
+        ) from None
     except Exception as err:  # a person gets the reason, never a traceback
         raise ResultsFailed(f"results stage failed: {type(err).__name__}: {err}") from None
 
@@ -125,16 +136,20 @@ def compute_producers(
     data_dir: str, params: dict, names: list[str], values: dict | None, workers: int = 1
 ) -> dict[str, tuple[list[Section], float]]:
     """In the worker: the named producers' sections, with their seconds."""
-    from calcinosis import results
+    from calcinosis import limits, results
     from calcinosis.data import load_trial
 
     trial = load_trial(data_dir)
+    ceiling = limits.cap_memory(trial)  # the worker's own limit, inherited by its children
     chosen = Parameters.of(params)
     by_name = {p.name: p for p in results.PRODUCERS}
     out = {}
     for name in names:
         start = time.perf_counter()
-        sections = results.run(by_name[name], trial, chosen, values, workers)
+        try:
+            sections = results.run(by_name[name], trial, chosen, values, workers)
+        except MemoryError:
+            raise limits.out_of_memory(trial, ceiling) from None
         out[name] = (sections, time.perf_counter() - start)
     return out
 

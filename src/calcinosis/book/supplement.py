@@ -153,6 +153,7 @@ def make_alone(
     `out_dir` holding anything but an earlier supplement."""
     import tempfile
 
+    from calcinosis import limits
     from calcinosis.book import cache
     from calcinosis.book.plan import load_valid
     from calcinosis.book.results_folder import write as write_results
@@ -165,7 +166,7 @@ def make_alone(
         raise UsageError(f"--out {out_dir} holds files that are not a supplement")
     if out_dir == data_dir or data_dir in out_dir.parents:
         raise UsageError(f"--out {out_dir} is inside the data folder {data_dir}")
-    load_valid(data_dir)
+    limits.check(load_valid(data_dir), large=False)  # above the size limits: one line
     try:
         chosen = Parameters.of(params or {})
     except ValueError as err:
