@@ -383,3 +383,19 @@ def test_downloaded_notebooks_hold_no_builder_path(built_book: Path) -> None:
         assert str(paths.ROOT) not in text and str(built_book.parent) not in text, notebook
         params = json.loads(text)["metadata"]["papermill"]["parameters"]
         assert params["data_dir"] == "data" and params["results_dir"] == "", notebook
+
+
+def test_the_site_holds_no_path_of_the_build_machine(built_book: Path) -> None:
+    """No page, source, script or data file of the site names the checkout, the data folder
+    or the output folder of the machine that built it (issue 22: the API appendix's
+    defaults and warnings did)."""
+    from calcinosis import paths
+
+    own = {str(paths.ROOT), str(paths.DATA_DIR.resolve()), str(built_book.parent)}
+    found = []
+    for path in sorted((built_book / "html").rglob("*")):
+        if path.suffix not in {".html", ".ipynb", ".js", ".txt", ".json", ".md", ".csv"}:
+            continue
+        text = path.read_text("utf-8", errors="replace")
+        found += [f"{path.relative_to(built_book)}: {p}" for p in own if p in text]
+    assert not found, "\n".join(found)

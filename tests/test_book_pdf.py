@@ -232,3 +232,11 @@ def test_the_supplement_numbers_tables_and_figures_as_the_pdf(
         if f"{i.label}: {' '.join(i.caption.split()[:2])}" not in flat.replace("’", "'")
     ]
     assert not wrong, wrong
+
+
+def test_the_pdf_holds_no_path_of_the_build_machine(built_book: Path, pdf_text: str) -> None:
+    from calcinosis import paths
+
+    unwrapped = pdf_text.replace("\n", "")  # a long path can break across lines
+    for own in (str(paths.ROOT), str(built_book.parent)):
+        assert own not in unwrapped, own
