@@ -240,3 +240,11 @@ def test_the_pdf_holds_no_path_of_the_build_machine(built_book: Path, pdf_text: 
     unwrapped = pdf_text.replace("\n", "")  # a long path can break across lines
     for own in (str(paths.ROOT), str(built_book.parent)):
         assert own not in unwrapped, own
+
+
+def test_title_page_cites_the_article_and_says_what_the_data_are(pdf_text: str) -> None:
+    from calcinosis import paths, provenance
+
+    title_page = " ".join(pdf_text.split("\f")[0].split())
+    assert "Pediatric Rheumatology" in title_page and "10.1186/s12969-023-00941-5" in title_page
+    assert provenance.of(paths.DATA_DIR).sentence() in title_page.replace("’", "'")

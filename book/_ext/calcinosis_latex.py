@@ -245,10 +245,26 @@ def _add_style(app: Sphinx, config) -> None:
         *config.latex_additional_files,
         str(Path(__file__).with_name("calcinosis.sty")),
     ]
+    # the title page's lines below the title (calcinosis.sty prints those that are set)
+    macros = {
+        "calcinosisarticle": config.calcinosis_article,
+        "calcinosisprovenance": config.calcinosis_provenance,
+    }
+    preamble = "".join(
+        rf"\newcommand{{\{name}}}{{{escape(text)}}}" + "\n" for name, text in macros.items() if text
+    )
+    config.latex_elements = {
+        **config.latex_elements,
+        "preamble": config.latex_elements.get("preamble", "") + preamble,
+    }
 
 
 def setup(app: Sphinx) -> dict:
     app.add_post_transform(LatexLayout)
     app.add_latex_package("calcinosis")
+    # the reproduced article's citation (book/_config.yml) and the data's provenance in one
+    # plain sentence (set by `calcinosis build`), for the title page
+    app.add_config_value("calcinosis_article", "", "env", types=[str])
+    app.add_config_value("calcinosis_provenance", "", "env", types=[str])
     app.connect("config-inited", _add_style)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -317,6 +317,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
             workspace,
             _provenance(report.stage.sections)["data_footer"],
             plan.jobs,
+            provenance=_provenance(report.stage.sections)["data_sentence"],
         )
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)

@@ -30,12 +30,14 @@ def stage_book(
     warnings: list[str] | None = None,
     downloads: dict[str, str] | None = None,
     footer: str = "",
+    provenance: str = "",
 ) -> list[str]:
     """A flat source folder: book/* + the pages the toc names (`sources`: page name -> executed
     notebook or static .md), the patient pages as sections of `patients`, and
     `execute_notebooks: 'off'`; `downloads` (see `site_downloads`) are the files the home page
-    links, and `footer` (HTML, the data's provenance) is added to the site's footer. Returns
-    the staged page names."""
+    links, and `footer` (HTML, the data's provenance) is added to the site's footer and
+    `provenance` (the same in one plain sentence) to the PDF's title page. Returns the staged
+    page names."""
     warnings = warnings if warnings is not None else []
     if not (book_dir / "_toc.yml").is_file() or not (book_dir / "_config.yml").is_file():
         raise BuildError(f"{book_dir} needs _toc.yml and _config.yml to build a book")
@@ -87,6 +89,7 @@ def stage_book(
         settings = sphinx.setdefault("config", {})
         settings["calcinosis_repository_pages"] = chapters if repository else []
         settings["calcinosis_downloads"] = downloads or {}
+        settings["calcinosis_provenance"] = provenance
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return staged
 
@@ -209,6 +212,7 @@ def build_book(
     workspace: Path,
     footer: str = "",
     jobs: int = 1,
+    provenance: str = "",
 ) -> dict:
     """Run jupyter-book (HTML, and PDF side by side when asked) on the staged sources.
 
@@ -222,7 +226,7 @@ def build_book(
         extra[CHANGES_PAGE] = "# Changes from the previous build\n\n" + comparison.markdown()
     stage = tmp / "_source"
     downloads = site_downloads(book_dir, pdf)
-    stage_book(book_dir, sources, stage, extra, warnings, downloads, footer)
+    stage_book(book_dir, sources, stage, extra, warnings, downloads, footer, provenance)
     for warning in warnings:
         echo(f"warning: {warning}")
     builders = ["html"] + (["pdflatex"] if pdf else [])
