@@ -399,3 +399,23 @@ def test_the_site_holds_no_path_of_the_build_machine(built_book: Path) -> None:
         text = path.read_text("utf-8", errors="replace")
         found += [f"{path.relative_to(built_book)}: {p}" for p in own if p in text]
     assert not found, "\n".join(found)
+
+
+def test_a_table_wider_than_the_screen_says_it_scrolls(built_book: Path, site: str, reader):
+    """On a phone the GEE table is cut at the screen's edge: a cue above it says that more
+    columns follow, and stays in view as the table scrolls; a table that fits has none."""
+    mode, context = reader
+    page = _open(context, f"{site}/gee.html", PHONE, mode)
+    box = page.locator("#tab-gee-length").locator("xpath=..")
+    assert "calcinosis-scrolls" in (box.get_attribute("class") or "")
+    cue = "el => getComputedStyle(el, '::before').content"
+    assert "Scroll sideways" in box.evaluate(cue)
+    if mode == "light":
+        box.evaluate("b => b.closest('figure').scrollIntoView()")
+        page.screenshot(path=str(_screenshots(built_book) / "phone-gee-table.png"))
+    page.set_viewport_size(DESKTOP)
+    page.wait_for_function(
+        "() => !document.querySelector('#tab-gee-length').parentElement"
+        ".classList.contains('calcinosis-scrolls')"
+    )
+    page.close()
