@@ -145,3 +145,22 @@ def test_palette_is_okabe_ito_and_distinct() -> None:
     assert set(theme.PALETTE) <= set(theme.OKABE_ITO.values())
     colours = theme.patient_colours(["P2", "P1"])
     assert colours["P1"] == theme.PALETTE[0]
+
+
+def test_not_estimable_rows_of_the_forest_plot_overlap_no_label(tiny_dataset) -> None:
+    """The tiny trial's two patients leave some rows not estimable; their words sit inside
+    the panel and cross none of the row labels."""
+    fig = figures.fig_sensitivity_forest(load_trial(tiny_dataset))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    words = [
+        text.get_window_extent(renderer)
+        for ax in fig.axes
+        for text in ax.texts
+        if text.get_text() == "not estimable"
+    ]
+    assert words, "the tiny trial should have rows that cannot be estimated"
+    labels = [label.get_window_extent(renderer) for label in fig.axes[0].get_yticklabels()]
+    for word in words:
+        assert not any(word.overlaps(label) for label in labels if label.width > 0)
+    plt.close(fig)

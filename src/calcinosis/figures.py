@@ -496,13 +496,15 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
         y, _ = _forest_positions(part)
         colour = theme.OUTCOME_COLOURS[outcome]
         primary = part["is_primary"].astype(bool).to_numpy()
+        # inside the panel from its left edge, so the words never run into the row labels
+        edge = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
         for i in np.flatnonzero(part["pct_per_visit"].isna().to_numpy()):
-            ax.annotate(
+            ax.text(
+                0.02,
+                y[i],
                 "not estimable",
-                (0, y[i]),
-                xytext=(-4, 0),
-                textcoords="offset points",
-                ha="right",
+                transform=edge,
+                ha="left",
                 va="center",
                 fontsize="x-small",
                 color=theme.OKABE_ITO["grey"],
