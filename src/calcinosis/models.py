@@ -32,6 +32,12 @@ CORRELATION_PHRASES = {
     "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)",
 }
 COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
+# What each covariance is called wherever the book names it (one name per method).
+COV_TYPE_NAMES = {
+    "robust": "robust (sandwich)",
+    "bias_reduced": "Mancl–DeRouen (CR3)",
+    "kauermann_carroll": "bias-reduced linearisation (Bell–McCaffrey), CR2",
+}
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
 TWEEDIE_POWER = 1.5
@@ -218,6 +224,22 @@ def primary(trial: Trial, outcome: str, params=None) -> GEEFit:
     return fit_gee(trial, outcome, cov_struct=params.correlation, cluster=params.cluster)
 
 
+def cluster_count(trial: Trial, cluster: str) -> int:
+    """How many clusters the main model has at this cluster level (lesions or patients with a
+    measured value)."""
+    measured = trial.measurements.dropna(subset=list(OUTCOMES), how="all")
+    return int(with_patient_id(measured)[CLUSTERS[cluster]].nunique())
+
+
+def primary_or_reason(trial: Trial, outcome: str, params=None) -> tuple[GEEFit | None, str]:
+    """The main model, or None and why the data cannot support it: a page, table or figure
+    says "not estimable: <reason>" where the numbers would be, and the build goes on."""
+    try:
+        return primary(trial, outcome, params), ""
+    except NotEstimableError as err:  # the caller names the outcome: drop the column's name
+        return None, str(err).removeprefix(f"{outcome_column(outcome)}: ")
+
+
 def fit_gee(
     data: Trial | pd.DataFrame,
     outcome: str,
@@ -293,6 +315,7 @@ def _fit_checked(
     frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol, qic
 ) -> GEEFit:
     _check_estimable(frame, column, CLUSTERS[cluster])
+    check_pairs(frame, column, CLUSTERS[cluster], cov_struct, n_params=2, ddof_scale=ddof_scale)
     if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
         raise NotEstimableError(
             "AR(1) needs one row per visit within a cluster; clustered by patient, lesions "
@@ -308,7 +331,7 @@ def _fit_checked(
         ddof_scale=ddof_scale,
         ctol=ctol,
     )
-    _check_fit(result, column, frame, family)
+    check_fit(result, column, frame, family)
     if not converged:
         raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
@@ -390,15 +413,47 @@ def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None
         raise NotEstimableError(f"{column}: every value is 0; the log-scale rate is undefined")
 
 
-def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
+def check_pairs(
+    frame: pd.DataFrame,
+    column: str,
+    cluster_col: str,
+    cov_struct: str,
+    *,
+    n_params: int,
+    ddof_scale: int | None = None,
+) -> None:
+    """Refuse a working correlation that the data give no pairs to estimate: α is a mean of
+    products over within-cluster pairs divided by n_pairs − p (statsmodels' exchangeable
+    divisor; geepack's with `ddof_scale=0`), so with n_pairs ≤ p it is undefined, not at the
+    edge of (−1, 1). The time-aware AR(1) is refused on the same count."""
+    if cov_struct == "independence":
+        return
+    sizes = frame.groupby(cluster_col).size().to_numpy()
+    n_pairs = int(np.sum(sizes * (sizes - 1) // 2))
+    unit = "lesion" if cluster_col == "lesion_id" else "patient"
+    ddof = n_params if ddof_scale is None else ddof_scale
+    if n_pairs == 0:
+        raise NotEstimableError(
+            f"{column}: no {unit} has two measured visits, so there is no within-{unit} "
+            "pair to estimate the working correlation from"
+        )
+    if n_pairs - ddof <= 0:
+        raise NotEstimableError(
+            f"{column}: too few within-{unit} pairs to estimate the working correlation "
+            f"({n_pairs} pairs for {n_params} coefficients)"
+        )
+
+
+def check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
     """A fit that ran off (estimates not finite, working correlation outside (−1, 1), a mean
     curve far outside the data) is not a result: statsmodels can stop there without a
     warning."""
     alpha = result.model.cov_struct.dep_params
+    if alpha is not None and not np.isfinite(float(alpha)):
+        raise NotEstimableError(f"{column}: the working correlation could not be estimated")
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
         raise NotEstimableError(
-            f"{column}: the working correlation's estimate reached the edge of (−1, 1) "
-            f"(α = {float(alpha):.4g})"
+            f"{column}: the working correlation's estimate ran to the edge of (−1, 1)"
         )
     if not (
         np.all(np.isfinite(result.params))
@@ -412,8 +467,7 @@ def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
         largest = float(frame[column].max())
         if curve.max() > DIVERGENCE_FACTOR * largest:
             raise NotEstimableError(
-                f"{column}: the fit diverged (its mean curve reaches {curve.max():.3g} mm, "
-                f"more than {DIVERGENCE_FACTOR:g} times the largest size measured)"
+                f"{column}: the fit diverged (its mean curve runs far above every size measured)"
             )
 
 
