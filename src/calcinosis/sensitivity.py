@@ -216,7 +216,7 @@ def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
         "reference": f"Satterthwaite t({fit.df:.2f})",
         "df": fit.df,
         "qic": np.nan,
-        "note": "zeros kept via +1 mm",
+        "note": "; ".join(filter(None, ["zeros kept via +1 mm", fit.singular])),
     }
 
 
