@@ -17,7 +17,7 @@ from calcinosis.formatting import NOT_ESTIMABLE, p_phrase, signed_pct
 # Below this many clusters the sandwich's small-sample bias is material (the simulations of
 # Mancl & DeRouen 2001 and Li & Redden 2015 find it up to about 40 clusters).
 FEW_CLUSTERS = 40
-SMALL_SAMPLE_COV = "kauermann_carroll"
+SMALL_SAMPLE_COV = "bias_reduced"
 
 
 def leads_with_correction(n_clusters: int) -> bool:

@@ -31,12 +31,15 @@ CORRELATION_PHRASES = {
     "independence": "an independence working correlation",
     "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)",
 }
-COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
+# The plain sandwich; Mancl–DeRouen's (clubSandwich's CR3, statsmodels' `bias_reduced`); and
+# the bias-reduced linearisation of Bell and McCaffrey (CR2), which is Kauermann–Carroll's only
+# under an independence working correlation.
+COV_TYPES = ("robust", "mancl_derouen", "bias_reduced")
 # What each covariance is called wherever the book names it (one name per method).
 COV_TYPE_NAMES = {
     "robust": "robust (sandwich)",
-    "bias_reduced": "Mancl–DeRouen (CR3)",
-    "kauermann_carroll": "bias-reduced linearisation (Bell–McCaffrey), CR2",
+    "mancl_derouen": "Mancl–DeRouen",
+    "bias_reduced": "bias-reduced linearisation (Bell–McCaffrey), CR2",
 }
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
@@ -636,11 +639,11 @@ def gaussian_qic(result, scale: float) -> float:
 
 
 def _covariance(result, cov_type: str) -> tuple[np.ndarray, tuple[float, ...] | None]:
-    """Robust (with z), or Mancl–DeRouen (residuals ×(I − H)⁻¹) or Kauermann–Carroll
-    (×(I − H)^−½) with the Satterthwaite df of each coefficient."""
+    """Robust (with z), or Mancl–DeRouen (residuals ×(I − H)⁻¹, CR3) or the bias-reduced
+    linearisation (CR2) with the Satterthwaite df of each coefficient."""
     if cov_type == "robust":
         return result.cov_params().to_numpy(), None
-    return adjusted_sandwich(result.model, -1.0 if cov_type == "bias_reduced" else -0.5)
+    return adjusted_sandwich(result.model, -1.0 if cov_type == "mancl_derouen" else -0.5)
 
 
 def adjusted_sandwich(model, power: float) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -649,8 +652,9 @@ def adjusted_sandwich(model, power: float) -> tuple[np.ndarray, tuple[float, ...
     (Pustejovsky & Tipton 2018) with the GEE's working model: weights Wⱼ = Vⱼ⁻¹, target Vⱼ.
 
     power 0 is the plain sandwich (CR0); −1 Mancl–DeRouen (clubSandwich's CR3),
-    Aⱼ = (I − Hⱼⱼ)⁻¹; −½ the bias-reduced linearisation (CR2; Kauermann–Carroll with an
-    independence working correlation), Aⱼ = Uⱼ'(Uⱼ(I − Hⱼⱼ)VⱼUⱼ')^−½Uⱼ with Vⱼ = Uⱼ'Uⱼ.
+    Aⱼ = (I − Hⱼⱼ)⁻¹; −½ the bias-reduced linearisation of Bell and McCaffrey (CR2; it is
+    Kauermann–Carroll's only with an independence working correlation),
+    Aⱼ = Uⱼ'(Uⱼ(I − Hⱼⱼ)VⱼUⱼ')^−½Uⱼ with Vⱼ = Uⱼ'Uⱼ.
     A coefficient's sandwich is a quadratic form Σⱼ (gⱼ'z)² in standardised outcomes z;
     its mean and variance give df = (Σⱼ gⱼ'gⱼ)² / Σᵢⱼ (gᵢ'gⱼ)². The tests check both
     against clubSandwich.
