@@ -229,3 +229,19 @@ def test_many_clusters_lead_with_the_robust_test():
     sentence = gee_sentences.outcome_sentence(fit, "", None, "")
     assert "Wald χ² = 16.0" in sentence and "t on" not in sentence
     assert not gee_sentences.leads_with_correction(gee_sentences.FEW_CLUSTERS)
+
+
+@pytest.mark.integration
+def test_gee_figures_say_not_estimable_and_draw_no_curve(trial):
+    from calcinosis import figures
+
+    params = Parameters(cluster="patient")
+    curve = figures.fig_gee_curve(trial, params)
+    legend = [t.get_text() for t in curve.axes[0].get_legend().get_texts()]
+    assert legend == ["one lesion"]  # no "population mean (GEE)" without a fit
+    for ax in curve.axes:
+        texts = [t.get_text().replace("\n", " ") for t in ax.texts]
+        assert any(t.startswith("GEE not estimable: the fit diverged") for t in texts)
+        assert not any(line.get_label() == "GEE fit" for line in ax.lines)
+    checks = figures.fig_gee_checks(trial, params)
+    assert all(any("not estimable" in t.get_text() for t in ax.texts) for ax in checks.axes)

@@ -320,14 +320,12 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
         ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
         _visit_axis(ax, n_visits)
-    axes[0, 0].legend(
-        handles=[
-            plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
-            plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)"),
-        ],
-        loc="lower left",
-        fontsize="small",
-    )
+    handles = [plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion")]
+    if any(ax.lines[-1:] and ax.lines[-1].get_label() == "GEE fit" for ax in axes[0]):
+        handles.append(
+            plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)")
+        )
+    axes[0, 0].legend(handles=handles, loc="lower left", fontsize="small")
     return fig
 
 
