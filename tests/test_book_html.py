@@ -146,12 +146,14 @@ def test_every_page_says_the_data_are_reconstructed(built_book: Path) -> None:
 
 
 def test_home_page_shows_headline_percentages(built_book: Path, site: str, browser) -> None:
+    from calcinosis.formatting import signed_pct
+
     results = json.loads((built_book / "results.json").read_text("utf-8"))
     results = results.get("results", results)
     page, _, _ = _visit(browser, f"{site}/index.html")
     text = page.inner_text("main")
     for key in ("gee_length_pct_per_visit", "gee_width_pct_per_visit"):
-        assert f"{results[key]:.2f} % per visit" in text, key
+        assert f"{signed_pct(results[key])} per visit" in text, key
     shots = built_book / "screenshots"
     shots.mkdir(exist_ok=True)
     page.screenshot(path=str(shots / "home.png"), full_page=True)

@@ -2,7 +2,8 @@
 
 The book's primary model divides the scale (and exchangeable α) by N − p as SPSS does;
 geepack divides by N, so these fits use `ddof_scale=0`, the matching option. AR(1) is the
-time-aware structure (α^|visit difference|), which geepack fits with `waves = visit`.
+time-aware structure (α^|visit difference|); geepack's `waves = visit` counts ranks of the
+visit numbers instead, which is the same here only because every visit number occurs in the data.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_small_sample_ci_covers_at_least_as_often():
     robust, md = [], []
     for _ in range(40):
         frame = simulate_measurements(rng, pct_per_visit=-2.0, missing=0.15)
-        for target, cov in ((robust, "robust"), (md, "bias_reduced")):
+        for target, cov in ((robust, "robust"), (md, "mancl_derouen")):
             fit = models.fit_gee(frame, "length", cov_type=cov)
             target.append(fit.pct_ci_low <= -2.0 <= fit.pct_ci_high)
     assert np.mean(md) >= np.mean(robust)

@@ -2,9 +2,15 @@
 
 statsmodels' `Autoregressive` builds each cluster's matrix from row positions, so a lesion
 measured only at visits 1 and 16 is treated as one lag apart. Here the correlation between
-visits s and t is α^|s − t|, as geepack's `corstr = "ar1"` with `waves = visit` has it, and α
-solves geepack's moment equation: least squares of the pairwise products of standardised
-residuals on α^|s − t| over all within-cluster pairs.
+visits s and t is α^|s − t|, the difference of the visit numbers themselves, and α solves
+geepack's moment equation: least squares of the pairwise products of standardised residuals
+on α^|s − t| over all within-cluster pairs.
+
+This is not what geepack's `corstr = "ar1"` with `waves = visit` fits: geeglm turns `waves`
+into a factor, so its lags are differences of the *ranks* of the visit numbers that occur in
+the data, not of the visit numbers. The two agree only when every visit number between the
+first and the last occurs somewhere in the data (as in the bundled data, on which
+tests/test_geepack.py compares them); on an irregular schedule (visits 1, 2, 4, 8) they differ.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ _ALPHA_BOUND = 0.999
 
 
 class TimeAR1(CovStruct):
-    """corr(y_s, y_t) = α^|t − s| with t the `time` given to the GEE model (here the visit)."""
+    """Time-aware AR(1): corr(y_s, y_t) = α^|t − s| with t the `time` given to the GEE model
+    (here the visit number, not its rank among the visits: see the module's docstring)."""
 
     def initialize(self, model):
         super().initialize(model)

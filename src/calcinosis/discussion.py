@@ -12,6 +12,7 @@ import pandas as pd
 
 from calcinosis import models, patients
 from calcinosis.data import Trial
+from calcinosis.memo import per_trial
 
 DURATION_CUT_MONTHS = 24
 SHORT, LONG = "< 24 months", "≥ 24 months"
@@ -70,10 +71,14 @@ def duration_rates(trial: Trial) -> pd.DataFrame:
     return out.merge(wide.reset_index(), on="patient_id", how="left")
 
 
+@per_trial("patients", "measurements")
 def interaction_model(trial: Trial, outcome: str) -> pd.DataFrame:
     """Primary GEE plus duration ≥ 24 months and its interaction with time (exploratory).
 
     The interaction's Exp(B) is the ratio of per-visit change factors, long vs short duration.
+    A model the data cannot support (a duration group without patients, too few pairs, a fit
+    that ran off or did not converge) keeps its rows with every number missing and the reason
+    in `reason`; it is never shown as B = 0.
     """
     column = models.outcome_column(outcome)
     frame = models.gee_frame(models.with_patient_id(trial.measurements), column)
@@ -82,21 +87,46 @@ def interaction_model(trial: Trial, outcome: str) -> pd.DataFrame:
     covariates = pd.DataFrame(
         {"time": frame["time"], "long": long, "time_x_long": frame["time"] * long}
     )
-    result, converged = models.fit_design(
-        frame, column, covariates, "lesion_id", cov_struct="exchangeable", family="gaussian_log"
-    )
     terms = (
         models.INTERCEPT,
         models.TIME_TERM,
         f"duration {LONG}",
         f"{models.TIME_TERM} × duration {LONG}",
     )
-    table = models.coefficient_table(
-        terms, result.params.to_numpy(), result.cov_params().to_numpy(), None
-    ).reset_index()
+    try:
+        result = _fit_interaction(frame, column, covariates)
+    except models.NotEstimableError as err:
+        nan = np.full(len(terms), np.nan)
+        table = models.coefficient_table(terms, nan, np.diag(nan), None).reset_index()
+        table["df"] = np.nan  # no test, so no degrees of freedom either
+        table["reason"] = str(err).removeprefix(f"{column}: ")
+    else:
+        table = models.coefficient_table(
+            terms, result.params.to_numpy(), result.cov_params().to_numpy(), None
+        ).reset_index()
+        table["reason"] = ""
     table["pct_per_visit_effect"] = np.where(
         table["term"].str.contains("time"), 100 * (table["Exp(B)"] - 1), np.nan
     )
-    table["converged"] = converged
     table["note"] = exploratory_note(trial)
     return table
+
+
+def _fit_interaction(frame: pd.DataFrame, column: str, covariates: pd.DataFrame):
+    """The interaction GEE, checked as `models.fit_gee` checks the main model."""
+    for group, members in ((SHORT, covariates["long"] == 0), (LONG, covariates["long"] == 1)):
+        if not members.any():
+            raise models.NotEstimableError(
+                f"{column}: no patient with disease duration {group} has measured lesions, so "
+                "the groups cannot be compared"
+            )
+    models.check_pairs(frame, column, "lesion_id", "exchangeable", n_params=4)
+    result, converged = models.fit_design(
+        frame, column, covariates, "lesion_id", cov_struct="exchangeable", family="gaussian_log"
+    )
+    models.check_fit(result, column, frame, "gaussian_log")
+    if not converged:
+        raise models.NotEstimableError(
+            f"{column}: the fit did not converge in {models.MAX_ITER} iterations"
+        )
+    return result

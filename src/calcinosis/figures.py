@@ -260,16 +260,22 @@ def fig_patient_rates(trial: Trial, params=None) -> Figure:
                 fontsize="small",
                 color=theme.OKABE_ITO["grey"],
             )
-        overall = models.primary(trial, outcome, params)
-        ax.axvline(
-            overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1, label="all lesions (GEE)"
-        )
+        overall, _ = models.primary_or_reason(trial, outcome, params)
+        if overall is not None:  # a main model that cannot be estimated draws no line
+            ax.axvline(
+                overall.pct_per_visit,
+                color=theme.REFERENCE,
+                ls="--",
+                lw=1,
+                label="all lesions (GEE)",
+            )
         ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ax.set_yticks(y, part["patient_id"])
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
         ax.set_xlabel("Change per visit (%)")
     axes[0, 0].invert_yaxis()
-    axes[0, 0].legend(loc="lower left", fontsize="small")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(loc="lower left", fontsize="small")
     return fig
 
 
@@ -297,12 +303,16 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
             lw=0.8,
             marker=None,
         )
-        curve = models.primary(trial, outcome, params).fitted_curve()
-        colour = theme.OUTCOME_COLOURS[outcome]
-        ax.fill_between(
-            curve["visit"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.25, lw=0
-        )
-        ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
+        fit, reason = models.primary_or_reason(trial, outcome, params)
+        if fit is None:
+            _not_estimable_note(ax, reason)
+        else:
+            curve = fit.fitted_curve()
+            colour = theme.OUTCOME_COLOURS[outcome]
+            ax.fill_between(
+                curve["visit"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.25, lw=0
+            )
+            ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
         ax.set_title(theme.OUTCOME_LABELS[outcome])
         ax.set_ylabel("Size (mm)")
         ax.set_yscale("symlog", linthresh=1)
@@ -310,15 +320,30 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
         ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
         _visit_axis(ax, n_visits)
-    axes[0, 0].legend(
-        handles=[
-            plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion"),
-            plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)"),
-        ],
-        loc="lower left",
-        fontsize="small",
-    )
+    handles = [plt.Line2D([], [], color=theme.OKABE_ITO["grey"], label="one lesion")]
+    if any(ax.lines[-1:] and ax.lines[-1].get_label() == "GEE fit" for ax in axes[0]):
+        handles.append(
+            plt.Line2D([], [], color=theme.REFERENCE, lw=2.5, label="population mean (GEE)")
+        )
+    axes[0, 0].legend(handles=handles, loc="lower left", fontsize="small")
     return fig
+
+
+def _not_estimable_note(ax, reason: str) -> None:
+    """Say in the panel that the model could not be estimated, and why (no curve is drawn)."""
+    from calcinosis.gee_sentences import not_estimable_text
+
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(f"GEE {not_estimable_text(reason)}", 40),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize="small",
+        color=theme.OKABE_ITO["grey"],
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+    )
 
 
 def fig_gee_checks(trial: Trial, params=None) -> Figure:
@@ -330,7 +355,12 @@ def fig_gee_checks(trial: Trial, params=None) -> Figure:
     fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
     n_visits = int(trial.measurements["visit"].max())
     for col, outcome in enumerate(OUTCOMES):
-        fit = models.primary(trial, outcome, params)
+        fit, reason = models.primary_or_reason(trial, outcome, params)
+        if fit is None:  # no fit: nothing to check against
+            for ax in axes[:, col]:
+                _not_estimable_note(ax, reason)
+            axes[0, col].set_title(theme.OUTCOME_LABELS[outcome])
+            continue
         curve = fit.fitted_curve().set_index("visit")["fitted"]
         part = long[long["outcome"] == outcome].copy()
         part["fitted"] = part["visit"].map(curve)
@@ -369,7 +399,8 @@ def fig_gee_checks(trial: Trial, params=None) -> Figure:
         bottom.axhline(0, color=theme.REFERENCE, lw=1)
         bottom.set_ylabel("Pearson residual")
         _visit_axis(bottom, n_visits)
-    axes[0, 0].legend(fontsize="x-small", loc="upper right")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize="x-small", loc="upper right")
     return fig
 
 

@@ -6,13 +6,20 @@ Fitted by REML here (statsmodels' MixedLM cannot give a lesion-level intercept a
 are correlated), with Satterthwaite degrees of freedom for the time coefficient as lmerTest
 computes them: df = 2·Var(β̂)² / (∇Var(β̂)' A ∇Var(β̂)), A the asymptotic covariance of the
 variance parameters (twice the inverse Hessian of the REML deviance). The parameters are
-the log-Cholesky factors of the random-effect covariances relative to σ², and log σ; the df
-does not depend on that choice. A fit that does not
-converge, or puts a variance at zero (lme4's "singular" fit), is not estimable.
+the log-Cholesky factors of the random-effect covariances relative to σ², and log σ, for the
+optimiser; the df are computed in lme4's own parameters (the Cholesky factors' entries and σ),
+where a variance at 0 is an ordinary point rather than −∞, so that a singular fit has df too.
+
+The REML surface can have a boundary local optimum beside the interior one: the optimiser
+starts from several points (`STARTS`) and keeps the lowest criterion. A fit whose optimum is
+on the boundary (a variance at 0, or an intercept–slope correlation at ±1: lme4's "singular"
+fit) is reported with its fixed effects, as lme4 and lmerTest report them, and a note that
+says which component is on the boundary. A fit that does not converge is not estimable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +29,13 @@ from scipy import optimize, stats
 from calcinosis.models import NotEstimableError
 
 GRADIENT_TOL = 1e-4  # of the REML criterion in log-Cholesky parameters: its rounding noise
-SINGULAR = 1e-4  # a random-effect SD below this share of the residual SD is zero (lme4's rule)
+SINGULAR = 1e-4  # a Cholesky diagonal below this share of the residual SD is 0 (lme4's rule)
+# Starting points of the optimiser: log relative SDs (patient level, lesion level), no
+# correlation. The first is lme4's start; the others reach optima it can miss.
+STARTS = ((0.0, 0.0), (-2.0, -2.0), (0.0, -2.0))
+LEVELS = ("patient", "lesion")
+# Reads the relative Cholesky factors (patient, lesion) from six variance parameters
+Factors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class MixedFit:
     sd_patient_slope: float
     sd_lesion_slope: float
     sd_residual: float
+    singular: str = ""  # which variance component is on the boundary, in words ("": none)
 
 
 @dataclass(frozen=True)
@@ -71,23 +85,21 @@ def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
     clusters = _clusters(frame, outcome)
     if clusters.n_patients < 2:
         raise NotEstimableError("the mixed model needs at least two patients")
-    try:
-        with np.errstate(all="ignore"):  # an overflow shows as a non-finite criterion
-            theta = _minimise(lambda t: _profiled(t, clusters), np.zeros(6))
-    except (np.linalg.LinAlgError, ValueError) as err:
-        raise NotEstimableError(f"the mixed model's optimiser failed numerically ({err})") from None
-    if not np.all(np.isfinite(theta)):
-        raise NotEstimableError("the mixed model's optimiser ran off to infinite variances")
-    sigma = float(np.sqrt(_sums(theta, clusters)[-1]))
-    relative = np.r_[np.diag(_chol(theta[:3])), np.diag(_chol(theta[3:6]))]
-    if relative.min() < SINGULAR:
-        raise NotEstimableError(
-            "the mixed model's fit is singular (a random-effect variance is estimated at 0)"
-        )
+    theta = _best_optimum(clusters)
+    sigma = float(np.sqrt(_sums(*_log_factors(theta), clusters)[-1]))
+    factors = _log_factors(theta)
+    singular = boundary_note(*factors)
+    # The df in the optimiser's log-Cholesky parameters (then log σ), or, for a singular fit,
+    # in lme4's θ (the factors' entries), where the boundary is a finite point
+    if singular:
+        theta = np.concatenate([_entries(f) for f in factors])
+        diagonal = np.array([0, 2, 3, 5])
+        theta[diagonal] = np.where(theta[diagonal] < SINGULAR, 0.0, theta[diagonal])
+    to_factors: Factors = _raw_factors if singular else _log_factors
     psi = np.r_[theta, np.log(sigma)]
-    variance = _beta_cov(psi, clusters)[1, 1]
-    gradient = _gradient(lambda p: _beta_cov(p, clusters)[1, 1], psi)
-    hessian = _hessian(lambda p: _deviance(p, clusters), psi)
+    variance = _beta_cov(psi, clusters, to_factors)[1, 1]
+    gradient = _gradient(lambda p: _beta_cov(p, clusters, to_factors)[1, 1], psi)
+    hessian = _hessian(lambda p: _deviance(p, clusters, to_factors), psi)
     try:
         covariance = 2 * np.linalg.inv(hessian)
     except np.linalg.LinAlgError:
@@ -95,10 +107,10 @@ def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
     df = float(2 * variance**2 / (gradient @ covariance @ gradient))
     if not (np.isfinite(df) and df > 0):
         raise NotEstimableError("the mixed model's Satterthwaite df are not defined")
-    beta = float(_beta(psi, clusters)[1])
+    beta = float(_beta(psi, clusters, to_factors)[1])
     se = float(np.sqrt(variance))
     crit = stats.t.ppf(0.975, df)
-    patient, lesion = (_chol(theta[k : k + 3]) * sigma for k in (0, 3))
+    patient, lesion = (f * sigma for f in factors)
     return MixedFit(
         beta=beta,
         se=se,
@@ -109,7 +121,57 @@ def fit_random_slopes(frame: pd.DataFrame, outcome: str = "y") -> MixedFit:
         sd_patient_slope=float(np.hypot(*patient[1])),
         sd_lesion_slope=float(np.hypot(*lesion[1])),
         sd_residual=sigma,
+        singular=singular,
     )
+
+
+def _best_optimum(clusters: _Clusters) -> np.ndarray:
+    """The optimum from lme4's start or, when that one is on the boundary or not reached, the
+    one with the lowest REML criterion over `STARTS` (log-Cholesky parameters): an interior
+    optimum is the REML estimate and needs no other start, which keeps a fit to seconds."""
+    found: list[tuple[float, tuple]] = []
+    failures: list[str] = []
+    for patient, lesion in STARTS:
+        if found and not boundary_note(*_log_factors(np.array(min(found)[1]))):
+            break
+        start = np.array([patient, 0.0, patient, lesion, 0.0, lesion])
+        try:
+            with np.errstate(all="ignore"):  # an overflow shows as a non-finite criterion
+                theta = _minimise(lambda t: _profiled(t, clusters), start)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            failures.append(f"the mixed model's optimiser failed numerically ({err})")
+            continue
+        except NotEstimableError as err:
+            failures.append(str(err))
+            continue
+        if np.all(np.isfinite(theta)):
+            found.append((_profiled(theta, clusters), tuple(theta)))
+    if not found:
+        raise NotEstimableError(
+            failures[0] if failures else "the mixed model's optimiser ran off to infinite variances"
+        )
+    return np.array(min(found)[1])
+
+
+def boundary_note(patient: np.ndarray, lesion: np.ndarray) -> str:
+    """Which variance component of a fit is on the boundary, in lme4's sense (a diagonal entry
+    of a relative Cholesky factor below `SINGULAR`), or "" for an interior fit. `patient` and
+    `lesion` are the relative Cholesky factors [[l₁₁, 0], [l₂₁, l₂₂]] of (intercept, slope)."""
+    notes = []
+    for level, factor in zip(LEVELS, (patient, lesion), strict=True):
+        (l11, _), (l21, l22) = factor
+        if l11 < SINGULAR and np.hypot(l21, l22) < SINGULAR:
+            notes.append(f"both {level}-level variances are estimated at 0")
+        elif l11 < SINGULAR:
+            notes.append(f"the {level}-level intercept variance is estimated at 0")
+        elif l22 < SINGULAR and abs(l21) < SINGULAR:
+            notes.append(f"the {level}-level slope variance is estimated at 0")
+        elif l22 < SINGULAR:
+            sign = "+1" if l21 > 0 else "−1"
+            notes.append(f"the {level}-level intercept–slope correlation is estimated at {sign}")
+    if not notes:
+        return ""
+    return "singular fit (as lme4 calls it): " + "; ".join(notes)
 
 
 def _minimise(func, start: np.ndarray) -> np.ndarray:
@@ -124,7 +186,10 @@ def _minimise(func, start: np.ndarray) -> np.ndarray:
         gradient = _gradient(func, x)
         if np.max(np.abs(gradient)) < GRADIENT_TOL:
             return x
-        step = np.linalg.lstsq(_hessian(func, x), -gradient, rcond=None)[0]
+        hessian = _hessian(func, x)
+        if not (np.all(np.isfinite(hessian)) and np.all(np.isfinite(gradient))):
+            break  # ran off where the criterion is not finite
+        step = np.linalg.lstsq(hessian, -gradient, rcond=None)[0]
         while func(x + step) > func(x) + 1e-9 and np.max(np.abs(step)) > 1e-12:
             step = step / 2  # never uphill
         x = x + step
@@ -165,14 +230,28 @@ def _clusters(frame: pd.DataFrame, outcome: str) -> _Clusters:
 
 
 def _chol(part: np.ndarray) -> np.ndarray:
+    """A relative Cholesky factor from its log-Cholesky parameters (the optimiser's)."""
     return np.array([[np.exp(part[0]), 0.0], [part[1], np.exp(part[2])]])
 
 
-def _sums(theta: np.ndarray, clusters: _Clusters):
+def _log_factors(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _chol(theta[:3]), _chol(theta[3:6])
+
+
+def _raw_factors(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The relative Cholesky factors from their entries (lme4's θ)."""
+    patient, lesion = (np.array([[raw[k], 0.0], [raw[k + 1], raw[k + 2]]]) for k in (0, 3))
+    return patient, lesion
+
+
+def _entries(factor: np.ndarray) -> np.ndarray:
+    return np.array([factor[0, 0], factor[1, 0], factor[1, 1]])
+
+
+def _sums(lp: np.ndarray, ll: np.ndarray, clusters: _Clusters):
     """log|R|, X'R⁻¹X, X'R⁻¹y, β̂ and σ̂² = r'R⁻¹r / (N − p), for V = σ²R with
     R = I + ZΛΛ'Z' (Λ the relative Cholesky factors), through the q × q matrix
     I + Λ'Z'ZΛ as lme4 does: accurate, and small."""
-    lp, ll = _chol(theta[:3]), _chol(theta[3:6])
     logdet, xrx, xry, yry = 0.0, clusters.xtx.copy(), clusters.xty.copy(), clusters.yty
     for s in clusters.stacks:
         lam = np.kron(np.eye(1 + s.n_lesions), ll)
@@ -192,29 +271,30 @@ def _sums(theta: np.ndarray, clusters: _Clusters):
 def _profiled(theta: np.ndarray, clusters: _Clusters) -> float:
     """The REML criterion with σ² profiled out (up to a constant), as lme4 minimises it."""
     try:
-        logdet, xrx, _, _, sigma2 = _sums(theta, clusters)
+        logdet, xrx, _, _, sigma2 = _sums(*_log_factors(theta), clusters)
     except np.linalg.LinAlgError:
         return np.inf
     n = clusters.n
     return float(logdet + np.linalg.slogdet(xrx)[1] + (n - 2) * np.log(sigma2))
 
 
-def _deviance(psi: np.ndarray, clusters: _Clusters) -> float:
-    """The REML criterion in all variance parameters (θ and log σ), up to a constant."""
-    theta, sigma2 = psi[:6], np.exp(2 * psi[6])
-    logdet, xrx, xry, beta, s2 = _sums(theta, clusters)
+def _deviance(psi: np.ndarray, clusters: _Clusters, to_factors: Factors) -> float:
+    """The REML criterion in all variance parameters (θ, read by `to_factors`, and log σ), up
+    to a constant."""
+    sigma2 = np.exp(2 * psi[6])
+    logdet, xrx, xry, beta, s2 = _sums(*to_factors(psi[:6]), clusters)
     n = clusters.n
     return float(
         logdet + n * np.log(sigma2) + np.linalg.slogdet(xrx / sigma2)[1] + (n - 2) * s2 / sigma2
     )
 
 
-def _beta(psi, clusters) -> np.ndarray:
-    return clusters.ols + _sums(psi[:6], clusters)[3]
+def _beta(psi, clusters, to_factors: Factors) -> np.ndarray:
+    return clusters.ols + _sums(*to_factors(psi[:6]), clusters)[3]
 
 
-def _beta_cov(psi, clusters) -> np.ndarray:
-    return np.exp(2 * psi[6]) * np.linalg.inv(_sums(psi[:6], clusters)[1])
+def _beta_cov(psi, clusters, to_factors: Factors) -> np.ndarray:
+    return np.exp(2 * psi[6]) * np.linalg.inv(_sums(*to_factors(psi[:6]), clusters)[1])
 
 
 def _gradient(func, x: np.ndarray, step: float = 1e-4) -> np.ndarray:

@@ -31,7 +31,16 @@ CORRELATION_PHRASES = {
     "independence": "an independence working correlation",
     "ar1": "a time-aware AR(1) working correlation (α^|visit difference|)",
 }
-COV_TYPES = ("robust", "bias_reduced", "kauermann_carroll")
+# The plain sandwich; Mancl–DeRouen's (clubSandwich's CR3, statsmodels' `bias_reduced`); and
+# the bias-reduced linearisation of Bell and McCaffrey (CR2), which is Kauermann–Carroll's only
+# under an independence working correlation.
+COV_TYPES = ("robust", "mancl_derouen", "bias_reduced")
+# What each covariance is called wherever the book names it (one name per method).
+COV_TYPE_NAMES = {
+    "robust": "robust (sandwich)",
+    "mancl_derouen": "Mancl–DeRouen",
+    "bias_reduced": "bias-reduced linearisation (Bell–McCaffrey), CR2",
+}
 FAMILIES = ("gaussian_log", "tweedie_log", "gaussian_identity")
 TRANSFORMS = ("none", "log", "log1p", "pct_baseline")
 TWEEDIE_POWER = 1.5
@@ -218,6 +227,22 @@ def primary(trial: Trial, outcome: str, params=None) -> GEEFit:
     return fit_gee(trial, outcome, cov_struct=params.correlation, cluster=params.cluster)
 
 
+def cluster_count(trial: Trial, cluster: str) -> int:
+    """How many clusters the main model has at this cluster level (lesions or patients with a
+    measured value)."""
+    measured = trial.measurements.dropna(subset=list(OUTCOMES), how="all")
+    return int(with_patient_id(measured)[CLUSTERS[cluster]].nunique())
+
+
+def primary_or_reason(trial: Trial, outcome: str, params=None) -> tuple[GEEFit | None, str]:
+    """The main model, or None and why the data cannot support it: a page, table or figure
+    says "not estimable: <reason>" where the numbers would be, and the build goes on."""
+    try:
+        return primary(trial, outcome, params), ""
+    except NotEstimableError as err:  # the caller names the outcome: drop the column's name
+        return None, str(err).removeprefix(f"{outcome_column(outcome)}: ")
+
+
 def fit_gee(
     data: Trial | pd.DataFrame,
     outcome: str,
@@ -293,6 +318,7 @@ def _fit_checked(
     frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol, qic
 ) -> GEEFit:
     _check_estimable(frame, column, CLUSTERS[cluster])
+    check_pairs(frame, column, CLUSTERS[cluster], cov_struct, n_params=2, ddof_scale=ddof_scale)
     if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
         raise NotEstimableError(
             "AR(1) needs one row per visit within a cluster; clustered by patient, lesions "
@@ -308,7 +334,7 @@ def _fit_checked(
         ddof_scale=ddof_scale,
         ctol=ctol,
     )
-    _check_fit(result, column, frame, family)
+    check_fit(result, column, frame, family)
     if not converged:
         raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
@@ -392,15 +418,47 @@ def _check_estimable(frame: pd.DataFrame, column: str, cluster_col: str) -> None
         raise NotEstimableError(f"{column}: every value is 0; the log-scale rate is undefined")
 
 
-def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
+def check_pairs(
+    frame: pd.DataFrame,
+    column: str,
+    cluster_col: str,
+    cov_struct: str,
+    *,
+    n_params: int,
+    ddof_scale: int | None = None,
+) -> None:
+    """Refuse a working correlation that the data give no pairs to estimate: α is a mean of
+    products over within-cluster pairs divided by n_pairs − p (statsmodels' exchangeable
+    divisor; geepack's with `ddof_scale=0`), so with n_pairs ≤ p it is undefined, not at the
+    edge of (−1, 1). The time-aware AR(1) is refused on the same count."""
+    if cov_struct == "independence":
+        return
+    sizes = frame.groupby(cluster_col).size().to_numpy()
+    n_pairs = int(np.sum(sizes * (sizes - 1) // 2))
+    unit = "lesion" if cluster_col == "lesion_id" else "patient"
+    ddof = n_params if ddof_scale is None else ddof_scale
+    if n_pairs == 0:
+        raise NotEstimableError(
+            f"{column}: no {unit} has two measured visits, so there is no within-{unit} "
+            "pair to estimate the working correlation from"
+        )
+    if n_pairs - ddof <= 0:
+        raise NotEstimableError(
+            f"{column}: too few within-{unit} pairs to estimate the working correlation "
+            f"({n_pairs} pairs for {n_params} coefficients)"
+        )
+
+
+def check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
     """A fit that ran off (estimates not finite, working correlation outside (−1, 1), a mean
     curve far outside the data) is not a result: statsmodels can stop there without a
     warning."""
     alpha = result.model.cov_struct.dep_params
+    if alpha is not None and not np.isfinite(float(alpha)):
+        raise NotEstimableError(f"{column}: the working correlation could not be estimated")
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
         raise NotEstimableError(
-            f"{column}: the working correlation's estimate reached the edge of (−1, 1) "
-            f"(α = {float(alpha):.4g})"
+            f"{column}: the working correlation's estimate ran to the edge of (−1, 1)"
         )
     if not (
         np.all(np.isfinite(result.params))
@@ -414,8 +472,7 @@ def _check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
         largest = float(frame[column].max())
         if curve.max() > DIVERGENCE_FACTOR * largest:
             raise NotEstimableError(
-                f"{column}: the fit diverged (its mean curve reaches {curve.max():.3g} mm, "
-                f"more than {DIVERGENCE_FACTOR:g} times the largest size measured)"
+                f"{column}: the fit diverged (its mean curve runs far above every size measured)"
             )
 
 
@@ -584,11 +641,11 @@ def gaussian_qic(result, scale: float) -> float:
 
 
 def _covariance(result, cov_type: str) -> tuple[np.ndarray, tuple[float, ...] | None]:
-    """Robust (with z), or Mancl–DeRouen (residuals ×(I − H)⁻¹) or Kauermann–Carroll
-    (×(I − H)^−½) with the Satterthwaite df of each coefficient."""
+    """Robust (with z), or Mancl–DeRouen (residuals ×(I − H)⁻¹, CR3) or the bias-reduced
+    linearisation (CR2) with the Satterthwaite df of each coefficient."""
     if cov_type == "robust":
         return result.cov_params().to_numpy(), None
-    return adjusted_sandwich(result.model, -1.0 if cov_type == "bias_reduced" else -0.5)
+    return adjusted_sandwich(result.model, -1.0 if cov_type == "mancl_derouen" else -0.5)
 
 
 def adjusted_sandwich(model, power: float) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -597,8 +654,9 @@ def adjusted_sandwich(model, power: float) -> tuple[np.ndarray, tuple[float, ...
     (Pustejovsky & Tipton 2018) with the GEE's working model: weights Wⱼ = Vⱼ⁻¹, target Vⱼ.
 
     power 0 is the plain sandwich (CR0); −1 Mancl–DeRouen (clubSandwich's CR3),
-    Aⱼ = (I − Hⱼⱼ)⁻¹; −½ the bias-reduced linearisation (CR2; Kauermann–Carroll with an
-    independence working correlation), Aⱼ = Uⱼ'(Uⱼ(I − Hⱼⱼ)VⱼUⱼ')^−½Uⱼ with Vⱼ = Uⱼ'Uⱼ.
+    Aⱼ = (I − Hⱼⱼ)⁻¹; −½ the bias-reduced linearisation of Bell and McCaffrey (CR2; it is
+    Kauermann–Carroll's only with an independence working correlation),
+    Aⱼ = Uⱼ'(Uⱼ(I − Hⱼⱼ)VⱼUⱼ')^−½Uⱼ with Vⱼ = Uⱼ'Uⱼ.
     A coefficient's sandwich is a quadratic form Σⱼ (gⱼ'z)² in standardised outcomes z;
     its mean and variance give df = (Σⱼ gⱼ'gⱼ)² / Σᵢⱼ (gᵢ'gⱼ)². The tests check both
     against clubSandwich.

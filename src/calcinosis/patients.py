@@ -112,7 +112,7 @@ def patient_rate(measurements: pd.DataFrame, outcome: str) -> PatientRate:
     """The primary model on one patient's lesions (MD sandwich, Satterthwaite t), or why not."""
     n_lesions = int(measurements["lesion_id"].nunique())
     try:
-        fit = models.fit_gee(measurements, outcome, cov_type="bias_reduced", qic=False)
+        fit = models.fit_gee(measurements, outcome, cov_type="mancl_derouen", qic=False)
     except models.NotEstimableError as err:
         return PatientRate(
             np.nan, np.nan, np.nan, np.nan, False, _reason(err, n_lesions), n_lesions, ""

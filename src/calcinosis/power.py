@@ -5,7 +5,8 @@ analysed twice with the pilot's GEE (Gaussian, log link, exchangeable) on
 log E[size] = β₀ + β₁·arm + β₂·time + β₃·arm·time, where β₃ is the effect:
 
 - `patient`: patients as clusters with the book's small-sample correction
-  (`models.term_test` with Kauermann–Carroll, CR2): the analysis a trial should use;
+  (`models.term_test` with the bias-reduced linearisation of Bell and McCaffrey, CR2): the
+  analysis a trial should use;
 - `lesion`: lesions as clusters with the robust sandwich and z, as the pilot's main model:
   cheaper, and it shows what ignoring the patient level does to the apparent power.
 

@@ -173,31 +173,63 @@ def cohort(inp: Inputs) -> Iterable[Section]:
 
 
 def gee(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, models, patients, tables
+    """The main model under the page's parameters; a fit the data cannot support is said to be
+    "not estimable" with its reason (its values are missing, never a number) and the build goes
+    on. With few clusters the page leads with the small-sample corrected test
+    (`calcinosis.gee_sentences`)."""
+    from calcinosis import figures, gee_sentences, models, patients, tables
 
     trial, params = inp.trial, inp.params
+    plural = {"lesion": "lesions", "patient": "patients"}[params.cluster]
     section = Section("gee")
     section.add(
         {
             "gee_correlation": params.correlation,
             "gee_cluster": params.cluster,
-            "gee_cluster_plural": {"lesion": "lesions", "patient": "patients"}[params.cluster],
+            "gee_cluster_plural": plural,
             "gee_correlation_phrase": models.CORRELATION_PHRASES[params.correlation],
             "lesion_spread_sentence": patients.lesion_spread_sentence(trial),
         }
     )
+    fits = {}
     for outcome in OUTCOMES:
-        try:
-            fit = models.primary(trial, outcome, params)
-        except models.NotEstimableError as err:  # never printed as a number: the build stops
-            raise models.NotEstimableError(
-                f"the main GEE for {outcome} with correlation={params.correlation} and "
-                f"cluster={params.cluster} cannot be estimated on these data: {err}"
-            ) from None
-        section.add({f: getattr(fit, f) for f in GEE_FIELDS}, prefix=f"gee_{outcome}_")
+        fit, reason = models.primary_or_reason(trial, outcome, params)
+        fits[outcome] = fit
+        corrected, corrected_reason = gee_sentences.corrected_fit(trial, outcome, params)
+        section.add(
+            {f: None if fit is None else getattr(fit, f) for f in GEE_FIELDS},
+            prefix=f"gee_{outcome}_",
+        )
+        section.add(
+            {
+                "estimable": fit is not None,
+                "reason": reason,
+                "small_sample_p": None if corrected is None else corrected.p,
+                "small_sample_df": None
+                if corrected is None or corrected.ref_df is None
+                else corrected.ref_df[1],
+                "small_sample_reason": corrected_reason,
+                "sentence": gee_sentences.outcome_sentence(
+                    fit, reason, corrected, corrected_reason
+                ),
+                "headline": gee_sentences.headline(fit, reason, corrected),
+            },
+            prefix=f"gee_{outcome}_",
+        )
         section.tables[f"tab_gee_{outcome}"] = Table(
             tables.tab_gee(trial, outcome, params), GEE_DECIMALS
         )
+    n_clusters = models.cluster_count(trial, params.cluster)
+    section.add(
+        {
+            "gee_n_clusters": n_clusters,
+            "gee_leads_with_correction": gee_sentences.leads_with_correction(n_clusters),
+            "gee_lead_reason_sentence": gee_sentences.lead_reason_sentence(n_clusters, plural)
+            if any(fit is not None for fit in fits.values())
+            else "",
+            "gee_correlation_sentence": gee_sentences.correlation_sentence(fits),
+        }
+    )
     section.tables["tab_gee_summary"] = Table(tables.tab_gee_summary(trial, params), 2)
     section.figures["fig_gee_curve"] = figures.render(figures.fig_gee_curve(trial, params))
     section.figures["fig_gee_checks"] = figures.render(figures.fig_gee_checks(trial, params))
@@ -269,7 +301,12 @@ def _discussion(trial: Trial) -> Section:
         table = discussion.interaction_model(trial, outcome).set_index("term")
         row = table.iloc[-1]  # the time × duration interaction
         section.add(
-            {"beta": row["B"], "p": row["p"], "pct_effect": row["pct_per_visit_effect"]},
+            {
+                "beta": row["B"],
+                "p": row["p"],
+                "pct_effect": row["pct_per_visit_effect"],
+                "reason": row["reason"],
+            },
             prefix=f"interaction_{outcome}_",
         )
         section.tables[f"tab_interaction_{outcome}"] = Table(

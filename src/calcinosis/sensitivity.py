@@ -33,6 +33,7 @@ COLUMNS = [
     "note",
 ]
 
+_MD, _CR2 = models.COV_TYPE_NAMES["mancl_derouen"], models.COV_TYPE_NAMES["bias_reduced"]
 # factor, choice, fit_gee options, is_primary
 GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
     ("working correlation", "exchangeable", {}, True),
@@ -52,8 +53,8 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
         False,
     ),
     ("covariance", "robust, lesion clusters", {}, True),
-    ("covariance", "Mancl–DeRouen, lesion clusters", {"cov_type": "bias_reduced"}, False),
-    ("covariance", "Kauermann–Carroll, lesion clusters", {"cov_type": "kauermann_carroll"}, False),
+    ("covariance", f"{_MD}, lesion clusters", {"cov_type": "mancl_derouen"}, False),
+    ("covariance", f"{_CR2}, lesion clusters", {"cov_type": "bias_reduced"}, False),
     (
         "covariance",
         "robust, patient clusters (independence)",
@@ -62,14 +63,14 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
     ),
     (
         "covariance",
-        "Mancl–DeRouen, patient clusters (independence)",
-        {"cluster": "patient", "cov_struct": "independence", "cov_type": "bias_reduced"},
+        f"{_MD}, patient clusters (independence)",
+        {"cluster": "patient", "cov_struct": "independence", "cov_type": "mancl_derouen"},
         False,
     ),
     (
         "covariance",
-        "Kauermann–Carroll, patient clusters (independence)",
-        {"cluster": "patient", "cov_struct": "independence", "cov_type": "kauermann_carroll"},
+        f"{_CR2}, patient clusters (independence)",
+        {"cluster": "patient", "cov_struct": "independence", "cov_type": "bias_reduced"},
         False,
     ),
     ("model form", "Gaussian, log link", {}, True),
@@ -247,7 +248,7 @@ def _mixed_row(measurements: pd.DataFrame, outcome: str) -> dict:
         "reference": f"Satterthwaite t({fit.df:.2f})",
         "df": fit.df,
         "qic": np.nan,
-        "note": "zeros kept via +1 mm",
+        "note": "; ".join(filter(None, ["zeros kept via +1 mm", fit.singular])),
     }
 
 
@@ -256,7 +257,7 @@ def small_sample_numbers(trial: Trial) -> dict[str, float]:
     clusters, beside G − 1, for Methods' statement of the convention."""
     table = grid(trial)
     out: dict[str, float] = {}
-    cr2 = table[table["analysis"].str.contains("cov_type=kauermann_carroll", regex=False)]
+    cr2 = table[table["analysis"].str.contains("cov_type=bias_reduced", regex=False)]
     by_patient = cr2["analysis"].str.contains("cluster=patient", regex=False)
     for cluster in ("patient", "lesion"):
         for outcome in ("length", "width"):

@@ -221,7 +221,7 @@ def log_slope(pct_per_visit: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 # name: (cluster column, covariance); see calcinosis.power for why these two
-ANALYSES = {"patient": ("patient_id", "kauermann_carroll"), "lesion": ("lesion_id", "robust")}
+ANALYSES = {"patient": ("patient_id", "bias_reduced"), "lesion": ("lesion_id", "robust")}
 TERM = "arm × time"
 # What a block of replicates reads from a power grid (plain values, so a task pickles small)
 RUN_SETTINGS = ("seed", "replicates", "block", "control_slope_pct", "lesions_per_patient")

@@ -200,36 +200,52 @@ def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
 
 def tab_gee(trial: Trial, outcome: str, params=None) -> pd.DataFrame:
     """SPSS-style parameter estimates of the main GEE for one outcome (the paper's Table 1),
-    with the working correlation and cluster level of `params`."""
-    from calcinosis import models
+    with the working correlation and cluster level of `params`; a model that cannot be
+    estimated keeps its rows, blank, with the reason in a note."""
+    from calcinosis import gee_sentences, models
 
-    table = models.primary(trial, outcome, params).parameter_table()
+    fit, reason = models.primary_or_reason(trial, outcome, params)
+    if fit is None:
+        columns = ["B", "SE", "CI low", "CI high", "Wald χ²", "df", "p", "Exp(B)"]
+        columns += ["Exp(B) CI low", "Exp(B) CI high"]
+        blank = pd.DataFrame(
+            float("nan"), index=pd.Index([models.INTERCEPT, models.TIME_TERM]), columns=columns
+        )
+        blank["Note"] = gee_sentences.not_estimable_text(reason)
+        return readable(blank.rename_axis("term").reset_index())
+    table = fit.parameter_table()
     return readable(table if isinstance(table.index, pd.RangeIndex) else table.reset_index())
 
 
 def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
-    """The two main models side by side: change per visit, CI, p, sample and correlation."""
-    from calcinosis import models
+    """The two main models side by side: change per visit, CI, p, sample and correlation (a
+    model that cannot be estimated: its numbers blank and the reason in the note)."""
+    from calcinosis import gee_sentences, models
 
+    nan = float("nan")
     rows = []
     for outcome in ("length", "width"):
-        fit = models.primary(trial, outcome, params)
+        fit, reason = models.primary_or_reason(trial, outcome, params)
         rows.append(
             {
                 "Outcome": OUTCOME_NAMES[outcome],
-                "Change per visit (%)": fit.pct_per_visit,
-                "95 % CI low": fit.pct_ci_low,
-                "95 % CI high": fit.pct_ci_high,
-                "Wald χ²": fit.wald_chi2,
-                "p": fit.p,
-                "Observations": int(fit.n_obs),
-                "Lesions": int(fit.n_lesions),
-                "Patients": int(fit.n_patients),
-                "Working correlation": fit.working_correlation,
-                "QIC": fit.qic,
+                "Change per visit (%)": nan if fit is None else fit.pct_per_visit,
+                "95 % CI low": nan if fit is None else fit.pct_ci_low,
+                "95 % CI high": nan if fit is None else fit.pct_ci_high,
+                "Wald χ²": nan if fit is None else fit.wald_chi2,
+                "p": nan if fit is None else fit.p,
+                "Observations": None if fit is None else int(fit.n_obs),
+                "Lesions": None if fit is None else int(fit.n_lesions),
+                "Patients": None if fit is None else int(fit.n_patients),
+                "Working correlation": nan if fit is None else fit.working_correlation,
+                "QIC": None if fit is None else fit.qic,
+                "Note": "" if fit is not None else gee_sentences.not_estimable_text(reason),
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for column in ("Observations", "Lesions", "Patients"):
+        out[column] = out[column].astype("Int64")
+    return out if (out["Note"] != "").any() else out.drop(columns="Note")
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,20 +306,29 @@ def tab_duration_rates(trial: Trial) -> pd.DataFrame:
 
 
 def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
-    """Exploratory GEE with a visit × disease-duration interaction for one outcome."""
-    from calcinosis import discussion
+    """Exploratory GEE with a visit × disease-duration interaction for one outcome (a model
+    that cannot be estimated: its numbers blank and the reason in a note)."""
+    from calcinosis import discussion, gee_sentences
 
     table = discussion.interaction_model(trial, outcome)
-    return readable(
-        table.drop(columns=["converged", "note", "pct_per_visit_effect"], errors="ignore")
-    )
+    reasons = table["reason"].map(lambda r: gee_sentences.not_estimable_text(r) if r else "")
+    table = table.drop(columns=["note", "pct_per_visit_effect", "reason"])
+    if (reasons != "").any():
+        table["Note"] = reasons
+    return readable(table)
 
 
 def interaction_note(trial: Trial) -> str:
-    """The caveat the interaction model carries (one for both outcomes)."""
-    from calcinosis import discussion
+    """The caveat the interaction model carries (one for both outcomes), and for which outcome
+    it cannot be estimated, and why."""
+    from calcinosis import discussion, gee_sentences
 
-    return str(discussion.interaction_model(trial, "length")["note"].iloc[0])
+    note = str(discussion.interaction_model(trial, "length")["note"].iloc[0])
+    for outcome in ("length", "width"):
+        reason = str(discussion.interaction_model(trial, outcome)["reason"].iloc[0])
+        if reason:
+            note += f"; for {outcome} the model is {gee_sentences.not_estimable_text(reason)}"
+    return note
 
 
 def tab_sensitivity(trial: Trial) -> pd.DataFrame:
