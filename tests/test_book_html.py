@@ -421,3 +421,14 @@ def test_a_table_wider_than_the_screen_says_it_scrolls(built_book: Path, site: s
         ".classList.contains('calcinosis-scrolls')"
     )
     page.close()
+
+
+def test_the_title_leaves_the_first_phone_screen_to_the_text(site: str, reader) -> None:
+    """On a phone the home page's title takes at most a fifth of the first screen and does
+    not run past the screen's edge."""
+    mode, context = reader
+    page = _open(context, f"{site}/index.html", PHONE, mode)
+    box = page.locator(".bd-article h1").first.bounding_box()
+    assert box["height"] <= PHONE["height"] / 5
+    assert page.evaluate("document.querySelector('.bd-article h1').scrollWidth") <= PHONE["width"]
+    page.close()
