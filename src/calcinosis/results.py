@@ -393,7 +393,9 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
         section.add({f"sens_{outcome}_p_max": sensitivity.estimable(rows)["p"].max()})
     section.add(tables.sensitivity_summary(trial), prefix="sens_")
     section.add(sensitivity.sentences(trial), prefix="sens_")
-    section.add(sensitivity.small_sample_numbers(trial), prefix="sens_")
+    small = sensitivity.small_sample_numbers(trial)
+    section.add(small, prefix="sens_")
+    section.add({"small_sample_sentence": sensitivity.small_sample_sentence(small)}, prefix="sens_")
     section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)
