@@ -462,9 +462,9 @@ def test_the_clinical_and_radiographic_comparison_compounds_over_the_visits_held
     }
     text = radiography.comparison_sentence(values)
     assert text.startswith(
-        "For length, the clinical change per visit compounded from visit 1 to visit 32 (31 steps "
-        f"of one visit) comes to {100 * (0.98**31 - 1):+.0f} %".replace("-", "−")
+        "For length, the clinical change per visit, compounded over the 31 steps of the visit "
+        f"number from visit 1 to visit 32, comes to {100 * (0.98**31 - 1):+.0f} %".replace("-", "−")
     )
     assert "radiographic mean changed by −40 %" in text
-    assert "for width, the clinical change per visit compounded" in text
+    assert "for width, the clinical change per visit, compounded" in text
     assert "comes to not estimable, and the radiographic mean changed by +0 %" in text
