@@ -83,6 +83,13 @@ def sites_sentence(trial: Trial, facts: dict | None = None) -> str:
     )
 
 
+def lesions_per_child(trial: Trial) -> str:
+    """'Between 1 and 9' lesions per child, or '2' when every child has as many."""
+    per_patient = trial.lesions.groupby("patient_id").size()
+    low, high = int(per_patient.min()), int(per_patient.max())
+    return f"{low}" if low == high else f"Between {low} and {high}"
+
+
 def over_limit_sentence(trial: Trial) -> str:
     """Which lesions of the data lie above the dose rule's area limit, and that the book keeps
     them; said also when there are none."""

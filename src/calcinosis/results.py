@@ -162,7 +162,12 @@ def cohort(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
-    section.add({"cohort_sites_sentence": design.sites_sentence(trial)})
+    section.add(
+        {
+            "cohort_sites_sentence": design.sites_sentence(trial),
+            "cohort_lesions_per_child": design.lesions_per_child(trial),
+        }
+    )
     section.tables["tab_baseline_patients"] = Table(
         tables.tab_baseline_patients(trial),
         {"Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2},
