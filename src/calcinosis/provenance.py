@@ -201,8 +201,13 @@ def package_sentence(data_dir: Path | str) -> str:
         )
     package = json.loads(path.read_text(encoding="utf-8"))
     title = str(package.get("title", "")).strip()
-    licences = [str(lic.get("name", "")) for lic in package.get("licenses", []) or []]
-    licences = [name for name in licences if name.strip()]
+    listed = package.get("licenses")
+    licences = [
+        str(lic.get("name", "")).strip()
+        for lic in (listed if isinstance(listed, list) else [])
+        if isinstance(lic, dict)
+    ]
+    licences = [name for name in licences if name]
     declared = package.get("provenance")
     note = str(declared.get("note", "")).strip() if isinstance(declared, dict) else ""
     text = "The dataset is a Frictionless tabular data package"
