@@ -85,7 +85,7 @@ def test_discussion_counts_the_groups_of_these_data(larger) -> None:
     months = pd.read_csv(data_dir / "patients.csv")["disease_duration_months"]
     short = int((months < 24).sum())
     text = _text(out, "discussion")
-    assert f"{short} children had had JDM for less than two years and {8 - short}" in text
+    assert f"{short} children had had JDM for less than 2 years and {8 - short}" in text
     assert f"{short} vs {8 - short} patients" in text
 
 

@@ -246,3 +246,8 @@ def test_page_sentences_of_a_patient_without_a_rate(trial):
     assert sentences["rate_sentence"].startswith("No rate can be fitted to this patient alone")
     assert "one lesion" in sentences["rate_sentence"]
     assert sentences["rate_sentence"].count("one lesion") == 1  # one reason, not one per outcome
+
+
+@pytest.mark.parametrize("age,article", [(8, "An"), (11, "An"), (18, "An"), (5, "A"), (80, "An")])
+def test_an_age_takes_its_article(age, article):
+    assert patients._a(age) == article

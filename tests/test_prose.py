@@ -462,9 +462,32 @@ def test_the_clinical_and_radiographic_comparison_compounds_over_the_visits_held
     }
     text = radiography.comparison_sentence(values)
     assert text.startswith(
-        "For length, the clinical change per visit compounded from visit 1 to visit 32 (31 steps "
-        f"of one visit) comes to {100 * (0.98**31 - 1):+.0f} %".replace("-", "−")
+        "For length, the clinical change per visit, compounded over the 31 steps of the visit "
+        f"number from visit 1 to visit 32, comes to {100 * (0.98**31 - 1):+.0f} %".replace("-", "−")
     )
     assert "radiographic mean changed by −40 %" in text
-    assert "for width, the clinical change per visit compounded" in text
+    assert "for width, the clinical change per visit, compounded" in text
     assert "comes to not estimable, and the radiographic mean changed by +0 %" in text
+
+
+def test_lesions_per_child_is_a_range_only_when_it_is_one(tmp_path: Path):
+    from calcinosis import design
+
+    assert design.lesions_per_child(_trial(tmp_path)) == "Between 1 and 2"
+    lesions: list[list[object]] = [
+        ["lesion_id", "patient_id", "site", "baseline_area_cm2", "dose_mg"]
+    ]
+    lesions += [["P1-L1", "P1", "elbow", 2.5, 10], ["P2-L1", "P2", "thigh", 4.0, 20]]
+    measurements = [
+        ["lesion_id", "visit", "length_mm", "width_mm", "dose_mg"],
+        ["P1-L1", 1, 20, 15, 10],
+        ["P2-L1", 1, 25, 18, 20],
+    ]
+    radiography = [
+        ["lesion_id", "timepoint", "length_mm", "width_mm"],
+        ["P1-L1", "baseline", 20, 15],
+    ]
+    trial = _trial(
+        tmp_path / "even", lesions=lesions, measurements=measurements, radiography=radiography
+    )
+    assert design.lesions_per_child(trial) == "1"

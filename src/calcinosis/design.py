@@ -7,7 +7,9 @@ make false (tests/test_prose.py checks the typed prose).
 from __future__ import annotations
 
 import pandas as pd
+import yaml
 
+from calcinosis import dose, paths
 from calcinosis.data import Trial
 
 MOST_VISITS_LISTED = 12  # more distinct visit numbers than this are given as a range
@@ -62,9 +64,7 @@ def _injection_clause(trial: Trial) -> str:
 
 def sites_sentence(trial: Trial, facts: dict | None = None) -> str:
     """The data's body sites set against those of the article's case descriptions."""
-    from calcinosis.reconstruct import load_facts
-
-    facts = facts or load_facts()
+    facts = facts or yaml.safe_load(paths.FACTS_FILE.read_text(encoding="utf-8"))
     described = {str(s) for patient in facts["patients"] for s in patient.get("sites", [])}
     sites = list(dict.fromkeys(trial.lesions["site"].astype(str)))
     if not sites:
@@ -83,20 +83,25 @@ def sites_sentence(trial: Trial, facts: dict | None = None) -> str:
     )
 
 
+def lesions_per_child(trial: Trial) -> str:
+    """'Between 1 and 9' lesions per child, or '2' when every child has as many."""
+    per_patient = trial.lesions.groupby("patient_id").size()
+    low, high = int(per_patient.min()), int(per_patient.max())
+    return f"{low}" if low == high else f"Between {low} and {high}"
+
+
 def over_limit_sentence(trial: Trial) -> str:
     """Which lesions of the data lie above the dose rule's area limit, and that the book keeps
     them; said also when there are none."""
-    from calcinosis import tables
-
-    rule = tables.tab_dose_rule(trial)
-    over = rule[rule["Check"].str.startswith("outside")]
+    lesions = trial.lesions.sort_values("lesion_id")
+    over = lesions[[dose.rule_dose(area) is None for area in lesions["baseline_area_cm2"]]]
     if over.empty:
         return "No lesion in the data read here lies above that limit."
     named = _and(
         [
             f"{lesion} ({site}, {area:g} cm²)"
             for lesion, site, area in zip(
-                over["Lesion"], over["Site"], over["Area (cm²)"], strict=True
+                over["lesion_id"], over["site"], over["baseline_area_cm2"], strict=True
             )
         ]
     )

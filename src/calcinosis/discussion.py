@@ -47,12 +47,8 @@ def points_sentence(trial: Trial) -> str:
         return f"Every child has a fitted rate, so the comparison rests on {n} points per outcome."
     per_outcome = rates.groupby("outcome")["estimable"].sum().astype(int)
     points = " and ".join(f"{k} points for {outcome}" for outcome, k in per_outcome.items())
-    reasons = "; ".join(
-        f"{pid}: {reason}"
-        for pid, reason in missing.drop_duplicates("patient_id")[
-            ["patient_id", "reason"]
-        ].itertuples(index=False)
-    )
+    by_reason = missing.drop_duplicates("patient_id").groupby("reason", sort=False)["patient_id"]
+    reasons = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in by_reason)
     return f"Some children have no fitted rate ({reasons}), so the comparison rests on {points}."
 
 

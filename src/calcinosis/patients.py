@@ -260,7 +260,8 @@ def decline_sentence(lesions: pd.DataFrame) -> str:
     known = starts.dropna()
     parts = []
     if len(known) == 1:
-        parts.append(f"A clear decline in length began at visit {known.iloc[0]:g}.")
+        (lesion,) = lesions.loc[starts.notna(), "lesion_id"].astype(str)
+        parts.append(f"A clear decline in length began at visit {known.iloc[0]:g} ({lesion}).")
     elif len(known) > 1 and known.min() == known.max():
         parts.append(
             f"A clear decline in length began at visit {known.iloc[0]:g} in each of the "
@@ -291,7 +292,8 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
     sex = {"F": "girl", "M": "boy"}.get(str(info["sex"]), "child")
     sites = ", ".join(dict.fromkeys(page.lesions["site"].astype(str)))
     out = {
-        "patient_sentence": f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for "
+        "patient_sentence": f"{_a(info['age_years'])} {info['age_years']:g}-year-old {sex} who "
+        "had lived with JDM for "
         f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
         f"lesion(s) at: {sites}."
     }
@@ -315,6 +317,16 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
             "The lesions still count in the pooled analysis of all lesions."
         )
     return out
+
+
+def _a(number: float) -> str:
+    """The article before a number said in English: "An 8-year-old", "An 11-year-old"."""
+    spoken = f"{number:g}"
+    return (
+        "An"
+        if spoken.startswith("8") or spoken in ("11", "18") or spoken.startswith("18.")
+        else "A"
+    )
 
 
 def sparse_lesions_sentence(trial: Trial, most: int = 2) -> str:

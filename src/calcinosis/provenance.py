@@ -190,8 +190,9 @@ def sentence(data_dir: Path | str) -> str:
 
 
 def package_sentence(data_dir: Path | str) -> str:
-    """What the data dictionary can say of the package (MyST): its title, licence and
-    provenance note when a datapackage.json gives them, or that there is none."""
+    """What the data dictionary can say of the package (plain text, as `{glue:text}` shows
+    it): its title, licence and provenance note when a datapackage.json gives them, or that
+    there is none."""
     path = Path(data_dir) / "datapackage.json"
     if not path.is_file():
         return (
@@ -200,15 +201,20 @@ def package_sentence(data_dir: Path | str) -> str:
         )
     package = json.loads(path.read_text(encoding="utf-8"))
     title = str(package.get("title", "")).strip()
-    licences = [str(lic.get("name", "")) for lic in package.get("licenses", []) or []]
-    licences = [name for name in licences if name.strip()]
+    listed = package.get("licenses")
+    licences = [
+        str(lic.get("name", "")).strip()
+        for lic in (listed if isinstance(listed, list) else [])
+        if isinstance(lic, dict)
+    ]
+    licences = [name for name in licences if name]
     declared = package.get("provenance")
     note = str(declared.get("note", "")).strip() if isinstance(declared, dict) else ""
     text = "The dataset is a Frictionless tabular data package"
-    text += f", *{escape_myst(title)}*" if title else " without a title"
-    text += f", licensed {escape_myst(', '.join(licences))}." if licences else ", with no licence."
+    text += f", “{title}”" if title else " without a title"
+    text += f", licensed {', '.join(licences)}." if licences else ", with no licence."
     if note:
-        text += f" Its provenance note reads: “{escape_myst(note)}”"
+        text += f" Its provenance note reads: “{note}”"
     return text
 
 

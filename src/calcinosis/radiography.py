@@ -230,9 +230,9 @@ def comparison_sentence(values: dict) -> str:
             else "not computable"
         )
         parts.append(
-            f"for {outcome}, the clinical change per visit compounded from visit {first} to "
-            f"visit {last} ({last - first} steps of one visit) comes to {clinical}, and the "
-            f"radiographic mean changed by {radiographic}"
+            f"for {outcome}, the clinical change per visit, compounded over the "
+            f"{last - first} steps of the visit number from visit {first} to visit {last}, "
+            f"comes to {clinical}, and the radiographic mean changed by {radiographic}"
         )
     return f"{parts[0][0].upper()}{parts[0][1:]}; {parts[1]}."
 

@@ -162,7 +162,12 @@ def cohort(inp: Inputs) -> Iterable[Section]:
     trial = inp.trial
     section = Section("cohort")
     section.add(tables.cohort_numbers(trial), prefix="cohort_")
-    section.add({"cohort_sites_sentence": design.sites_sentence(trial)})
+    section.add(
+        {
+            "cohort_sites_sentence": design.sites_sentence(trial),
+            "cohort_lesions_per_child": design.lesions_per_child(trial),
+        }
+    )
     section.tables["tab_baseline_patients"] = Table(
         tables.tab_baseline_patients(trial),
         {"Age (years)": 0, "Disease duration (months)": 0, "Total lesion area (cm²)": 2},
@@ -430,7 +435,9 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
         section.add({f"sens_{outcome}_p_max": sensitivity.estimable(rows)["p"].max()})
     section.add(tables.sensitivity_summary(trial), prefix="sens_")
     section.add(sensitivity.sentences(trial), prefix="sens_")
-    section.add(sensitivity.small_sample_numbers(trial), prefix="sens_")
+    small = sensitivity.small_sample_numbers(trial)
+    section.add(small, prefix="sens_")
+    section.add({"small_sample_sentence": sensitivity.small_sample_sentence(small)}, prefix="sens_")
     section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)

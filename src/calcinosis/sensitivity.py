@@ -270,6 +270,24 @@ def small_sample_numbers(trial: Trial) -> dict[str, float]:
     return out
 
 
+def small_sample_sentence(numbers: dict[str, float]) -> str:
+    """Methods' statement of the CR2 Satterthwaite df beside G − 1 (`small_sample_numbers`),
+    with a fit that could not be made said in words, never as a number."""
+
+    def df(outcome: str, cluster: str) -> str:
+        value = numbers[f"{outcome}_cr2_{cluster}_df"]
+        return f"{value:.1f}" if np.isfinite(value) else "not estimable"
+
+    patients, lesions = (numbers[f"{c}_clusters"] for c in ("patient", "lesion"))
+    return (
+        f"With the {patients:d} patients as clusters these are {df('length', 'patient')} for "
+        f"length and {df('width', 'patient')} for width, not "
+        f"{numbers['patient_clusters_minus_1']:d}; with the {lesions:d} lesions as clusters, "
+        f"{df('length', 'lesion')} and {df('width', 'lesion')} rather than "
+        f"{numbers['lesion_clusters_minus_1']:d}."
+    )
+
+
 def distinct(table: pd.DataFrame) -> pd.DataFrame:
     """One row per outcome and distinct analysis (the grid repeats the primary model as the
     reference of each factor): what every count and range of the grid is taken over."""
