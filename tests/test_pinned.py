@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import pytest
 from calcinosis import ensemble, paths, pinned, reconstruct, tables
 from calcinosis.book.build import stage_warnings
 from calcinosis.sections import Section
+from test_article import copy_of_bundled
 
 RAD = {"rad_length_median_change_mm": -6.0, "rad_length_p": 0.001}
 DATA = {"gee_length_pct_per_visit": -2.66, "gee_length_p": 0.001, **RAD}
@@ -173,7 +176,10 @@ def test_the_chapter_section_reads_its_verdicts_from_the_shipped_table():
     expected = pinned.verdicts(shipped.wide(), ensemble.conclusion_values(trial))
     shown = section.tables["tab_pinned"].frame
     assert shown["Verdict"].tolist() == expected["verdict"].tolist()
-    assert section.values["ens_n_fixed"] == (expected["verdict"] == pinned.FIXED).sum()
+    assert shown["Kind"].tolist() == expected["basis"].tolist()
+    assert section.values["ens_n_imposed"] == (expected["basis"] == pinned.IMPOSED).sum()
+    assert section.values["ens_n_open"] == (expected["basis"] == pinned.OPEN).sum()
+    assert "Holds in these data" in shown.columns  # the bundled data are the article's trial
     assert section.values["ens_n_kept"] == shipped.wide().shape[0]
     assert section.values["ens_warning"] == pinned.stale_message()
     by_grid = section.tables["tab_ensemble_kept_by_grid"].frame
@@ -181,3 +187,58 @@ def test_the_chapter_section_reads_its_verdicts_from_the_shipped_table():
     assert by_grid["Kept"].sum() == section.values["ens_n_kept"]
     dropped = section.tables["tab_ensemble_dropped"].frame
     assert dropped["Members"].sum() == section.values["ens_n_dropped"]
+
+
+def growing(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every lesion grows 3 % a visit from its first size, and is larger on the final
+    radiograph than on the first (the article's children, lesions that grow)."""
+    frame = frame.copy()
+    if name == "measurements":
+        for column in ("length_mm", "width_mm"):
+            size = pd.to_numeric(frame[column], errors="coerce")
+            first = size.groupby(frame["lesion_id"]).transform("first")
+            grown = (first * 1.03 ** (frame["visit"].astype(int) - 1)).round(1)
+            frame[column] = grown.where(size.notna()).map(
+                lambda v: "" if pd.isna(v) else f"{v:.1f}"
+            )
+    if name == "radiography":
+        for column in ("length_mm", "width_mm"):
+            size = pd.to_numeric(frame[column])
+            baseline = size.groupby(frame["lesion_id"]).transform("first")
+            final = frame["timepoint"] == "final"
+            frame.loc[final, column] = (baseline[final] * 1.3).round(1).map("{:.1f}".format)
+    return frame
+
+
+@pytest.mark.integration
+def test_on_growing_lesions_of_the_articles_children_no_decline_is_said_to_hold(tmp_path):
+    from calcinosis import article, data
+
+    trial = data.load_trial(copy_of_bundled(tmp_path / "grow", growing))
+    assert article.match(trial).is_article
+    values = ensemble.conclusion_values(trial)
+    assert values["gee_length_pct_per_visit"] > 0 and values["gee_length_p"] < 0.05
+    shipped = pinned.load()
+    table = pinned.verdicts(shipped.wide() if shipped else pd.DataFrame(), values)
+    said = table.set_index("conclusion")["holds_in_data"]
+    decline = [c for c in said.index if c not in ("n_resolved",)]
+    assert not said[decline].any(), said[said].index.tolist()
+    shown = tables.tab_pinned(table).set_index("Conclusion")["Holds in these data"]
+    assert (shown.drop(table.set_index("conclusion").loc["n_resolved", "claim"]) == "no").all()
+
+
+@pytest.mark.integration
+def test_other_patients_get_the_chapter_without_a_comparison():
+    import synthetic
+    from calcinosis import data, results
+    from calcinosis.params import Parameters
+
+    with tempfile.TemporaryDirectory() as folder:
+        trial = data.load_trial(synthetic.larger_trial(Path(folder) / "d"))
+        producer = next(p for p in results.PRODUCERS if p.name == "pinned")
+        [section] = results.run(producer, trial, Parameters())
+    said = section.values["ens_data_sentence"]
+    assert said.startswith("These data are not the article's trial") and "compare" in said
+    shown = section.tables["tab_pinned"].frame
+    assert "In these data" not in shown.columns and "Holds in these data" not in shown.columns
+    assert not any("P1" in str(v) for v in section.values.values())

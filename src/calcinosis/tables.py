@@ -383,8 +383,6 @@ def pinned_numbers(verdicts: pd.DataFrame) -> dict[str, object]:
         "n_open": int((basis == pinned.OPEN).sum()),
         "n_pinned": int(pinned_down.sum()),
         "n_left_open": int((verdict == pinned.LEFT_OPEN).sum()),
-        "imposed_list": _claims(verdicts[basis == pinned.IMPOSED]),
-        "built_in_list": _claims(verdicts[basis == pinned.BUILT_IN]),
         "pinned_list": _claims(verdicts[pinned_down], with_verdict=True),
         "left_open_list": _claims(verdicts[verdict == pinned.LEFT_OPEN]),
     }
