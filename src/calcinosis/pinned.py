@@ -410,9 +410,15 @@ def sub_ensemble_shares(
 
 def sub_ensemble_numbers(shares: pd.DataFrame) -> dict[str, object]:
     """How far the open conclusions' shares and verdicts move across the sub-ensembles."""
-    open_ = shares[shares["basis"] == OPEN]
+    open_ = shares[shares["basis"] == OPEN] if len(shares) else shares
     if open_.empty:
-        return {"sub_max_move_pct": 0.0, "sub_n_verdicts_moved": 0, "sub_n_open": 0}
+        return {
+            "sub_max_move_pct": 0.0,
+            "sub_n_verdicts_moved": 0,
+            "sub_n_open": 0,
+            "sub_n_sub_ensembles": 0,
+            "sub_n_smallest": 0,
+        }
     whole = open_[open_["group"] == "all"].set_index("conclusion")
     moves = (open_["share_holding"] - open_["conclusion"].map(whole["share_holding"])).abs()
     moved = open_.groupby("conclusion")["verdict"].nunique() > 1
