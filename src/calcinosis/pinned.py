@@ -61,7 +61,7 @@ Holds = Callable[[pd.DataFrame, pd.Series], pd.Series]
 class Conclusion:
     """A conclusion of the book: whether it holds on each row of a wide table (members as
     rows, quantities as columns) given a reference row (the data's when they are compared,
-    else the members' medians); the number to show; the quantities it rests on."""
+    else the members' most common values); the number to show; the quantities it rests on."""
 
     name: str
     claim: str  # may name the reference value as {reference}
@@ -277,14 +277,19 @@ def pinned_verdict(share: float) -> str:
     return LEFT_OPEN
 
 
-def verdicts(wide: pd.DataFrame, data: dict[str, float] | None) -> pd.DataFrame:
+def verdicts(
+    wide: pd.DataFrame, data: dict[str, float] | None, common: pd.Series | None = None
+) -> pd.DataFrame:
     """One row per conclusion: its kind and why, its number over the members, the share of
     members where it holds and the verdict; with `data` (the article's trial, see
     `article.match`), its number in the data, whether it holds there and whether that agrees
-    with the verdict. Without, the reference of a "same as" conclusion is the members'
-    median and nothing is said of the data."""
+    with the verdict. Without, the reference of a "same as" conclusion is the members' most
+    common value (or `common`'s) and nothing is said of the data."""
     compared = data is not None
-    reference = pd.Series(data, dtype=float) if compared else wide.median(numeric_only=True)
+    if compared:
+        reference = pd.Series(data, dtype=float)
+    else:
+        reference = _most_common(wide) if common is None else common
     rows = []
     for c in conclusions():
         kind, why = basis(c)
@@ -313,6 +318,11 @@ def verdicts(wide: pd.DataFrame, data: dict[str, float] | None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _most_common(wide: pd.DataFrame) -> pd.Series:
+    """Each quantity's most common value over the members (the smallest of tied ones)."""
+    return wide.mode().iloc[0] if len(wide) else pd.Series(dtype=float)
 
 
 def _plain(value: float) -> str:
@@ -385,13 +395,15 @@ def sub_ensemble_shares(
     wide: pd.DataFrame, table: pd.DataFrame, data: dict[str, float] | None
 ) -> pd.DataFrame:
     """Per sub-ensemble and conclusion that is not imposed by the audit: its members, the
-    share where the conclusion holds and, for an open one, the verdict there."""
+    share where the conclusion holds and, for an open one, the verdict there ("same as"
+    conclusions against the whole ensemble's reference)."""
+    common = _most_common(wide)
     rows = []
     for sub in sub_ensembles(table):
         part = wide.loc[wide.index.intersection(sub.keys)]
         if part.empty:
             continue
-        for row in verdicts(part, data).itertuples(index=False):
+        for row in verdicts(part, data, common).itertuples(index=False):
             if row.basis == IMPOSED:
                 continue
             rows.append(
