@@ -109,3 +109,10 @@ def test_a_severe_event_is_reported(noisy) -> None:
         in (safety)
     )
     assert "syncope after the injection" in safety
+
+
+def test_the_ensemble_chapter_says_these_are_not_the_articles_trial(larger) -> None:
+    _, out, _ = larger
+    text = _text(out, "ensemble")
+    assert "These data are not the article" in text and "does not compare" in text
+    assert "Holds in these data" not in text and "In these data" not in text

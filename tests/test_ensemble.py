@@ -70,3 +70,16 @@ def test_a_larger_run_reuses_the_smaller_one(local_run):
     manifest = ensemble.run(N + 1, local_run, workers=1, progress=False)
     assert manifest["timings"]["this_run_computed"] == 1
     assert manifest["timings"]["this_run_reused"] == N
+
+
+@pytest.mark.integration
+def test_kept_trials_are_the_kept_members_datasets(local_run):
+    from calcinosis import article, models
+
+    table = pd.read_parquet(local_run / ensemble.TABLE_FILE)
+    recorded = table[table["quantity"] == "gee_length_pct_per_visit"].set_index("key")["value"]
+    trials = dict(ensemble.kept_trials(table))
+    assert sorted(trials) == sorted(recorded.index) and len(trials) >= 1
+    for key, trial in trials.items():
+        assert article.match(trial).is_article
+        assert models.primary(trial, "length").pct_per_visit == pytest.approx(recorded[key])

@@ -15,7 +15,7 @@ import hashlib
 import json
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,21 +33,45 @@ from calcinosis.sections import slug
 # --------------------------------------------------------------------------------------------
 
 
+ALPHA = 0.05  # the level the book's conclusions of significance are read at
+
+
 @dataclass(frozen=True)
 class Assumption:
-    """One open choice: the reconstruction's field, its range in words, how a member draws it."""
+    """One open choice: the reconstruction's field, the bounds a member draws it between
+    (`low`, `high`; for a set of lesions, their count), and how it draws it."""
 
     name: str
     meaning: str
-    range: str
-    draw: Callable[[np.random.Generator], Any]
+    low: float
+    high: float
+    draw: Callable[[np.random.Generator, float, float], Any]
+    unit: str = ""
+    between: str = "to"  # "or" when only the two bounds are drawn
+
+    @property
+    def range(self) -> str:
+        """The bounds in words, as the chapter's table prints them."""
+        return f"{self.low:g} {self.between} {self.high:g}{self.unit}"
 
 
 P1_LESIONS = tuple(f"P1-L{i}" for i in range(1, 10))
 
 
-def _resolved(rng: np.random.Generator) -> tuple[str, ...]:
-    count = int(rng.integers(3, 9))
+def _integer(rng: np.random.Generator, low: float, high: float) -> int:
+    return int(rng.integers(int(low), int(high) + 1))
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return round(float(rng.uniform(low, high)), 3)
+
+
+def _either(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(rng.choice([low, high]))
+
+
+def _resolved(rng: np.random.Generator, low: float, high: float) -> tuple[str, ...]:
+    count = _integer(rng, low, high)
     return tuple(sorted(rng.choice(P1_LESIONS, size=count, replace=False).tolist()))
 
 
@@ -55,60 +79,100 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "clinical_grid_mm",
         "ruler grid the clinical sizes are rounded to",
-        "0.5 or 1 mm",
-        lambda rng: float(rng.choice([0.5, 1.0])),
+        0.5,
+        1.0,
+        _either,
+        " mm",
+        "or",
     ),
     Assumption(
         "decline_onset",
         "visits patient 1 stays flat before the decline ('around the 4th injection')",
-        "2 to 5",
-        lambda rng: int(rng.integers(2, 6)),
+        2,
+        5,
+        _integer,
     ),
     Assumption(
         "slow_speed_factor",
         "speed of patients 3-5 relative to the bundled reconstruction",
-        "0.6 to 1.4",
-        lambda rng: round(float(rng.uniform(0.6, 1.4)), 3),
+        0.6,
+        1.4,
+        _uniform,
     ),
     Assumption(
         "step_visits_p4",
         "visits per step of patient 4's course (runs of unchanged visits)",
-        "3 to 6",
-        lambda rng: int(rng.integers(3, 7)),
+        3,
+        6,
+        _integer,
     ),
-    Assumption(
-        "step_visits_p5",
-        "visits per step of patient 5's course",
-        "3 to 6",
-        lambda rng: int(rng.integers(3, 7)),
-    ),
+    Assumption("step_visits_p5", "visits per step of patient 5's course", 3, 6, _integer),
     Assumption(
         "lesion_spread",
         "lesions' speeds spread uniformly over 1 ± this share around their patient's",
-        "0.05 to 0.4",
-        lambda rng: round(float(rng.uniform(0.05, 0.4)), 3),
+        0.05,
+        0.4,
+        _uniform,
     ),
     Assumption(
         "noise_steps",
         "rater noise (SD in grid steps) before rounding; sizes never rise, so a high reading "
         "persists (noise correlated within a lesion)",
-        "0 to 1",
-        lambda rng: round(float(rng.uniform(0.0, 1.0)), 3),
+        0,
+        1,
+        _uniform,
     ),
     Assumption(
         "resolved",
-        "patient 1's lesions gone on the final radiograph",
-        "3 to 8 of its 9 lesions, chosen at random",
+        "patient 1's lesions gone on the final radiograph (how many; which, at random)",
+        3,
+        8,
         _resolved,
+        f" of its {len(P1_LESIONS)} lesions",
     ),
 )
+
+
+@dataclass(frozen=True)
+class Construction:
+    """What every member shares because of how the generator makes it, not because the
+    article prints it: the fixed choice in words, and the quantities of `conclusion_values`
+    it decides. A conclusion resting on one of them is built into the generator."""
+
+    name: str
+    meaning: str
+    decides: tuple[str, ...]
+
+
+def constructions() -> tuple[Construction, ...]:
+    """The generator's fixed choices that decide conclusions, worded from its own constants
+    (`reconstruct.SPEED`, the speed factor's bounds)."""
+    factor = next(a for a in ASSUMPTIONS if a.name == "slow_speed_factor")
+    slow = {p: s for p, s in reconstruct.SPEED.items() if p != 1}
+    fastest_slow = max(slow.values()) * factor.high
+    listed = ", ".join(f"patient {p} {s:g}" for p, s in slow.items())
+    speeds = (
+        f"patient 1 falls at speed {reconstruct.SPEED[1]:g} ({listed} of it, times "
+        f"{factor.name} {factor.range}: at most {fastest_slow:.2f}); patient 2's one lesion is "
+        "gone by the last visit. The shortest disease durations are fast and the longest slow "
+        "by construction, where the article calls that link not statistically verifiable"
+    )
+    decided = tuple(
+        f"{what}_{outcome}_{stat}"
+        for what in (*(f"rate_article{p}" for p in reconstruct.SPEED), "interaction")
+        for outcome in ("length", "width")
+        for stat in ("pct", "p")
+    )
+    return (Construction("patient_speeds", speeds, decided),)
+
+
 ENSEMBLE_SALT = 11  # seeds of the assumptions' draws, apart from the reconstruction's own
 
 
 def member_assumptions(seed: int) -> reconstruct.Assumptions:
     """The assumptions of the member with `seed`: drawn from it, so a seed is a member."""
     rng = np.random.default_rng([ENSEMBLE_SALT, seed])
-    return reconstruct.Assumptions(**{a.name: a.draw(rng) for a in ASSUMPTIONS})
+    return reconstruct.Assumptions(**{a.name: a.draw(rng, a.low, a.high) for a in ASSUMPTIONS})
 
 
 def member_key(seed: int, assumptions: reconstruct.Assumptions) -> str:
@@ -124,14 +188,16 @@ def member_key(seed: int, assumptions: reconstruct.Assumptions) -> str:
 
 def conclusion_values(trial: Trial) -> dict[str, float]:
     """The numbers behind the book's conclusions, computed with the book's own analyses: the
-    primary GEE, the sensitivity grid, the per-patient rates, the time × duration interaction,
-    the radiographic tests and lesions resolved, the start of patient 1's decline."""
-    from calcinosis import discussion, models, patients, radiography, sensitivity
+    primary GEE, the sensitivity grid, the radiographic tests and lesions resolved, the time ×
+    duration interaction; and, when the data are the article's trial (`article.match`), the
+    rates of the article's patients and the start of patient 1's decline, named by the
+    article's patient numbers (`rate_article1_length_pct`), never by the data's IDs."""
+    from calcinosis import article, discussion, models, patients, radiography, sensitivity
 
     values: dict[str, float] = {}
     for outcome in ("length", "width"):
         fit = models.primary(trial, outcome)
-        values[f"gee_{outcome}_pct"] = fit.pct_per_visit
+        values[f"gee_{outcome}_pct_per_visit"] = fit.pct_per_visit
         values[f"gee_{outcome}_p"] = fit.p
         row = discussion.interaction_model(trial, outcome).iloc[-1]
         values[f"interaction_{outcome}_pct"] = float(row["pct_per_visit_effect"])
@@ -140,18 +206,23 @@ def conclusion_values(trial: Trial) -> dict[str, float]:
     for row in grid.itertuples(index=False):
         name = f"sens_{row.outcome}_{slug(row.factor)}_{slug(row.choice)}".lower()
         values[f"{name}_pct"], values[f"{name}_p"] = float(row.pct_per_visit), float(row.p)
-    significant, estimated = sensitivity.significant_share(grid)
-    values["sens_share_significant"] = significant / estimated if estimated else np.nan
-    for rate in patients.patient_rates(trial).itertuples(index=False):
-        values[f"rate_{rate.patient_id}_{rate.outcome}_pct"] = float(rate.pct_per_visit)
-        values[f"rate_{rate.patient_id}_{rate.outcome}_p"] = float(rate.p)
+    fitted = sensitivity.estimable(sensitivity.distinct(grid))
+    declining = (fitted["pct_per_visit"] < 0) & (fitted["p"] < ALPHA)
+    values["sens_share_declining"] = float(declining.mean()) if len(fitted) else np.nan
     for test in radiography.paired_tests(trial).itertuples(index=False):
         values[f"rad_{test.outcome}_p"] = float(test.p)
+        values[f"rad_{test.outcome}_median_change_mm"] = float(test.median_change_mm)
     values["rad_n_resolved"] = float(radiography.n_resolved(trial))
-    values["decline_start_P1"] = np.nan
-    if "P1" in set(trial.patients["patient_id"]):  # the article's patient 1 (stop-gap)
-        courses = patients.lesion_courses(trial, "P1")["decline_start_visit"].dropna()
-        values["decline_start_P1"] = float(courses.median()) if len(courses) else np.nan
+    found = article.match(trial)
+    if found.is_article:
+        rates = patients.patient_rates(trial)
+        for number, patient_id in found.patients.items():
+            for rate in rates[rates["patient_id"] == patient_id].itertuples(index=False):
+                values[f"rate_article{number}_{rate.outcome}_pct"] = float(rate.pct_per_visit)
+                values[f"rate_article{number}_{rate.outcome}_p"] = float(rate.p)
+        starts = patients.lesion_courses(trial, found.patients[1])["decline_start_visit"]
+        starts = starts.dropna()
+        values["decline_start_article1"] = float(starts.median()) if len(starts) else np.nan
     return values
 
 
@@ -210,6 +281,24 @@ def checked_trial(seed: int, assumptions: reconstruct.Assumptions, folder: Path)
     return f"audit: {', '.join(missed)} not reproduced" if len(missed) else trial
 
 
+def member_trial(seed: int) -> Trial:
+    """The dataset of member `seed`, made again from its seed (a member is a function of its
+    seed). Its tables are in memory; its `data_dir`, a temporary folder, is gone."""
+    from calcinosis import data
+
+    with tempfile.TemporaryDirectory(prefix="calcinosis-member-") as folder:
+        reconstruct.write_dataset(Path(folder), seed, member_assumptions(seed))
+        return data.load_trial(folder)
+
+
+def kept_trials(table: pd.DataFrame) -> Iterator[tuple[str, Trial]]:
+    """(key, dataset) of every member the tidy `table` (a run's, or `pinned.load().table`)
+    kept, in seed order: what the planning chapter fits its model to, member by member."""
+    members = table.loc[table["kept"]].drop_duplicates("key").sort_values("seed")
+    for key, seed in zip(members["key"], members["seed"], strict=True):
+        yield str(key), member_trial(int(seed))
+
+
 def _dropped(head: dict, reason: str) -> dict:
     return {**head, "kept": False, "reason": reason, "quantity": "", "value": np.nan}
 
@@ -235,6 +324,7 @@ TABLE_FILE, CSV_FILE, MANIFEST_FILE, MEMBERS_DIR = (
 # shipped ensemble is stale.
 CODE_FILES = (
     "ensemble.py",
+    "article.py",
     "reconstruct.py",
     "sprite.py",
     "dose.py",

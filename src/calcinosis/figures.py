@@ -612,30 +612,56 @@ def fig_sensitivity_influence(trial: Trial) -> Figure:
 
 
 def fig_pinned(verdicts: pd.DataFrame) -> Figure:
-    """Per conclusion of the book: the share of the ensemble's members in which it holds, with
-    whether it holds in the data; bars inside the grey bands are fixed by the article."""
+    """Per conclusion of the book: the share of the ensemble's members in which it holds,
+    coloured by its kind and verdict; a diamond says whether it holds in the data, drawn
+    only when the data are the article's trial."""
     from calcinosis import pinned
 
     theme.apply()
     fig, ax = plt.subplots(figsize=theme.figsize(0.2 + 0.07 * len(verdicts)), layout="constrained")
     y = np.arange(len(verdicts))
-    fixed = (verdicts["verdict"] == pinned.FIXED).to_numpy()
-    colours = np.where(fixed, theme.OKABE_ITO["blue"], theme.OKABE_ITO["orange"])
-    share = 100 * verdicts["share_holding"].to_numpy()
+    colour_of = {
+        pinned.IMPOSED: theme.OKABE_ITO["grey"],
+        pinned.BUILT_IN: theme.OKABE_ITO["reddish_purple"],
+        pinned.HOLDS: theme.OKABE_ITO["blue"],
+        pinned.FAILS: theme.OKABE_ITO["blue"],
+        pinned.LEFT_OPEN: theme.OKABE_ITO["orange"],
+    }
+    legend = {
+        pinned.IMPOSED: pinned.IMPOSED,
+        pinned.BUILT_IN: pinned.BUILT_IN,
+        pinned.HOLDS: "open, pinned down",
+        pinned.LEFT_OPEN: pinned.LEFT_OPEN,
+    }
+    key = np.where(verdicts["basis"] == pinned.OPEN, verdicts["verdict"], verdicts["basis"])
+    colours = [colour_of.get(k, theme.OKABE_ITO["grey"]) for k in key]
+    share = 100 * verdicts["share_holding"].to_numpy(float)
     ax.barh(y, share, color=colours, height=0.6)
     band = 100 * (1 - pinned.AGREEMENT)
     for lo, hi in ((0, band), (100 - band, 100)):
         ax.axvspan(lo, hi, color=theme.OKABE_ITO["grey"], alpha=0.25, lw=0)
-    holds = verdicts["holds_in_data"].to_numpy(bool)
-    ax.scatter(np.where(holds, 100, 0), y, marker="D", s=22, color=theme.REFERENCE, zorder=3)
+    compared = verdicts["holds_in_data"].notna().to_numpy(bool)
+    holds = verdicts["holds_in_data"].fillna(False).to_numpy(bool)
+    ax.scatter(
+        np.where(holds, 100, 0)[compared],
+        y[compared],
+        marker="D",
+        s=22,
+        color=theme.REFERENCE,
+        zorder=3,
+    )
     labels = [textwrap.fill(claim, 48) for claim in verdicts["claim"]]
     ax.set_yticks(y, labels, fontsize="x-small")
     ax.invert_yaxis()
     ax.set_xlim(-3, 103)
-    ax.set_xlabel("Members in which the conclusion holds (%); ◆ = in the data (100: holds)")
+    ax.set_xlabel(
+        "Kept members in which the conclusion holds (%)"
+        + ("; ◆ = in the data (100: holds)" if compared.any() else "")
+    )
     handles = [
-        mpl.patches.Patch(color=theme.OKABE_ITO["blue"], label=pinned.FIXED),
-        mpl.patches.Patch(color=theme.OKABE_ITO["orange"], label=pinned.OPEN),
+        mpl.patches.Patch(color=colour_of[k], label=label)
+        for k, label in legend.items()
+        if k in set(key) or (k == pinned.HOLDS and pinned.FAILS in set(key))
     ]
     ax.legend(
         handles=handles,

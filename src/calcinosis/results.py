@@ -450,11 +450,12 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
 
 
 def pinned_section(inp: Inputs) -> Iterable[Section]:
-    """Each conclusion of the book in the data and across the shipped ensemble, with the
-    verdict computed from the ensemble's table (chapters/ensemble.md)."""
+    """Each conclusion of the book across the shipped ensemble, of its kind and with its
+    verdict; the sub-ensembles; what the design cannot show; and, only when the data are the
+    article's trial, the data beside it (chapters/ensemble.md)."""
     import pandas as pd
 
-    from calcinosis import ensemble, figures, pinned, tables
+    from calcinosis import article, ensemble, figures, pinned, tables
 
     section = Section("pinned")
     shipped = pinned.load()
@@ -478,13 +479,21 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
             ),
         }
     )
-    verdicts = pinned.verdicts(
-        shipped.wide() if shipped else pd.DataFrame(), ensemble.conclusion_values(inp.trial)
-    )
+    found = article.match(inp.trial)
+    data = ensemble.conclusion_values(inp.trial) if found.is_article else None
+    wide = shipped.wide() if shipped else pd.DataFrame()
+    verdicts = pinned.verdicts(wide, data)
     if not shipped:
         verdicts["verdict"] = "no ensemble"
+    shares = pinned.sub_ensemble_shares(wide, shipped.table, data) if shipped else pd.DataFrame()
     section.add(tables.pinned_numbers(verdicts), prefix="ens_")
+    section.add(pinned.sub_ensemble_numbers(shares), prefix="ens_")
+    section.add(pinned.design_numbers(), prefix="ens_")
+    section.add(pinned.sentences(verdicts, found), prefix="ens_")
     section.tables["tab_pinned"] = Table(tables.tab_pinned(verdicts))
+    section.tables["tab_pinned_sub_ensembles"] = Table(
+        tables.tab_pinned_sub_ensembles(shares, verdicts)
+    )
     section.tables["tab_ensemble_assumptions"] = Table(tables.tab_ensemble_assumptions())
     section.tables["tab_ensemble_dropped"] = Table(tables.tab_ensemble_dropped(manifest), 0)
     section.tables["tab_ensemble_kept_by_grid"] = Table(
@@ -662,9 +671,16 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("audit", ("published",), audit_section, derived=True),
     Producer(
         "pinned",
-        (*CLINICAL, "radiography"),
+        (*CLINICAL, "radiography", "datapackage"),
         pinned_section,
-        files=tuple(paths.ENSEMBLE_DIR / f for f in ("ensemble.parquet", "manifest.json")),
+        files=(
+            *(paths.ENSEMBLE_DIR / f for f in ("ensemble.parquet", "manifest.json")),
+            # the planning chapter's run, whose Type I error the chapter quotes
+            *(
+                paths.PACKAGE_DIR / "shipped" / "power" / f
+                for f in ("manifest.json", "replicates.csv")
+            ),
+        ),
     ),
 )
 

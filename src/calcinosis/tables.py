@@ -395,29 +395,34 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
 
 
 def pinned_numbers(verdicts: pd.DataFrame) -> dict[str, object]:
-    """Counts and lists of conclusions by verdict, and each conclusion's verdict and share."""
+    """Counts and lists of conclusions by kind and verdict, and each conclusion's verdict and
+    share."""
     from calcinosis import pinned
 
-    fixed = verdicts["verdict"] == pinned.FIXED
+    basis, verdict = verdicts["basis"], verdicts["verdict"]
+    pinned_down = verdict.isin([pinned.HOLDS, pinned.FAILS])
     out: dict[str, object] = {
         "n_conclusions": int(len(verdicts)),
-        "n_fixed": int(fixed.sum()),
-        "n_open": int((~fixed).sum()),
-        "fixed_list": _claims(verdicts[fixed]),
-        "open_list": _claims(verdicts[~fixed]),
+        "n_imposed": int((basis == pinned.IMPOSED).sum()),
+        "n_built_in": int((basis == pinned.BUILT_IN).sum()),
+        "n_open": int((basis == pinned.OPEN).sum()),
+        "n_pinned": int(pinned_down.sum()),
+        "n_left_open": int((verdict == pinned.LEFT_OPEN).sum()),
+        "pinned_list": _claims(verdicts[pinned_down], with_verdict=True),
+        "left_open_list": _claims(verdicts[verdict == pinned.LEFT_OPEN]),
     }
     for row in verdicts.itertuples(index=False):
         out[f"{row.conclusion}_verdict"] = row.verdict
+        out[f"{row.conclusion}_basis"] = row.basis
         out[f"{row.conclusion}_share_pct"] = 100 * row.share_holding
-        out[f"{row.conclusion}_in_data"] = _number(row.value_in_data, row.kind)
     return out
 
 
-def _claims(verdicts: pd.DataFrame) -> str:
-    """The claims as one run of text, each saying whether it holds in the data."""
+def _claims(verdicts: pd.DataFrame, with_verdict: bool = False) -> str:
+    """The claims as one run of text (with the verdict: whether each holds or fails)."""
     said = [
-        claim + ("" if holds else " (does not hold here)")
-        for claim, holds in zip(verdicts["claim"], verdicts["holds_in_data"], strict=True)
+        claim + (f" ({verdict.split(': ')[-1]})" if with_verdict else "")
+        for claim, verdict in zip(verdicts["claim"], verdicts["verdict"], strict=True)
     ]
     return "; ".join(said) or "none"
 
@@ -431,28 +436,64 @@ def _number(value: float, kind: str) -> str:
         return "–"
     if kind == "p":
         return p_text(value)
-    decimals = {"share": 2, "visit": 1, "count": 0}.get(kind, 2)
+    decimals = {"share": 2, "visit": 1, "count": 0, "change": 1}.get(kind, 2)
     return f"{value:.{decimals}f}"
 
 
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Each conclusion: its number and whether it holds in the data, the number's median and
-    5–95 % range over the ensemble, the share of members where it holds, the verdict."""
+    """Each conclusion: its kind, its number's median and 5–95 % range over the ensemble, the
+    share of members where it holds, the verdict; and, when the data are the article's trial
+    (`holds_in_data` set), its number there, whether it holds and whether that agrees."""
+    compared = verdicts["holds_in_data"].notna().any() if len(verdicts) else False
     rows = []
     for row in verdicts.itertuples(index=False):
-        rows.append(
-            {
-                "Conclusion": row.claim,
-                "Number": row.label,
-                "In the data": _number(row.value_in_data, row.kind),
-                "Holds in the data": "yes" if row.holds_in_data else "no",
-                "Ensemble median": _number(row.ensemble_median, row.kind),
-                "Ensemble 5–95 %": f"{_number(row.ensemble_p5, row.kind)} to "
-                f"{_number(row.ensemble_p95, row.kind)}",
-                "Members where it holds (%)": _number(100 * row.share_holding, "count"),
-                "Verdict": row.verdict,
+        shown = {
+            "Conclusion": row.claim,
+            "Kind": row.basis,
+            "Number": row.label,
+            "Ensemble median": _number(row.ensemble_median, row.kind),
+            "Ensemble 5–95 %": f"{_number(row.ensemble_p5, row.kind)} to "
+            f"{_number(row.ensemble_p95, row.kind)}",
+            "Members where it holds (%)": _number(100 * row.share_holding, "count"),
+            "Verdict": row.verdict,
+        }
+        if compared:
+            shown |= {
+                "In these data": _number(row.value_in_data, row.kind),
+                "Holds in these data": "yes" if row.holds_in_data else "no",
+                "Agrees with the verdict": row.data_agree or "–",
             }
+        rows.append(shown)
+    return pd.DataFrame(rows)
+
+
+def tab_pinned_sub_ensembles(shares: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per conclusion not imposed by the audit: the share of members where it holds in all
+    kept members, per ruler grid and per half of the noise range (members in the heading),
+    its lowest and highest share when each range is halved in turn, and whether an open
+    conclusion keeps its verdict in every sub-ensemble."""
+    from calcinosis import pinned
+
+    if shares.empty:
+        return pd.DataFrame(columns=["Conclusion", "Kind"])
+    claims = verdicts.set_index("conclusion")["claim"]
+    rows = []
+    for name, part in shares.groupby("conclusion", sort=False):
+        row = {"Conclusion": claims[name], "Kind": part["basis"].iloc[0]}
+        for sub in part[part["group"] != "range halved"].itertuples(index=False):
+            row[f"{sub.sub_ensemble} (n = {sub.n_members})"] = _number(
+                100 * sub.share_holding, "count"
+            )
+        halved = 100 * part.loc[part["group"] == "range halved", "share_holding"]
+        row["Ranges halved one at a time (%)"] = (
+            f"{_number(halved.min(), 'count')} to {_number(halved.max(), 'count')}"
         )
+        row["Same verdict in every sub-ensemble"] = (
+            ("yes" if part["verdict"].nunique() == 1 else "no")
+            if row["Kind"] == pinned.OPEN
+            else "–"
+        )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
