@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calcinosis import article, ensemble, paths, reconstruct
+from calcinosis import article, ensemble, models, paths, reconstruct
 from calcinosis.ensemble import ALPHA
 from calcinosis.sections import slug
 
@@ -47,7 +47,11 @@ def sensitivity_quantity(outcome: str, factor: str, choice: str, what: str = "p"
     return f"sens_{outcome}_{slug(factor)}_{slug(choice)}".lower() + f"_{what}"
 
 
-PATIENT_LEVEL = ("covariance", "Mancl–DeRouen, patient clusters (independence)")
+# the sensitivity grid's row of that analysis, named as the grid names it
+PATIENT_LEVEL = (
+    "covariance",
+    f"{models.COV_TYPE_NAMES['mancl_derouen']}, patient clusters (independence)",
+)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -261,8 +265,11 @@ def stale_message(folder: Path = paths.ENSEMBLE_DIR) -> str:
     shipped = load(folder)
     if shipped is None or not shipped.stale:
         return ""
+    # named relative to the repository, so neither the page nor the PDF carries the build
+    # machine's paths
+    where = folder.relative_to(paths.ROOT) if folder.is_relative_to(paths.ROOT) else folder.name
     return (
-        f"the shipped ensemble in {folder} was made with other code than this (code hash "
+        f"the shipped ensemble in {where} was made with other code than this (code hash "
         f"{shipped.manifest.get('code_hash', '')[:12]}, now {ensemble.code_hash()[:12]}): its "
         f"chapter may be wrong. Refresh it: calcinosis ensemble --n {shipped.manifest['n_members']}"
     )
