@@ -381,7 +381,7 @@ def test_out_must_be_a_build_folder(built_tiny: dict, tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
+    with pytest.raises(errors.UsageError, match="did not make"):
         build.build(**{**built_tiny, "out_dir": precious})
     assert (precious / "thesis.tex").read_text() == "years of work"
 
@@ -391,17 +391,23 @@ def test_only_folders_a_build_made_are_replaced(built_tiny: dict, tmp_path: Path
     site.mkdir()
     (site / "manifest.json").write_text("{}")  # someone else's manifest
     (site / "index.html").write_text("my own site")
-    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
+    with pytest.raises(errors.UsageError, match="did not make"):
         build.build(**{**built_tiny, "out_dir": site})
     assert (site / "index.html").read_text() == "my own site"
 
 
-def test_two_builds_never_write_one_folder_at_once(built_tiny: dict) -> None:
+def test_two_builds_never_write_one_folder_at_once(built_tiny: dict, tmp_path: Path) -> None:
+    from calcinosis.book.output import exclusive
+
     before = tree_bytes(built_tiny["out_dir"])
-    with build._exclusive(built_tiny["out_dir"], built_tiny["cache_dir"]):  # a build holds it
-        with pytest.raises(errors.UsageError, match="another build is writing"):
-            build.build(**built_tiny)
+    with exclusive(Path(built_tiny["out_dir"]).resolve()):  # a build holds it
+        for cache_dir in (built_tiny["cache_dir"], tmp_path / "another-cache"):
+            with pytest.raises(errors.UsageError, match="another calcinosis command is writing"):
+                build.build(**{**built_tiny, "cache_dir": cache_dir})
     assert tree_bytes(built_tiny["out_dir"]) == before
+    assert not (tmp_path / "another-cache").exists() or not any(
+        (tmp_path / "another-cache").rglob("*.ipynb")
+    )
 
 
 def test_operating_system_error_is_one_message(built_tiny: dict) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from calcinosis import paths
-from calcinosis.book.build import MARKER
+from calcinosis.book.output import MARKER
 
 pytestmark = pytest.mark.system
 

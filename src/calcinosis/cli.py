@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from calcinosis import paths
+from calcinosis.errors import BuildError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,17 +39,16 @@ def main() -> None:
 def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
     from calcinosis import reconstruct as recon
-    from calcinosis.data import dataset_files
+    from calcinosis.errors import UsageError
 
-    held = sorted(p.name for p in dataset_files(out_dir).values()) if out_dir.is_dir() else []
-    if held and not replace:
-        click.echo(
-            f"error: {out_dir} already holds a dataset ({', '.join(held)}); "
-            "choose an empty folder, or pass --replace to overwrite it",
-            err=True,
+    try:
+        written = recon.write_dataset(
+            out_dir, seed=recon.DEFAULT_SEED if seed is None else seed, replace=replace
         )
-        raise SystemExit(2)
-    written = recon.write_dataset(out_dir, seed=recon.DEFAULT_SEED if seed is None else seed)
+    except UsageError as err:
+        _fail(err)
+    except OSError as err:
+        _fail(BuildError(f"could not write {err.filename or out_dir}: {err.strerror or err}"))
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
@@ -195,8 +195,8 @@ def build(
     "out_dir",
     type=click.Path(path_type=Path),
     default=Path("supplement"),
-    show_default="supplement/ (and supplement.zip beside it)",
-    help="Folder of the supplement; the zip is written beside it.",
+    show_default="supplement/",
+    help="Folder of the supplement, its zip inside; replaced only if an earlier run made it.",
 )
 @click.option(
     "-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP
@@ -317,12 +317,19 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
     finished member, and a second run resumes."""
     from calcinosis import ensemble as ens
+    from calcinosis.book.output import check_out, exclusive
     from calcinosis.book.process import sigterm_as_interrupt
+    from calcinosis.errors import UsageError
     from calcinosis.runner import TaskError
 
+    ensemble_files = (ens.TABLE_FILE, ens.CSV_FILE, ens.MANIFEST_FILE, ens.MEMBERS_DIR)
+
     try:
-        with sigterm_as_interrupt():
+        out_dir = check_out(out_dir, own=frozenset(ensemble_files))
+        with sigterm_as_interrupt(), exclusive(out_dir):
             manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
+    except UsageError as err:
+        _fail(err)
     except KeyboardInterrupt:
         done = len(list(ens.member_store(out_dir).folder.glob("*.json")))
         click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)
@@ -388,11 +395,16 @@ def power(
     import dataclasses
 
     from calcinosis import power as planning
+    from calcinosis.book.output import check_out, exclusive
     from calcinosis.data import DataValidationError, load_trial
+    from calcinosis.errors import UsageError
+
+    power_files = frozenset({"tasks", planning.REPLICATES_FILE, planning.MANIFEST_FILE})
 
     try:
+        out_dir = check_out(out_dir, [data_dir], own=power_files)
         trial = load_trial(data_dir)
-    except DataValidationError as err:
+    except (DataValidationError, UsageError) as err:
         _fail(err)
     grid = dataclasses.replace(
         planning.Grid(), effects_pct=effects, lesions_per_patient=lesions_per_patient
@@ -400,10 +412,13 @@ def power(
     if replicates is not None:
         grid = dataclasses.replace(grid, replicates=replicates)
     try:
-        run = planning.compute(trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers)
-    except (OSError, planning.runner.TaskError) as err:
+        with exclusive(out_dir):
+            run = planning.compute(
+                trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers
+            )
+            planning.write(run, out_dir)
+    except (OSError, UsageError, planning.runner.TaskError) as err:
         _fail(err)
-    planning.write(run, out_dir)
     m = run.manifest
     click.echo(
         f"{m['tasks']} tasks ({m['computed']} computed, {m['reused']} reused) in "

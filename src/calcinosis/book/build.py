@@ -17,7 +17,6 @@ whole. A failed build leaves `<out>` untouched and keeps what helps to see why i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -27,7 +26,15 @@ from pathlib import Path
 from calcinosis import paths, provenance
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
-from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
+from calcinosis.book.output import (
+    check_out,
+    exclusive,
+    keep_failure,
+    mark,
+    remove_stale_temps,
+    swap,
+    write_manifest,
+)
 from calcinosis.book.page import NOTICE, PROVENANCE
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
 from calcinosis.book.portable import make_portable
@@ -102,17 +109,15 @@ def plan(
 ) -> Plan:
     """Check the request and the data, and lay out every page. Raises InvalidData or
     UsageError; writes nothing."""
-    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
-    chapters_dir, book_dir = Path(chapters_dir).resolve(), Path(book_dir).resolve()
+    data_dir, chapters_dir = Path(data_dir).resolve(), Path(chapters_dir).resolve()
+    book_dir = Path(book_dir).resolve()
     cache_dir = Path(cache_dir).resolve() if cache_dir else cache.default_dir(out_dir)
     try:
         chosen = Parameters.of(params)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    out_dir = check_out(out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR])
     _check_apart(data_dir, out_dir, cache_dir)
-    _check_out(
-        out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR, Path.cwd()]
-    )
     compare_to = Path(compare_to).resolve() if compare_to else None
     jobs = max(1, jobs or os.cpu_count() or 1)
     key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to)
@@ -183,9 +188,6 @@ class Interrupted(BuildError):
     exit_code = 130
 
 
-MARKER = ".calcinosis-build"  # in every output folder a build made: only those are replaced
-
-
 def build(*args, echo: Echo = print, **kwargs) -> Report:
     """Plan (arguments as for `plan`) and run a build of the book; see the module docstring.
 
@@ -197,7 +199,7 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
     try:
         with sigterm_as_interrupt():
             the_plan = plan(*args, **kwargs)
-            with _exclusive(the_plan.out_dir, the_plan.cache_dir):
+            with exclusive(the_plan.out_dir):
                 return run(the_plan, echo)
     except KeyboardInterrupt:
         end_children()
@@ -206,24 +208,6 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
         raise BuildError(f"could not write{where}: {err.strerror or err}") from None
-
-
-@contextlib.contextmanager
-def _exclusive(out_dir: Path, cache_dir: Path):
-    """One build at a time per output folder (a lock file in the cache, named for it)."""
-    import fcntl
-
-    locks = cache_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    name = cache.sha256_bytes(os.fsencode(out_dir))[:16]
-    with (locks / f"{name}.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"another build is writing {out_dir}; wait for it, or choose another --out"
-            ) from None
-        yield
 
 
 def stage_warnings(sections) -> list[str]:
@@ -314,7 +298,7 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
         write_manifest(tmp, record)
-        (tmp / MARKER).write_text("made by calcinosis build; replaced only by another\n")
+        mark(tmp, "build")
         swap(tmp, plan.out_dir)
     except BaseException as err:
         keep_failure(tmp, failed, err)
@@ -432,21 +416,6 @@ def _check_apart(data_dir: Path, out_dir: Path, cache_dir: Path) -> None:
             raise UsageError(
                 f"{flag} {path} and the data folder {data_dir} must not contain "
                 "each other; choose a folder outside the data"
-            )
-
-
-def _check_out(out_dir: Path, protected: list[Path]) -> None:
-    """Refuse an --out whose swap would remove something that is not a build."""
-    for path in [paths.ROOT, *protected]:
-        if path == out_dir or out_dir in path.parents:
-            raise UsageError(f"--out {out_dir} would replace {path}; choose a folder of its own")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UsageError(f"--out {out_dir} exists and is not a folder")
-        if any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
-            raise UsageError(
-                f"--out {out_dir} holds files that are not a calcinosis build; "
-                "choose a new or empty folder"
             )
 
 
