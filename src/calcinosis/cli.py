@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import click
+from calcinosis.book import process
 
-from calcinosis import paths
-from calcinosis.errors import BuildError
+if Path(sys.argv[0]).stem in ("calcinosis", "cli"):  # run as the program, not imported
+    process.stop_on_signals()  # first: Ctrl-C is heard from here on, before any fork
+
+import click  # noqa: E402
+
+from calcinosis import paths  # noqa: E402
+from calcinosis.errors import BuildError  # noqa: E402
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Stoppable(click.Group):
+    """A command stopped by Ctrl-C or SIGTERM ends with status 130 and one line, wherever it
+    was (click's own answer is "Aborted!" and status 1)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            process.arm()
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            process.stopping_now()
+            process.end_children()
+            click.echo("stopped: by a signal, before the command finished", err=True)
+            raise SystemExit(130) from None
+
+
+@click.group(cls=_Stoppable, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="calcinosis")
 def main() -> None:
     """Build, check and re-run the calcinosis trial book."""
@@ -331,6 +352,7 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     except UsageError as err:
         _fail(err)
     except KeyboardInterrupt:
+        process.stopping_now()
         done = len(list(ens.member_store(out_dir).folder.glob("*.json")))
         click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)
         raise SystemExit(130) from None

@@ -38,7 +38,13 @@ from calcinosis.book.output import (
 from calcinosis.book.page import NOTICE, PROVENANCE
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
 from calcinosis.book.portable import make_portable
-from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
+from calcinosis.book.process import (
+    Echo,
+    end_children,
+    sigterm_as_interrupt,
+    stop_if_asked,
+    stopping_now,
+)
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
@@ -202,6 +208,7 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
             with exclusive(the_plan.out_dir):
                 return run(the_plan, echo)
     except KeyboardInterrupt:
+        stopping_now()
         end_children()
         where = the_plan.out_dir if the_plan else "the output folder"
         raise Interrupted(f"stopped: {where} is as it was before this build") from None
@@ -299,8 +306,11 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
         write_manifest(tmp, record)
         mark(tmp, "build")
+        stop_if_asked()  # a stop some callback swallowed still leaves --out as it was
         swap(tmp, plan.out_dir)
     except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            stopping_now()
         keep_failure(tmp, failed, err)
         raise
     finally:

@@ -160,6 +160,7 @@ def make_alone(
     from calcinosis.book import cache
     from calcinosis.book.output import check_out, exclusive, mark, swap
     from calcinosis.book.plan import load_valid
+    from calcinosis.book.process import stop_if_asked
     from calcinosis.book.results_folder import write as write_results
     from calcinosis.book.results_stage import run_stage
     from calcinosis.errors import UsageError
@@ -185,6 +186,7 @@ def make_alone(
             make(tmp / "results", data_dir, tmp / "supplement")
             os.rename(tmp / "supplement.zip", tmp / "supplement" / ZIP_NAME)
             mark(tmp / "supplement", "supplement")
+            stop_if_asked()
             swap(tmp / "supplement", out_dir)
     echo(f"wrote {out_dir} (zipped in {out_dir / ZIP_NAME})")
     return out_dir
