@@ -431,7 +431,10 @@ def test_operating_system_error_is_one_message(built_tiny: dict) -> None:
 
 def test_corrupt_cache_entry_is_made_again(built_tiny: dict) -> None:
     cache_dir = built_tiny["cache_dir"]
-    for entry in sorted((cache_dir / "sections").rglob("*.pkl"))[:3]:
+    stored = sorted(
+        p for p in (cache_dir / "sections").rglob("*.json") if p.suffixes[-2:] != [".json", ".json"]
+    )
+    for entry in stored[:3]:
         entry.write_bytes(entry.read_bytes()[:10])  # truncated
     for entry in sorted((cache_dir / "notebooks").rglob("*.ipynb")):
         entry.write_text("{}")  # valid JSON, wrong notebook
@@ -439,6 +442,29 @@ def test_corrupt_cache_entry_is_made_again(built_tiny: dict) -> None:
     report = build.build(**built_tiny)
     assert len(report.computed) >= 3 and len(report.executed) == 6
     assert "Lesions of this patient" in page_text(built_tiny["out_dir"])["patient-P2.html"]
+
+
+def test_two_pages_swapped_in_the_cache_are_executed_again(built_tiny: dict) -> None:
+    """Swapped with their records, patient-P1's notebook once published P2's page under
+    P1's name without a word."""
+    cache_dir = built_tiny["cache_dir"]
+    by_page = {}
+    for record in (cache_dir / "notebooks").rglob("*.ipynb.json"):
+        by_page[json.loads(record.read_text())["page"]] = record.with_suffix("")
+    one, two = by_page["patient-P1"], by_page["patient-P2"]
+    for suffix in ("", ".json"):
+        a, b = Path(f"{one}{suffix}"), Path(f"{two}{suffix}")
+        a_bytes = a.read_bytes()
+        a.write_bytes(b.read_bytes())
+        b.write_bytes(a_bytes)
+    shutil.rmtree(built_tiny["out_dir"])
+    said: list[str] = []
+    report = build.build(**{**built_tiny, "echo": said.append})
+    assert sorted(report.executed) == ["patient-P1", "patient-P2"]
+    for name in ("P1", "P2"):
+        html = (built_tiny["out_dir"] / "html" / f"patient-{name}.html").read_text("utf-8")
+        assert re.search(rf"<title>\s*Patient {name}\b", html), html[:500]
+    assert sum("was stored under another key" in line for line in said) == 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -316,8 +316,8 @@ def run(plan: Plan, echo: Echo = print) -> Report:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(failed, ignore_errors=True)  # an old failure no longer describes <out>
-    for path in store.damaged:
-        echo(f"warning: the cache entry {path} did not match its checksum; made again")
+    for warning in store.warnings:
+        echo(f"warning: {warning}")
     report.seconds = time.perf_counter() - t0
     echo(
         f"built {plan.out_dir} in {report.seconds:.1f} s ({len(report.executed)} pages "
