@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import cli, errors, schema
+from calcinosis import cli, errors, paths, schema
 from calcinosis.book import build, review
 
 pytestmark = pytest.mark.system
@@ -325,6 +325,63 @@ def test_reviewer_page_is_built_inside_a_book_named_after_the_parameters(
     assert number.search(reviewed).group(1) != number.search(default).group(1)
     assert (page.parent / "intro.html").is_file()  # the whole book, so links resolve
     assert tree_bytes(built_tiny["out_dir"]) == before
+
+
+def test_a_chapters_own_parameter_reaches_its_page_and_its_downloaded_notebook(
+    built_tiny: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """`calcinosis chapter NAME -p` takes what the chapter's parameters cell declares, typed
+    as its default; the page's downloaded notebook runs again with papermill from the
+    repository's root with any -p, its data folder kept."""
+    import papermill
+
+    monkeypatch.setattr(review, "REVIEW_DIR", tmp_path / "_review")
+    safety = built_tiny["chapters_dir"] / "safety.md"
+    safety.write_text(
+        HEADER
+        + chapter(
+            "Safety",
+            'show("safety", data_dir=data_dir, results_dir=results_dir)\n'
+            'print(f"level is {level!r}")',
+            "Adverse events: {glue:text}`n_adverse_events`.",
+            extra="level = 0.05\n",
+        ),
+        encoding="utf-8",
+    )
+    kwargs = {k: built_tiny[k] for k in ("chapters_dir", "book_dir", "cache_dir", "echo")}
+    for wrong, message in (
+        ({"level": "high"}, "parameter level: 'high' is not a number"),
+        ({"alpha": "0.01"}, "no parameter alpha (its parameters: correlation, cluster, level)"),
+        ({"data_dir": "x"}, "set by the command"),
+    ):
+        with pytest.raises(errors.UsageError, match=re.escape(message)):
+            review.review("safety", wrong, built_tiny["data_dir"], **kwargs)
+    page = review.review("safety", {"level": "1e-2"}, built_tiny["data_dir"], **kwargs)
+    assert page == tmp_path / "_review" / "safety_level-0.01" / "html" / "safety.html"
+    assert "level is 0.01" in page.read_text(encoding="utf-8")
+    downloaded = page.parent / "_sources" / "safety.ipynb"
+    ran = tmp_path / "ran.ipynb"
+    papermill.execute_notebook(
+        str(downloaded),
+        str(ran),
+        parameters={"level": 0.5},
+        cwd=str(paths.ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    text = ran.read_text(encoding="utf-8")
+    assert "level is 0.5" in text and "Adverse events" in text
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(papermill.PapermillExecutionError, match="pass -p data_dir PATH"):
+        papermill.execute_notebook(
+            str(downloaded),
+            str(ran),
+            parameters={"level": 0.5},
+            cwd=str(elsewhere),
+            kernel_name="python3",
+            progress_bar=False,
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -273,7 +273,9 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     "parameters",
     multiple=True,
     metavar="NAME=VALUE",
-    help=_PARAM_HELP + " For the patient template also patient_id=ID.",
+    help="A parameter the chapter's parameters cell declares (repeatable), read with the "
+    "type of its default: correlation and cluster reach the whole book, the chapter's own "
+    "(power: alpha=0.01, effect_sizes='[-2.0]') its page; patient: patient_id=ID.",
 )
 @DATA_OPTION
 @click.option(

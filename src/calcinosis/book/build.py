@@ -112,8 +112,10 @@ def plan(
     book_dir: Path = paths.BOOK_DIR,
     cache_dir: Path | None = None,
     compare_to: Path | None = None,
+    chapter_params: dict[str, dict] | None = None,
 ) -> Plan:
-    """Check the request and the data, and lay out every page. Raises InvalidData or
+    """Check the request and the data, and lay out every page (with `chapter_params`, a
+    chapter's own parameters: chapter name -> NAME -> value). Raises InvalidData or
     UsageError; writes nothing."""
     data_dir, chapters_dir = Path(data_dir).resolve(), Path(chapters_dir).resolve()
     book_dir = Path(book_dir).resolve()
@@ -126,7 +128,8 @@ def plan(
     _check_apart(data_dir, out_dir, cache_dir)
     compare_to = Path(compare_to).resolve() if compare_to else None
     jobs = max(1, jobs or os.cpu_count() or 1)
-    key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to)
+    chapter_params = chapter_params or {}
+    key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to, chapter_params)
     previous = manifest.read(out_dir / "manifest.json")
     if previous.get("inputs_key") == key and _complete(out_dir, pdf):
         # the same bytes were validated, computed and built last time: nothing to do
@@ -149,9 +152,8 @@ def plan(
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
     chapters = read_chapters(chapters_dir)
     page_code = cache.sha256_file(Path(__file__).with_name("page.py"))
-    pages = plan_pages(
-        chapters, [str(p) for p in trial.patients["patient_id"]], chosen.as_dict(), page_code
-    )
+    ids = [str(p) for p in trial.patients["patient_id"]]
+    pages = plan_pages(chapters, ids, chosen.as_dict(), page_code, chapter_params)
     return Plan(
         data_dir, out_dir, chosen, chapters, pages, book_dir, cache_dir, jobs, pdf, compare_to, key
     )
@@ -164,6 +166,7 @@ def inputs_key(
     params: Parameters,
     pdf: bool,
     compare_to: Path | None,
+    chapter_params: dict[str, dict] | None = None,
 ) -> str:
     """Hash of every byte a build reads (a superset of the dataset's files, the chapters, the
     book's configuration, the package, the environment) and of what was asked: equal keys,
@@ -182,6 +185,7 @@ def inputs_key(
             "package": cache.package_hash(),
             "environment": cache.environment(),
             "parameters": params.as_dict(),
+            "chapter_parameters": chapter_params or {},
             "pdf": pdf,
             "compare_to": _compare_input(compare_to),
         }
