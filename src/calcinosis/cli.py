@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+# First, before any other import (`signal` alone imports enum, slow on a busy machine): a
+# Ctrl-C or SIGTERM is recorded from here on, then handed to `process`, which stops the
+# command with it. Only when run as the program; a test importing the module keeps its own.
+import _signal
 import sys
-from pathlib import Path
 
-from calcinosis.book import process
+_EARLY: list[int] = []
+_AS_PROGRAM = sys.argv[0].rsplit("/", 1)[-1].split(".")[0] in ("calcinosis", "cli")
+if _AS_PROGRAM:
+    for _signum in (2, 15):  # SIGINT, SIGTERM
+        _signal.signal(_signum, lambda signum, frame: _EARLY.append(signum))
 
-if Path(sys.argv[0]).stem in ("calcinosis", "cli"):  # run as the program, not imported
-    process.stop_on_signals()  # first: Ctrl-C is heard from here on, before any fork
+from pathlib import Path  # noqa: E402
+
+from calcinosis.book import process  # noqa: E402
+
+if _AS_PROGRAM:
+    process.stop_on_signals(_EARLY)  # before any fork
 
 import click  # noqa: E402
 

@@ -157,12 +157,14 @@ _heard = threading.Event()
 _insisting = threading.Event()
 
 
-def stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM stop the command from now on (call it first: before any fork).
-    Until `arm`, a signal is only recorded: the command line is still being read, where
-    a KeyboardInterrupt would end in click's "Aborted!" or a traceback."""
+def stop_on_signals(received: list[int] | None = None) -> None:
+    """Ctrl-C and SIGTERM stop the command from now on (call it first: before any fork);
+    `received`, signals recorded before. Until `arm`, a signal is only recorded: the command
+    line is still being read, where a KeyboardInterrupt would end in click's "Aborted!" or
+    a traceback."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop)
+    _received.extend(received or [])  # after: one that came in between is not lost
 
 
 def arm() -> None:
