@@ -1,5 +1,6 @@
-"""How a build finishes: the manifest, the atomic swap into `<out>`, and the kept failure
-(notebook and logs) when it fails."""
+"""Where a command writes and how a build finishes: the rule every command that writes follows
+(a folder of its own, one command at a time), the manifest, the atomic swap into `<out>`,
+and the kept failure (notebook and logs) when it fails."""
 
 from __future__ import annotations
 
