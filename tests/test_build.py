@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import cli, errors, schema
+from calcinosis import cli, errors, paths, schema
 from calcinosis.book import build, review
 
 pytestmark = pytest.mark.system
@@ -327,6 +327,63 @@ def test_reviewer_page_is_built_inside_a_book_named_after_the_parameters(
     assert tree_bytes(built_tiny["out_dir"]) == before
 
 
+def test_a_chapters_own_parameter_reaches_its_page_and_its_downloaded_notebook(
+    built_tiny: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """`calcinosis chapter NAME -p` takes what the chapter's parameters cell declares, typed
+    as its default; the page's downloaded notebook runs again with papermill from the
+    repository's root with any -p, its data folder kept."""
+    import papermill
+
+    monkeypatch.setattr(review, "REVIEW_DIR", tmp_path / "_review")
+    safety = built_tiny["chapters_dir"] / "safety.md"
+    safety.write_text(
+        HEADER
+        + chapter(
+            "Safety",
+            'show("safety", data_dir=data_dir, results_dir=results_dir)\n'
+            'print(f"level is {level!r}")',
+            "Adverse events: {glue:text}`n_adverse_events`.",
+            extra="level = 0.05\n",
+        ),
+        encoding="utf-8",
+    )
+    kwargs = {k: built_tiny[k] for k in ("chapters_dir", "book_dir", "cache_dir", "echo")}
+    for wrong, message in (
+        ({"level": "high"}, "parameter level: 'high' is not a number"),
+        ({"alpha": "0.01"}, "no parameter alpha (its parameters: correlation, cluster, level)"),
+        ({"data_dir": "x"}, "set by the command"),
+    ):
+        with pytest.raises(errors.UsageError, match=re.escape(message)):
+            review.review("safety", wrong, built_tiny["data_dir"], **kwargs)
+    page = review.review("safety", {"level": "1e-2"}, built_tiny["data_dir"], **kwargs)
+    assert page == tmp_path / "_review" / "safety_level-0.01" / "html" / "safety.html"
+    assert "level is 0.01" in page.read_text(encoding="utf-8")
+    downloaded = page.parent / "_sources" / "safety.ipynb"
+    ran = tmp_path / "ran.ipynb"
+    papermill.execute_notebook(
+        str(downloaded),
+        str(ran),
+        parameters={"level": 0.5},
+        cwd=str(paths.ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    text = ran.read_text(encoding="utf-8")
+    assert "level is 0.5" in text and "Adverse events" in text
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(papermill.PapermillExecutionError, match="pass -p data_dir PATH"):
+        papermill.execute_notebook(
+            str(downloaded),
+            str(ran),
+            parameters={"level": 0.5},
+            cwd=str(elsewhere),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Failures leave the last good book
 # --------------------------------------------------------------------------------------------
@@ -381,7 +438,7 @@ def test_out_must_be_a_build_folder(built_tiny: dict, tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
+    with pytest.raises(errors.UsageError, match="did not make"):
         build.build(**{**built_tiny, "out_dir": precious})
     assert (precious / "thesis.tex").read_text() == "years of work"
 
@@ -391,17 +448,23 @@ def test_only_folders_a_build_made_are_replaced(built_tiny: dict, tmp_path: Path
     site.mkdir()
     (site / "manifest.json").write_text("{}")  # someone else's manifest
     (site / "index.html").write_text("my own site")
-    with pytest.raises(errors.UsageError, match="not a calcinosis build"):
+    with pytest.raises(errors.UsageError, match="did not make"):
         build.build(**{**built_tiny, "out_dir": site})
     assert (site / "index.html").read_text() == "my own site"
 
 
-def test_two_builds_never_write_one_folder_at_once(built_tiny: dict) -> None:
+def test_two_builds_never_write_one_folder_at_once(built_tiny: dict, tmp_path: Path) -> None:
+    from calcinosis.book.output import exclusive
+
     before = tree_bytes(built_tiny["out_dir"])
-    with build._exclusive(built_tiny["out_dir"], built_tiny["cache_dir"]):  # a build holds it
-        with pytest.raises(errors.UsageError, match="another build is writing"):
-            build.build(**built_tiny)
+    with exclusive(Path(built_tiny["out_dir"]).resolve()):  # a build holds it
+        for cache_dir in (built_tiny["cache_dir"], tmp_path / "another-cache"):
+            with pytest.raises(errors.UsageError, match="another calcinosis command is writing"):
+                build.build(**{**built_tiny, "cache_dir": cache_dir})
     assert tree_bytes(built_tiny["out_dir"]) == before
+    assert not (tmp_path / "another-cache").exists() or not any(
+        (tmp_path / "another-cache").rglob("*.ipynb")
+    )
 
 
 def test_operating_system_error_is_one_message(built_tiny: dict) -> None:
@@ -425,7 +488,10 @@ def test_operating_system_error_is_one_message(built_tiny: dict) -> None:
 
 def test_corrupt_cache_entry_is_made_again(built_tiny: dict) -> None:
     cache_dir = built_tiny["cache_dir"]
-    for entry in sorted((cache_dir / "sections").rglob("*.pkl"))[:3]:
+    stored = sorted(
+        p for p in (cache_dir / "sections").rglob("*.json") if p.suffixes[-2:] != [".json", ".json"]
+    )
+    for entry in stored[:3]:
         entry.write_bytes(entry.read_bytes()[:10])  # truncated
     for entry in sorted((cache_dir / "notebooks").rglob("*.ipynb")):
         entry.write_text("{}")  # valid JSON, wrong notebook
@@ -433,6 +499,29 @@ def test_corrupt_cache_entry_is_made_again(built_tiny: dict) -> None:
     report = build.build(**built_tiny)
     assert len(report.computed) >= 3 and len(report.executed) == 6
     assert "Lesions of this patient" in page_text(built_tiny["out_dir"])["patient-P2.html"]
+
+
+def test_two_pages_swapped_in_the_cache_are_executed_again(built_tiny: dict) -> None:
+    """Swapped with their records, patient-P1's notebook once published P2's page under
+    P1's name without a word."""
+    cache_dir = built_tiny["cache_dir"]
+    by_page = {}
+    for record in (cache_dir / "notebooks").rglob("*.ipynb.json"):
+        by_page[json.loads(record.read_text())["page"]] = record.with_suffix("")
+    one, two = by_page["patient-P1"], by_page["patient-P2"]
+    for suffix in ("", ".json"):
+        a, b = Path(f"{one}{suffix}"), Path(f"{two}{suffix}")
+        a_bytes = a.read_bytes()
+        a.write_bytes(b.read_bytes())
+        b.write_bytes(a_bytes)
+    shutil.rmtree(built_tiny["out_dir"])
+    said: list[str] = []
+    report = build.build(**{**built_tiny, "echo": said.append})
+    assert sorted(report.executed) == ["patient-P1", "patient-P2"]
+    for name in ("P1", "P2"):
+        html = (built_tiny["out_dir"] / "html" / f"patient-{name}.html").read_text("utf-8")
+        assert re.search(rf"<title>\s*Patient {name}\b", html), html[:500]
+    assert sum("was stored under another key" in line for line in said) == 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def supplement(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("supplement") / "supplement"
+    out = tmp_path_factory.mktemp("supplement") / "report.v1"
+    (out.parent / "report.zip").write_text("an unrelated zip\n")  # must stay as it is
     cache = out.parent / "cache"
     result = CliRunner().invoke(
         main,
@@ -49,7 +50,28 @@ def test_every_table_and_figure_of_the_book_is_there(supplement: Path) -> None:
         )
         for suffix in suffixes:
             assert (supplement / folder / f"{item.name}{suffix}").is_file(), item
-    assert supplement.with_suffix(".zip").is_file()
+    assert (supplement / "supplement.zip").is_file()
+
+
+def test_nothing_is_written_beside_the_folder_and_a_rerun_replaces_it(supplement: Path) -> None:
+    beside = supplement.parent
+    assert (beside / "report.zip").read_text() == "an unrelated zip\n"
+    assert sorted(p.name for p in beside.iterdir()) == [
+        ".report.v1.lock",  # the one-command-per-folder lock
+        "cache",
+        "report.v1",
+        "report.zip",
+    ]
+    zipped = (supplement / "supplement.zip").read_bytes()
+    (supplement / "left-by-hand.txt").write_text("x")  # a folder the tool made is its own
+    result = CliRunner().invoke(
+        main,
+        ["supplement", "--out", str(supplement), "--cache", str(beside / "cache")],
+    )
+    assert result.exit_code == 0, result.output
+    assert not (supplement / "left-by-hand.txt").exists()
+    assert (supplement / "supplement.zip").read_bytes() == zipped
+    assert (beside / "report.zip").read_text() == "an unrelated zip\n"
 
 
 def test_the_readme_maps_each_file_to_the_book(supplement: Path) -> None:

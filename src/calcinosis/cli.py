@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+# First, before any other import (`signal` alone imports enum, slow on a busy machine): a
+# Ctrl-C or SIGTERM is recorded from here on, then handed to `process`, which stops the
+# command with it. Only when run as the program; a test importing the module keeps its own.
+import _signal
+import sys
 
-import click
+_EARLY: list[int] = []
+_AS_PROGRAM = sys.argv[0].rsplit("/", 1)[-1].split(".")[0] in ("calcinosis", "cli")
+if _AS_PROGRAM:
+    for _signum in (2, 15):  # SIGINT, SIGTERM
+        _signal.signal(_signum, lambda signum, frame: _EARLY.append(signum))
 
-from calcinosis import paths
+from pathlib import Path  # noqa: E402
+
+from calcinosis.book import process  # noqa: E402
+
+if _AS_PROGRAM:
+    process.stop_on_signals(_EARLY)  # before any fork
+
+import click  # noqa: E402
+
+from calcinosis import paths  # noqa: E402
+from calcinosis.errors import BuildError  # noqa: E402
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Stoppable(click.Group):
+    """A command stopped by Ctrl-C or SIGTERM ends with status 130 and one line, wherever it
+    was (click's own answer is "Aborted!" and status 1)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            process.arm()
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            process.stopping_now()
+            process.end_children()
+            click.echo("stopped: by a signal, before the command finished", err=True)
+            raise SystemExit(130) from None
+
+
+@click.group(cls=_Stoppable, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="calcinosis")
 def main() -> None:
     """Build, check and re-run the calcinosis trial book."""
@@ -38,17 +71,16 @@ def main() -> None:
 def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
     from calcinosis import reconstruct as recon
-    from calcinosis.data import dataset_files
+    from calcinosis.errors import UsageError
 
-    held = sorted(p.name for p in dataset_files(out_dir).values()) if out_dir.is_dir() else []
-    if held and not replace:
-        click.echo(
-            f"error: {out_dir} already holds a dataset ({', '.join(held)}); "
-            "choose an empty folder, or pass --replace to overwrite it",
-            err=True,
+    try:
+        written = recon.write_dataset(
+            out_dir, seed=recon.DEFAULT_SEED if seed is None else seed, replace=replace
         )
-        raise SystemExit(2)
-    written = recon.write_dataset(out_dir, seed=recon.DEFAULT_SEED if seed is None else seed)
+    except UsageError as err:
+        _fail(err)
+    except OSError as err:
+        _fail(BuildError(f"could not write {err.filename or out_dir}: {err.strerror or err}"))
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
@@ -209,8 +241,8 @@ def build(
     "out_dir",
     type=click.Path(path_type=Path),
     default=Path("supplement"),
-    show_default="supplement/ (and supplement.zip beside it)",
-    help="Folder of the supplement; the zip is written beside it.",
+    show_default="supplement/",
+    help="Folder of the supplement, its zip inside; replaced only if an earlier run made it.",
 )
 @click.option(
     "-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP
@@ -268,7 +300,9 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     "parameters",
     multiple=True,
     metavar="NAME=VALUE",
-    help=_PARAM_HELP + " For the patient template also patient_id=ID.",
+    help="A parameter the chapter's parameters cell declares (repeatable), read with the "
+    "type of its default: correlation and cluster reach the whole book, the chapter's own "
+    "(power: alpha=0.01, effect_sizes='[-2.0]') its page; patient: patient_id=ID.",
 )
 @DATA_OPTION
 @click.option(
@@ -333,13 +367,21 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
     finished member, and a second run resumes."""
     from calcinosis import ensemble as ens
+    from calcinosis.book.output import check_out, exclusive
     from calcinosis.book.process import sigterm_as_interrupt
+    from calcinosis.errors import UsageError
     from calcinosis.runner import TaskError
 
+    ensemble_files = (ens.TABLE_FILE, ens.CSV_FILE, ens.MANIFEST_FILE, ens.MEMBERS_DIR)
+
     try:
-        with sigterm_as_interrupt():
+        out_dir = check_out(out_dir, own=frozenset(ensemble_files))
+        with sigterm_as_interrupt(), exclusive(out_dir):
             manifest = ens.run(n, out_dir, scheduler=scheduler, workers=workers)
+    except UsageError as err:
+        _fail(err)
     except KeyboardInterrupt:
+        process.stopping_now()
         done = len(list(ens.member_store(out_dir).folder.glob("*.json")))
         click.echo(f"stopped: {done} members are kept in {out_dir}; run again to resume", err=True)
         raise SystemExit(130) from None
@@ -404,11 +446,16 @@ def power(
     import dataclasses
 
     from calcinosis import power as planning
+    from calcinosis.book.output import check_out, exclusive
     from calcinosis.data import DataValidationError, load_trial
+    from calcinosis.errors import UsageError
+
+    power_files = frozenset({"tasks", planning.REPLICATES_FILE, planning.MANIFEST_FILE})
 
     try:
+        out_dir = check_out(out_dir, [data_dir], own=power_files)
         trial = load_trial(data_dir)
-    except DataValidationError as err:
+    except (DataValidationError, UsageError) as err:
         _fail(err)
     grid = dataclasses.replace(
         planning.Grid(), effects_pct=effects, lesions_per_patient=lesions_per_patient
@@ -416,10 +463,13 @@ def power(
     if replicates is not None:
         grid = dataclasses.replace(grid, replicates=replicates)
     try:
-        run = planning.compute(trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers)
-    except (OSError, planning.runner.TaskError) as err:
+        with exclusive(out_dir):
+            run = planning.compute(
+                trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers
+            )
+            planning.write(run, out_dir)
+    except (OSError, UsageError, planning.runner.TaskError) as err:
         _fail(err)
-    planning.write(run, out_dir)
     m = run.manifest
     click.echo(
         f"{m['tasks']} tasks ({m['computed']} computed, {m['reused']} reused) in "

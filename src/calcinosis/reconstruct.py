@@ -374,28 +374,75 @@ def _lesions(measurements: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_dataset(
-    out_dir: Path, seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None
+    out_dir: Path,
+    seed: int = DEFAULT_SEED,
+    assumptions: Assumptions | None = None,
+    *,
+    replace: bool = True,
 ) -> list[Path]:
-    """Write every table, the data package descriptor and the published claims to `out_dir`."""
+    """Write every table, the data package descriptor and the published claims to `out_dir`.
+
+    Only those files are written, each whole (a temporary file renamed into place), and never
+    through a symbolic link: a link among them, or `out_dir` itself a link or a file, is a
+    UsageError before anything is written; so are existing files unless `replace`."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     facts = load_facts()
     dataset = reconstruct(seed, facts, assumptions)
-    written, hashes = [], {}
+    contents, hashes = {}, {}
     for name in schema.TABLES:
-        path = out_dir / f"{name}.csv"
         content = to_csv(dataset.table(name)).encode("utf-8")
-        path.write_bytes(content)
+        contents[f"{name}.csv"] = content
         hashes[name] = hashlib.sha256(content).hexdigest()
-        written.append(path)
     descriptor = schema.datapackage(provenance(seed, facts), hashes)
-    path = out_dir / "datapackage.json"
-    path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    written.append(path)
-    path = out_dir / "published.yml"
-    path.write_text(published_claims_yaml(facts), encoding="utf-8")
-    written.append(path)
+    text = json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"
+    contents["datapackage.json"] = text.encode("utf-8")
+    contents["published.yml"] = published_claims_yaml(facts).encode("utf-8")
+    _check_writable(out_dir, list(contents), replace)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in contents.items():
+        _write_whole(out_dir / name, content)
+        written.append(out_dir / name)
     return written
+
+
+def _check_writable(out_dir: Path, names: list[str], replace: bool) -> None:
+    from calcinosis.errors import UsageError
+
+    if out_dir.is_symlink():
+        raise UsageError(f"--out {out_dir} is a symbolic link; choose a folder of its own")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a folder; choose a folder")
+    links = [n for n in names if (out_dir / n).is_symlink()]
+    if links:
+        raise UsageError(
+            f"--out {out_dir}: {', '.join(links)} is a symbolic link, never written through; "
+            "remove it or choose another folder"
+        )
+    held = [n for n in names if (out_dir / n).exists()]
+    if held and not replace:
+        raise UsageError(
+            f"--out {out_dir} already holds a dataset ({', '.join(sorted(held))}); "
+            "choose an empty folder, or pass --replace to overwrite it"
+        )
+    if any((out_dir / n).is_dir() for n in held):
+        raise UsageError(f"--out {out_dir}: a folder has the name of a dataset file")
+
+
+def _write_whole(path: Path, content: bytes) -> None:
+    """`content` into `path` by rename: a crash leaves the old file or the new one."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def to_csv(frame: pd.DataFrame) -> str:

@@ -17,7 +17,6 @@ whole. A failed build leaves `<out>` untouched and keeps what helps to see why i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -27,11 +26,25 @@ from pathlib import Path
 from calcinosis import paths, provenance
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
-from calcinosis.book.output import keep_failure, remove_stale_temps, swap, write_manifest
+from calcinosis.book.output import (
+    check_out,
+    exclusive,
+    keep_failure,
+    mark,
+    remove_stale_temps,
+    swap,
+    write_manifest,
+)
 from calcinosis.book.page import NOTICE, PROVENANCE
 from calcinosis.book.plan import RESULTS_DIR, Chapter, Page, load_valid, plan_pages, read_chapters
 from calcinosis.book.portable import make_portable
-from calcinosis.book.process import Echo, end_children, sigterm_as_interrupt
+from calcinosis.book.process import (
+    Echo,
+    end_children,
+    sigterm_as_interrupt,
+    stop_if_asked,
+    stopping_now,
+)
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
@@ -100,24 +113,25 @@ def plan(
     book_dir: Path = paths.BOOK_DIR,
     cache_dir: Path | None = None,
     compare_to: Path | None = None,
+    chapter_params: dict[str, dict] | None = None,
     large: bool = False,
 ) -> Plan:
-    """Check the request and the data, and lay out every page. Raises InvalidData or
+    """Check the request and the data, and lay out every page (with `chapter_params`, a
+    chapter's own parameters: chapter name -> NAME -> value). Raises InvalidData or
     UsageError (also for a trial above the size limits without `large`); writes nothing."""
-    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
-    chapters_dir, book_dir = Path(chapters_dir).resolve(), Path(book_dir).resolve()
+    data_dir, chapters_dir = Path(data_dir).resolve(), Path(chapters_dir).resolve()
+    book_dir = Path(book_dir).resolve()
     cache_dir = Path(cache_dir).resolve() if cache_dir else cache.default_dir(out_dir)
     try:
         chosen = Parameters.of(params)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    out_dir = check_out(out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR])
     _check_apart(data_dir, out_dir, cache_dir)
-    _check_out(
-        out_dir, [data_dir, chapters_dir, book_dir, cache_dir, paths.PACKAGE_DIR, Path.cwd()]
-    )
     compare_to = Path(compare_to).resolve() if compare_to else None
     jobs = max(1, jobs or os.cpu_count() or 1)
-    key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to)
+    chapter_params = chapter_params or {}
+    key = inputs_key(data_dir, chapters_dir, book_dir, chosen, pdf, compare_to, chapter_params)
     previous = manifest.read(out_dir / "manifest.json")
     if previous.get("inputs_key") == key and _complete(out_dir, pdf):
         # the same bytes were validated, computed and built last time: nothing to do
@@ -143,9 +157,8 @@ def plan(
         raise UsageError("--pdf needs " + "; ".join(missing) + " (or build with --no-pdf)")
     chapters = read_chapters(chapters_dir)
     page_code = cache.sha256_file(Path(__file__).with_name("page.py"))
-    pages = plan_pages(
-        chapters, [str(p) for p in trial.patients["patient_id"]], chosen.as_dict(), page_code
-    )
+    ids = [str(p) for p in trial.patients["patient_id"]]
+    pages = plan_pages(chapters, ids, chosen.as_dict(), page_code, chapter_params)
     laid_out = Plan(
         data_dir, out_dir, chosen, chapters, pages, book_dir, cache_dir, jobs, pdf, compare_to, key
     )
@@ -159,6 +172,7 @@ def inputs_key(
     params: Parameters,
     pdf: bool,
     compare_to: Path | None,
+    chapter_params: dict[str, dict] | None = None,
 ) -> str:
     """Hash of every byte a build reads (a superset of the dataset's files, the chapters, the
     book's configuration, the package, the environment) and of what was asked: equal keys,
@@ -177,6 +191,7 @@ def inputs_key(
             "package": cache.package_hash(),
             "environment": cache.environment(),
             "parameters": params.as_dict(),
+            "chapter_parameters": chapter_params or {},
             "pdf": pdf,
             "compare_to": _compare_input(compare_to),
         }
@@ -187,9 +202,6 @@ class Interrupted(BuildError):
     """Ctrl-C or SIGTERM: the build stopped, its children ended, `--out` untouched."""
 
     exit_code = 130
-
-
-MARKER = ".calcinosis-build"  # in every output folder a build made: only those are replaced
 
 
 def build(*args, echo: Echo = print, **kwargs) -> Report:
@@ -205,32 +217,15 @@ def build(*args, echo: Echo = print, **kwargs) -> Report:
             the_plan = plan(*args, **kwargs)
             if the_plan.size_note:
                 echo(the_plan.size_note)
-            with _exclusive(the_plan.out_dir, the_plan.cache_dir):
+            with exclusive(the_plan.out_dir):
                 return run(the_plan, echo)
     except KeyboardInterrupt:
+        stopping_now()
         end_children()
         where = the_plan.out_dir if the_plan else "the output folder"
         raise Interrupted(f"stopped: {where} is as it was before this build") from None
     except OSError as err:
         raise could_not_write(err) from None
-
-
-@contextlib.contextmanager
-def _exclusive(out_dir: Path, cache_dir: Path):
-    """One build at a time per output folder (a lock file in the cache, named for it)."""
-    import fcntl
-
-    locks = cache_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    name = cache.sha256_bytes(os.fsencode(out_dir))[:16]
-    with (locks / f"{name}.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"another build is writing {out_dir}; wait for it, or choose another --out"
-            ) from None
-        yield
 
 
 def stage_warnings(sections) -> list[str]:
@@ -322,16 +317,19 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         shutil.rmtree(tmp / RESULTS_DIR)  # its tables and figures are in supplement/
         record = _record(plan, report, started, t0, build_key, data_files, book_files, book_seconds)
         write_manifest(tmp, record)
-        (tmp / MARKER).write_text("made by calcinosis build; replaced only by another\n")
+        mark(tmp, "build")
+        stop_if_asked()  # a stop some callback swallowed still leaves --out as it was
         swap(tmp, plan.out_dir)
     except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            stopping_now()
         keep_failure(tmp, failed, err)
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(failed, ignore_errors=True)  # an old failure no longer describes <out>
-    for path in store.damaged:
-        echo(f"warning: the cache entry {path} did not match its checksum; made again")
+    for warning in store.warnings:
+        echo(f"warning: {warning}")
     report.seconds = time.perf_counter() - t0
     echo(
         f"built {plan.out_dir} in {report.seconds:.1f} s ({len(report.executed)} pages "
@@ -440,21 +438,6 @@ def _check_apart(data_dir: Path, out_dir: Path, cache_dir: Path) -> None:
             raise UsageError(
                 f"{flag} {path} and the data folder {data_dir} must not contain "
                 "each other; choose a folder outside the data"
-            )
-
-
-def _check_out(out_dir: Path, protected: list[Path]) -> None:
-    """Refuse an --out whose swap would remove something that is not a build."""
-    for path in [paths.ROOT, *protected]:
-        if path == out_dir or out_dir in path.parents:
-            raise UsageError(f"--out {out_dir} would replace {path}; choose a folder of its own")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UsageError(f"--out {out_dir} exists and is not a folder")
-        if any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
-            raise UsageError(
-                f"--out {out_dir} holds files that are not a calcinosis build; "
-                "choose a new or empty folder"
             )
 
 

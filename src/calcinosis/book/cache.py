@@ -7,8 +7,10 @@ package's source and the locked environment; for a page, its recipe (chapter byt
 parameters, page code, environment) and the digests of the sections it shows. A hit is
 therefore safe to reuse; anything else is made again.
 
-Every entry records the SHA-256 of its bytes: an entry that does not match (truncated,
-edited) is treated as missing, so it is made again, never published.
+Every entry records the SHA-256 of its bytes, the key it was stored under and what it holds
+(the page, the producer): an entry that does not match (truncated, edited, swapped with
+another, planted) is treated as missing, so it is made again with a warning, never published.
+Entries are data (JSON, notebooks), never pickles: loading one runs nothing.
 
 The store lives outside the build output (which is swapped whole at the end of a build), and
 every write goes to a temporary file first and is renamed into place, so a crash never leaves
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from calcinosis import paths
 
-CACHE_VERSION = "2"  # bump to invalidate every entry when the key's meaning changes
+CACHE_VERSION = "3"  # bump to invalidate every entry when the key's meaning changes
 ENV_VAR = "CALCINOSIS_CACHE"
 DEFAULT_NAME = ".calcinosis-cache"
 LOCK_FILE = paths.ROOT / "requirements.lock"
@@ -102,20 +104,34 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.damaged: list[Path] = []  # entries found corrupt, made again
+        self.warnings: list[str] = []  # entries found corrupt or not what they claim: made again
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
-    def get(self, kind: str, key: str, suffix: str) -> Path | None:
-        """The stored file, or None when there is no complete, intact entry."""
+    def get(self, kind: str, key: str, suffix: str, holds: dict | None = None) -> Path | None:
+        """The stored file, or None when there is no complete, intact entry stored under `key`
+        holding what `holds` names (`{"page": "patient-P1"}`): an entry whose record names
+        another key or content (swapped, planted) is made again, with a warning."""
         path = self.path(kind, key, suffix)
         if not (path.is_file() and self._meta_path(path).is_file()):
             return None
-        if self.meta(kind, key, suffix).get("sha256") != sha256_file(path):
-            self.damaged.append(path)
+        meta = self.meta(kind, key, suffix)
+        if meta.get("sha256") != sha256_file(path):
+            self.reject(path, "did not match its checksum")
             return None
+        if meta.get("key") != key:
+            self.reject(path, f"was stored under another key ({str(meta.get('key'))[:12]})")
+            return None
+        for field, expected in (holds or {}).items():
+            if meta.get(field) != expected:
+                self.reject(path, f"holds {field} {meta.get(field)!r}, not {expected!r}")
+                return None
         return path
+
+    def reject(self, path: Path, why: str) -> None:
+        """Note an entry that is not used: it is made again, and the build says so."""
+        self.warnings.append(f"the cache entry {path} {why}; made again")
 
     def meta(self, kind: str, key: str, suffix: str) -> dict:
         path = self._meta_path(self.path(kind, key, suffix))
@@ -129,12 +145,12 @@ class Store:
         path = self.path(kind, key, suffix)
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_copy(source, path)
-        meta = {**meta, "sha256": sha256_file(path)}
+        meta = {**meta, "key": key, "sha256": sha256_file(path)}
         _atomic_write(self._meta_path(path), json.dumps(meta, indent=2, sort_keys=True))
         return path
 
-    def get_text(self, kind: str, key: str, suffix: str) -> str | None:
-        path = self.get(kind, key, suffix)
+    def get_text(self, kind: str, key: str, suffix: str, holds: dict | None = None) -> str | None:
+        path = self.get(kind, key, suffix, holds)
         return path.read_text(encoding="utf-8") if path else None
 
     def put_text(self, kind: str, key: str, suffix: str, text: str, meta: dict) -> None:

@@ -212,14 +212,14 @@ def page_key(page: Page, reads: dict[str, str]) -> str:
 
 def _cached(page: Page, store: cache.Store, digests: dict[str, str]) -> tuple[str, Path] | None:
     """The stored notebook of `page` for the current section digests, if there is one."""
-    shown = store.get_text("page-reads", page.recipe, ".json")
+    shown = store.get_text("page-reads", page.recipe, ".json", {"page": page.name})
     if shown is None:
         return None
     names = json.loads(shown)
     if not all(n in digests for n in names):
         return None
     key = page_key(page, {n: digests[n] for n in names})
-    hit = store.get("notebooks", key, ".ipynb")
+    hit = store.get("notebooks", key, ".ipynb", {"page": page.name})
     return (key, hit) if hit else None
 
 

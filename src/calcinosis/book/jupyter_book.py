@@ -9,6 +9,9 @@ loads, declares nothing, though all it does is replace how section numbers are a
 which Sphinx runs in the main process after the parallel reads are merged: it is declared
 safe here.
 
+A build killed outright (SIGKILL) takes this process with it (its parent-death signal), and
+this process takes Sphinx's forked workers.
+
     python -m calcinosis.book.jupyter_book JOBS build SOURCE ...
 """
 
@@ -19,6 +22,11 @@ import sys
 
 
 def main() -> None:
+    from calcinosis.book.process import forks_die_with_this_process
+
+    # The build gives this process a parent-death signal; Sphinx's forked workers get their
+    # own, so that none outlives a build killed outright (blocked on a pipe, for ever).
+    forks_die_with_this_process()
     import jupyter_book.sphinx
     import sphinx_multitoc_numbering
     from jupyter_book.cli.main import main as command_line

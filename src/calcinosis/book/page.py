@@ -75,6 +75,11 @@ class _Memory:
         from calcinosis.data import load_trial
         from calcinosis.params import Parameters
 
+        if not Path(data_dir).is_dir():  # a page run alone, from elsewhere than it expects
+            raise FileNotFoundError(
+                f"data_dir {str(data_dir)!r} is not a folder seen from {Path.cwd()}: run "
+                "from the repository's root, or pass -p data_dir PATH (the dataset's folder)"
+            )
         computed = results.compute(load_trial(data_dir), Parameters.of(params))
         self._tables = {
             section.item_name(name): table.markdown()

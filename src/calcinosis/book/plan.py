@@ -97,16 +97,22 @@ RESULTS_DIR = "results"  # the results folder, relative to the folder pages run 
 
 
 def plan_pages(
-    chapters: list[Chapter], patient_ids: list[str], params: dict[str, str], page_code: str
+    chapters: list[Chapter],
+    patient_ids: list[str],
+    params: dict[str, str],
+    page_code: str,
+    chapter_params: dict[str, dict] | None = None,
 ) -> list[Page]:
     """Every page to execute: each chapter once, the patient template once per patient.
 
-    A page gets the results folder and those of `params` its parameters cell names.
+    A page gets the results folder, those of `params` its parameters cell names, and its
+    chapter's own from `chapter_params` (chapter name -> NAME -> value).
     """
     pages = []
     for chapter in (c for c in chapters if not c.static):
-        given = {"results_dir": RESULTS_DIR}
+        given: dict[str, object] = {"results_dir": RESULTS_DIR}
         given.update({k: v for k, v in params.items() if k in chapter.parameters})
+        given.update((chapter_params or {}).get(chapter.name, {}))
         if chapter.name == TEMPLATE:
             pages += [
                 _page(f"{TEMPLATE}-{_slug(pid)}", chapter, {**given, "patient_id": pid}, page_code)

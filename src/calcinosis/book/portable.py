@@ -5,7 +5,9 @@ papermill records where it wrote the notebook (`metadata.papermill.output_path`,
 path in the build's temporary folder) and injects the build's parameters, among them
 `results_dir`, a folder that exists only during the build. The notebook is rewritten to the
 parameters that work from the repository's root: the data folder relative to it, and no results
-folder (the page then computes its results in the kernel).
+folder (the page then computes its results in the kernel). They are written into the
+parameters cell too, as its defaults: papermill run again with `-p` replaces the injected cell
+with one holding only what `-p` gives, and the data folder must survive that.
 
 Nor does it carry the moment it ran: papermill's and the kernel's timestamps are dropped and the
 cells numbered (jupytext and papermill give them random ids), so the same inputs give the same
@@ -58,8 +60,46 @@ def make_portable(
             meta.get("papermill", {}).pop(key, None)
         if INJECTED in meta.get("tags", []):
             cell["source"] = _parameters_source(params)
+        elif "parameters" in meta.get("tags", []):
+            cell["source"] = with_defaults(_text(cell["source"]), params)
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     notebook.write_text(text, encoding="utf-8")
+
+
+def with_defaults(source: str, values: dict) -> str:
+    """The parameters cell `source` with the values of `values` as its defaults, comments
+    kept: papermill run again with `-p` replaces the injected cell, so what the build
+    injected (the data folder above all) must be in the cell it keeps."""
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    lines = source.splitlines(keepends=True)
+    edits = []
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in values
+        ):
+            edits.append((node.value, PythonTranslator.translate(values[node.targets[0].id])))
+    for value, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
+        first, last = value.lineno - 1, (value.end_lineno or value.lineno) - 1
+        end = value.end_col_offset or 0
+        head = _char_offset(lines[first], value.col_offset)
+        tail = _char_offset(lines[last], end)
+        lines[first : last + 1] = [lines[first][:head] + text + lines[last][tail:]]
+    return "".join(lines)
+
+
+def _char_offset(line: str, byte_offset: int) -> int:
+    """ast's column offsets count UTF-8 bytes."""
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8"))
+
+
+def _text(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)
 
 
 def _show_notice(nb: dict, notice: str) -> None:

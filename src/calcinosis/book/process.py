@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 
 KERNEL = "python3"
@@ -39,7 +40,10 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
     os.environ.update(WORKER_ENV)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build ends its workers itself
     signal.signal(signal.SIGTERM, _end_worker)  # not the build's handler, inherited by fork
-    die_with_parent()
+    # A page worker ends its kernel when the build dies; a results worker has no kernel, and
+    # a Python handler would wait for a long computation in C: it is killed outright.
+    die_with_parent(signal.SIGTERM if warm_kernel else signal.SIGKILL)
+    forks_die_with_this_process()  # the figures' processes of a registry's results
     import logging
 
     logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -59,11 +63,17 @@ def _end_worker(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies (no-op elsewhere)."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send this process `signum` when its parent dies (no-op elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signum)
+
+
+def forks_die_with_this_process() -> None:
+    """Every process this one forks from now on (Sphinx's parallel readers and writers, say)
+    is killed when this process dies: a parent-death signal is not inherited by a fork."""
+    os.register_at_fork(after_in_child=lambda: die_with_parent(signal.SIGKILL))
 
 
 def descendants() -> set[int]:
@@ -100,7 +110,9 @@ def worker_pool(**options) -> Iterator[cf.ProcessPoolExecutor]:
     pool = cf.ProcessPoolExecutor(**options)
     try:
         yield pool
-    except BaseException:
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            stopping_now()
         end_children(keep=before)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -113,6 +125,7 @@ def children_end_when_stopped() -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
+        stopping_now()
         end_children()
         raise
 
@@ -120,16 +133,71 @@ def children_end_when_stopped() -> Iterator[None]:
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops the build as Ctrl-C does (main thread only; elsewhere a no-op)."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = signal.signal(signal.SIGTERM, _stop)
     except ValueError:  # not the main thread
         yield
         return
     try:
+        arm()
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# --- Stopping at any moment ------------------------------------------------------------------
+# Python raises KeyboardInterrupt wherever the main thread is, and where that is a callback
+# (a weakref's, as the import system's module locks at fork) the exception is printed as
+# "Exception ignored" and dropped: a Ctrl-C in the first second of a build went unheard. So a
+# signal is also recorded, raised again each second until the command says it is stopping
+# (`stopping_now`), and checked before anything is replaced (`stop_if_asked`).
+_received: list[int] = []
+_armed = threading.Event()  # the command runs: a stop is raised, not only recorded
+_heard = threading.Event()
+_insisting = threading.Event()
+
+
+def stop_on_signals(received: list[int] | None = None) -> None:
+    """Ctrl-C and SIGTERM stop the command from now on (call it first: before any fork);
+    `received`, signals recorded before. Until `arm`, a signal is only recorded: the command
+    line is still being read, where a KeyboardInterrupt would end in click's "Aborted!" or
+    a traceback."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
+    _received.extend(received or [])  # after: one that came in between is not lost
+
+
+def arm() -> None:
+    """The command starts: a stop raises KeyboardInterrupt, at once if one came already."""
+    _armed.set()
+    stop_if_asked()
+
+
+def _stop(signum, frame) -> None:
+    _received.append(signum)
+    if not _armed.is_set() or _heard.is_set():
+        return  # not started, or stopping already: its clean-up is not interrupted again
+    if not _insisting.is_set():
+        _insisting.set()
+        threading.Thread(target=_insist, args=(signum,), daemon=True).start()
+    raise KeyboardInterrupt
+
+
+def _insist(signum: int) -> None:
+    """Raise the stop again in the main thread until the command has heard it."""
+    import _thread
+
+    while not _heard.wait(1.0):
+        _thread.interrupt_main(signal.Signals(signum))
+
+
+def stopping_now() -> None:
+    """The command heard a stop and ends now: further signals are only recorded."""
+    if _received:
+        _heard.set()
+
+
+def stop_if_asked() -> None:
+    """KeyboardInterrupt if a stop was received, even one that some callback swallowed."""
+    if _received:
+        raise KeyboardInterrupt

@@ -9,13 +9,11 @@ of them show is fitted once (`calcinosis.models` keeps fits by content).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import pickle
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calcinosis.book import cache, manifest
+from calcinosis.book import cache, manifest, stored_sections
 from calcinosis.book.process import Echo, init_worker, worker_pool
 from calcinosis.errors import BuildError
 from calcinosis.params import Parameters
@@ -82,9 +80,9 @@ def run_stage(
             todo = []
             for producer in (p for p in producers if p.derived == derived):
                 key = producer_key(producer, file_hashes, params, values)
-                hit = store.get("sections", key, ".pkl")
-                if hit is not None:
-                    made_by[producer.name] = pickle.loads(hit.read_bytes())
+                found = _stored(store, key, producer.name)
+                if found is not None:
+                    made_by[producer.name] = found
                     run.producers[producer.name] = {"key": key, "cached": True, "seconds": 0.0}
                 else:
                     todo.append((producer, key))
@@ -108,6 +106,9 @@ def run_stage(
                 echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
     run.sections = [s for p in producers for s in made_by[p.name]]
     return run
+
+
+SUFFIX = ".json"  # a producer's sections in the cache (`calcinosis.book.stored_sections`)
 
 
 class ResultsFailed(BuildError):
@@ -154,18 +155,29 @@ def compute_producers(
     return out
 
 
+def _stored(store: cache.Store, key: str, name: str) -> list[Section] | None:
+    """The sections producer `name` stored under `key`, if the entry is intact and theirs."""
+    path = store.get("sections", key, SUFFIX, {"producer": name})
+    if path is None:
+        return None
+    try:
+        return stored_sections.loads(path.read_text(encoding="utf-8"), key, name)
+    except (ValueError, KeyError, TypeError) as err:  # Mismatch, or not a document of ours
+        store.reject(path, f"is not producer {name}'s sections ({err})")
+        return None
+
+
 def _store(
     store: cache.Store, key: str, sections: list[Section], name: str, seconds: float
 ) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as handle:
-        pickle.dump(sections, handle, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        store.put(
-            "sections",
-            key,
-            ".pkl",
-            Path(handle.name),
-            {"producer": name, "seconds": seconds, "created": manifest.now()},
-        )
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+        text = stored_sections.dumps(sections, key, name)
+    except stored_sections.NotStorable:
+        return  # computed again next time: only data is cached
+    store.put_text(
+        "sections",
+        key,
+        SUFFIX,
+        text,
+        {"producer": name, "seconds": seconds, "created": manifest.now()},
+    )

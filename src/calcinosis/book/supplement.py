@@ -8,6 +8,7 @@ builds."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from calcinosis.book.numbers import Item, numbered_items
 from calcinosis.book.results_folder import normalise_xlsx, write_zip
 
 ABOUT_SHEET = "About"
+ZIP_NAME = "supplement.zip"  # inside the folder `calcinosis supplement` writes
 _UNIT = re.compile(r"\(([^()]*)\)\s*$")
 
 
@@ -149,35 +151,43 @@ def make_alone(
     echo=print,
 ) -> Path:
     """The supplement without the book: validate the data, run the results stage (its cache
-    shared with `calcinosis build`), and write `out_dir/` and `out_dir.zip`. Refuses an
-    `out_dir` holding anything but an earlier supplement."""
+    shared with `calcinosis build`), and write `out_dir/` with its zip inside
+    (`out_dir/supplement.zip`: a zip beside it could overwrite a file of the same name).
+    Replaces only a folder an earlier run made (`calcinosis.book.output.check_out`), whole
+    and at once; nothing is written beside `out_dir` but a temporary folder."""
     import tempfile
 
     from calcinosis import limits
     from calcinosis.book import cache
+    from calcinosis.book.output import check_out, exclusive, mark, swap
     from calcinosis.book.plan import load_valid
+    from calcinosis.book.process import stop_if_asked
     from calcinosis.book.results_folder import write as write_results
     from calcinosis.book.results_stage import run_stage
     from calcinosis.errors import UsageError
     from calcinosis.params import Parameters
 
-    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "README.md").is_file():
-        raise UsageError(f"--out {out_dir} holds files that are not a supplement")
+    data_dir = Path(data_dir).resolve()
+    cache_dir = Path(cache_dir).resolve() if cache_dir else cache.default_dir(Path(out_dir))
+    out_dir = check_out(
+        out_dir, [data_dir, cache_dir, paths.PACKAGE_DIR, paths.CHAPTERS_DIR, paths.BOOK_DIR]
+    )
     if out_dir == data_dir or data_dir in out_dir.parents:
         raise UsageError(f"--out {out_dir} is inside the data folder {data_dir}")
-    limits.check(load_valid(data_dir), large=False)  # above the size limits: one line
     try:
         chosen = Parameters.of(params or {})
     except ValueError as err:
         raise UsageError(str(err)) from None
-    store = cache.Store(Path(cache_dir) if cache_dir else cache.default_dir(out_dir))
-    stage = run_stage(data_dir, chosen, store, echo)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".supplement-") as tmp:
-        write_results(stage.sections, chosen, Path(tmp) / "results")
-        make(Path(tmp) / "results", data_dir, Path(tmp) / "supplement")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.move(Path(tmp) / "supplement", out_dir)
-        shutil.move(Path(tmp) / "supplement.zip", out_dir.with_suffix(".zip"))
-    echo(f"wrote {out_dir} and {out_dir.with_suffix('.zip')}")
+    limits.check(load_valid(data_dir), large=False)  # above the size limits: one line
+    with exclusive(out_dir):
+        stage = run_stage(data_dir, chosen, cache.Store(cache_dir), echo)
+        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-") as t:
+            tmp = Path(t)
+            write_results(stage.sections, chosen, tmp / "results")
+            make(tmp / "results", data_dir, tmp / "supplement")
+            os.rename(tmp / "supplement.zip", tmp / "supplement" / ZIP_NAME)
+            mark(tmp / "supplement", "supplement")
+            stop_if_asked()
+            swap(tmp / "supplement", out_dir)
+    echo(f"wrote {out_dir} (zipped in {out_dir / ZIP_NAME})")
     return out_dir
