@@ -213,7 +213,9 @@ def simulate_trial(
 
     `effect` is the difference in log size per visit, injection minus control;
     `control_slope` the control arm's own change. Rows (visits not attended left out):
-    patient_id, lesion_id, arm (1 injection, 0 control), visit, size (the outcome's column).
+    patient_id, lesion_id (integer codes: this runs for every simulated trial, and strings
+    cost more than the analyses), arm (1 injection, 0 control), visit, size (the outcome's
+    column).
     """
     visits = design.visits
     counts = rng.choice(model.lesions_per_patient, size=children)
@@ -248,10 +250,8 @@ def simulate_trial(
     column = models.outcome_column(model.outcome)
     frame = pd.DataFrame(
         {
-            "patient_id": np.repeat([f"S{i + 1:03d}" for i in patient], visits),
-            "lesion_id": np.repeat(
-                [f"S{p + 1:03d}-L{j + 1}" for j, p in enumerate(patient)], visits
-            ),
+            "patient_id": np.repeat(patient, visits),
+            "lesion_id": np.repeat(np.arange(n_lesions), visits),
             "arm": np.repeat(arm, visits),
             "visit": np.tile(np.arange(1, visits + 1), n_lesions),
             column: size.ravel(),
@@ -321,13 +321,17 @@ ANALYSES = (*GEE, "summary")
 TERM = "arm × time"
 
 
-def analyse(trial: pd.DataFrame, column: str, allocation: str) -> dict[str, float]:
-    """The effect of one simulated trial under each analysis: estimate, SE, reference df
-    (inf: z) and p, all NaN when the fit failed or did not converge."""
+def analyse(trial: pd.DataFrame, column: str, allocation: str, analyses=ANALYSES) -> dict:
+    """The effect of one simulated trial under each of `analyses`: estimate, SE, reference
+    df (inf: z) and p, NaN when the fit failed or did not converge, and `<name>_ran` true
+    (the GEEs cost a hundred times the summary slope, so a run may leave them out)."""
     out: dict[str, float] = {}
-    for name, (cluster, cov_type) in GEE.items():
-        out.update(_named(name, _gee(trial, column, cluster, cov_type)))
-    out.update(_named("summary", summary_slope(trial, column, allocation)))
+    for name in analyses:
+        if name in GEE:
+            test = _gee(trial, column, *GEE[name])
+        else:
+            test = summary_slope(trial, column, allocation)
+        out.update(_named(name, test))
     return out
 
 
@@ -337,6 +341,7 @@ def _named(name: str, test: models.TermTest) -> dict[str, float]:
         f"{name}_se": test.se,
         f"{name}_df": np.inf if test.df is None else test.df,
         f"{name}_p": test.p,
+        f"{name}_ran": True,
     }
 
 
@@ -431,25 +436,28 @@ def replicate_rng(
     return np.random.default_rng(np.random.SeedSequence([seed, code, children, visits, replicate]))
 
 
-def run_block(
-    model: dict, design: dict, cell: dict, seed: int, first: int, last: int
-) -> list[dict]:
+def run_block(model: dict, design: dict, cell: dict, seed: int, first: int, last: int) -> list:
     """Rows of replicates `first`..`last` of one grid cell (a runner task: plain arguments
-    in, plain rows out). `cell` holds children, control_slope and effect (log per visit)."""
+    in, plain rows out). `cell` holds its names (design, scenario, effect, children), the
+    control arm's change and the effect (log per visit), the analyses to run, and for an
+    ensemble member's trials its seed (`member`)."""
     sim = Model(**{**model, "lesions_per_patient": tuple(model["lesions_per_patient"])})
     plan = Design(**design)
     column = models.outcome_column(sim.outcome)
+    names = ("member", "design", "scenario", "effect", "children", "true_effect")
+    head = {k: cell[k] for k in names if k in cell}
     rows = []
     for r in range(first, last + 1):
         rng = replicate_rng(seed, plan.allocation, cell["children"], plan.visits, r)
         trial = simulate_trial(
-            sim, plan, cell["children"], cell["effect"], rng, control_slope=cell["control_slope"]
+            sim, plan, cell["children"], cell["true_effect"], rng, cell["control_slope"]
         )
         rows.append(
             {
+                **head,
                 "replicate": r,
                 "n_lesions": int(trial["lesion_id"].nunique()),
-                **analyse(trial, column, plan.allocation),
+                **analyse(trial, column, plan.allocation, cell["analyses"]),
             }
         )
     return rows
