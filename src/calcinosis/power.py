@@ -98,23 +98,31 @@ class Grid:
     lesion_cap: int | None = 4
     dropout: float = 0.1
     missed: float = 0.05
+    # trials per cell in the main scenarios (the answer reads them) and in the others
     replicates: int = MIN_ANSWER_REPLICATES
+    main_scenarios: tuple[str, ...] = ("quarter",)
+    other_replicates: int = 300
     # the GEEs run on replicates 0 .. gee_replicates − 1 of the cells of these scenarios up
     # to this many children (they cost a hundred times the summary slope)
-    gee_replicates: int = 100
+    gee_replicates: int = 50
     gee_scenarios: tuple[str, ...] = ("quarter",)
-    gee_children_max: int = 64
+    gee_children_max: int = 24
     block: int = 100
     seed: int = DEFAULT_SEED
     alphas: tuple[float, ...] = (0.05, 0.01)
     targets: tuple[float, ...] = (0.8, 0.9)
-    assurance_members: int = 20  # the first kept members of the shipped ensemble, by seed
+    assurance_members: int = 12  # the first kept members of the shipped ensemble, by seed
     assurance_replicates: int = 50
     assurance_scenario: str = "quarter"
 
     def __post_init__(self) -> None:
         _known("design", self.designs, simulation.DESIGNS)
-        chosen = (*self.scenarios, *self.gee_scenarios, self.assurance_scenario)
+        chosen = (
+            *self.scenarios,
+            *self.main_scenarios,
+            *self.gee_scenarios,
+            self.assurance_scenario,
+        )
         _known("scenario", chosen, tuple(SCENARIOS))
         _known("effect", self.effects, EFFECTS)
         _known("analysis", self.analyses, ANALYSES)
@@ -123,6 +131,9 @@ class Grid:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def replicates_of(self, scenario: str) -> int:
+        return self.replicates if scenario in self.main_scenarios else self.other_replicates
 
     def design(self, allocation: str) -> simulation.Design:
         return simulation.Design(
@@ -213,8 +224,9 @@ def assumptions(model: simulation.Model, grid: Grid) -> list[tuple[str, str, str
 def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
     """Every cell of the grid: names, the control arm's change and the effect."""
     out = []
-    for design in grid.designs:
-        for scenario in grid.scenarios:
+    scenarios = sorted(grid.scenarios, key=lambda s: s not in grid.main_scenarios)
+    for scenario in scenarios:
+        for design in grid.designs:
             for effect in grid.effects:
                 control, diff = slopes(pilot, scenario, effect)
                 for n in grid.children:
@@ -232,14 +244,16 @@ def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
 
 
 def _blocks(grid: Grid, replicates: int, gee: bool):
-    """(first, last, analyses) of each block: the GEEs only on the first `gee_replicates`."""
+    """(first, last, analyses) of each block: the GEEs only on the first `gee_replicates`;
+    the other blocks start at multiples of `block` (so a run with other counts reuses them)."""
     costly = [a for a in grid.analyses if a in simulation.GEE] if gee else []
     cheap = [a for a in grid.analyses if a not in simulation.GEE]
-    edges = sorted({0, min(grid.gee_replicates, replicates) if costly else 0, replicates})
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        chosen = costly + cheap if costly and hi <= grid.gee_replicates else cheap
-        for first in range(lo, hi, grid.block):
-            yield first, min(first + grid.block, hi) - 1, tuple(chosen)
+    split = min(grid.gee_replicates, replicates) if costly else 0
+    edges = sorted({0, split, *range(0, replicates, grid.block), replicates})
+    for first, end in zip(edges, edges[1:], strict=False):
+        chosen = costly + cheap if end <= split else cheap
+        if chosen:
+            yield first, end - 1, tuple(chosen)
 
 
 def _key(cell: dict, first: int, last: int, analyses: tuple, member: int | None = None) -> str:
@@ -259,7 +273,7 @@ def grid_tasks(model: simulation.Model, grid: Grid, pilot: PilotEffects) -> list
     for cell in cells(grid, pilot):
         design = asdict(grid.design(cell["design"]))
         gee = cell["scenario"] in grid.gee_scenarios and cell["children"] <= grid.gee_children_max
-        for first, last, analyses in _blocks(grid, grid.replicates, gee):
+        for first, last, analyses in _blocks(grid, grid.replicates_of(cell["scenario"]), gee):
             task_cell = {**cell, "analyses": analyses}
             args = (plain, design, task_cell, grid.seed, first, last)
             out.append(runner.Task(_key(cell, first, last, analyses), simulation.run_block, args))
@@ -386,7 +400,8 @@ def compute(
     start = time.perf_counter()
     reports = []
     with runner.client(scheduler, workers) as c:
-        first = grid_tasks(model, grid, pilot) + member_tasks(grid, seeds)
+        # the members first: the assurance trials wait for them
+        first = member_tasks(grid, seeds) + grid_tasks(model, grid, pilot)
         reports.append(runner.run(first, store, progress=progress, description="power", on=c))
         members = usable_members(store.table([t.key for t in member_tasks(grid, seeds)]))
         second = assurance_tasks(members, grid, pilot)

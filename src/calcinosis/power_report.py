@@ -100,12 +100,15 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "missed_pct": 100 * grid.missed,
         "lesion_cap": grid.lesion_cap or "no cap",
     }
+    for a in power.ANALYSES:
+        out[f"{a}_type1"] = "not run in this scenario"
+        out[f"{a}_level"] = "not run in this scenario"
+        out[f"{a}_n"] = "not run in this scenario"
+        out[f"{a}_replicates"] = 0
     for row in mine.itertuples(index=False):
         a = row.analysis
-        out[f"{a}_type1"] = row.type1
-        out[f"{a}_type1_mcse"] = row.type1_mcse
+        out[f"{a}_type1"] = f"{row.type1:.3f} (MC SE {row.type1_mcse:.3f})"
         out[f"{a}_level"] = row.level_verdict
-        out[f"{a}_offered"] = bool(row.offered)
         out[f"{a}_replicates"] = int(row.replicates)
         n = getattr(row, target_key, None)
         n = None if n is None or pd.isna(n) else int(n)
@@ -129,8 +132,9 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out["n_per_arm"] = (
             str(n_answer // 2) if n_answer is not None and choice.design == "parallel" else "—"
         )
+        per_arm = f", {n_answer // 2} per arm," if choice.design == "parallel" and n_answer else ""
         out["answer"] = (
-            f"{out['n']} children ({power.ANALYSIS_LABELS[best[0]]})"
+            f"{out['n']} children{per_arm} analysed by the {power.ANALYSIS_LABELS[best[0]]}"
             if n_answer is not None
             else f"more than {largest} children: the grid does not reach the target"
         )
@@ -182,8 +186,9 @@ def _assurance(run: power.Run, choice: Choice, n: int | None) -> dict[str, objec
     words.update(result)
     words["power_point"] = power.smooth_power(fit, n)
     words["assurance_words"] = (
-        f"{result['assurance']:.2f} averaged over {result['members']} members, "
-        f"10th percentile {result['p10']:.2f}"
+        f"{result['assurance']:.2f} averaged over {result['members']} members (10th "
+        f"percentile {result['p10']:.2f}), beside {words['power_point']:.2f} at the point "
+        f"values, at {n} children"
     )
     return words
 
@@ -204,6 +209,9 @@ def _performance_ranges(perf: pd.DataFrame, choice: Choice) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------
+
+ANSWER_DECIMALS = {"Fewest replicates per size": 0}
+CELLS_DECIMALS = {"Children": 0, "Replicates": 0, "Failed": 0}
 
 
 def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
@@ -284,3 +292,31 @@ def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
             how="left",
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter's own cell
+# --------------------------------------------------------------------------------------------
+
+
+def show(power_dir: str | Path = "", **params) -> dict[str, object]:
+    """Glue, for the page's parameters, every value (as plan_<name>), the answer and cells
+    tables and the curves figure of the power run in `power_dir`; return the values."""
+    from calcinosis import figures
+    from calcinosis.book import page
+    from calcinosis.formatting import markdown_table
+
+    run = load(power_dir)
+    choice = Choice(**params)
+    found = values(run, choice)
+    for name, value in found.items():
+        page._glue(f"plan_{name}", value)
+    page._glue_markdown("plan_tab_answer", markdown_table(tab_answer(run, choice), ANSWER_DECIMALS))
+    page._glue_markdown("plan_tab_cells", markdown_table(tab_cells(run, choice), CELLS_DECIMALS))
+    figure = figures.render(
+        figures.fig_power_curves(
+            curves(run, choice), choice.alpha, choice.target_power, power.ANALYSIS_LABELS
+        )
+    )
+    page._glue_figure("plan_fig_curves", figure.png, figure.pdf)
+    return found

@@ -452,7 +452,9 @@ def power_section(inp: Inputs) -> Iterable[Section]:
     section.tables["tab_power_assumptions"] = Table(
         tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
     )
-    section.tables["tab_power_answer"] = Table(power_report.tab_answer(run, choice))
+    section.tables["tab_power_answer"] = Table(
+        power_report.tab_answer(run, choice), power_report.ANSWER_DECIMALS
+    )
     section.figures["fig_power_curves"] = figures.render(
         figures.fig_power_curves(
             power_report.curves(run, choice),
