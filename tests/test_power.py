@@ -207,11 +207,8 @@ def test_the_shipped_result_is_current_complete_and_covers_the_chapter(trial):
     what it holds."""
     run = power.read()
     assert power.staleness(run, trial) == []
-    grid = run.grid()
     manifest = json.loads((power.SHIPPED_DIR / power.MANIFEST_FILE).read_text())
-    assert {"versions", "wall_seconds", "task_seconds", "workers", "member_models"} <= set(
-        manifest
-    )
+    assert {"versions", "wall_seconds", "task_seconds", "workers", "member_models"} <= set(manifest)
     cells = jupytext.read(paths.CHAPTERS_DIR / "power.md").cells
     (params,) = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     defaults: dict = {}

@@ -715,10 +715,9 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                     "fit_a": fit[0],
                     "fit_b": fit[1],
                 }
+                row["largest"] = int(cells_["children"].max())
                 for target in grid.targets:
-                    row[f"n{round(100 * target)}"] = children_needed(
-                        fit, target, max(grid.children)
-                    )
+                    row[f"n{round(100 * target)}"] = children_needed(fit, target, row["largest"])
                 rows.append(row)
     return pd.DataFrame(rows)
 

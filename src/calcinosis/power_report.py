@@ -88,6 +88,8 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "pilot_pct": pilot.estimate_pct,
         "bound_pct": pilot.bound_pct,
         "replicates": grid.replicates,
+        "other_replicates": grid.other_replicates,
+        "main_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.main_scenarios),
         "gee_replicates": grid.gee_replicates,
         "gee_children_max": grid.gee_children_max,
         "gee_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.gee_scenarios),
@@ -112,7 +114,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out[f"{a}_replicates"] = int(row.replicates)
         n = getattr(row, target_key, None)
         n = None if n is None or pd.isna(n) else int(n)
-        out[f"{a}_n"] = _children_text(n, largest)
+        out[f"{a}_n"] = _children_text(n, row.largest)
     offered = mine[mine["offered"]]
     best = _best(offered, target_key)
     if best is None:
@@ -219,7 +221,6 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
     may answer, and the children needed for each target (only where it may)."""
     grid = run.grid()
     answers = power.answer(run, choice.alpha, choice.effect)
-    largest = max(grid.children)
     rows = []
     for row in answers.itertuples(index=False):
         out = {
@@ -236,9 +237,9 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
             if not row.level_holds:
                 text = "not offered: Type I error above α"
             elif not row.offered:
-                text = f"not read ({_children_text(n, largest)} on fewer replicates)"
+                text = f"not read ({_children_text(n, row.largest)} on fewer replicates)"
             else:
-                text = _children_text(n, largest)
+                text = _children_text(n, row.largest)
             out[f"Children for {round(100 * target)} % power"] = text
         rows.append(out)
     return pd.DataFrame(rows)
