@@ -448,7 +448,11 @@ def power_section(inp: Inputs) -> Iterable[Section]:
         prefix="power_",
     )
     choice = power_report.Choice()
-    section.add(power_report.values(run, choice), prefix="power_default_")
+    defaults = power_report.values(run, choice)  # what is not computed is left out, not NaN
+    section.add(
+        {k: v for k, v in defaults.items() if not (isinstance(v, float) and v != v)},
+        prefix="power_default_",
+    )
     section.tables["tab_power_assumptions"] = Table(
         tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
     )
