@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -481,7 +482,7 @@ def power(
         "effect": "effects",
         "alphas": "alphas",
     }
-    changes = {}
+    changes: dict[str, Any] = {}
     for option, value in choices.items():
         if value is None or value == ():
             continue

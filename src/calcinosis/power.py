@@ -702,7 +702,8 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                     cells_
                 ) == len(grid.children)
                 fit = smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
-                row = {
+                largest = int(cells_["children"].max())
+                row: dict[str, Any] = {
                     "design": design,
                     "scenario": scenario,
                     "analysis": analysis,
@@ -714,10 +715,10 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                     "offered": lev.holds and enough,
                     "fit_a": fit[0],
                     "fit_b": fit[1],
+                    "largest": largest,
                 }
-                row["largest"] = int(cells_["children"].max())
                 for target in grid.targets:
-                    row[f"n{round(100 * target)}"] = children_needed(fit, target, row["largest"])
+                    row[f"n{round(100 * target)}"] = children_needed(fit, target, largest)
                 rows.append(row)
     return pd.DataFrame(rows)
 
