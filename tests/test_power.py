@@ -143,15 +143,12 @@ def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tm
 
 def test_a_changed_code_hash_or_model_is_stale(trial, tiny_dataset):
     model = simulation.fit_model(trial).as_dict()
-    run = power.Run(pd.DataFrame(), pd.DataFrame(), {"code_sha256": "0" * 64, "model": model})
-    run.manifest["complete"] = True
-    assert [r for r in power.staleness(run, trial) if "code" in r]
-    run.manifest["code_sha256"] = power.code_hash()
-    assert power.staleness(run, trial) == []
-    run.manifest["model"] = {**model, "ar1": 0.5}
-    assert [r for r in power.staleness(run, trial) if "model" in r]
-    tiny = load_trial(tiny_dataset)
-    assert [r for r in power.staleness(run, tiny) if "differs" in r]
+    manifest = {"code_sha256": "0" * 64, "model": {**model, "ar1": 0.5}, "complete": True}
+    reasons = power.staleness(power.Run(pd.DataFrame(), pd.DataFrame(), manifest), trial)
+    assert len(reasons) == 2 and "code" in reasons[0] and "model" in reasons[1]
+    current = {"code_sha256": power.code_hash(), "model": model, "complete": True}
+    run = power.Run(pd.DataFrame(), pd.DataFrame(), current)
+    assert [r for r in power.staleness(run, load_trial(tiny_dataset)) if "differs" in r]
     section = Section("power", {"power_stale_warning": "stale because"})
     assert _stale_results([section]) == ["stale because"]
 

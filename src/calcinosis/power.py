@@ -363,6 +363,14 @@ class Run:
     replicates: pd.DataFrame
     assurance: pd.DataFrame
     manifest: dict = field(default_factory=dict)
+    _performance: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def performance(self, alpha: float) -> pd.DataFrame:
+        """`performance` of the replicates at `alpha`, computed once per run (the chapter's
+        tables, figure and answer all read it)."""
+        if alpha not in self._performance:
+            self._performance[alpha] = performance(self.replicates, alpha)
+        return self._performance[alpha]
 
     def grid(self) -> Grid:
         """The grid the run covered (JSON lists back to tuples)."""
@@ -689,7 +697,7 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
     (level held, every size with at least MIN_ANSWER_REPLICATES), and the children needed
     for each target from the smooth curve (None: more than the grid's largest)."""
     grid = run.grid()
-    perf = performance(run.replicates, alpha)
+    perf = run.performance(alpha)
     rows = []
     for design in grid.designs:
         for scenario in grid.scenarios:

@@ -70,7 +70,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
     check(run, choice)
     grid = run.grid()
     pilot = run.pilot()
-    perf = power.performance(run.replicates, choice.alpha)
+    perf = run.performance(choice.alpha)
     answers = power.answer(run, choice.alpha, choice.effect)
     mine = answers[(answers["design"] == choice.design) & (answers["scenario"] == choice.scenario)]
     control, effect = power.slopes(pilot, choice.scenario, choice.effect)
@@ -182,7 +182,7 @@ def _assurance(run: power.Run, choice: Choice, n: int | None) -> dict[str, objec
     if not result["members"]:
         words["assurance_words"] = "not computed: the run holds no usable ensemble member"
         return words
-    perf = power.performance(run.replicates, choice.alpha)
+    perf = run.performance(choice.alpha)
     cells_ = power.curve(perf, choice.design, choice.scenario, choice.effect, "summary")
     fit = power.smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
     words.update(result)
@@ -248,7 +248,7 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
 def tab_cells(run: power.Run, choice: Choice) -> pd.DataFrame:
     """Every cell of the chosen design and scenario: replicates, failed fits, power or Type
     I error with MC SE, bias (% per visit) and coverage with MC SE."""
-    perf = power.performance(run.replicates, choice.alpha)
+    perf = run.performance(choice.alpha)
     chosen = perf[(perf["design"] == choice.design) & (perf["scenario"] == choice.scenario)]
     chosen = chosen.sort_values(["effect", "analysis", "children"])
     return pd.DataFrame(
@@ -276,7 +276,7 @@ def tab_cells(run: power.Run, choice: Choice) -> pd.DataFrame:
 def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
     """Per analysis, the chosen design's and scenario's cells (effect and zero) with the
     smooth curve's power at each size, for the figure."""
-    perf = power.performance(run.replicates, choice.alpha)
+    perf = run.performance(choice.alpha)
     out = {}
     for analysis in run.grid().analyses:
         part = power.curve(perf, choice.design, choice.scenario, choice.effect, analysis)
