@@ -306,16 +306,17 @@ def member_tasks(grid: Grid, seeds: list[int]) -> list[runner.Task]:
 
 
 def usable_members(rows: pd.DataFrame) -> dict[int, simulation.Model]:
-    """Members whose slope SDs come from the mixed model (the others' are not comparable)."""
+    """Members a model could be fitted to. Where the mixed model is singular or fails (most
+    members: their noise-free reconstructions put a variance at 0), the slope SDs come from
+    the least-squares lines, which count each slope's estimation error as spread: those
+    members' power errs low. The manifest records each member's source."""
     out = {}
     for row in rows.itertuples(index=False):
         if row.model:
             plain = json.loads(row.model)
-            model = simulation.Model(
+            out[int(row.seed)] = simulation.Model(
                 **{**plain, "lesions_per_patient": tuple(plain["lesions_per_patient"])}
             )
-            if model.slope_source.startswith("random-slope"):
-                out[int(row.seed)] = model
     return out
 
 
@@ -445,7 +446,13 @@ def collect(trial: Trial, grid: Grid, store_dir: Path, timing: dict | None = Non
         "pilot": asdict(pilot),
         "grid": grid.as_dict(),
         "members": [
-            {"seed": int(r.seed), "usable": int(r.seed) in members, "reason": r.reason}
+            {
+                "seed": int(r.seed),
+                "usable": int(r.seed) in members,
+                "mixed_model": int(r.seed) in members
+                and members[int(r.seed)].slope_source.startswith("random-slope"),
+                "reason": r.reason,
+            }
             for r in member_rows.itertuples(index=False)
         ],
         "member_models": {str(s): m.as_dict() for s, m in sorted(members.items())},

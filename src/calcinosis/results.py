@@ -443,6 +443,7 @@ def power_section(inp: Inputs) -> Iterable[Section]:
             "tasks_missing": manifest["missing_tasks"],
             "members_tried": len(members),
             "members_usable": sum(bool(m["usable"]) for m in members),
+            "members_mixed": sum(bool(m.get("mixed_model")) for m in members),
             "stale_warning": _stale_sentence(power.staleness(run, inp.trial)),
         },
         prefix="power_",
