@@ -441,7 +441,7 @@ def _several(name: str, choices, help_text: str, **extra):
     "--assurance-members",
     type=click.IntRange(min=0),
     default=None,
-    show_default="20",
+    show_default="24",
     help="Kept members of the shipped ensemble whose fitted models give the assurance (0: none).",
 )
 @click.option(

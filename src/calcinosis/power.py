@@ -111,7 +111,7 @@ class Grid:
     seed: int = DEFAULT_SEED
     alphas: tuple[float, ...] = (0.05, 0.01)
     targets: tuple[float, ...] = (0.8, 0.9)
-    assurance_members: int = 12  # the first kept members of the shipped ensemble, by seed
+    assurance_members: int = 24  # the first kept members of the shipped ensemble, by seed
     assurance_replicates: int = 50
     assurance_scenario: str = "quarter"
 
