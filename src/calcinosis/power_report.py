@@ -60,8 +60,11 @@ def check(run: power.Run, choice: Choice) -> None:
         raise ValueError(f"catchment_millions={choice.catchment_millions!r}: use a number > 0")
 
 
-def _children_text(n: int | None, largest: int) -> str:
-    return str(n) if n is not None else f"more than {largest}"
+def _children_text(n: int | None, largest: int, smallest: int) -> str:
+    """The children a curve needs, within the grid: never extrapolated beyond either end."""
+    if n is None:
+        return f"more than {largest}"
+    return f"{smallest} or fewer" if n <= smallest else str(n)
 
 
 def values(run: power.Run, choice: Choice) -> dict[str, object]:
@@ -74,7 +77,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
     answers = power.answer(run, choice.alpha, choice.effect)
     mine = answers[(answers["design"] == choice.design) & (answers["scenario"] == choice.scenario)]
     control, effect = power.slopes(pilot, choice.scenario, choice.effect)
-    largest = max(grid.children)
+    largest, smallest = max(grid.children), min(grid.children)
     target_key = f"n{round(100 * choice.target_power)}"
     out: dict[str, object] = {
         "alpha": choice.alpha,
@@ -114,37 +117,44 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out[f"{a}_replicates"] = int(row.replicates)
         n = getattr(row, target_key, None)
         n = None if n is None or pd.isna(n) else int(n)
-        out[f"{a}_n"] = _children_text(n, row.largest)
+        out[f"{a}_n"] = _children_text(n, row.largest, smallest)
     offered = mine[mine["offered"]]
     best = _best(offered, target_key)
+    refused = _best(
+        mine[~mine["level_holds"] & (mine["replicates"] >= power.MIN_ANSWER_REPLICATES)], target_key
+    )
+    out["refused"] = "The answer comes from an analysis that holds its level."
     if best is None:
-        out.update(
-            {
-                "answer": "no analysis that holds its level has enough replicates here",
-                "answer_analysis": "none",
-                "n": "not read",
-                "n_per_arm": "not read",
-            }
+        out["refused"] = "No analysis holds its level with enough replicates here."
+    if refused is not None and best is None:
+        row = mine[mine["analysis"] == refused[0]].iloc[0]
+        n_text = _children_text(refused[1], largest, smallest)
+        out["refused"] = (
+            f"The {power.ANALYSIS_LABELS[refused[0]]} would need {n_text} children, but "
+            f"without effect it rejects in {row['type1']:.3f} of the trials (MC SE "
+            f"{row['type1_mcse']:.3f}) at α = {choice.alpha:g}: more than its Monte-Carlo "
+            "error allows, so it is not offered."
         )
-        n_answer = None
+    n_answer = None if best is None or best[1] is None else max(best[1], smallest)
+    if best is None:
+        out["answer"] = "no analysis that holds its level and has enough replicates here"
+        out["answer_analysis"] = "none"
+        out["n"] = "not read"
     else:
-        n_answer = best[1]
         out["answer_analysis"] = power.ANALYSIS_LABELS[best[0]]
-        out["n"] = _children_text(n_answer, largest)
-        out["n_per_arm"] = (
-            str(n_answer // 2) if n_answer is not None and choice.design == "parallel" else "—"
-        )
-        per_arm = f", {n_answer // 2} per arm," if choice.design == "parallel" and n_answer else ""
+        out["n"] = _children_text(best[1], largest, smallest)
+        per_arm = f" ({n_answer // 2} per arm)" if choice.design == "parallel" and n_answer else ""
         out["answer"] = (
-            f"{out['n']} children{per_arm} analysed by the {power.ANALYSIS_LABELS[best[0]]}"
+            f"{out['n']} children{per_arm}, analysed by the {power.ANALYSIS_LABELS[best[0]]}"
             if n_answer is not None
             else f"more than {largest} children: the grid does not reach the target"
         )
     out.update(_assurance(run, choice, n_answer))
     out.update(_performance_ranges(perf, choice))
-    feasible = power.feasibility(n_answer or largest, choice.catchment_millions)
+    sized = n_answer or (refused[1] if refused and refused[1] else largest)
+    feasible = power.feasibility(sized, choice.catchment_millions)
     out.update({f"feas_{k}": v for k, v in feasible.items()})
-    out["feas_children"] = n_answer or largest
+    out["feas_children"] = sized
     out["catchment_millions"] = choice.catchment_millions
     out["incidence_low"], out["incidence_high"] = power.INCIDENCE_PER_MILLION
     out["calcinosis_pct"] = 100 * power.CALCINOSIS_SHARE
@@ -221,6 +231,7 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
     may answer, and the children needed for each target (only where it may)."""
     grid = run.grid()
     answers = power.answer(run, choice.alpha, choice.effect)
+    smallest = min(grid.children)
     rows = []
     for row in answers.itertuples(index=False):
         out = {
@@ -237,9 +248,9 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
             if not row.level_holds:
                 text = "not offered: Type I error above α"
             elif not row.offered:
-                text = f"not read ({_children_text(n, row.largest)} on fewer replicates)"
+                text = f"not read ({_children_text(n, row.largest, smallest)} on fewer replicates)"
             else:
-                text = _children_text(n, row.largest)
+                text = _children_text(n, row.largest, smallest)
             out[f"Children for {round(100 * target)} % power"] = text
         rows.append(out)
     return pd.DataFrame(rows)
