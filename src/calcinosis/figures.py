@@ -605,8 +605,11 @@ def fig_power_curves(curves: dict, alpha: float, target: float, labels: dict) ->
         )
     left.axhline(target, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
     right.axhline(alpha, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
+    sizes = sorted({int(n) for part in curves.values() for n in part["children"]})
     for ax, title in ((left, "With the effect"), (right, "Without effect (Type I error)")):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])  # plain labels, not 10^k mathtext
+        ax.minorticks_off()
         ax.set_xlabel("Children in the trial")
         ax.set_title(title)
     left.set_ylabel("Share of trials rejecting")

@@ -149,7 +149,9 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
             if n_answer is not None
             else f"more than {largest} children: the grid does not reach the target"
         )
-    out.update(_assurance(run, choice, n_answer))
+    # assurance at the answer's size, or at the size a refused analysis would need
+    candidate = refused[1] if refused is not None and refused[1] is not None else None
+    out.update(_assurance(run, choice, n_answer or candidate))
     out.update(_performance_ranges(perf, choice))
     sized = n_answer or (refused[1] if refused and refused[1] else largest)
     feasible = power.feasibility(sized, choice.catchment_millions)
