@@ -80,8 +80,8 @@ def main() -> None:
     )
     one, t1, b1 = rate(trial, grid, 1)
     two, t2, b2 = rate(trial, grid, 2)
-    print(f"\n## Simulated trials per second ({len(power.cells(grid, power.pilot_effects(trial)))}")
-    print(f"cells × {args.replicates} trials, warm local clusters)\n")
+    cells = len(power.cells(grid, power.pilot_effects(trial)))
+    print(f"\n## Simulated trials per second ({cells} cells × {args.replicates} trials, warm)\n")
     print("| configuration | seconds | trials/s | workers busy |\n| --- | ---: | ---: | ---: |")
     for name, r, t, b in (("1 worker", one, t1, b1), ("2 workers", two, t2, b2)):
         print(f"| {name} | {t:.1f} | {r:.1f} | {b:.2f} |")
