@@ -99,7 +99,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "children_grid": ", ".join(map(str, grid.children)),
         "largest": largest,
         "n_cells": len(power.cells(grid, pilot)),
-        "mcse_max": 0.5 / np.sqrt(grid.replicates),
+        "mcse_max": float(0.5 / np.sqrt(grid.replicates)),
         "min_answer_replicates": power.MIN_ANSWER_REPLICATES,
         "dropout_pct": 100 * grid.dropout,
         "missed_pct": 100 * grid.missed,
@@ -318,13 +318,13 @@ def show(power_dir: str | Path = "", **params) -> dict[str, object]:
     tables and the curves figure of the power run in `power_dir`; return the values."""
     from calcinosis import figures
     from calcinosis.book import page
-    from calcinosis.formatting import markdown_table
+    from calcinosis.formatting import markdown_table, plain
 
     run = load(power_dir)
     choice = Choice(**params)
     found = values(run, choice)
     for name, value in found.items():
-        page._glue(f"plan_{name}", value)
+        page._glue(f"plan_{name}", plain(value))  # Python scalars: NumPy's render blank
     page._glue_markdown("plan_tab_answer", markdown_table(tab_answer(run, choice), ANSWER_DECIMALS))
     page._glue_markdown("plan_tab_cells", markdown_table(tab_cells(run, choice), CELLS_DECIMALS))
     figure = figures.render(

@@ -16,6 +16,7 @@ whose README lists each section's tables and figures.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
 from collections.abc import Callable, Iterable
@@ -445,6 +446,9 @@ def power_section(inp: Inputs) -> Iterable[Section]:
             "members_usable": sum(bool(m["usable"]) for m in members),
             "members_mixed": sum(bool(m.get("mixed_model")) for m in members),
             "stale_warning": _stale_sentence(power.staleness(run, inp.trial)),
+            # the page computes its own parameters' results with this code: a change to it
+            # changes the section, so the page runs again
+            "report_code": hashlib.sha256(Path(power_report.__file__).read_bytes()).hexdigest(),
         },
         prefix="power_",
     )
