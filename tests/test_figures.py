@@ -38,11 +38,11 @@ def _shipped_inputs(name: str, trial) -> tuple | None:
     if name == "fig_pinned":
         return (pinned.verdicts(pinned.load().wide(), ensemble.conclusion_values(trial)),)
     if name == "fig_power_curves":
-        run = power.read()
-        grid = run.grid()
-        alpha = grid.alphas[0]
-        cells = power.cell_power(power.power_table(run.replicates, grid.alphas), alpha)
-        return (cells, grid.targets, alpha, {e: f"{e:g} % per visit" for e in grid.effects_pct})
+        from calcinosis import power_report
+
+        choice = power_report.Choice()
+        curves = power_report.curves(power.read(), choice)
+        return (curves, choice.alpha, choice.target_power, power.ANALYSIS_LABELS)
     return None
 
 

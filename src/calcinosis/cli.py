@@ -7,6 +7,7 @@ from __future__ import annotations
 # command with it. Only when run as the program; a test importing the module keeps its own.
 import _signal
 import sys
+from typing import Any  # noqa: E402
 
 _EARLY: list[int] = []
 _AS_PROGRAM = sys.argv[0].rsplit("/", 1)[-1].split(".")[0] in ("calcinosis", "cli")
@@ -395,6 +396,18 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     )
 
 
+def _several(name: str, choices, help_text: str, **extra):
+    """A repeatable option whose default is the default grid's (shown in --help)."""
+    return click.option(
+        name,
+        multiple=True,
+        type=click.Choice(choices) if choices else extra.pop("type"),
+        show_default=extra.pop("show_default", "all" if choices else "the default grid's"),
+        help=help_text,
+        **extra,
+    )
+
+
 @main.command()
 @DATA_OPTION
 @click.option(
@@ -403,46 +416,118 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     type=click.Path(path_type=Path),
     required=True,
     help="Folder of the run: tasks/ (one file per finished task; a stopped run resumes "
-    "from it), replicates.csv and manifest.json.",
+    "from it), replicates.csv.gz, assurance.csv.gz and manifest.json. The book reads it "
+    "with `-p power_dir=FOLDER` (default: the run shipped in the package).",
 )
 @SCHEDULER_OPTION
 @WORKERS_OPTION
+@_several(
+    "--scenario",
+    ("none", "quarter", "half"),
+    "Control arm's change per visit as a share of the pilot's rate: none, a quarter, half "
+    "(repeatable).",
+)
+@_several(
+    "--design",
+    ("parallel", "within"),
+    "parallel: children randomised; within: each child's lesions randomised (repeatable).",
+)
+@_several(
+    "--analysis",
+    ("gee_patient", "gee_lesion", "summary"),
+    "GEE with patient clusters (small-sample corrected), GEE with lesion clusters (robust, "
+    "the pilot's), patient-level summary slope (repeatable).",
+)
+@_several(
+    "--effect",
+    ("zero", "pilot", "bound"),
+    "The injection arm's change: the control arm's (zero: Type I error), the pilot's "
+    "estimate, or the bound of its 95 % CI nearest no change (repeatable).",
+    show_default="zero, pilot",
+)
+@_several(
+    "--children",
+    None,
+    "Children in the trial, even, at least 4 (repeatable): the grid of sizes.",
+    type=click.IntRange(min=4),
+)
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    show_default="0.1",
+    help="Share of children lost after a random visit.",
+)
+@click.option(
+    "--missed",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    show_default="0.05",
+    help="Share of the other children's visits missed.",
+)
+@click.option(
+    "--lesion-cap",
+    type=click.IntRange(min=0),
+    default=None,
+    show_default="4",
+    help="Most lesions a child brings (drawn from the pilot's counts); 0: no cap.",
+)
 @click.option(
     "--replicates",
     type=click.IntRange(min=2),
     default=None,
-    show_default="the default grid's",
-    help="Simulated trials per grid cell.",
+    show_default="1000",
+    help="Simulated trials per cell, analysed by the summary slope.",
 )
 @click.option(
-    "--effect",
-    "effects",
-    type=float,
-    multiple=True,
-    metavar="PCT",
-    help="Another effect, % per visit, injection minus control (repeatable); none, the "
-    "pilot's estimate and its CI bound are always in the grid.",
-)
-@click.option(
-    "--lesions-per-patient",
-    type=click.IntRange(min=1),
+    "--gee-replicates",
+    type=click.IntRange(min=0),
     default=None,
-    show_default="drawn from the counts observed",
-    help="Lesions of every simulated patient.",
+    show_default="100",
+    help="Of these, how many the GEEs analyse too.",
+)
+@click.option(
+    "--alpha",
+    "alphas",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    multiple=True,
+    show_default="0.05, 0.01",
+    help="Levels the manifest records (any α can be read later: p-values are kept).",
+)
+@click.option("--seed", type=int, default=None, show_default="20261126", help="The run's seed.")
+@click.option(
+    "--assurance-members",
+    type=click.IntRange(min=0),
+    default=None,
+    show_default="24",
+    help="Kept members of the shipped ensemble whose fitted models give the assurance (0: none).",
+)
+@click.option(
+    "--assurance-replicates",
+    type=click.IntRange(min=2),
+    default=None,
+    show_default="50",
+    help="Simulated trials per member, design and size.",
+)
+@click.option(
+    "--collect",
+    is_flag=True,
+    help="Run nothing: write what --out's tasks/ hold, the manifest saying what is "
+    "missing (to ship a run stopped before its end).",
 )
 def power(
     data_dir: Path,
     out_dir: Path,
     scheduler: str | None,
     workers: int | None,
-    replicates: int | None,
-    effects: tuple[float, ...],
-    lesions_per_patient: int | None,
+    collect: bool,
+    **choices,
 ) -> None:
-    """Simulate randomised trials and their GEE analyses over the default grid (patients per
-    arm, effect, follow-up, α) and write the replicates with a manifest. The book shows the
-    run shipped in src/calcinosis/shipped/power/: copy manifest.json and replicates.csv
-    there to ship a new one."""
+    """Simulate randomised trials over a grid (design, control-arm scenario, effect,
+    children) with dropout and missed visits, analyse each, and write the replicates, the
+    ensemble members' assurance trials and a manifest. The book shows the run shipped in
+    src/calcinosis/shipped/power/: copy replicates.csv.gz, assurance.csv.gz and
+    manifest.json there to ship a new one."""
     import dataclasses
 
     from calcinosis import power as planning
@@ -450,30 +535,47 @@ def power(
     from calcinosis.data import DataValidationError, load_trial
     from calcinosis.errors import UsageError
 
-    power_files = frozenset({"tasks", planning.REPLICATES_FILE, planning.MANIFEST_FILE})
+    power_files = frozenset(
+        {"tasks", planning.REPLICATES_FILE, planning.ASSURANCE_FILE, planning.MANIFEST_FILE}
+    )
 
+    names = {
+        "scenario": "scenarios",
+        "design": "designs",
+        "analysis": "analyses",
+        "effect": "effects",
+        "alphas": "alphas",
+    }
+    changes: dict[str, Any] = {}
+    for option, value in choices.items():
+        if value is None or value == ():
+            continue
+        field = names.get(option, option)
+        changes[field] = tuple(value) if isinstance(value, tuple) else value
+    if changes.get("lesion_cap") == 0:
+        changes["lesion_cap"] = None
     try:
+        grid = dataclasses.replace(planning.Grid(), **changes)
         out_dir = check_out(out_dir, [data_dir], own=power_files)
         trial = load_trial(data_dir)
-    except (DataValidationError, UsageError) as err:
+    except (ValueError, DataValidationError, UsageError) as err:
         _fail(err)
-    grid = dataclasses.replace(
-        planning.Grid(), effects_pct=effects, lesions_per_patient=lesions_per_patient
-    )
-    if replicates is not None:
-        grid = dataclasses.replace(grid, replicates=replicates)
     try:
         with exclusive(out_dir):
-            run = planning.compute(
-                trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers
-            )
+            if collect:
+                run = planning.collect(trial, grid, out_dir / "tasks")
+            else:
+                run = planning.compute(
+                    trial, grid, out_dir / "tasks", scheduler=scheduler, workers=workers
+                )
             planning.write(run, out_dir)
     except (OSError, UsageError, planning.runner.TaskError) as err:
         _fail(err)
     m = run.manifest
     click.echo(
-        f"{m['tasks']} tasks ({m['computed']} computed, {m['reused']} reused) in "
-        f"{m['wall_seconds']} s on {m['workers']} workers; written to {out_dir}"
+        f"{m['tasks']} tasks ({m.get('computed', 0)} computed, {m.get('reused', 0)} reused, "
+        f"{m['missing_tasks']} missing) in {m.get('wall_seconds', 0)} s on "
+        f"{m.get('workers', 0)} workers; written to {out_dir}"
     )
 
 

@@ -675,46 +675,50 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     return fig
 
 
-def fig_power_curves(cells: pd.DataFrame, targets, alpha: float, labels: dict) -> Figure:
-    """Power against patients per arm, one panel per follow-up, one colour per effect
-    (`labels`: effect → legend text); solid lines for patient clusters (corrected), dashed
-    for lesion clusters; bars ±1.96 Monte-Carlo SE; the target powers and α as lines."""
+def fig_power_curves(curves: dict, alpha: float, target: float, labels: dict) -> Figure:
+    """Power (left) and Type I error (right) against children, one colour per analysis
+    (`curves`: `power_report.curves`, `labels`: analysis → legend text): points ±1.96
+    Monte-Carlo SE, lines the smooth probit curves; the target power and α as lines."""
     theme.apply()
-    visits = sorted(cells.index.get_level_values("visits").unique())
-    fig, axes = plt.subplots(
-        1,
-        len(visits),
-        figsize=theme.figsize(0.45),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
-    effects = sorted(cells.index.get_level_values("effect_pct").unique(), key=abs)
-    styles = {"patient": ("-", "o"), "lesion": ("--", "s")}
-    for ax, v in zip(axes[0], visits, strict=True):
-        for colour, effect in zip(theme.PALETTE, effects, strict=False):
-            for analysis, (line, marker) in styles.items():
-                part = cells.xs((effect, v, analysis), level=["effect_pct", "visits", "analysis"])
-                ax.errorbar(
-                    part.index,
-                    part["power"],
-                    yerr=1.96 * part["mcse"],
-                    color=colour,
-                    ls=line,
-                    marker=marker,
-                    ms=4,
-                    capsize=2,
-                    label=f"{labels[effect]}, {analysis} clusters",
-                )
-        for level in (*targets, alpha):
-            ax.axhline(level, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
-        ax.set_title(f"{v} visits")
-        ax.set_xlabel("Patients per arm")
-        ax.set_xticks(sorted(cells.index.get_level_values("n_per_arm").unique()))
-        ax.set_ylim(0, 1.02)
-    axes[0, 0].set_ylabel("Power")
-    handles, names = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize="x-small")
+    fig, (left, right) = plt.subplots(1, 2, figsize=theme.figsize(0.45), layout="constrained")
+    for colour, (analysis, part) in zip(theme.PALETTE, curves.items(), strict=False):
+        n = part["children"]
+        left.errorbar(
+            n,
+            part["power"],
+            yerr=1.96 * part["mcse"],
+            color=colour,
+            ls="none",
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=labels[analysis],
+        )
+        left.plot(n, part["smooth"], color=colour, lw=1)
+        right.errorbar(
+            n,
+            part["type1"],
+            yerr=1.96 * part["type1_mcse"],
+            color=colour,
+            marker="s",
+            ms=3,
+            capsize=2,
+            lw=0.8,
+        )
+    left.axhline(target, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
+    right.axhline(alpha, color=theme.OKABE_ITO["grey"], lw=0.8, ls=":")
+    sizes = sorted({int(n) for part in curves.values() for n in part["children"]})
+    for ax, title in ((left, "With the effect"), (right, "Without effect (Type I error)")):
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])  # plain labels, not 10^k mathtext
+        ax.minorticks_off()
+        ax.set_xlabel("Children in the trial")
+        ax.set_title(title)
+    left.set_ylabel("Share of trials rejecting")
+    left.set_ylim(0, 1.02)
+    right.set_ylim(0, None)
+    handles, names = left.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=1, fontsize="x-small")
     return fig
 
 

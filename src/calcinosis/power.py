@@ -1,29 +1,43 @@
-"""Power of a randomised trial analysed as the pilot was, by simulation on the Dask runner.
+"""Planning a definitive trial: a simulation study of randomised trials, run on the Dask
+runner, reported as Morris, White & Crowther (2019) ask (aims, data-generating mechanisms,
+estimands, methods, performance measures).
 
-A trial randomises patients to injection or control (`simulation.simulate_trial`) and is
-analysed twice with the pilot's GEE (Gaussian, log link, exchangeable) on
-log E[size] = β₀ + β₁·arm + β₂·time + β₃·arm·time, where β₃ is the effect:
+Data-generating mechanisms (`simulation`): the pilot's fitted model; the injection arm
+changes at the pilot's rate and the control arm by a stated share of it (`SCENARIOS`: the
+pilot had no control arm, so any spontaneous regression is inside its estimate); the effect
+is the difference (zero: none); children are randomised (parallel) or their lesions are
+(within-patient); lesions per child come from the pilot with a cap; children drop out and
+miss visits at stated rates.
 
-- `patient`: patients as clusters with the book's small-sample correction
-  (`models.term_test` with the bias-reduced linearisation of Bell and McCaffrey, CR2): the
-  analysis a trial should use;
-- `lesion`: lesions as clusters with the robust sandwich and z, as the pilot's main model:
-  cheaper, and it shows what ignoring the patient level does to the apparent power.
+Estimand: the difference between arms in the change of log size per visit (equivalently, the
+per cent difference in size at the last visit, `simulation.pct_at_end`).
 
-The grid crosses patients per arm, effect sizes and follow-up lengths; α is applied when the
-replicates are summarised, so one run serves every α. A task is one grid cell and one block
-of replicates; replicate r of a cell has its own seed, derived from the run's seed, the cell's
-patients per arm and follow-up, and r alone: results do not depend on the block size, the
-workers or the order, and cells that differ only in effect share their simulated patients
-(common random numbers: the power curves are smooth in the effect). `simulation` holds
-the code a replicate runs; its bytes are the shipped result's code hash.
+Methods (`simulation.analyse`): the pilot's GEE with patients as clusters and the book's
+small-sample correction (`gee_patient`), the same with lesions as clusters and the robust
+sandwich as the pilot's main analysis (`gee_lesion`), and the patient-level summary slope
+(`summary`). The GEEs cost about a hundred times the summary slope, so they run on the first
+`gee_replicates` replicates of each cell, the summary slope on all.
+
+Performance: power and Type I error per cell with the Monte-Carlo SE of the observed rate;
+failed fits counted per cell and left out of the rate (never counted as not rejecting);
+bias and coverage of the estimate; the children needed, read from a probit curve of power
+in √n fitted to every size of the grid (`smooth_fit`); assurance, the power averaged over
+the kept members of the shipped ensemble of reconstructions, each with its own fitted model.
+
+A task is one cell and one block of replicates; replicate r has its own seed from the run's
+seed, the design, the number of children and r alone, so results do not depend on blocks,
+workers or order, and cells that differ only in scenario or effect (and the ensemble's
+members) share their simulated children: common random numbers.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import platform
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,45 +45,106 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, stats
 
 from calcinosis import models, paths, runner, simulation, software
 from calcinosis.data import Trial
 
 ANALYSES = simulation.ANALYSES
+ANALYSIS_LABELS = {
+    "gee_patient": "GEE, patients as clusters, small-sample corrected",
+    "gee_lesion": "GEE, lesions as clusters, robust (the pilot's)",
+    "summary": "summary slope per child (t-test / ANCOVA)",
+}
+DESIGN_LABELS = {
+    "parallel": "parallel groups (children randomised)",
+    "within": "within-patient (each child's lesions randomised)",
+}
+# the control arm's change per visit as a share of the pilot's (uncontrolled) rate
+SCENARIOS = {"none": 0.0, "quarter": 0.25, "half": 0.5}
+SCENARIO_LABELS = {
+    "none": "control arm unchanged",
+    "quarter": "control arm regresses at a quarter of the pilot's rate",
+    "half": "control arm regresses at half the pilot's rate",
+}
+# effect: the injection arm's change (zero: the control arm's; pilot: the pilot's estimate;
+# bound: the bound of its 95 % CI nearest no change)
+EFFECTS = ("zero", "pilot", "bound")
+MIN_ANSWER_REPLICATES = 1000  # a cell the answer reads has at least these (MC SE ≤ 0.016)
 # The files whose code decides a replicate's numbers: a shipped result made with other bytes
 # is stale.
-CODE_FILES = ("simulation.py", "models.py", "covstruct.py")
+CODE_FILES = ("simulation.py", "models.py", "covstruct.py", "mixed.py")
 SHIPPED_DIR = paths.PACKAGE_DIR / "shipped" / "power"
-REPLICATES_FILE = "replicates.csv"
+REPLICATES_FILE = "replicates.csv.gz"
+ASSURANCE_FILE = "assurance.csv.gz"
 MANIFEST_FILE = "manifest.json"
 DEFAULT_SEED = 20261126
+# The article's introduction: JDM's annual incidence (2–4 per million children, its refs 2,
+# 3) and the share of children with JDM who develop calcinosis (about 40 %, its ref 8).
+INCIDENCE_PER_MILLION = (2.0, 4.0)
+CALCINOSIS_SHARE = 0.4
 
 
 @dataclass(frozen=True)
 class Grid:
-    """What a power run covers. `effects_pct` (changes in percent per visit, injection minus
-    control) are extra effects: `with_pilot_effects` adds none, the pilot's estimate and the
-    bound of its 95 % CI nearest no change."""
+    """What a power run covers. `children` counts the whole trial (parallel: half per arm)."""
 
-    patients_per_arm: tuple[int, ...] = (4, 8, 12, 16, 24)
-    effects_pct: tuple[float, ...] = ()
-    visits: tuple[int, ...] = (8, 16)
-    alphas: tuple[float, ...] = (0.05, 0.01)
-    replicates: int = 100
-    block: int = 25
+    children: tuple[int, ...] = (8, 12, 16, 24, 40, 64, 120)
+    designs: tuple[str, ...] = simulation.DESIGNS
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    effects: tuple[str, ...] = ("zero", "pilot")
+    analyses: tuple[str, ...] = ANALYSES
+    visits: int = 16
+    lesion_cap: int | None = 4
+    dropout: float = 0.1
+    missed: float = 0.05
+    # trials per cell in the main scenarios (the answer reads them) and in the others
+    replicates: int = MIN_ANSWER_REPLICATES
+    main_scenarios: tuple[str, ...] = ("quarter",)
+    other_replicates: int = 300
+    # the GEEs run on replicates 0 .. gee_replicates − 1 of the cells of these scenarios up
+    # to this many children (they cost a hundred times the summary slope)
+    gee_replicates: int = 50
+    gee_scenarios: tuple[str, ...] = ("quarter",)
+    gee_children_max: int = 24
+    block: int = 100
     seed: int = DEFAULT_SEED
-    control_slope_pct: float = 0.0
-    lesions_per_patient: int | None = None  # None: drawn from the observed counts
+    alphas: tuple[float, ...] = (0.05, 0.01)
     targets: tuple[float, ...] = (0.8, 0.9)
+    assurance_members: int = 24  # the first kept members of the shipped ensemble, by seed
+    assurance_replicates: int = 50
+    assurance_scenario: str = "quarter"
+
+    def __post_init__(self) -> None:
+        _known("design", self.designs, simulation.DESIGNS)
+        chosen = (
+            *self.scenarios,
+            *self.main_scenarios,
+            *self.gee_scenarios,
+            self.assurance_scenario,
+        )
+        _known("scenario", chosen, tuple(SCENARIOS))
+        _known("effect", self.effects, EFFECTS)
+        _known("analysis", self.analyses, ANALYSES)
+        if min(self.children) < 4 or any(c % 2 for c in self.children):
+            raise ValueError(f"children {list(self.children)}: use even numbers of at least 4")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def cells(self) -> list[tuple[int, float, int]]:
-        """(patients per arm, effect in % per visit, visits) for every cell."""
-        return [
-            (n, e, v) for n in self.patients_per_arm for e in self.effects_pct for v in self.visits
-        ]
+    def replicates_of(self, scenario: str) -> int:
+        return self.replicates if scenario in self.main_scenarios else self.other_replicates
+
+    def design(self, allocation: str) -> simulation.Design:
+        return simulation.Design(
+            allocation, self.visits, self.lesion_cap, self.dropout, self.missed
+        )
+
+
+def _known(what: str, given, allowed) -> None:
+    unknown = [g for g in given if g not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}: use {', '.join(map(str, allowed))}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +162,18 @@ def pilot_effects(trial: Trial, outcome: str = simulation.OUTCOME) -> PilotEffec
     return PilotEffects(fit.pct_per_visit, bound)
 
 
-def assumptions(model: simulation.Model) -> list[tuple[str, str, str]]:
+def slopes(pilot: PilotEffects, scenario: str, effect: str) -> tuple[float, float]:
+    """(control arm's change, effect), log size per visit, of a scenario and effect."""
+    control = SCENARIOS[scenario] * simulation.log_slope(pilot.estimate_pct)
+    injected = {
+        "zero": control,
+        "pilot": simulation.log_slope(pilot.estimate_pct),
+        "bound": simulation.log_slope(pilot.bound_pct),
+    }[effect]
+    return control, injected - control
+
+
+def assumptions(model: simulation.Model, grid: Grid) -> list[tuple[str, str, str]]:
     """(assumption, value, where the value comes from), for the chapter's table."""
     n = model.n_lesions_fitted
     fits = f"per-lesion least-squares lines of log({model.outcome}) on visit, {n} lesions"
@@ -95,9 +181,13 @@ def assumptions(model: simulation.Model) -> list[tuple[str, str, str]]:
         ("mean log size at baseline (μ)", f"{model.log_mean_baseline:.3f}", fits),
         ("SD of patient level (a)", f"{model.sd_patient_level:.3f}", fits + ", ANOVA"),
         ("SD of lesion level within patient (b)", f"{model.sd_lesion_level:.3f}", fits),
-        ("SD of patient slope per visit (c)", f"{model.sd_patient_slope:.4f}", fits),
-        ("SD of lesion slope within patient (d)", f"{model.sd_lesion_slope:.4f}", fits),
-        ("SD of the within-lesion error (e)", f"{model.sd_residual:.4f}", fits + " residuals"),
+        ("SD of patient slope per visit (c)", f"{model.sd_patient_slope:.4f}", model.slope_source),
+        (
+            "SD of lesion slope within patient (d)",
+            f"{model.sd_lesion_slope:.4f}",
+            model.slope_source,
+        ),
+        ("SD of the within-lesion error (e)", f"{model.sd_residual:.4f}", model.slope_source),
         ("AR(1) correlation of e between visits", f"{model.ar1:.3f}", fits + " residuals"),
         (
             "share of lesions that resolve (size 0)",
@@ -110,44 +200,148 @@ def assumptions(model: simulation.Model) -> list[tuple[str, str, str]]:
             "the coarsest step all measurements are multiples of",
         ),
         (
-            "lesions per patient",
-            ", ".join(map(str, model.lesions_per_patient)),
-            "as observed, drawn with replacement for each simulated patient",
+            "lesions per child",
+            ", ".join(map(str, model.lesions_per_patient))
+            + (f", capped at {grid.lesion_cap}" if grid.lesion_cap else ""),
+            "as observed, drawn with replacement; the cap is a design choice",
         ),
         (
             "deviations in level and slope",
             "independent, normal",
             f"assumed ({len(model.lesions_per_patient)} patients cannot estimate a correlation)",
         ),
-        ("visits", "complete in both arms", "assumed (no drop-out)"),
+        ("children lost after a random visit", f"{grid.dropout:g}", "assumed (design choice)"),
+        ("visits missed by the others", f"{grid.missed:g}", "assumed (design choice)"),
+        ("visits", str(grid.visits), "as the pilot's weekly injections"),
     ]
 
 
-def with_pilot_effects(grid: Grid, pilot: PilotEffects) -> Grid:
-    """The grid with zero, the pilot's CI bound and its estimate among its effects."""
-    effects = {0.0, round(pilot.bound_pct, 4), round(pilot.estimate_pct, 4), *grid.effects_pct}
-    ordered = tuple(sorted(effects, key=abs))
-    return Grid(**{**grid.as_dict(), "effects_pct": ordered})
-
-
 # --------------------------------------------------------------------------------------------
-# Tasks and runs
+# Tasks
 # --------------------------------------------------------------------------------------------
 
 
-def tasks(model: simulation.Model, grid: Grid) -> list[runner.Task]:
-    """One task per cell and block of replicates, keyed by the cell and the replicates it
-    holds (so a run with more replicates reuses only the blocks it shares)."""
-    plain_model = model.as_dict()
-    settings = {name: getattr(grid, name) for name in simulation.RUN_SETTINGS}
+def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
+    """Every cell of the grid: names, the control arm's change and the effect."""
     out = []
-    for n, e, v in grid.cells():
-        sign = "m" if e < 0 else "p"
-        for b, first in enumerate(range(0, grid.replicates, grid.block)):
-            last = min(first + grid.block, grid.replicates) - 1
-            key = f"n{n:03d}_e{sign}{abs(e):07.4f}_v{v:03d}_r{first:05d}-{last:05d}"
-            out.append(runner.Task(key, simulation.run_block, (plain_model, settings, n, e, v, b)))
+    scenarios = sorted(grid.scenarios, key=lambda s: s not in grid.main_scenarios)
+    for scenario in scenarios:
+        for design in grid.designs:
+            for effect in grid.effects:
+                control, diff = slopes(pilot, scenario, effect)
+                for n in grid.children:
+                    out.append(
+                        {
+                            "design": design,
+                            "scenario": scenario,
+                            "effect": effect,
+                            "children": n,
+                            "control_slope": control,
+                            "true_effect": diff,
+                        }
+                    )
     return out
+
+
+def _blocks(grid: Grid, replicates: int, gee: bool):
+    """(first, last, analyses) of each block: the GEEs only on the first `gee_replicates`;
+    the other blocks start at multiples of `block` (so a run with other counts reuses them)."""
+    costly = [a for a in grid.analyses if a in simulation.GEE] if gee else []
+    cheap = [a for a in grid.analyses if a not in simulation.GEE]
+    split = min(grid.gee_replicates, replicates) if costly else 0
+    edges = sorted({0, split, *range(0, replicates, grid.block), replicates})
+    for first, end in zip(edges, edges[1:], strict=False):
+        chosen = costly + cheap if end <= split else cheap
+        if chosen:
+            yield first, end - 1, tuple(chosen)
+
+
+def _key(cell: dict, first: int, last: int, analyses: tuple, member: int | None = None) -> str:
+    who = f"m{member:05d}_" if member is not None else ""
+    kinds = "-".join(a.replace("_", "") for a in analyses)
+    return (
+        f"{who}{cell['design']}_{cell['scenario']}_{cell['effect']}_c{cell['children']:03d}"
+        f"_r{first:05d}-{last:05d}_{kinds}"
+    )
+
+
+def grid_tasks(model: simulation.Model, grid: Grid, pilot: PilotEffects) -> list[runner.Task]:
+    """One task per cell and block of replicates, keyed by the cell, the replicates and the
+    analyses it holds (so a larger run reuses only the blocks it shares)."""
+    plain = model.as_dict()
+    out = []
+    for cell in cells(grid, pilot):
+        design = asdict(grid.design(cell["design"]))
+        gee = cell["scenario"] in grid.gee_scenarios and cell["children"] <= grid.gee_children_max
+        for first, last, analyses in _blocks(grid, grid.replicates_of(cell["scenario"]), gee):
+            task_cell = {**cell, "analyses": analyses}
+            args = (plain, design, task_cell, grid.seed, first, last)
+            out.append(runner.Task(_key(cell, first, last, analyses), simulation.run_block, args))
+    return out
+
+
+def kept_members(grid: Grid, folder: Path = paths.ENSEMBLE_DIR) -> list[int]:
+    """Seeds of the first `assurance_members` kept members of the shipped ensemble."""
+    table = pd.read_csv(folder / "ensemble.csv", usecols=["seed", "kept"])
+    seeds = sorted(int(s) for s in table.loc[table["kept"].astype(bool), "seed"].unique())
+    return seeds[: grid.assurance_members]
+
+
+def member_model(seed: int) -> runner.Rows:
+    """A runner task: the ensemble member's dataset rebuilt from its seed and the
+    simulation model fitted to it (one row; `model` empty and `reason` said if it fails)."""
+    from calcinosis import data, ensemble, reconstruct
+
+    with tempfile.TemporaryDirectory(prefix="calcinosis-power-member-") as folder:
+        try:
+            reconstruct.write_dataset(Path(folder), seed, ensemble.member_assumptions(seed))
+            model = simulation.fit_model(data.load_trial(Path(folder)))
+        except (RuntimeError, ValueError, models.NotEstimableError) as err:
+            return [{"seed": seed, "model": "", "reason": str(err)}]
+    return [{"seed": seed, "model": json.dumps(model.as_dict()), "reason": ""}]
+
+
+def member_tasks(grid: Grid, seeds: list[int]) -> list[runner.Task]:
+    return [runner.Task(f"member_{s:05d}", member_model, (s,)) for s in seeds]
+
+
+def usable_members(rows: pd.DataFrame) -> dict[int, simulation.Model]:
+    """Members a model could be fitted to. Where the mixed model is singular or fails (most
+    members: their noise-free reconstructions put a variance at 0), the slope SDs come from
+    the least-squares lines, which count each slope's estimation error as spread: those
+    members' power errs low. The manifest records each member's source."""
+    out = {}
+    for row in rows.itertuples(index=False):
+        if row.model:
+            plain = json.loads(row.model)
+            out[int(row.seed)] = simulation.Model(
+                **{**plain, "lesions_per_patient": tuple(plain["lesions_per_patient"])}
+            )
+    return out
+
+
+def assurance_tasks(
+    members: dict[int, simulation.Model], grid: Grid, pilot: PilotEffects
+) -> list[runner.Task]:
+    """Per usable member, design and size: the pilot's effect in the assurance scenario,
+    analysed by the summary slope (the same seeds as every other member's)."""
+    out = []
+    scenario = grid.assurance_scenario
+    for seed, model in sorted(members.items()):
+        for cell in cells(dataclasses_replace(grid, scenarios=(scenario,)), pilot):
+            if cell["effect"] != "pilot":
+                continue
+            cell = {**cell, "member": seed, "analyses": ("summary",)}
+            design = asdict(grid.design(cell["design"]))
+            last = grid.assurance_replicates - 1
+            args = (model.as_dict(), design, cell, grid.seed, 0, last)
+            key = _key(cell, 0, last, ("summary",), member=seed)
+            out.append(runner.Task(key, simulation.run_block, args))
+    return out
+
+
+def dataclasses_replace(grid: Grid, **changes) -> Grid:
+    return Grid(**{**grid.as_dict(), **changes})
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,10 +359,19 @@ def code_hash() -> str:
 
 @dataclass
 class Run:
-    """A finished power run: the replicate rows and their manifest."""
+    """A power run: the grid's replicate rows, the assurance rows, and their manifest."""
 
     replicates: pd.DataFrame
+    assurance: pd.DataFrame
     manifest: dict = field(default_factory=dict)
+    _performance: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def performance(self, alpha: float) -> pd.DataFrame:
+        """`performance` of the replicates at `alpha`, computed once per run (the chapter's
+        tables, figure and answer all read it)."""
+        if alpha not in self._performance:
+            self._performance[alpha] = performance(self.replicates, alpha)
+        return self._performance[alpha]
 
     def grid(self) -> Grid:
         """The grid the run covered (JSON lists back to tuples)."""
@@ -179,11 +382,13 @@ class Run:
         return Grid(**plain)
 
     def model(self) -> simulation.Model:
-        """The simulation model the run used."""
         stored = self.manifest["model"]
         return simulation.Model(
             **{**stored, "lesions_per_patient": tuple(stored["lesions_per_patient"])}
         )
+
+    def pilot(self) -> PilotEffects:
+        return PilotEffects(**self.manifest["pilot"])
 
 
 def compute(
@@ -195,33 +400,82 @@ def compute(
     workers: int | None = None,
     progress: bool = True,
 ) -> Run:
-    """Fit the model to `trial`, run every task not yet in `store_dir`, and collect the rows."""
+    """Fit the model to `trial`, run every task not yet in `store_dir` (the grid and the
+    ensemble members' models first, then the members' trials), and collect the rows."""
     model = simulation.fit_model(trial)
     pilot = pilot_effects(trial)
-    grid = with_pilot_effects(grid, pilot)
-    todo = tasks(model, grid)
     store = runner.Store(store_dir)
+    seeds = kept_members(grid) if grid.assurance_members else []
     start = time.perf_counter()
-    report = runner.run(
-        todo, store, scheduler=scheduler, workers=workers, progress=progress, description="power"
-    )
-    keys = [t.key for t in todo]
-    table = store.table(keys).sort_values(["n_per_arm", "effect_pct", "visits", "replicate"])
-    seconds = store.seconds(keys)
+    reports = []
+    with runner.client(scheduler, workers) as c:
+        # the members first: the assurance trials wait for them
+        first = member_tasks(grid, seeds) + grid_tasks(model, grid, pilot)
+        reports.append(runner.run(first, store, progress=progress, description="power", on=c))
+        members = usable_members(store.table([t.key for t in member_tasks(grid, seeds)]))
+        second = assurance_tasks(members, grid, pilot)
+        reports.append(runner.run(second, store, progress=progress, description="assurance", on=c))
+    timing = {
+        "computed": sum(len(r.computed) for r in reports),
+        "reused": sum(len(r.reused) for r in reports),
+        "workers": max(r.workers for r in reports),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+    return collect(trial, grid, store_dir, timing)
+
+
+def collect(trial: Trial, grid: Grid, store_dir: Path, timing: dict | None = None) -> Run:
+    """The run from whatever of its tasks `store_dir` holds; the manifest lists the tasks
+    still missing (`complete` false), so a stopped run can be shipped for what it has."""
+    model = simulation.fit_model(trial)
+    pilot = pilot_effects(trial)
+    store = runner.Store(store_dir)
+    seeds = kept_members(grid) if grid.assurance_members else []
+    member_keys = [t.key for t in member_tasks(grid, seeds) if store.has(t.key)]
+    member_rows = store.table(member_keys) if member_keys else pd.DataFrame()
+    members = usable_members(member_rows) if len(member_rows) else {}
+    wanted = grid_tasks(model, grid, pilot) + assurance_tasks(members, grid, pilot)
+    done = [t.key for t in wanted if store.has(t.key)]
+    missing = len(wanted) - len(done) + len(seeds) - len(member_keys)
+    grid_keys = [k for k in done if not k.startswith("m")]
+    member_done = [k for k in done if k.startswith("m")]
+    seconds = store.seconds(done + member_keys)
     manifest = {
         "code_sha256": code_hash(),
         "model": model.as_dict(),
         "pilot": asdict(pilot),
         "grid": grid.as_dict(),
-        "tasks": len(todo),
-        "computed": len(report.computed),
-        "reused": len(report.reused),
-        "workers": report.workers,
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "members": [
+            {
+                "seed": int(r.seed),
+                "usable": int(r.seed) in members,
+                "mixed_model": int(r.seed) in members
+                and members[int(r.seed)].slope_source.startswith("random-slope"),
+                "reason": r.reason,
+            }
+            for r in member_rows.itertuples(index=False)
+        ],
+        "member_models": {str(s): m.as_dict() for s, m in sorted(members.items())},
+        "tasks": len(wanted) + len(seeds),
+        "missing_tasks": missing,
+        "complete": missing == 0,
         "task_seconds": round(sum(seconds.values()), 1),
+        "task_seconds_grid": round(sum(seconds[k] for k in grid_keys), 1),
+        "task_seconds_members": round(sum(seconds[k] for k in member_keys), 1),
+        "task_seconds_assurance": round(sum(seconds[k] for k in member_done), 1),
+        **(timing or {}),
         "versions": _versions(),
     }
-    return Run(table.reset_index(drop=True), manifest)
+    order = ["design", "scenario", "effect", "children", "replicate"]
+    replicates = _rows(store, grid_keys, order)
+    assurance = _rows(store, member_done, ["member", *order])
+    return Run(replicates, assurance, manifest)
+
+
+def _rows(store: runner.Store, keys: list[str], order: list[str]) -> pd.DataFrame:
+    if not keys:
+        return pd.DataFrame(columns=order)
+    return store.table(keys).sort_values(order, kind="mergesort").reset_index(drop=True)
 
 
 def _versions() -> dict[str, str]:
@@ -230,17 +484,26 @@ def _versions() -> dict[str, str]:
 
 
 def write(run: Run, folder: Path) -> None:
-    """The replicates as CSV (p to 6 significant digits) and the manifest, byte-stable."""
+    """The replicates and assurance rows as gzipped CSV (6 significant digits, gzip without
+    a time stamp) and the manifest: the same run gives the same bytes."""
     folder.mkdir(parents=True, exist_ok=True)
-    run.replicates.to_csv(folder / REPLICATES_FILE, index=False, float_format="%.6g")
+    for name, table in ((REPLICATES_FILE, run.replicates), (ASSURANCE_FILE, run.assurance)):
+        text = table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+        with open(folder / name, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(text.encode("utf-8"))
     text = json.dumps(run.manifest, indent=1, sort_keys=True, ensure_ascii=False)
     (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
 
 def read(folder: Path = SHIPPED_DIR) -> Run:
     """A written run (by default the one shipped with the package)."""
+    folder = Path(folder)
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    return Run(pd.read_csv(folder / REPLICATES_FILE), manifest)
+    tables = [
+        pd.read_csv(io.BytesIO(gzip.decompress((folder / name).read_bytes())))
+        for name in (REPLICATES_FILE, ASSURANCE_FILE)
+    ]
+    return Run(tables[0], tables[1], manifest)
 
 
 def staleness(run: Run, trial: Trial) -> list[str]:
@@ -256,8 +519,13 @@ def staleness(run: Run, trial: Trial) -> list[str]:
     except models.NotEstimableError as err:
         reasons.append(f"no simulation model can be fitted to these data ({err})")
         return reasons
-    if not _close(run.model().as_dict(), fitted):
+    if not _close(run.manifest.get("model", {}), fitted):
         reasons.append("the simulation model fitted to these data differs from the shipped one")
+    if not run.manifest.get("complete", False):
+        reasons.append(
+            f"the run is incomplete ({run.manifest.get('missing_tasks')} tasks missing); "
+            "the chapter reads only its complete cells"
+        )
     return reasons
 
 
@@ -269,149 +537,236 @@ def _close(a: dict, b: dict) -> bool:
         if isinstance(value, float) and isinstance(other, float):
             if not np.isclose(value, other, rtol=1e-9, atol=1e-12):
                 return False
+        elif isinstance(value, list | tuple) and isinstance(other, list | tuple):
+            if list(value) != list(other):
+                return False
         elif value != other:
             return False
     return True
 
 
 # --------------------------------------------------------------------------------------------
-# Summaries
+# Performance measures
 # --------------------------------------------------------------------------------------------
 
+CELL = ["design", "scenario", "effect", "children"]
 
-def power_table(replicates: pd.DataFrame, alphas) -> pd.DataFrame:
-    """Per cell, analysis and α: rejections, valid replicates, power and its Monte-Carlo SE
-    √(p(1 − p)/R), mean estimate (% per visit) and its MC SE. Replicates whose fit failed
-    count as not rejecting (a trial that cannot be analysed shows no effect)."""
+
+def performance(replicates: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Per cell and analysis: replicates analysed, failed fits, rejections at `alpha`, power
+    (rejections among the fits that succeeded) with its Monte-Carlo SE √(p(1 − p)/R), bias
+    of the estimate against the true effect and its MC SE, coverage of the 95 % CI and its
+    MC SE, and mean lesions per trial."""
     rows = []
-    cells = replicates.groupby(["n_per_arm", "effect_pct", "visits"], sort=True)
-    for (n, effect, visits), part in cells:
+    for names, part in replicates.groupby(CELL, sort=True):
         for analysis in ANALYSES:
-            p = part[f"{analysis}_p"].to_numpy(float)
-            beta = part[f"{analysis}_beta"].to_numpy(float)
-            reps = len(p)
-            for alpha in sorted(alphas):
-                rejected = int(np.sum(np.nan_to_num(p, nan=1.0) < alpha))
-                share = rejected / reps
-                rows.append(
-                    {
-                        "n_per_arm": int(n),
-                        "effect_pct": float(effect),
-                        "visits": int(visits),
-                        "analysis": analysis,
-                        "alpha": float(alpha),
-                        "replicates": reps,
-                        "failed": int(np.isnan(p).sum()),
-                        "rejected": rejected,
-                        "power": share,
-                        "mcse": float(np.sqrt(share * (1 - share) / reps)),
-                        "mean_beta": float(np.nanmean(beta)),
-                        "mcse_beta": float(
-                            np.nanstd(beta, ddof=1) / np.sqrt(np.isfinite(beta).sum())
-                        ),
-                    }
-                )
+            if f"{analysis}_p" not in part:
+                continue
+            ran = part[part[f"{analysis}_ran"].fillna(False).astype(bool)]
+            if ran.empty:
+                continue
+            p = ran[f"{analysis}_p"].to_numpy(float)
+            ok = np.isfinite(p)
+            valid = int(ok.sum())
+            beta = ran[f"{analysis}_beta"].to_numpy(float)[ok]
+            se = ran[f"{analysis}_se"].to_numpy(float)[ok]
+            df = ran[f"{analysis}_df"].to_numpy(float)[ok]
+            truth = ran["true_effect"].to_numpy(float)[ok]
+            rejected = int(np.sum(p[ok] < alpha))
+            share = rejected / valid if valid else np.nan
+            crit = stats.t.ppf(0.975, df)
+            covered = np.abs(beta - truth) <= crit * se
+            coverage = float(covered.mean()) if valid else np.nan
+            rows.append(
+                {
+                    **dict(zip(CELL, names, strict=True)),
+                    "analysis": analysis,
+                    "replicates": len(ran),
+                    "failed": len(ran) - valid,
+                    "valid": valid,
+                    "rejected": rejected,
+                    "power": share,
+                    "mcse": _binomial_se(share, valid),
+                    "bias": float(np.mean(beta - truth)) if valid else np.nan,
+                    "bias_mcse": float(np.std(beta, ddof=1) / np.sqrt(valid))
+                    if valid > 1
+                    else np.nan,
+                    "coverage": coverage,
+                    "coverage_mcse": _binomial_se(coverage, valid),
+                    "lesions": float(ran["n_lesions"].mean()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def patients_needed(cells: pd.DataFrame, target: float) -> dict[tuple, int | str]:
-    """Per (effect, visits, analysis) of `cells` (`cell_power` of one α): the fewest
-    patients per arm in the grid from which on every larger size reaches `target` (so one
-    lucky cell does not count), or "more than N" when the largest size N does not."""
-    out: dict[tuple, int | str] = {}
-    for keys, part in cells.groupby(level=["effect_pct", "visits", "analysis"], sort=True):
-        by_size = part.droplevel(["effect_pct", "visits", "analysis"])["power"].sort_index()
-        found: int | str = f"more than {int(by_size.index.max())}"
-        for size, share in by_size[::-1].items():
-            if share < target:
-                break
-            found = int(size)
-        out[keys] = found
-    return out
+def _binomial_se(share: float, n: int) -> float:
+    """The Monte-Carlo SE of an observed rate: its own, not the one under α."""
+    return float(np.sqrt(share * (1 - share) / n)) if n else np.nan
 
 
-def needed_table(cells: pd.DataFrame, targets) -> pd.DataFrame:
-    """`patients_needed` for each target, as rows (the effect zero left out)."""
-    rows = [
-        {"effect_pct": e, "visits": v, "analysis": a, "target": t, "patients": str(n)}
-        for t in targets
-        for (e, v, a), n in patients_needed(cells, t).items()
-        if e != 0
+@dataclass(frozen=True)
+class Level:
+    """Whether an analysis holds its level in one design and scenario (null cells)."""
+
+    rate: float  # pooled over the sizes
+    mcse: float
+    replicates: int
+    worst_rate: float
+    worst_children: int
+    holds: bool
+    verdict: str
+
+
+def level(perf: pd.DataFrame, design: str, scenario: str, analysis: str, alpha: float) -> Level:
+    """An analysis holds its level when its Type I error pooled over the sizes is at most
+    α + 2 MC SE and no size's is above α by more than 3 of its own MC SE."""
+    null = perf[
+        (perf["design"] == design)
+        & (perf["scenario"] == scenario)
+        & (perf["effect"] == "zero")
+        & (perf["analysis"] == analysis)
     ]
+    if null.empty or null["valid"].sum() == 0:
+        return Level(np.nan, np.nan, 0, np.nan, 0, False, "not estimable: no trials without effect")
+    valid = int(null["valid"].sum())
+    rate = float(null["rejected"].sum() / valid)
+    mcse = _binomial_se(rate, valid)
+    worst = null.loc[(null["power"] - alpha - 3 * null["mcse"]).idxmax()]
+    holds = rate - alpha <= 2 * mcse and worst["power"] - alpha <= 3 * worst["mcse"]
+    if holds:
+        verdict = "holds its level (within its Monte-Carlo error of α)"
+    else:
+        verdict = (
+            f"rejects too often: {rate:.3f} (MC SE {mcse:.3f}) without effect at α = {alpha:g}, "
+            f"up to {worst['power']:.3f} with {int(worst['children'])} children"
+        )
+    return Level(
+        rate, mcse, valid, float(worst["power"]), int(worst["children"]), bool(holds), verdict
+    )
+
+
+def smooth_fit(children, rejected, valid) -> tuple[float, float]:
+    """(a, b) of power = Φ(a + b√n), by binomial maximum likelihood over the grid's sizes:
+    the normal approximation's power Φ(δ√n/(2σ) − z) has this form, so the curve is read
+    between the sizes rather than at the first size that clears the line."""
+    n = np.sqrt(np.asarray(children, float))
+    k, m = np.asarray(rejected, float), np.asarray(valid, float)
+
+    def loss(theta):
+        prob = np.clip(stats.norm.cdf(theta[0] + theta[1] * n), 1e-12, 1 - 1e-12)
+        return -float(np.sum(k * np.log(prob) + (m - k) * np.log1p(-prob)))
+
+    start = np.array([-1.0, 0.3])
+    result = optimize.minimize(
+        loss, start, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000}
+    )
+    return float(result.x[0]), float(result.x[1])
+
+
+def smooth_power(fit: tuple[float, float], children: float) -> float:
+    return float(stats.norm.cdf(fit[0] + fit[1] * np.sqrt(children)))
+
+
+def children_needed(fit: tuple[float, float], target: float, largest: int) -> int | None:
+    """The fewest children (even, so parallel arms are equal) the fitted curve gives
+    `target` power with; None beyond the grid's largest size (no extrapolation)."""
+    a, b = fit
+    if b <= 0:
+        return None
+    n = ((stats.norm.ppf(target) - a) / b) ** 2
+    even = int(2 * np.ceil(n / 2 - 1e-9))
+    return max(even, 2) if even <= largest else None
+
+
+def brute_force_needed(children, power, target: float) -> int | None:
+    """The fewest grid size from which on every larger size reaches `target`."""
+    found = None
+    for n, share in sorted(zip(children, power, strict=True), reverse=True):
+        if share < target:
+            break
+        found = int(n)
+    return found
+
+
+def curve(perf: pd.DataFrame, design: str, scenario: str, effect: str, analysis: str):
+    """One power curve's cells, by size."""
+    chosen = perf[
+        (perf["design"] == design)
+        & (perf["scenario"] == scenario)
+        & (perf["effect"] == effect)
+        & (perf["analysis"] == analysis)
+    ]
+    return chosen.sort_values("children")
+
+
+def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
+    """Per design, scenario and analysis: the level verdict, whether the answer may read it
+    (level held, every size with at least MIN_ANSWER_REPLICATES), and the children needed
+    for each target from the smooth curve (None: more than the grid's largest)."""
+    grid = run.grid()
+    perf = run.performance(alpha)
+    rows = []
+    for design in grid.designs:
+        for scenario in grid.scenarios:
+            for analysis in grid.analyses:
+                cells_ = curve(perf, design, scenario, effect, analysis)
+                if cells_.empty:
+                    continue
+                lev = level(perf, design, scenario, analysis, alpha)
+                enough = bool(cells_["valid"].min() >= MIN_ANSWER_REPLICATES) and len(
+                    cells_
+                ) == len(grid.children)
+                fit = smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
+                largest = int(cells_["children"].max())
+                row: dict[str, Any] = {
+                    "design": design,
+                    "scenario": scenario,
+                    "analysis": analysis,
+                    "type1": lev.rate,
+                    "type1_mcse": lev.mcse,
+                    "level_holds": lev.holds,
+                    "level_verdict": lev.verdict,
+                    "replicates": int(cells_["valid"].min()),
+                    "offered": lev.holds and enough,
+                    "fit_a": fit[0],
+                    "fit_b": fit[1],
+                    "largest": largest,
+                }
+                for target in grid.targets:
+                    row[f"n{round(100 * target)}"] = children_needed(fit, target, largest)
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
-def cell_power(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """`power_table` rows of one α, indexed by (effect, visits, analysis, patients per arm)."""
-    chosen = table[np.isclose(table["alpha"], alpha)]
-    if chosen.empty:
-        raise ValueError(
-            f"α = {alpha} is not in the run's grid ({sorted(table['alpha'].unique())})"
-        )
-    return chosen.set_index(["effect_pct", "visits", "analysis", "n_per_arm"]).sort_index()
+def assurance(run: Run, alpha: float, children: int, design: str) -> dict[str, float]:
+    """Power at `children` averaged over the usable ensemble members (each member's own
+    smooth curve of the summary slope's power, read at that size), its 10th percentile across
+    members, and the number of members; NaN when the run holds no members."""
+    rows = run.assurance
+    if rows.empty or "member" not in rows:
+        return {"assurance": np.nan, "p10": np.nan, "members": 0}
+    part = rows[rows["design"] == design]
+    powers = []
+    for _, member in part.groupby("member", sort=True):
+        perf = performance(member, alpha)
+        fit = smooth_fit(perf["children"], perf["rejected"], perf["valid"])
+        powers.append(smooth_power(fit, children))
+    values = np.array(powers)
+    return {
+        "assurance": float(values.mean()),
+        "p10": float(np.quantile(values, 0.1)),
+        "members": len(values),
+    }
 
 
-def type1_error(replicates: pd.DataFrame, alpha: float, analysis: str) -> tuple[float, float, int]:
-    """Share of effect-zero replicates rejected at `alpha` over every cell, its MC SE, and
-    the number of replicates."""
-    p = replicates.loc[replicates["effect_pct"] == 0, f"{analysis}_p"].to_numpy(float)
-    share = float(np.mean(np.nan_to_num(p, nan=1.0) < alpha))
-    return share, float(np.sqrt(alpha * (1 - alpha) / len(p))), len(p)
-
-
-def type1_verdict(share: float, mcse: float, alpha: float) -> str:
-    """Whether the test holds its level: within 2 MC SE of α, or which way it errs."""
-    if abs(share - alpha) <= 2 * mcse:
-        return "within its Monte-Carlo error of α"
-    side = "above" if share > alpha else "below"
-    kind = "rejects too often (anti-conservative)" if share > alpha else "is conservative"
-    return f"{side} α by more than twice its Monte-Carlo error: the test {kind}"
-
-
-def planning(
-    alpha: float,
-    target_power: float,
-    effect_sizes: list[float] | None = None,
-    lesions_per_patient: int | None = None,
-    folder: Path = SHIPPED_DIR,
-) -> str:
-    """The planning chapter's own table, for its parameters, from the shipped replicates (as
-    Markdown): patients per arm needed for `target_power` at `alpha` (any α: the replicates
-    keep their p-values), for `effect_sizes` (% per visit; None: the pilot's estimate and
-    its CI bound), which the shipped grid must hold, as it must `lesions_per_patient`."""
-    from calcinosis import tables
-    from calcinosis.formatting import markdown_table
-
-    run = read(folder)
-    grid = run.grid()
-    if not (0 < alpha < 1 and 0 < target_power < 1):
-        raise ValueError(f"alpha={alpha} and target_power={target_power} must lie in (0, 1)")
-    if lesions_per_patient != grid.lesions_per_patient:
-        raise ValueError(
-            f"the shipped run drew lesions per patient as {grid.lesions_per_patient or 'observed'}"
-            f", not {lesions_per_patient}: make and ship a run with "
-            f"`calcinosis power --lesions-per-patient {lesions_per_patient}`"
-        )
-    if effect_sizes is None:
-        pilot = PilotEffects(**run.manifest["pilot"])
-        effect_sizes = [round(pilot.estimate_pct, 4), round(pilot.bound_pct, 4)]
-    missing = [e for e in effect_sizes if not np.isclose(grid.effects_pct, e, atol=1e-4).any()]
-    if missing:
-        raise ValueError(
-            f"effects {missing} (% per visit) are not in the shipped grid "
-            f"{list(grid.effects_pct)}: make and ship a run with "
-            + " ".join(f"--effect {e:g}" for e in missing)
-        )
-    cells = cell_power(power_table(run.replicates, [alpha]), alpha)
-    wanted = cells.index.get_level_values("effect_pct")
-    keep = np.isclose(wanted.to_numpy()[:, None], np.array(effect_sizes)[None, :], atol=1e-4)
-    table = tables.tab_power_needed(needed_table(cells[keep.any(axis=1)], [target_power]))
-    return markdown_table(table, 2)
-
-
-def cluster_gap(cells: pd.DataFrame) -> float:
-    """Mean over the cells with an effect of (lesion-clustered − patient-clustered) power:
-    what ignoring the patient level adds to the apparent power."""
-    with_effect = cells[cells.index.get_level_values("effect_pct") != 0]["power"]
-    by_analysis = with_effect.unstack("analysis")
-    return float((by_analysis["lesion"] - by_analysis["patient"]).mean())
+def feasibility(children: int, catchment_millions: float) -> dict[str, float]:
+    """Years a catchment of `catchment_millions` children needs to see `children` new
+    cases of JDM with calcinosis, at the incidence range the article cites (every new case
+    enrolled: a floor, not an estimate)."""
+    per_year = [i * CALCINOSIS_SHARE * catchment_millions for i in INCIDENCE_PER_MILLION]
+    return {
+        "cases_low": per_year[0],
+        "cases_high": per_year[1],
+        "years_low": children / per_year[1],
+        "years_high": children / per_year[0],
+    }

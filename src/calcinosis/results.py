@@ -16,6 +16,7 @@ whose README lists each section's tables and figures.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
 from collections.abc import Callable, Iterable
@@ -505,71 +506,54 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
 
 
 def power_section(inp: Inputs) -> Iterable[Section]:
-    """The shipped power run (`calcinosis power`), summarised at its first α, and whether it
-    still describes this code and these data."""
-    from calcinosis import figures, power, tables
+    """The shipped power run (`calcinosis power`): how it was made, its model, whether it
+    still describes this code and these data, and its answer at the chapter's default
+    parameters (the chapter itself reads the run for its own parameters:
+    `calcinosis.power_report`)."""
+    from calcinosis import figures, power, power_report, tables
 
     run = power.read()
-    grid = run.grid()
-    alpha, longest = grid.alphas[0], max(grid.visits)
-    cells = power.cell_power(power.power_table(run.replicates, grid.alphas), alpha)
-    pilot = power.PilotEffects(**run.manifest["pilot"])
-    named = {"pilot": round(pilot.estimate_pct, 4), "bound": round(pilot.bound_pct, 4)}
-    stale = power.staleness(run, inp.trial)
-    gap = power.cluster_gap(cells)
+    manifest = run.manifest
+    members = manifest.get("members", [])
     section = Section("power")
     section.add(
         {
-            "alpha": alpha,
-            "visits_longest": longest,
-            "replicates": grid.replicates,
-            "n_cells": len(grid.cells()),
-            "mcse_max": 0.5 / grid.replicates**0.5,
-            "patients_grid": ", ".join(map(str, grid.patients_per_arm)),
-            "visits_grid": ", ".join(map(str, grid.visits)),
-            "pilot_pct": pilot.estimate_pct,
-            "bound_pct": pilot.bound_pct,
-            "code_hash": run.manifest["code_sha256"][:12],
-            "wall_minutes": run.manifest["wall_seconds"] / 60,
-            "task_minutes": run.manifest["task_seconds"] / 60,
-            "workers": run.manifest["workers"],
-            "tasks": run.manifest["tasks"],
-            "tasks_computed": run.manifest["computed"],
-            "stale_warning": _stale_sentence(stale),
-            "cluster_gap": abs(gap),
-            "cluster_gap_word": "higher" if gap > 0 else "lower",
+            "code_hash": manifest["code_sha256"][:12],
+            "wall_minutes": manifest.get("wall_seconds", 0) / 60,
+            "task_minutes": manifest["task_seconds"] / 60,
+            "workers": manifest.get("workers", 0),
+            "tasks": manifest["tasks"],
+            "tasks_computed": manifest.get("computed", 0),
+            "tasks_missing": manifest["missing_tasks"],
+            "members_tried": len(members),
+            "members_usable": sum(bool(m["usable"]) for m in members),
+            "members_mixed": sum(bool(m.get("mixed_model")) for m in members),
+            "stale_warning": _stale_sentence(power.staleness(run, inp.trial)),
+            # the page computes its own parameters' results with this code: a change to it
+            # changes the section, so the page runs again
+            "report_code": hashlib.sha256(Path(power_report.__file__).read_bytes()).hexdigest(),
         },
         prefix="power_",
     )
-    for analysis in power.ANALYSES:
-        share, mcse, reps = power.type1_error(run.replicates, alpha, analysis)
-        section.add(
-            {
-                "type1": share,
-                "type1_mcse": mcse,
-                "type1_replicates": reps,
-                "type1_verdict": power.type1_verdict(share, mcse, alpha),
-            },
-            prefix=f"power_{analysis}_",
-        )
-        for target in grid.targets:
-            needed = power.patients_needed(cells, target)
-            for name, effect in named.items():
-                section.add(
-                    {f"n{round(100 * target)}_{name}": needed[(effect, longest, analysis)]},
-                    prefix=f"power_{analysis}_",
-                )
-    labels = {0.0: "no effect", named["bound"]: "CI bound", named["pilot"]: "pilot estimate"}
-    labels = {e: labels.get(e, f"{e:g} % per visit") for e in grid.effects_pct}
-    section.tables["tab_power"] = Table(tables.tab_power(cells), 3)
-    section.tables["tab_power_needed"] = Table(
-        tables.tab_power_needed(power.needed_table(cells, grid.targets)), 2
+    choice = power_report.Choice()
+    defaults = power_report.values(run, choice)  # what is not computed is left out, not NaN
+    section.add(
+        {k: v for k, v in defaults.items() if not (isinstance(v, float) and v != v)},
+        prefix="power_default_",
     )
     section.tables["tab_power_assumptions"] = Table(
-        tables.tab_power_assumptions(power.assumptions(run.model()))
+        tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
+    )
+    section.tables["tab_power_answer"] = Table(
+        power_report.tab_answer(run, choice), power_report.ANSWER_DECIMALS
     )
     section.figures["fig_power_curves"] = figures.render(
-        figures.fig_power_curves(cells, grid.targets, alpha, labels)
+        figures.fig_power_curves(
+            power_report.curves(run, choice),
+            choice.alpha,
+            choice.target_power,
+            power.ANALYSIS_LABELS,
+        )
     )
     yield section
 
@@ -580,8 +564,8 @@ def _stale_sentence(reasons: list[str]) -> str:
     return (
         "The shipped power result is stale: "
         + "; ".join(reasons)
-        + ". Run `calcinosis power --out DIR` and ship DIR's manifest.json and "
-        "replicates.csv in src/calcinosis/shipped/power/."
+        + ". Run `calcinosis power --out DIR` and ship DIR's manifest.json, "
+        "replicates.csv.gz and assurance.csv.gz in src/calcinosis/shipped/power/."
     )
 
 
@@ -664,7 +648,15 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("radiography", ("patients", "lesions", "radiography"), radiography_section),
     Producer("safety", (*CLINICAL, "adverse_events"), safety_section),
     Producer("sensitivity", CLINICAL, sensitivity_section),
-    Producer("power", CLINICAL, power_section),
+    Producer(
+        "power",
+        CLINICAL,
+        power_section,
+        files=tuple(
+            paths.PACKAGE_DIR / "shipped" / "power" / f
+            for f in ("manifest.json", "replicates.csv.gz", "assurance.csv.gz")
+        ),
+    ),
     Producer("data_package", DATA_FILES, data_package),
     Producer("software", (), software),
     Producer("clinical_vs_radiographic", (), clinical_vs_radiographic, derived=True),

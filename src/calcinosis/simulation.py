@@ -6,15 +6,25 @@ its source.
 
 On the log scale, lesion j of patient i measures at visit v (time t = v − 1)
 
-    log y = μ + aᵢ + bᵢⱼ + (β_arm + cᵢ + dᵢⱼ)·t + eᵢⱼₜ − ½·Var(aᵢ + bᵢⱼ + (cᵢ + dᵢⱼ)·t + eᵢⱼₜ)
+    log y = μ + aᵢ + bᵢⱼ + (s_arm + cᵢ + dᵢⱼ)·t + eᵢⱼₜ − ½·Var(aᵢ + bᵢⱼ + (cᵢ + dᵢⱼ)·t + eᵢⱼₜ)
 
 with independent normal patient (a, c) and lesion (b, d) deviations in level and slope, and
 AR(1) within-lesion errors e over visits. The last term centres the deviations on the mean
-scale, so the population-average size is exactly exp(μ + β_arm·t): the model the pilot's
-GEE (Gaussian, log link) fits, and the arms differ by exactly `effect` on that scale.
-Sizes are recorded to the data's recording step, and a lesion resolves (0 from then on)
-with the share of lesions the data see resolve, at a visit drawn uniformly, in both arms
-alike: resolution multiplies both arms' means by one factor, so the effect stays what it is.
+scale, so the population-average size is exactly exp(μ + s_arm·t): the model the pilot's
+GEE (Gaussian, log link) fits, and the arms differ by exactly `effect` on that scale, the
+control arm changing by `control_slope` per visit (a stated scenario: the pilot had no
+control arm, so its own change cannot be told from spontaneous regression).
+
+The slope and residual SDs come from the random-slope mixed model (`calcinosis.mixed`, REML),
+which separates the spread of true slopes from the error of estimating each lesion's slope;
+the level SDs, which that error barely touches, from the lesions' least-squares lines. Sizes
+are recorded to the data's recording step, and a lesion resolves (0 from then on) with the
+share of lesions the data see resolve, at a visit drawn uniformly, in both arms alike.
+
+A trial (`Design`) randomises children (parallel groups) or each child's lesions
+(within-patient), draws each child's lesion count from the pilot's counts capped at
+`lesion_cap`, loses a child after a uniformly drawn visit with probability `dropout` and
+each later visit of a child with probability `missed`.
 """
 
 from __future__ import annotations
@@ -23,12 +33,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from calcinosis import models
+from calcinosis import mixed, models
 from calcinosis.data import Trial
 
 OUTCOME = "length"
 MIN_POINTS = 3  # nonzero measurements a lesion needs to give a level, a slope and residuals
+DESIGNS = ("parallel", "within")
 
 
 @dataclass(frozen=True)
@@ -47,34 +59,65 @@ class Model:
     resolution_mm: float  # sizes are recorded to this step
     lesions_per_patient: tuple[int, ...]  # as observed, drawn with replacement
     n_lesions_fitted: int  # lesions with ≥ MIN_POINTS nonzero values behind the variances
+    slope_source: str  # how the slope and residual SDs were estimated
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def fit_model(trial: Trial, outcome: str = OUTCOME) -> Model:
-    """The simulation model's values from the trial's measurements (see `Model.assumptions`)."""
+    """The simulation model's values from the trial's measurements (see `power.assumptions`)."""
     column = models.outcome_column(outcome)
     frame = models.with_patient_id(trial.measurements).dropna(subset=[column])
     lines = _lesion_lines(frame, column)
     level = _split_variance(lines, "level")
-    slope = _split_variance(lines, "slope")
     residuals = [r for r in lines["residuals"] if len(r) > 2]
     last = frame.sort_values("visit").groupby("lesion_id")[column].last()
     counts = frame.groupby("patient_id")["lesion_id"].nunique().sort_index()
+    slopes = _slope_components(frame, column, lines, residuals)
     return Model(
         outcome=outcome,
         log_mean_baseline=float(lines["level"].mean()),
         sd_patient_level=level[0],
         sd_lesion_level=level[1],
-        sd_patient_slope=slope[0],
-        sd_lesion_slope=slope[1],
-        sd_residual=float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))),
+        sd_patient_slope=slopes[0],
+        sd_lesion_slope=slopes[1],
+        sd_residual=slopes[2],
         ar1=_lag1(residuals),
         resolution=float((last == 0).mean()),
         resolution_mm=_step(frame[column]),
         lesions_per_patient=tuple(int(c) for c in counts),
         n_lesions_fitted=len(lines),
+        slope_source=slopes[3],
+    )
+
+
+def _slope_components(
+    frame: pd.DataFrame, column: str, lines: pd.DataFrame, residuals: list[np.ndarray]
+) -> tuple[float, float, float, str]:
+    """(patient slope SD, lesion slope SD, residual SD, source): from the REML random-slope
+    model of log size on time when it is estimable, else the least-squares lines' ANOVA
+    moments (which count each slope's estimation error as spread between lesions)."""
+    positive = frame[frame[column] > 0]
+    data = pd.DataFrame(
+        {
+            "patient_id": positive["patient_id"],
+            "lesion_id": positive["lesion_id"],
+            "time": positive["visit"].to_numpy(float) - 1.0,
+            "y": np.log(positive[column].to_numpy(float)),
+        }
+    )
+    try:
+        fit = mixed.fit_random_slopes(data, "y")
+    except models.NotEstimableError as err:
+        slope = _split_variance(lines, "slope")
+        rmse = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
+        return slope[0], slope[1], rmse, f"per-lesion lines, ANOVA moments ({err})"
+    return (
+        fit.sd_patient_slope,
+        fit.sd_lesion_slope,
+        fit.sd_residual,
+        "random-slope mixed model (REML)",
     )
 
 
@@ -141,37 +184,53 @@ def _step(values: pd.Series) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Design:
+    """How a simulated trial is run: what is randomised, lesions per child, losses."""
+
+    allocation: str = "parallel"  # "parallel": children randomised; "within": their lesions
+    visits: int = 16
+    lesion_cap: int | None = 4  # a child's lesion count is drawn from the pilot's, capped here
+    dropout: float = 0.0  # share of children lost after a uniformly drawn visit
+    missed: float = 0.0  # share of a remaining child's visits after the first not attended
+
+    def __post_init__(self) -> None:
+        if self.allocation not in DESIGNS:
+            raise ValueError(f"design {self.allocation!r}: use one of {', '.join(DESIGNS)}")
+        if not (0 <= self.dropout < 1 and 0 <= self.missed < 1):
+            raise ValueError(f"dropout={self.dropout}, missed={self.missed}: use shares in [0, 1)")
+
+
 def simulate_trial(
     model: Model,
-    n_per_arm: int,
-    visits: int,
+    design: Design,
+    children: int,
     effect: float,
     rng: np.random.Generator,
     control_slope: float = 0.0,
-    lesions_per_patient: int | None = None,
 ) -> pd.DataFrame:
-    """One randomised trial: `n_per_arm` patients per arm, measured at visits 1..`visits`.
+    """One randomised trial of `children` children (even; parallel: half per arm).
 
     `effect` is the difference in log size per visit, injection minus control;
-    `control_slope` the control arm's own change (0: none). Lesions per patient are drawn
-    from the observed counts unless `lesions_per_patient` fixes them. Rows: patient_id,
-    lesion_id, arm (1 injection, 0 control), visit, size (the outcome's column name).
+    `control_slope` the control arm's own change. Rows (visits not attended left out):
+    patient_id, lesion_id (integer codes: this runs for every simulated trial, and strings
+    cost more than the analyses), arm (1 injection, 0 control), visit, size (the outcome's
+    column).
     """
-    arms = np.repeat([0, 1], n_per_arm)
-    counts = (
-        np.full(arms.size, lesions_per_patient)
-        if lesions_per_patient
-        else rng.choice(model.lesions_per_patient, size=arms.size)
-    )
-    patient = np.repeat(np.arange(arms.size), counts)
+    visits = design.visits
+    counts = rng.choice(model.lesions_per_patient, size=children)
+    if design.lesion_cap:
+        counts = np.minimum(counts, design.lesion_cap)
+    patient = np.repeat(np.arange(children), counts)
+    arm = allocate(design.allocation, counts, rng)
     n_lesions = patient.size
     t = np.arange(visits, dtype=float)
-    a = rng.normal(0, model.sd_patient_level, arms.size)[patient]
-    c = rng.normal(0, model.sd_patient_slope, arms.size)[patient]
+    a = rng.normal(0, model.sd_patient_level, children)[patient]
+    c = rng.normal(0, model.sd_patient_slope, children)[patient]
     b = rng.normal(0, model.sd_lesion_level, n_lesions)
     d = rng.normal(0, model.sd_lesion_slope, n_lesions)
     e = _ar1_errors(rng, n_lesions, visits, model.sd_residual, model.ar1)
-    slope = control_slope + effect * arms[patient]
+    slope = control_slope + effect * arm
     variance = (
         model.sd_patient_level**2
         + model.sd_lesion_level**2
@@ -187,18 +246,48 @@ def simulate_trial(
     size[resolves[:, None] & (np.arange(visits) >= at[:, None])] = 0.0
     if model.resolution_mm > 0:
         size = np.round(size / model.resolution_mm) * model.resolution_mm
+    seen = attended(design, children, rng)[patient]
     column = models.outcome_column(model.outcome)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
-            "patient_id": np.repeat([f"S{i + 1:03d}" for i in patient], visits),
-            "lesion_id": np.repeat(
-                [f"S{p + 1:03d}-L{j + 1}" for j, p in enumerate(patient)], visits
-            ),
-            "arm": np.repeat(arms[patient], visits),
+            "patient_id": np.repeat(patient, visits),
+            "lesion_id": np.repeat(np.arange(n_lesions), visits),
+            "arm": np.repeat(arm, visits),
             "visit": np.tile(np.arange(1, visits + 1), n_lesions),
             column: size.ravel(),
         }
     )
+    return frame[seen.ravel()].reset_index(drop=True)
+
+
+def allocate(allocation: str, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each lesion's arm. Parallel: the first half of the children control, the second
+    injection (children are exchangeable draws, so this is a randomisation). Within: each
+    child's lesions split as evenly as they can be, the odd lesion's arm by a coin."""
+    if allocation == "parallel":
+        half = len(counts) // 2
+        return np.repeat((np.arange(len(counts)) >= half).astype(int), counts)
+    arms = []
+    for k in counts:
+        split = np.arange(k) % 2
+        if k % 2 and rng.random() < 0.5:
+            split = 1 - split
+        arms.append(rng.permutation(split))
+    return np.concatenate(arms).astype(int)
+
+
+def attended(design: Design, children: int, rng: np.random.Generator) -> np.ndarray:
+    """(children × visits) True where the child came: all at visit 1; a dropout's visits
+    after a uniformly drawn last visit lost; each other later visit missed at `missed`."""
+    visits = design.visits
+    seen = np.ones((children, visits), bool)
+    if visits < 2:
+        return seen
+    drops = rng.random(children) < design.dropout
+    last = rng.integers(1, visits, size=children)  # last visit attended: 1 .. visits − 1
+    seen[drops[:, None] & (np.arange(1, visits + 1)[None, :] > last[:, None])] = False
+    seen[:, 1:] &= rng.random((children, visits - 1)) >= design.missed
+    return seen
 
 
 def _ar1_errors(rng: np.random.Generator, rows: int, visits: int, sd: float, phi: float):
@@ -216,73 +305,159 @@ def log_slope(pct_per_visit: float) -> float:
     return float(np.log1p(pct_per_visit / 100.0))
 
 
+def pct_at_end(effect: float, visits: int) -> float:
+    """A difference in log size per visit as the per cent difference in size at the last
+    visit, injection against control (visits − 1 intervals)."""
+    return float(100.0 * np.expm1(effect * (visits - 1)))
+
+
 # --------------------------------------------------------------------------------------------
 # Analyses of a simulated trial, and a block of replicates
 # --------------------------------------------------------------------------------------------
 
-# name: (cluster column, covariance); see calcinosis.power for why these two
-ANALYSES = {"patient": ("patient_id", "bias_reduced"), "lesion": ("lesion_id", "robust")}
+# GEE name: (cluster column, covariance); see calcinosis.power for why these
+GEE = {"gee_patient": ("patient_id", "bias_reduced"), "gee_lesion": ("lesion_id", "robust")}
+ANALYSES = (*GEE, "summary")
 TERM = "arm × time"
-# What a block of replicates reads from a power grid (plain values, so a task pickles small)
-RUN_SETTINGS = ("seed", "replicates", "block", "control_slope_pct", "lesions_per_patient")
 
 
-def analyse(trial: pd.DataFrame, column: str) -> dict[str, float]:
-    """The arm × time effect of one simulated trial under each analysis: estimate, SE, p
-    (p is NaN when the fit failed or did not converge)."""
+def analyse(trial: pd.DataFrame, column: str, allocation: str, analyses=ANALYSES) -> dict:
+    """The effect of one simulated trial under each of `analyses`: estimate, SE, reference
+    df (inf: z) and p, NaN when the fit failed or did not converge, and `<name>_ran` true
+    (the GEEs cost a hundred times the summary slope, so a run may leave them out)."""
     out: dict[str, float] = {}
-    for name, (cluster, cov_type) in ANALYSES.items():
-        frame = trial.sort_values([cluster, "visit"], kind="mergesort").reset_index(drop=True)
-        frame["time"] = frame["visit"] - 1.0
-        covariates = pd.DataFrame(
-            {"arm": frame["arm"], "time": frame["time"], TERM: frame["arm"] * frame["time"]}
-        )
-        try:
-            result, converged = models.fit_design(
-                frame, column, covariates, cluster, cov_struct="exchangeable", family="gaussian_log"
-            )
-            test = models.term_test(result, TERM, cov_type)
-        except (models.NotEstimableError, np.linalg.LinAlgError, ValueError):
-            converged, test = False, models.TermTest(np.nan, np.nan, None, np.nan)
-        out[f"{name}_beta"] = test.beta
-        out[f"{name}_se"] = test.se
-        out[f"{name}_p"] = test.p if converged else np.nan
+    for name in analyses:
+        if name in GEE:
+            test = _gee(trial, column, *GEE[name])
+        else:
+            test = summary_slope(trial, column, allocation)
+        out.update(_named(name, test))
     return out
 
 
-def replicate_rng(seed: int, n_per_arm: int, visits: int, replicate: int) -> np.random.Generator:
-    """A generator that depends on these numbers only: not on the effect (cells that differ
-    only in effect share their simulated patients), the block, the worker or the order."""
-    return np.random.default_rng(np.random.SeedSequence([seed, n_per_arm, visits, replicate]))
+def _named(name: str, test: models.TermTest) -> dict[str, float]:
+    return {
+        f"{name}_beta": test.beta,
+        f"{name}_se": test.se,
+        f"{name}_df": np.inf if test.df is None else test.df,
+        f"{name}_p": test.p,
+        f"{name}_ran": True,
+    }
 
 
-def run_block(
-    model: dict, settings: dict, n_per_arm: int, effect_pct: float, visits: int, block: int
-) -> list[dict]:
-    """Rows of one block of replicates of one grid cell (a runner task: plain arguments in,
-    plain rows out). `settings` holds the grid's RUN_SETTINGS."""
+FAILED = models.TermTest(np.nan, np.nan, np.nan, np.nan)
+
+
+def _gee(trial: pd.DataFrame, column: str, cluster: str, cov_type: str) -> models.TermTest:
+    """The arm × time term of the pilot's GEE (Gaussian, log link, exchangeable)."""
+    frame = trial.sort_values([cluster, "visit"], kind="mergesort").reset_index(drop=True)
+    frame["time"] = frame["visit"] - 1.0
+    covariates = pd.DataFrame(
+        {"arm": frame["arm"], "time": frame["time"], TERM: frame["arm"] * frame["time"]}
+    )
+    try:
+        result, converged = models.fit_design(
+            frame, column, covariates, cluster, cov_struct="exchangeable", family="gaussian_log"
+        )
+        test = models.term_test(result, TERM, cov_type)
+    except (models.NotEstimableError, np.linalg.LinAlgError, ValueError):
+        return FAILED
+    return test if converged and np.isfinite(test.p) else FAILED
+
+
+def summary_slope(trial: pd.DataFrame, column: str, allocation: str) -> models.TermTest:
+    """The patient-level summary-slope analysis: each lesion's least-squares slope of log
+    size on visit (its nonzero measurements, at least MIN_POINTS, one at visit 1), averaged
+    per child and arm. Parallel: the children's mean slopes by ANCOVA on arm and the child's
+    mean log size at visit 1 (t with n − 3 df). Within: each child's injected minus control
+    mean slope, by a one-sample t-test (children with lesions in both arms). One number per
+    child, so the test's level does not rest on a working correlation."""
+    child, arm, slope, baseline = _lesion_slopes(trial, column)
+    # per child and arm: mean slope and baseline (sums over lesions, no loop)
+    cell, where = np.unique(child * 2 + arm, return_inverse=True)
+    count = np.bincount(where)
+    mean_slope = np.bincount(where, slope) / count
+    mean_base = np.bincount(where, baseline) / count
+    cell_child, cell_arm = cell // 2, cell % 2
+    if allocation == "within":
+        both = np.intersect1d(cell_child[cell_arm == 0], cell_child[cell_arm == 1])
+        if len(both) < 2:
+            return FAILED
+        treated = mean_slope[cell_arm == 1][np.isin(cell_child[cell_arm == 1], both)]
+        control = mean_slope[cell_arm == 0][np.isin(cell_child[cell_arm == 0], both)]
+        diff = treated - control
+        beta, df = float(diff.mean()), len(diff) - 1.0
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    else:
+        if min(np.sum(cell_arm == 0), np.sum(cell_arm == 1)) < 2 or len(cell) < 4:
+            return FAILED
+        x = np.column_stack([np.ones(len(cell)), cell_arm, mean_base]).astype(float)
+        coef, *_ = np.linalg.lstsq(x, mean_slope, rcond=None)
+        df = len(cell) - 3.0
+        resid = mean_slope - x @ coef
+        cov = (resid @ resid / df) * np.linalg.pinv(x.T @ x)
+        beta, se = float(coef[1]), float(np.sqrt(cov[1, 1]))
+    if not (se > 0 and np.isfinite(se)):
+        return FAILED
+    p = float(2 * stats.t.sf(abs(beta / se), df))
+    return models.TermTest(beta, se, df, p)
+
+
+def _lesion_slopes(trial: pd.DataFrame, column: str) -> tuple[np.ndarray, ...]:
+    """Per lesion with MIN_POINTS nonzero sizes, one at visit 1: child (an integer code),
+    arm, least-squares slope of log size on visit and log size at visit 1 (sums over rows,
+    not a loop over lesions: this runs for every simulated trial)."""
+    positive = trial[trial[column] > 0]
+    lesion = pd.factorize(positive["lesion_id"])[0]
+    child = pd.factorize(positive["patient_id"])[0]
+    arm = positive["arm"].to_numpy(int)
+    t = positive["visit"].to_numpy(float) - 1.0
+    y = np.log(positive[column].to_numpy(float))
+    n = np.bincount(lesion).astype(float)
+    st, sy = np.bincount(lesion, t), np.bincount(lesion, y)
+    stt, sty = np.bincount(lesion, t * t), np.bincount(lesion, t * y)
+    first = t == 0
+    base = np.bincount(lesion, np.where(first, y, 0.0))
+    has_first = np.bincount(lesion, first.astype(float)) > 0
+    keep = (n >= MIN_POINTS) & has_first
+    head = np.zeros(len(n), int)
+    head[lesion[::-1]] = np.arange(len(lesion))[::-1]  # each lesion's first row
+    slope = (n * sty - st * sy) / np.where(keep, n * stt - st**2, 1.0)
+    return child[head][keep], arm[head][keep], slope[keep], base[keep]
+
+
+def replicate_rng(
+    seed: int, allocation: str, children: int, visits: int, replicate: int
+) -> np.random.Generator:
+    """A generator that depends on these numbers only: not on the effect or the control
+    arm's change (cells that differ only in those share their simulated children), the
+    block, the worker or the order."""
+    code = DESIGNS.index(allocation)
+    return np.random.default_rng(np.random.SeedSequence([seed, code, children, visits, replicate]))
+
+
+def run_block(model: dict, design: dict, cell: dict, seed: int, first: int, last: int) -> list:
+    """Rows of replicates `first`..`last` of one grid cell (a runner task: plain arguments
+    in, plain rows out). `cell` holds its names (design, scenario, effect, children), the
+    control arm's change and the effect (log per visit), the analyses to run, and for an
+    ensemble member's trials its seed (`member`)."""
     sim = Model(**{**model, "lesions_per_patient": tuple(model["lesions_per_patient"])})
+    plan = Design(**design)
     column = models.outcome_column(sim.outcome)
-    first = block * settings["block"]
+    names = ("member", "design", "scenario", "effect", "children", "true_effect")
+    head = {k: cell[k] for k in names if k in cell}
     rows = []
-    for r in range(first, min(first + settings["block"], settings["replicates"])):
+    for r in range(first, last + 1):
+        rng = replicate_rng(seed, plan.allocation, cell["children"], plan.visits, r)
         trial = simulate_trial(
-            sim,
-            n_per_arm,
-            visits,
-            log_slope(effect_pct),
-            replicate_rng(settings["seed"], n_per_arm, visits, r),
-            control_slope=log_slope(settings["control_slope_pct"]),
-            lesions_per_patient=settings["lesions_per_patient"],
+            sim, plan, cell["children"], cell["true_effect"], rng, cell["control_slope"]
         )
         rows.append(
             {
-                "n_per_arm": n_per_arm,
-                "effect_pct": effect_pct,
-                "visits": visits,
+                **head,
                 "replicate": r,
                 "n_lesions": int(trial["lesion_id"].nunique()),
-                **analyse(trial, column),
+                **analyse(trial, column, plan.allocation, cell["analyses"]),
             }
         )
     return rows

@@ -684,48 +684,6 @@ def _data_package(data_dir: Path | str) -> dict:
 # Planning a definitive trial (from the shipped power run, not the trial)
 # --------------------------------------------------------------------------------------------
 
-POWER_ANALYSES = {"patient": "patients as clusters, corrected", "lesion": "lesions as clusters"}
-
-
-def tab_power(cells: pd.DataFrame) -> pd.DataFrame:
-    """Power with its Monte-Carlo SE per effect, follow-up and patients per arm, for both
-    analyses side by side (`cells`: `power.cell_power` of one α)."""
-    wide = cells[["power", "mcse"]].unstack("analysis")
-    out = pd.DataFrame(index=wide.index)
-    for analysis, label in POWER_ANALYSES.items():
-        out[f"Power, {label}"] = wide[("power", analysis)]
-        out[f"MC SE, {label}"] = wide[("mcse", analysis)]
-    out = out.reset_index()
-    return out.rename(
-        columns={
-            "effect_pct": "Effect (% per visit)",
-            "visits": "Visits",
-            "n_per_arm": "Patients per arm",
-        }
-    )
-
-
-def tab_power_needed(needed: pd.DataFrame) -> pd.DataFrame:
-    """The fewest patients per arm in the grid reaching each target power, per effect,
-    follow-up and analysis (`needed`: `power.needed_table`)."""
-    out = needed.copy()
-    out["analysis"] = out["analysis"].map(POWER_ANALYSES)
-    out["target"] = (100 * out["target"]).round().astype(int).astype(str) + " %"
-    wide = out.pivot_table(
-        index=["effect_pct", "visits", "analysis"],
-        columns="target",
-        values="patients",
-        aggfunc="first",
-    ).reset_index()
-    wide.columns.name = None
-    return wide.rename(
-        columns={
-            "effect_pct": "Effect (% per visit)",
-            "visits": "Visits",
-            "analysis": "Analysis",
-        }
-    ).rename(columns=lambda c: f"Patients per arm for {c} power" if c.endswith("%") else c)
-
 
 def tab_power_assumptions(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     """The simulation model's assumptions with their values and sources."""

@@ -1,0 +1,336 @@
+"""What the planning chapter shows of a power run, for its parameters: the answer (children
+needed, from analyses that hold their level and cells with enough replicates), Type I error,
+bias and coverage per cell, assurance over the ensemble, and feasibility.
+
+The chapter computes this in its own kernel from the run folder it names (`power_dir`,
+default the run shipped in the package), so any α, target, scenario, design or effect the
+run holds can be asked for; `check` refuses any other in one line naming what exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calcinosis import power, simulation
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chapter's parameters."""
+
+    alpha: float = 0.05
+    target_power: float = 0.8
+    scenario: str = "quarter"
+    design: str = "parallel"
+    effect: str = "pilot"
+    catchment_millions: float = 10.0
+
+
+def load(power_dir: str | Path = "") -> power.Run:
+    """The run in `power_dir` (empty: the one shipped in the package)."""
+    return power.read(Path(power_dir) if power_dir else power.SHIPPED_DIR)
+
+
+def check(run: power.Run, choice: Choice) -> None:
+    """Raise ValueError, in one line naming what the run holds, for a choice it cannot
+    answer."""
+    grid = run.grid()
+    held = {
+        "scenario": grid.scenarios,
+        "design": grid.designs,
+        "effect": [e for e in grid.effects if e != "zero"],
+    }
+    for name, allowed in held.items():
+        value = getattr(choice, name)
+        if value not in allowed:
+            raise ValueError(
+                f"{name}={value!r} is not in the power run (it holds {', '.join(allowed)}); "
+                f"make one with `calcinosis power --{name} {value} --out DIR` and pass "
+                "-p power_dir=DIR"
+            )
+    for name in ("alpha", "target_power"):
+        value = getattr(choice, name)
+        if not (isinstance(value, int | float) and 0 < value < 1):
+            raise ValueError(f"{name}={value!r}: use a number between 0 and 1")
+    if not choice.catchment_millions > 0:
+        raise ValueError(f"catchment_millions={choice.catchment_millions!r}: use a number > 0")
+
+
+def _children_text(n: int | None, largest: int, smallest: int) -> str:
+    """The children a curve needs, within the grid: never extrapolated beyond either end."""
+    if n is None:
+        return f"more than {largest}"
+    return f"{smallest} or fewer" if n <= smallest else str(n)
+
+
+def values(run: power.Run, choice: Choice) -> dict[str, object]:
+    """Every number and phrase the chapter's prose cites, for `choice` (prefix-free names;
+    the chapter glues them as plan_<name>)."""
+    check(run, choice)
+    grid = run.grid()
+    pilot = run.pilot()
+    perf = run.performance(choice.alpha)
+    answers = power.answer(run, choice.alpha, choice.effect)
+    mine = answers[(answers["design"] == choice.design) & (answers["scenario"] == choice.scenario)]
+    control, effect = power.slopes(pilot, choice.scenario, choice.effect)
+    largest, smallest = max(grid.children), min(grid.children)
+    target_key = f"n{round(100 * choice.target_power)}"
+    out: dict[str, object] = {
+        "alpha": choice.alpha,
+        "target_pct": 100 * choice.target_power,
+        "scenario_words": power.SCENARIO_LABELS[choice.scenario],
+        "design_words": power.DESIGN_LABELS[choice.design],
+        "control_pct": 100 * float(np.expm1(control)),
+        "effect_pct": 100 * float(np.expm1(effect)),
+        "effect_end_pct": simulation.pct_at_end(effect, grid.visits),
+        "visits": grid.visits,
+        "pilot_pct": pilot.estimate_pct,
+        "bound_pct": pilot.bound_pct,
+        "replicates": grid.replicates,
+        "other_replicates": grid.other_replicates,
+        "main_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.main_scenarios),
+        "gee_replicates": grid.gee_replicates,
+        "gee_children_max": grid.gee_children_max,
+        "gee_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.gee_scenarios),
+        "children_grid": ", ".join(map(str, grid.children)),
+        "largest": largest,
+        "n_cells": len(power.cells(grid, pilot)),
+        "mcse_max": float(0.5 / np.sqrt(grid.replicates)),
+        "min_answer_replicates": power.MIN_ANSWER_REPLICATES,
+        "dropout_pct": 100 * grid.dropout,
+        "missed_pct": 100 * grid.missed,
+        "lesion_cap": grid.lesion_cap or "no cap",
+    }
+    for a in power.ANALYSES:
+        out[f"{a}_type1"] = "not run in this scenario"
+        out[f"{a}_level"] = "not run in this scenario"
+        out[f"{a}_n"] = "not run in this scenario"
+        out[f"{a}_replicates"] = 0
+    for row in mine.itertuples(index=False):
+        a = row.analysis
+        out[f"{a}_type1"] = f"{row.type1:.3f} (MC SE {row.type1_mcse:.3f})"
+        out[f"{a}_level"] = row.level_verdict
+        out[f"{a}_replicates"] = int(row.replicates)
+        n = getattr(row, target_key, None)
+        n = None if n is None or pd.isna(n) else int(n)
+        out[f"{a}_n"] = _children_text(n, row.largest, smallest)
+    offered = mine[mine["offered"]]
+    best = _best(offered, target_key)
+    refused = _best(
+        mine[~mine["level_holds"] & (mine["replicates"] >= power.MIN_ANSWER_REPLICATES)], target_key
+    )
+    out["refused"] = "The answer comes from an analysis that holds its level."
+    if best is None:
+        out["refused"] = "No analysis holds its level with enough replicates here."
+    if refused is not None and best is None:
+        row = mine[mine["analysis"] == refused[0]].iloc[0]
+        n_text = _children_text(refused[1], largest, smallest)
+        out["refused"] = (
+            f"The {power.ANALYSIS_LABELS[refused[0]]} would need {n_text} children, but "
+            f"without effect it rejects in {row['type1']:.3f} of the trials (MC SE "
+            f"{row['type1_mcse']:.3f}) at α = {choice.alpha:g}: more than its Monte-Carlo "
+            "error allows, so it is not offered."
+        )
+    n_answer = None if best is None or best[1] is None else max(best[1], smallest)
+    if best is None:
+        out["answer"] = "no analysis that holds its level and has enough replicates here"
+        out["answer_analysis"] = "none"
+        out["n"] = "not read"
+    else:
+        out["answer_analysis"] = power.ANALYSIS_LABELS[best[0]]
+        out["n"] = _children_text(best[1], largest, smallest)
+        per_arm = f" ({n_answer // 2} per arm)" if choice.design == "parallel" and n_answer else ""
+        out["answer"] = (
+            f"{out['n']} children{per_arm}, analysed by the {power.ANALYSIS_LABELS[best[0]]}"
+            if n_answer is not None
+            else f"more than {largest} children: the grid does not reach the target"
+        )
+    # assurance at the answer's size, or at the size a refused analysis would need
+    candidate = refused[1] if refused is not None and refused[1] is not None else None
+    out.update(_assurance(run, choice, n_answer or candidate))
+    out.update(_performance_ranges(perf, choice))
+    sized = n_answer or (refused[1] if refused and refused[1] else largest)
+    feasible = power.feasibility(sized, choice.catchment_millions)
+    out.update({f"feas_{k}": v for k, v in feasible.items()})
+    out["feas_children"] = sized
+    out["catchment_millions"] = choice.catchment_millions
+    out["incidence_low"], out["incidence_high"] = power.INCIDENCE_PER_MILLION
+    out["calcinosis_pct"] = 100 * power.CALCINOSIS_SHARE
+    return out
+
+
+def _best(offered: pd.DataFrame, target_key: str) -> tuple[str, int | None] | None:
+    """The offered analysis needing the fewest children (None: none offered)."""
+    if offered.empty:
+        return None
+    needed = offered[target_key].astype(float)
+    if needed.notna().any():
+        row = offered.loc[needed.idxmin()]
+        return str(row["analysis"]), int(row[target_key])
+    return str(offered.iloc[0]["analysis"]), None
+
+
+def _assurance(run: power.Run, choice: Choice, n: int | None) -> dict[str, object]:
+    grid = run.grid()
+    words = {
+        "assurance_words": "",
+        "assurance": np.nan,
+        "p10": np.nan,
+        "members": 0,
+        "power_point": np.nan,
+    }
+    if n is None or choice.scenario != grid.assurance_scenario or choice.effect != "pilot":
+        words["assurance_words"] = (
+            f"not computed here: the run computes assurance for the pilot's effect in the "
+            f"scenario '{power.SCENARIO_LABELS[grid.assurance_scenario]}' at a size the grid "
+            "reaches"
+        )
+        return words
+    result = power.assurance(run, choice.alpha, n, choice.design)
+    if not result["members"]:
+        words["assurance_words"] = "not computed: the run holds no usable ensemble member"
+        return words
+    perf = run.performance(choice.alpha)
+    cells_ = power.curve(perf, choice.design, choice.scenario, choice.effect, "summary")
+    fit = power.smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
+    words.update(result)
+    words["power_point"] = power.smooth_power(fit, n)
+    words["assurance_words"] = (
+        f"{result['assurance']:.2f} averaged over {result['members']} members (10th "
+        f"percentile {result['p10']:.2f}), beside {words['power_point']:.2f} at the point "
+        f"values, at {n} children"
+    )
+    return words
+
+
+def _performance_ranges(perf: pd.DataFrame, choice: Choice) -> dict[str, float]:
+    """The largest |bias| (% per visit) and the coverage range of the summary slope over
+    the sizes of the chosen design, scenario and effect."""
+    cells_ = power.curve(perf, choice.design, choice.scenario, choice.effect, "summary")
+    bias = 100 * cells_["bias"].abs()
+    return {
+        "summary_bias_max_pct": float(bias.max()),
+        "summary_coverage_min": float(cells_["coverage"].min()),
+        "summary_coverage_max": float(cells_["coverage"].max()),
+        "summary_failed_max": int(cells_["failed"].max()),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+ANSWER_DECIMALS = {"Fewest replicates per size": 0}
+CELLS_DECIMALS = {"Children": 0, "Replicates": 0, "Failed": 0}
+
+
+def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
+    """Per design, scenario and analysis: Type I error with its MC SE, whether the analysis
+    may answer, and the children needed for each target (only where it may)."""
+    grid = run.grid()
+    answers = power.answer(run, choice.alpha, choice.effect)
+    smallest = min(grid.children)
+    rows = []
+    for row in answers.itertuples(index=False):
+        out = {
+            "Design": row.design,
+            "Control arm": row.scenario,
+            "Analysis": power.ANALYSIS_LABELS[row.analysis],
+            "Type I error (MC SE)": f"{row.type1:.3f} ({row.type1_mcse:.3f})",
+            "Fewest replicates per size": int(row.replicates),
+        }
+        for target in grid.targets:
+            key = f"n{round(100 * target)}"
+            n = getattr(row, key)
+            n = None if pd.isna(n) else int(n)
+            if not row.level_holds:
+                text = "not offered: Type I error above α"
+            elif not row.offered:
+                text = f"not read ({_children_text(n, row.largest, smallest)} on fewer replicates)"
+            else:
+                text = _children_text(n, row.largest, smallest)
+            out[f"Children for {round(100 * target)} % power"] = text
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def tab_cells(run: power.Run, choice: Choice) -> pd.DataFrame:
+    """Every cell of the chosen design and scenario: replicates, failed fits, power or Type
+    I error with MC SE, bias (% per visit) and coverage with MC SE."""
+    perf = run.performance(choice.alpha)
+    chosen = perf[(perf["design"] == choice.design) & (perf["scenario"] == choice.scenario)]
+    chosen = chosen.sort_values(["effect", "analysis", "children"])
+    return pd.DataFrame(
+        {
+            "Effect": chosen["effect"],
+            "Analysis": chosen["analysis"].map(power.ANALYSIS_LABELS),
+            "Children": chosen["children"],
+            "Replicates": chosen["replicates"],
+            "Failed": chosen["failed"],
+            "Rejected (MC SE)": [
+                f"{p:.3f} ({s:.3f})" for p, s in zip(chosen["power"], chosen["mcse"], strict=True)
+            ],
+            "Bias, % per visit (MC SE)": [
+                f"{100 * b:.3f} ({100 * s:.3f})"
+                for b, s in zip(chosen["bias"], chosen["bias_mcse"], strict=True)
+            ],
+            "Coverage (MC SE)": [
+                f"{c:.3f} ({s:.3f})"
+                for c, s in zip(chosen["coverage"], chosen["coverage_mcse"], strict=True)
+            ],
+        }
+    ).reset_index(drop=True)
+
+
+def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
+    """Per analysis, the chosen design's and scenario's cells (effect and zero) with the
+    smooth curve's power at each size, for the figure."""
+    perf = run.performance(choice.alpha)
+    out = {}
+    for analysis in run.grid().analyses:
+        part = power.curve(perf, choice.design, choice.scenario, choice.effect, analysis)
+        zero = power.curve(perf, choice.design, choice.scenario, "zero", analysis)
+        if part.empty:
+            continue
+        fit = power.smooth_fit(part["children"], part["rejected"], part["valid"])
+        part = part.assign(smooth=[power.smooth_power(fit, n) for n in part["children"]])
+        out[analysis] = part.merge(
+            zero[["children", "power", "mcse"]].rename(
+                columns={"power": "type1", "mcse": "type1_mcse"}
+            ),
+            on="children",
+            how="left",
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter's own cell
+# --------------------------------------------------------------------------------------------
+
+
+def show(power_dir: str | Path = "", **params) -> dict[str, object]:
+    """Glue, for the page's parameters, every value (as plan_<name>), the answer and cells
+    tables and the curves figure of the power run in `power_dir`; return the values."""
+    from calcinosis import figures
+    from calcinosis.book import page
+    from calcinosis.formatting import markdown_table, plain
+
+    run = load(power_dir)
+    choice = Choice(**params)
+    found = values(run, choice)
+    for name, value in found.items():
+        page._glue(f"plan_{name}", plain(value))  # Python scalars: NumPy's render blank
+    page._glue_markdown("plan_tab_answer", markdown_table(tab_answer(run, choice), ANSWER_DECIMALS))
+    page._glue_markdown("plan_tab_cells", markdown_table(tab_cells(run, choice), CELLS_DECIMALS))
+    figure = figures.render(
+        figures.fig_power_curves(
+            curves(run, choice), choice.alpha, choice.target_power, power.ANALYSIS_LABELS
+        )
+    )
+    page._glue_figure("plan_fig_curves", figure.png, figure.pdf)
+    return found

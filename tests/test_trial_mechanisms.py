@@ -1,0 +1,107 @@
+"""The simulated trial's mechanisms recover what they are given: the control arm's change,
+the effect, dropout and missed visits, the within-patient allocation, the lesion cap, and the
+variance components of the random-slope mixed model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calcinosis import mixed, models, paths, simulation
+from calcinosis.data import load_trial
+
+
+@pytest.fixture(scope="module")
+def model() -> simulation.Model:
+    return simulation.fit_model(load_trial(paths.DATA_DIR))
+
+
+def log_mean_slope(frame: pd.DataFrame) -> float:
+    """Slope over visits of the log of the mean size (the population-average scale the
+    model's arms differ on)."""
+    means = frame.groupby("visit")["length_mm"].mean()
+    return float(np.polyfit(means.index.to_numpy(float) - 1, np.log(means.to_numpy()), 1)[0])
+
+
+def test_the_control_change_and_the_effect_are_recovered(model):
+    exact = dataclasses.replace(model, resolution=0.0, resolution_mm=0.0)  # no 0s, no rounding
+    control, effect = simulation.log_slope(-1.0), simulation.log_slope(-2.0)
+    frame = simulation.simulate_trial(
+        exact, simulation.Design(), 4000, effect, np.random.default_rng(5), control_slope=control
+    )
+    arms = {a: log_mean_slope(part) for a, part in frame.groupby("arm")}
+    assert arms[0] == pytest.approx(control, abs=0.002)
+    assert arms[1] - arms[0] == pytest.approx(effect, abs=0.002)
+    assert simulation.pct_at_end(effect, 16) == pytest.approx(100 * (0.98**15 - 1))
+
+
+def test_dropout_and_missed_visits_happen_at_their_rates(model):
+    rng = np.random.default_rng(11)
+    seen = simulation.attended(simulation.Design(dropout=0.2), 20000, rng)
+    assert seen[:, 0].all()
+    assert (~seen[:, -1]).mean() == pytest.approx(0.2, abs=0.01)
+    # a dropout does not come back
+    assert not np.any(np.diff(seen.astype(int), axis=1) > 0)
+    seen = simulation.attended(simulation.Design(missed=0.1), 20000, rng)
+    assert (~seen[:, 1:]).mean() == pytest.approx(0.1, abs=0.005)
+    frame = simulation.simulate_trial(
+        model, simulation.Design(dropout=0.5), 200, 0.0, np.random.default_rng(2)
+    )
+    last = frame.groupby("patient_id")["visit"].max()
+    assert (last < 16).mean() == pytest.approx(0.5, abs=0.1)
+
+
+def test_within_patient_allocation_splits_each_childs_lesions(model):
+    design = simulation.Design(allocation="within", lesion_cap=None)
+    frame = simulation.simulate_trial(model, design, 400, -0.02, np.random.default_rng(3))
+    lesions = frame.drop_duplicates("lesion_id")
+    per_child = lesions.groupby("patient_id")["arm"].agg(["sum", "size"])
+    gap = (2 * per_child["sum"] - per_child["size"]).abs()
+    assert (gap == per_child["size"] % 2).all()  # as even as the count allows
+    odd = per_child[per_child["size"] % 2 == 1]
+    assert (2 * odd["sum"] > odd["size"]).mean() == pytest.approx(0.5, abs=0.1)  # coin
+    parallel = simulation.simulate_trial(
+        model, simulation.Design(), 40, -0.02, np.random.default_rng(3)
+    )
+    arms = parallel.groupby("patient_id")["arm"].agg(["min", "max"])
+    assert (arms["min"] == arms["max"]).all() and arms["max"].sum() == 20
+
+
+def test_lesions_per_child_come_from_the_pilot_with_a_cap(model):
+    design = simulation.Design(lesion_cap=2)
+    frame = simulation.simulate_trial(model, design, 300, 0.0, np.random.default_rng(4))
+    counts = frame.groupby("patient_id")["lesion_id"].nunique()
+    allowed = {min(c, 2) for c in model.lesions_per_patient}
+    assert set(counts) == allowed
+
+
+def test_the_slope_variances_are_the_mixed_models(model):
+    trial = load_trial(paths.DATA_DIR)
+    frame = models.with_patient_id(trial.measurements).dropna(subset=["length_mm"])
+    frame = frame[frame["length_mm"] > 0]
+    data = pd.DataFrame(
+        {
+            "patient_id": frame["patient_id"],
+            "lesion_id": frame["lesion_id"],
+            "time": frame["visit"] - 1.0,
+            "y": np.log(frame["length_mm"]),
+        }
+    )
+    fit = mixed.fit_random_slopes(data, "y")
+    assert model.slope_source == "random-slope mixed model (REML)"
+    assert model.sd_patient_slope == pytest.approx(fit.sd_patient_slope)
+    assert model.sd_lesion_slope == pytest.approx(fit.sd_lesion_slope)
+    assert model.sd_residual == pytest.approx(fit.sd_residual)
+
+
+def test_the_summary_slope_finds_a_large_effect_and_fails_in_words_when_it_cannot(model):
+    for allocation in simulation.DESIGNS:
+        design = simulation.Design(allocation=allocation)
+        frame = simulation.simulate_trial(model, design, 40, -0.05, np.random.default_rng(6))
+        test = simulation.summary_slope(frame, "length_mm", allocation)
+        assert test.p < 0.01 and test.beta == pytest.approx(-0.05, abs=0.015)
+    one_child = frame[frame["patient_id"] == frame["patient_id"].iloc[0]]
+    assert np.isnan(simulation.summary_slope(one_child, "length_mm", "within").p)
