@@ -136,10 +136,19 @@ def test_the_type_one_error_is_read_from_the_planning_run():
 
     numbers = pinned.design_numbers()
     run = power.read()
-    zero = run.replicates[run.replicates["effect_pct"] == 0]
-    expected = (zero["lesion_p"] < numbers["type1_alpha"]).mean()
+    grid = run.grid()
+    reps = run.replicates
+    zero = reps[
+        (reps["design"] == grid.designs[0])
+        & (reps["scenario"] == grid.main_scenarios[0])
+        & (reps["effect"] == "zero")
+        & reps[f"{pinned.LESION_ANALYSIS}_ran"].fillna(False).astype(bool)
+    ]
+    p = zero[f"{pinned.LESION_ANALYSIS}_p"].dropna()
+    expected = (p < numbers["type1_alpha"]).mean()
     assert numbers["type1_lesion_pct"] == pytest.approx(100 * expected)
-    assert numbers["type1_lesion_replicates"] == len(zero)
+    assert numbers["type1_lesion_replicates"] == len(p)
+    assert numbers["type1_lesion_failed"] == len(zero) - len(p)
     assert "uncontrolled" in numbers["design_sentence"] and "efficacy" in numbers["design_sentence"]
     assert f"{100 * expected:.0f} %" in numbers["type1_sentence"]
 
