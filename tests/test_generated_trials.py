@@ -35,8 +35,12 @@ import pytest
 import trials
 from calcinosis import paths
 
-RESULT_SEEDS = range(30)
-BOOK_SEEDS = (3, 21, 26)  # numeric/underscore codes; irregular schedule; one patient, weekly
+# Seeds 0–29 as drawn, and 65: 20 patients and 110 lesions, drawn deliberately larger.
+RESULT_SEEDS = (*range(30), 65)
+# Books: numeric codes, an irregular schedule and growing lesions, no data package; 'Pt-A'
+# codes, 16 weekly visits, no event, missing finals; 's1.11_x' codes, irregular, follow-up at
+# dose 0, missing baselines, fatal events, a data package without provenance.
+BOOK_SEEDS = (21, 24, 29)
 NON_NUMBERS = re.compile(r"(?<![A-Za-z])(?:nan|NaN|NAN|-?inf|Inf|Infinity)(?![A-Za-z])")
 # a diverged fit's value quoted in a reason ("mean curve reaches 2.89e+31 mm")
 HUGE_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE]\+?\d{2,}(?!\w)")
