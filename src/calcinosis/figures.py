@@ -230,6 +230,7 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
 def fig_patient_rates(trial: Trial, params=None) -> Figure:
     """Each patient's fitted change per visit (%) with its 95 % CI, length and width, beside
     the main GEE over all lesions (`params`: its correlation and cluster level)."""
+    from calcinosis import models
     from calcinosis import patients as patients_mod
 
     rates = patients_mod.patient_rates(trial)
@@ -259,47 +260,17 @@ def fig_patient_rates(trial: Trial, params=None) -> Figure:
                 fontsize="small",
                 color=theme.OKABE_ITO["grey"],
             )
-        overall = _primary(trial, outcome, params)
-        if overall is not None:
-            ax.axvline(
-                overall.pct_per_visit,
-                color=theme.REFERENCE,
-                ls="--",
-                lw=1,
-                label="all lesions (GEE)",
-            )
+        overall = models.primary(trial, outcome, params)
+        ax.axvline(
+            overall.pct_per_visit, color=theme.REFERENCE, ls="--", lw=1, label="all lesions (GEE)"
+        )
         ax.axvline(0, color=theme.OKABE_ITO["grey"], lw=0.8)
         ax.set_yticks(y, part["patient_id"])
         ax.set_title(theme.OUTCOME_LABELS[outcome].replace(" (mm)", ""))
         ax.set_xlabel("Change per visit (%)")
     axes[0, 0].invert_yaxis()
-    if axes[0, 0].get_legend_handles_labels()[0]:
-        axes[0, 0].legend(loc="lower left", fontsize="small")
+    axes[0, 0].legend(loc="lower left", fontsize="small")
     return fig
-
-
-def _primary(trial: Trial, outcome: str, params):
-    """The main GEE, or None when it cannot be estimated on these data: a figure then shows
-    the data without the fit (the text says why), rather than failing."""
-    from calcinosis import models
-
-    try:
-        return models.primary(trial, outcome, params)
-    except models.NotEstimableError:
-        return None
-
-
-def _no_fit(ax) -> None:
-    ax.text(
-        0.5,
-        0.95,
-        "main GEE not estimable",
-        transform=ax.transAxes,
-        ha="center",
-        va="top",
-        fontsize="small",
-        color=theme.OKABE_ITO["grey"],
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +281,7 @@ def _no_fit(ax) -> None:
 def fig_gee_curve(trial: Trial, params=None) -> Figure:
     """The population curve of the main GEE, with its 95 % band, over every lesion
     (`params`: the model's working correlation and cluster level)."""
+    from calcinosis import models
 
     long = long_measurements(trial)
     fig, axes = _outcome_axes(height_ratio=0.55)
@@ -325,16 +297,12 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
             lw=0.8,
             marker=None,
         )
-        fit = _primary(trial, outcome, params)
-        if fit is None:
-            _no_fit(ax)
-        else:
-            curve = fit.fitted_curve()
-            colour = theme.OUTCOME_COLOURS[outcome]
-            ax.fill_between(
-                curve["visit"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.25, lw=0
-            )
-            ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
+        curve = models.primary(trial, outcome, params).fitted_curve()
+        colour = theme.OUTCOME_COLOURS[outcome]
+        ax.fill_between(
+            curve["visit"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.25, lw=0
+        )
+        ax.plot(curve["visit"], curve["fitted"], color=colour, lw=2.5, label="GEE fit")
         ax.set_title(theme.OUTCOME_LABELS[outcome])
         ax.set_ylabel("Size (mm)")
         ax.set_yscale("symlog", linthresh=1)
@@ -356,16 +324,13 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
 def fig_gee_checks(trial: Trial, params=None) -> Figure:
     """Model checks of the main GEE (`params` as for `fig_gee_curve`): observed mean per visit
     against the fit (top), residuals by visit (bottom)."""
+    from calcinosis import models
 
     long = long_measurements(trial)
     fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
     n_visits = int(trial.measurements["visit"].max())
     for col, outcome in enumerate(OUTCOMES):
-        fit = _primary(trial, outcome, params)
-        if fit is None:  # nothing to check: the data alone would be another figure
-            for ax in axes[:, col]:
-                _no_fit(ax)
-            continue
+        fit = models.primary(trial, outcome, params)
         curve = fit.fitted_curve().set_index("visit")["fitted"]
         part = long[long["outcome"] == outcome].copy()
         part["fitted"] = part["visit"].map(curve)
@@ -404,8 +369,7 @@ def fig_gee_checks(trial: Trial, params=None) -> Figure:
         bottom.axhline(0, color=theme.REFERENCE, lw=1)
         bottom.set_ylabel("Pearson residual")
         _visit_axis(bottom, n_visits)
-    if axes[0, 0].get_legend_handles_labels()[0]:
-        axes[0, 0].legend(fontsize="x-small", loc="upper right")
+    axes[0, 0].legend(fontsize="x-small", loc="upper right")
     return fig
 
 
