@@ -468,6 +468,94 @@ def _interaction_note(values: dict, csv: Csv) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# The generator: valid, reproducible, and covering what the issue asks for
+# --------------------------------------------------------------------------------------------
+
+# What the seeds tested must draw between them: (feature, pattern in the description).
+DESCRIBED = {
+    "weekly schedule": r"schedule weekly",
+    "irregular schedule": r"schedule irregular",
+    "short schedule": r"schedule short",
+    "one visit after baseline": r"schedule one after baseline",
+    "missing baseline": r"baseline missing",
+    "follow-up at dose 0": r"follow-up visits at dose 0",
+    "no dose_mg column": r"no dose_mg column",
+    "visits not measured": r"of visits not measured",
+    "lesions that shrink": r"\d+ shrink",
+    "lesions that stay flat": r"\d+ flat",
+    "lesions that grow": r"\d+ grow",
+    "lesions that resolve": r"\d+ resolve",
+    "lesions read on a 1 mm ruler": r"\d+ ruler",
+    "radiographs with ties": r"radiographs ties",
+    "radiographs with zero differences": r"radiographs zero differences",
+    "missing final radiographs": r"finals missing",
+    "no datapackage.json": r"datapackage.json none",
+    "a package declaring real data": r"datapackage.json real",
+    "a package declaring a reconstruction": r"datapackage.json reconstruction",
+    "a package without provenance": r"datapackage.json bare",
+    "published.yml": r"published.yml with",
+    "no published.yml": r"published.yml absent",
+    "no adverse event": r"; 0 adverse events",
+    "dash-L lesion codes": r"dash-L codes",
+    "dotted lesion codes": r"dot codes",
+    "numeric lesion codes": r"global codes",
+    "lettered lesion codes": r"underscore-letter codes",
+}
+PATIENT_CODES = {
+    "P01": r"P\d{2}",
+    "1001": r"\d+",
+    "Pt-A": r"Pt-[A-Z]+",
+    "P1": r"P[1-9]\d?",
+    "s1.11_x": r"s\d\.\d+_x",
+}
+
+
+def features(drawn: trials.Drawn) -> set[str]:
+    """What one generated trial exhibits, by the names of DESCRIBED and a few counted ones."""
+    text = drawn.description()
+    found = {name for name, pattern in DESCRIBED.items() if re.search(pattern, text)}
+    ids = drawn.tables["patients"]["patient_id"]
+    found |= {f"patient codes {n}" for n, p in PATIENT_CODES.items() if ids.str.fullmatch(p).all()}
+    events = drawn.tables["adverse_events"]
+    found |= {f"severity {s}" for s in events["severity"]}
+    found |= {f"relatedness {r or 'empty'}" for r in events["related_to_treatment"]}
+    sizes = drawn.tables["radiography"].dropna(subset=["length_mm"])
+    if sizes.groupby("lesion_id").size().eq(2).sum() > 20:
+        found.add("more than 20 radiograph pairs")
+    n_patients = len(drawn.tables["patients"])
+    found |= {"one patient"} if n_patients == 1 else set()
+    found |= {"20 patients or more"} if n_patients >= 20 else set()
+    return found
+
+
+def test_the_seeds_cover_every_kind_of_trial_asked_for() -> None:
+    required = {
+        *DESCRIBED,
+        *(f"patient codes {n}" for n in PATIENT_CODES),
+        *(f"severity {s}" for s in ("mild", "moderate", "severe", "life-threatening", "fatal")),
+        *(f"relatedness {r}" for r in ("yes", "no", "unknown", "empty")),
+        "more than 20 radiograph pairs",
+        "one patient",
+        "20 patients or more",
+    }
+    drawn = set().union(*(features(trials.draw(seed)) for seed in RESULT_SEEDS))
+    assert required - drawn == set()
+
+
+def test_a_trial_is_valid_and_a_function_of_its_seed(tmp_path: Path) -> None:
+    from calcinosis.data import validate
+
+    for seed in sorted({*RESULT_SEEDS, *BOOK_SEEDS}):
+        first = trials.write_trial(seed, tmp_path / f"{seed}a")
+        again = trials.write_trial(seed, tmp_path / f"{seed}b")
+        assert validate(first) == [], trials.describe(seed)
+        assert {p.name: p.read_bytes() for p in first.iterdir()} == {
+            p.name: p.read_bytes() for p in again.iterdir()
+        }, seed
+    assert trials.describe(1) != trials.describe(2)
+
+
+# --------------------------------------------------------------------------------------------
 # The results stage on every seed
 # --------------------------------------------------------------------------------------------
 
