@@ -145,3 +145,20 @@ def test_sd_sentence_says_fell_when_it_fell():
     assert words["rad_sd_sentence"] == (
         "The standard deviation fell after treatment for both length and width."
     )
+
+
+def test_sd_sentence_claims_no_direction_without_a_spread():
+    """One radiograph at a timepoint has no standard deviation: nothing is said of it."""
+    from types import SimpleNamespace
+
+    rows = [
+        ("L1", "baseline", 10.0, 5.0),
+        ("L1", "final", 8.0, 4.0),
+        ("L2", "baseline", 12.0, 6.0),
+        ("L2", "final", None, 4.5),
+    ]
+    frame = pd.DataFrame(rows, columns=["lesion_id", "timepoint", "length_mm", "width_mm"])
+    words = radiography.sentences(SimpleNamespace(radiography=frame))
+    assert words["rad_sd_sentence"] == "The standard deviation of width fell after treatment."
+    words = radiography.sentences(SimpleNamespace(radiography=frame.iloc[:2]))
+    assert words["rad_sd_sentence"] == ""

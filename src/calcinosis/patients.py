@@ -175,6 +175,8 @@ def lesion_courses(trial: Trial, patient_id: str) -> pd.DataFrame:
 def _change(own: pd.DataFrame, outcome: str) -> dict:
     """First and last measured size of one outcome and the change between them."""
     measured = own.dropna(subset=[f"{outcome}_mm"])
+    if measured.empty:  # this diameter was never read (the other one was): no change
+        return {f"{outcome}_{k}": np.nan for k in ("first", "last", "change_mm", "change_pct")}
     first, last = measured.iloc[0], measured.iloc[-1]
     size0, size1 = float(first[f"{outcome}_mm"]), float(last[f"{outcome}_mm"])
     return {

@@ -161,14 +161,21 @@ def exact_p(ranks: np.ndarray, w_plus: float) -> float:
 
 def sentences(trial: Trial) -> dict[str, str]:
     """Radiography's statements that depend on the data: which test was used, and which way
-    the spread of sizes moved after treatment."""
+    the spread of sizes moved after treatment (said only of an outcome with at least two
+    radiographs at each timepoint: with fewer there is no spread to compare)."""
     table = summary(trial).set_index(["timepoint", "outcome"])
     moves = []
     for outcome in OUTCOMES:
         before, after = table.loc[("baseline", outcome), "sd"], table.loc[("final", outcome), "sd"]
+        if np.isnan(before) or np.isnan(after):  # fewer than two radiographs: no spread
+            continue
         word = "grew" if after > before else "fell" if after < before else "did not change"
         moves.append((outcome, word))
-    if len({w for _, w in moves}) == 1:
+    if not moves:
+        spread = ""
+    elif len(moves) == 1:
+        spread = f"The standard deviation of {moves[0][0]} {moves[0][1]} after treatment."
+    elif len({w for _, w in moves}) == 1:
         spread = f"The standard deviation {moves[0][1]} after treatment for both length and width."
     else:
         spread = (
