@@ -19,6 +19,9 @@ The home page's ``{calcinosis-downloads}`` directive links the book's PDF and th
 the build copies into the site (`calcinosis_downloads`, set by the staging); the download button
 offers that PDF, not the browser's print. Binder opens only pages that the repository holds
 (`calcinosis_repository_pages`).
+
+Data text is shown as typed: smart quotes (`'` to ‘’, `--` to –) stay on for the prose but
+off for what the data put on a page (glued values, table cells, the changes page).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
@@ -53,8 +57,9 @@ def source_role(name, rawtext, text, lineno, inliner, options=None, content=None
     dotted = text.strip()
     module, _, qualname = dotted.rpartition(".")
     if not module.startswith("calcinosis"):
-        msg = inliner.reporter.error(f"source role wants calcinosis.<module>.<name>: {text!r}",
-                                     line=lineno)
+        msg = inliner.reporter.error(
+            f"source role wants calcinosis.<module>.<name>: {text!r}", line=lineno
+        )
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
     node = source_link(rawtext, module=module, qualname=qualname)
     return [node], []
@@ -70,8 +75,9 @@ def _resolve(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if app.builder.format == "html":
             page = "_modules/" + module.replace(".", "/")
             uri = app.builder.get_relative_uri(docname, page) + "#" + qualname
-            ref = nodes.reference("", "", label, refuri=uri, internal=True,
-                                  classes=["calcinosis-source"])
+            ref = nodes.reference(
+                "", "", label, refuri=uri, internal=True, classes=["calcinosis-source"]
+            )
             ref["reftitle"] = f"Source code of {module}.{qualname}"
             node.replace_self([ref, suffix])
             env.calcinosis_source_links = getattr(env, "calcinosis_source_links", set())
@@ -89,8 +95,11 @@ def _check_links(app: Sphinx, exception: Exception | None) -> None:
         target = out / f"{page}.html"
         html = target.read_text(encoding="utf-8") if target.is_file() else ""
         if f'id="{qualname}"' not in html:
-            logger.warning(f"code link from {docname} to {page}.html#{qualname} has no target: "
-                           "document the function on the API page", location=docname)
+            logger.warning(
+                f"code link from {docname} to {page}.html#{qualname} has no target: "
+                "document the function on the API page",
+                location=docname,
+            )
 
 
 _NB_LINK = re.compile(r"(urlpath=(?:lab/)?tree/[^\"'&]*?)\.ipynb")  # JupyterLab or classic
@@ -207,6 +216,7 @@ class TableCaptionOutside:
         if self._table_openings.pop() is not None:
             self.body.append("</figure>\n")
 
+
 def _caption_outside_scroll_box(app: Sphinx) -> None:
     """Put the mixin in front of the HTML translator (after pydata-sphinx-theme's own)."""
     if app.builder.format != "html":
@@ -264,10 +274,29 @@ def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> N
         source[0] = json.dumps(nb)
 
 
+class DataTextAsTyped(SphinxTransform):
+    """Marks the text that comes from the data so that Sphinx's smart quotes (the transform
+    after this one) leave it as typed: glued values (`{glue:text}`), table cells (every table
+    is glued from the results) and the whole changes page (made from two builds' results)."""
+
+    default_priority = 749  # SphinxSmartQuotes runs at 750
+
+    def apply(self, **kwargs) -> None:
+        from calcinosis.book.staging import CHANGES_PAGE
+
+        if self.env.docname == CHANGES_PAGE:
+            self.document["support_smartquotes"] = False
+            return
+        for node in self.document.findall(nodes.Element):
+            if isinstance(node, nodes.entry) or "pasted-text" in node.get("classes", ()):
+                node["support_smartquotes"] = False
+
+
 def setup(app: Sphinx) -> dict:
     app.setup_extension("calcinosis_latex")  # the PDF's layout, in a module of its own
     app.add_node(source_link)
     app.add_role("source", source_role)
+    app.add_transform(DataTextAsTyped)
     app.connect("source-read", _hide_injected_parameters)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _check_links)
@@ -282,5 +311,3 @@ def setup(app: Sphinx) -> dict:
     # after pydata-sphinx-theme has put its own mixin in front of the translator (priority 500)
     app.connect("builder-inited", _caption_outside_scroll_box, priority=900)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
-
-
