@@ -84,3 +84,4 @@ def test_cells_neutralise_formulas_in_text_only() -> None:
     for number in (-2.66, 3, 0.0, None, True):
         assert markup.cell(number) is number or markup.cell(number) == number
     assert markup.cell("plain") == "plain"
+    assert markup.cell("-2.66") == "-2.66" and markup.cell("+1e-3") == "+1e-3"  # numbers

@@ -20,6 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or a carriage
 # return may precede one).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A number written as text (a signed decimal, an exponent): shown as typed, never a formula.
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def visible(text: object) -> str:
@@ -55,11 +57,13 @@ def latex(text: object) -> str:
 def cell(value: object) -> object:
     """A spreadsheet cell (CSV or XLSX): text that would start a formula gets a leading
     apostrophe, which spreadsheets show as text and never evaluate; control characters are
-    written out. Numbers, truth values and missing values are stored as they are."""
+    written out. Numbers, truth values, missing values and numbers written as text ("-2.66")
+    are stored as they are."""
     if not isinstance(value, str):
         return value
     text = visible(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    formula = text.startswith(FORMULA_START) and not NUMBER.fullmatch(text)
+    return "'" + text if formula else text
 
 
 def terminal(text: object) -> str:

@@ -410,7 +410,9 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
     if not shipped:
         verdicts["verdict"] = "no ensemble"
     section.add(tables.pinned_numbers(verdicts), prefix="ens_")
-    section.tables["tab_pinned"] = Table(tables.tab_pinned(verdicts))
+    section.tables["tab_pinned"] = Table(
+        tables.tab_pinned(verdicts), shown=tables.tab_pinned_shown(verdicts)
+    )
     section.tables["tab_ensemble_assumptions"] = Table(tables.tab_ensemble_assumptions())
     section.tables["tab_ensemble_dropped"] = Table(tables.tab_ensemble_dropped(manifest), 0)
     section.tables["tab_ensemble_kept_by_grid"] = Table(

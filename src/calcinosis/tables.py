@@ -412,23 +412,39 @@ def _number(value: float, kind: str) -> str:
 
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Each conclusion: its number and whether it holds in the data, the number's median and
-    5–95 % range over the ensemble, the share of members where it holds, the verdict."""
-    rows = []
-    for row in verdicts.itertuples(index=False):
-        rows.append(
-            {
-                "Conclusion": row.claim,
-                "Number": row.label,
-                "In the data": _number(row.value_in_data, row.kind),
-                "Holds in the data": "yes" if row.holds_in_data else "no",
-                "Ensemble median": _number(row.ensemble_median, row.kind),
-                "Ensemble 5–95 %": f"{_number(row.ensemble_p5, row.kind)} to "
-                f"{_number(row.ensemble_p95, row.kind)}",
-                "Members where it holds (%)": _number(100 * row.share_holding, "count"),
-                "Verdict": row.verdict,
-            }
-        )
-    return pd.DataFrame(rows)
+    5 % and 95 % quantiles over the ensemble, the share of members where it holds, the
+    verdict; numbers as numbers (`tab_pinned_shown` prints each with its kind's format)."""
+    return pd.DataFrame(
+        {
+            "Conclusion": verdicts["claim"].to_numpy(),
+            "Number": verdicts["label"].to_numpy(),
+            "In the data": verdicts["value_in_data"].astype(float).to_numpy(),
+            "Holds in the data": verdicts["holds_in_data"].astype(bool).to_numpy(),
+            "Ensemble median": verdicts["ensemble_median"].astype(float).to_numpy(),
+            "Ensemble 5 %": verdicts["ensemble_p5"].astype(float).to_numpy(),
+            "Ensemble 95 %": verdicts["ensemble_p95"].astype(float).to_numpy(),
+            "Members where it holds (%)": 100 * verdicts["share_holding"].astype(float).to_numpy(),
+            "Verdict": verdicts["verdict"].to_numpy(),
+        }
+    )
+
+
+PINNED_NUMBERS = ("In the data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %")
+
+
+def tab_pinned_shown(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """`tab_pinned` as the book prints it: each row's numbers in the format of its kind (a
+    p-value as everywhere in the book, a share with 2 decimals, a visit with 1)."""
+    shown = tab_pinned(verdicts).astype(object)
+    for column in PINNED_NUMBERS:
+        shown[column] = [
+            _number(v, k) for v, k in zip(shown[column], verdicts["kind"], strict=True)
+        ]
+    shown["Members where it holds (%)"] = [
+        _number(v, "count") for v in shown["Members where it holds (%)"]
+    ]
+    shown["Holds in the data"] = ["yes" if v else "no" for v in shown["Holds in the data"]]
+    return shown
 
 
 def tab_ensemble_assumptions() -> pd.DataFrame:

@@ -10,6 +10,7 @@ build copied into `supplement/data/`. Every value is shown through `calcinosis.m
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from calcinosis import markup
+from calcinosis.book.page import NOTICE
 from calcinosis.formatting import NOT_ESTIMABLE, p_text
 
 Value = float | int | str | None
@@ -29,6 +31,9 @@ _PERCENT = re.compile(r"(^|_)pct(_|$)")
 FOLD_AT = 80  # a value longer than this (or of several lines) is shown in full under its table
 SHOWN = 48  # how much of a folded value its table cell shows
 WIDTH = 100  # the terminal's lines
+# a role in the notice: {ref}`text <target>` or {ref}`target`, read as its text
+_ROLE = re.compile(r"\{[\w:-]+\}`([^`<]*)(?:<[^`]*>)?`")
+FOOTER = "data_footer"  # the site footer's provenance line (HTML); NOTICE is MyST
 RELATIVE_UP_TO = 10.0  # a relative change beyond ×10 says nothing a reader can use
 
 
@@ -178,6 +183,23 @@ def load_parameters(out_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _as_read(name: str, value: Value) -> Value:
+    """A value as a reader reads it: the provenance notice (MyST the package writes) and the
+    footer (HTML) as their words, so that the changes page shows no markup."""
+    if not isinstance(value, str) or name not in (NOTICE, FOOTER):
+        return value
+    if name == FOOTER:
+        return html.unescape(re.sub(r"<[^>]*>", "", value))
+    lines = []
+    for line in value.splitlines():
+        if re.match(r"^:::+\s*$|^:[\w-]+:", line):
+            continue  # a fence's end, a directive's option
+        lines.append(re.sub(r"^:::+\{[\w-]+\}\s*", "", line))
+    text = _ROLE.sub(lambda m: m.group(1).strip(), "\n".join(lines))
+    text = re.sub(r"\*\*?([^*]+)\*\*?", r"\1", text)
+    return re.sub(r"\\(.)", r"\1", text).strip()
+
+
 def compare_results(
     old: dict,
     new: dict,
@@ -186,6 +208,8 @@ def compare_results(
     old_dir: Path = Path("old"),
     new_dir: Path = Path("new"),
 ) -> Comparison:
+    old = {name: _as_read(name, value) for name, value in old.items()}
+    new = {name: _as_read(name, value) for name, value in new.items()}
     names = sorted(set(old) | set(new))
     changes = [Change(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
     old_v, new_v = verdicts(old, old_claims), verdicts(new, new_claims)
