@@ -72,21 +72,36 @@ def hostile_update(tmp_path_factory) -> dict:
     return {"old": old, "new": new, "cache": cache, "pdf": pdf}
 
 
-def _read(browser, url: str) -> dict:
-    """The page's text (a fold's too, though closed), dialogs opened, and the elements a
-    payload would have made."""
+# Elements a payload would make: scripts, images, frames, math, links to the planted file.
+ACTIVE = "main script, main img, main iframe, main a[href*=secret], main .math, main mjx-container"
+
+
+def _read(browser, url: str, reference: str) -> dict:
+    """The page's text (a fold's too, though closed; scripts left out), dialogs opened, and
+    the active elements it has that the `reference` page (made without data) has not."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def active() -> set[str]:
+        return set(
+            page.evaluate(
+                f"Array.from(document.querySelectorAll('{ACTIVE}')).map(e => e.outerHTML)"
+            )
+        )
+
+    page.goto(reference, wait_until="load")
+    theme = active()
     page.goto(url, wait_until="load")
     page.wait_for_timeout(300)
     seen = {
-        "text": page.text_content("main"),
-        "dialogs": dialogs,
-        "injected": page.evaluate(
-            "Array.from(document.querySelectorAll('main script, main img, main iframe,"
-            ' main a[href*="secret"], main .math, main mjx-container\')).map(e => e.outerHTML)'
+        "text": page.evaluate(
+            "(() => { const a = document.querySelector('main article').cloneNode(true);"
+            " a.querySelectorAll('script, style').forEach(e => e.remove());"
+            " return a.textContent; })()"
         ),
+        "dialogs": dialogs,
+        "injected": sorted(active() - theme),
         "rows": page.evaluate(
             "Array.from(document.querySelectorAll('main table')).map(t => t.rows.length)"
         ),
@@ -113,7 +128,7 @@ RAW = (":::", "```", "{admonition}", "{download}`", "**", "\\|")
 
 def test_hostile_values_are_text_on_the_changes_page(hostile_update: dict, browser) -> None:
     html = hostile_update["new"] / "html"
-    seen = _read(browser, (html / "changes.html").as_uri())
+    seen = _read(browser, (html / "changes.html").as_uri(), (html / "references.html").as_uri())
     assert not seen["dialogs"] and not seen["injected"], seen
     for payload in PAYLOADS.values():
         assert payload in seen["text"], payload  # as typed, not as markup
@@ -150,7 +165,8 @@ def example_update(built_book: Path, tmp_path_factory) -> Path:
 
 
 def test_example_update_shows_no_markup(example_update: Path, browser) -> None:
-    seen = _read(browser, (example_update / "html" / "changes.html").as_uri())
+    html = example_update / "html"
+    seen = _read(browser, (html / "changes.html").as_uri(), (html / "references.html").as_uri())
     assert not seen["dialogs"] and not seen["injected"], seen
     for raw in (*RAW, " | ", "{ref}`"):
         assert raw not in seen["text"], raw
