@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.system, pytest.mark.book]
 PAYLOADS = {
     "P1-L1": "<script>alert(1)</script> {download}`../../secret.txt`",
     "P1-L2": "<img src=x onerror=alert(2)> ![x](../../img.png)",
-    "P2-L1": "$\\input{/etc/hostname}$ | a pipe",
+    "P2-L1": "$\\input{/etc/hostname}$ | O'Neil -- as 'typed'",
 }
 SECRET = "the secret beside the book\n"
 # a 1x1 PNG: what `![x](../../img.png)` would copy into _images if it were markup
@@ -153,6 +153,27 @@ def test_latex_of_the_changes_page_is_text(hostile_update: dict) -> None:
     tex = "".join(p.read_text(encoding="utf-8") for p in sources)
     assert "\\input{/etc/hostname}" not in tex
     assert "\\textbackslash{}input\\{/etc/hostname\\}" in tex
+
+
+def test_data_text_keeps_its_quotes_and_dashes(hostile_update: dict) -> None:
+    """Smart quotes are off for data text only: a site's ' and -- stay as typed in a table
+    cell and in a glued sentence; the prose keeps its typographic quotes."""
+    html = hostile_update["new"] / "html"
+    typed = "O'Neil -- as 'typed'"
+    for page in ("cohort.html", "patient-P2.html", "changes.html"):
+        text = _visible_text(html / page)
+        assert typed in text, page
+        assert "O’Neil" not in text and "as ‘typed’" not in text, page
+    assert "’" in _visible_text(html / "cohort.html")  # the prose's apostrophes
+
+
+def _visible_text(page: Path) -> str:
+    import html as entities
+    import re
+
+    source = page.read_text(encoding="utf-8")
+    source = re.sub(r"(?s)<(script|style)\b.*?</\1>", "", source)
+    return entities.unescape(re.sub(r"<[^>]+>", "", source))
 
 
 @pytest.fixture(scope="module")
