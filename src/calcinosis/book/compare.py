@@ -308,13 +308,15 @@ def _short(text: str, width: int) -> str:
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns in at most `WIDTH` characters: the widest columns narrowed first; a value cut
-    to fit is given in full, wrapped, under its row."""
+    """Columns in at most `WIDTH` characters: the widest value columns narrowed first (the
+    name column last); a value cut to fit is given in full, wrapped, under its row."""
     header = [markup.terminal(c) for c in header]
     rows = [[markup.terminal(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     while sum(widths) + 2 * (len(widths) - 1) > WIDTH and max(widths) > 12:
-        widths[widths.index(max(widths))] -= 1
+        values = widths[1:] if max(widths[1:], default=0) > 12 else widths  # names last
+        widest = max(values)
+        widths[len(widths) - len(values) + values.index(widest)] -= 1
 
     def line(cells: list[str]) -> str:
         return "  ".join(_short(c, w).ljust(w) for c, w in zip(cells, widths, strict=True))
