@@ -29,7 +29,7 @@ def test_spreadsheet_copy_neutralises_formulas_and_keeps_numbers(tmp_path: Path)
         "'=cmd|' /C calc'!A0",
         "'+1+2",
         "'@SUM(A1)",
-        "'=HYPERLINK(\"http://x\")",
+        '\'=HYPERLINK("http://x")',
         "left forearm",
     ]
     assert [r[2] for r in safe[1:]] == ["-2.5", "+3", "1e-3", "0", ""]
