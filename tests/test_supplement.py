@@ -129,7 +129,8 @@ def test_pinned_stores_numbers_and_splits_its_range(supplement: Path) -> None:
     for name in ("In the data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %"):
         column = headers.index(name)
         values = [row[column] for row in sheet.iter_rows(min_row=3, values_only=True)]
-        assert all(isinstance(v, float) for v in values), (name, values)
+        numbers = [v for v in values if v is not None]  # None: not computable there
+        assert numbers and all(type(v) in (int, float) for v in numbers), (name, values)
 
 
 def test_the_data_ship_as_read_and_safe_for_spreadsheets(supplement: Path) -> None:
