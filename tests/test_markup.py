@@ -9,7 +9,7 @@ import pytest
 from docutils import nodes
 
 from calcinosis import markup
-from myst_reading import assert_plain, doctree, seen
+from myst_reading import MARKUP, assert_plain, doctree, seen
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -46,6 +46,14 @@ def test_myst_block_keeps_lines_as_text(text: str) -> None:
     assert_plain(tree)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     assert [line.strip() for line in seen(tree).splitlines() if line.strip()] == lines
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, "patients.csv", "a ` b `` c"])
+def test_code_is_the_text_itself(text: str) -> None:
+    tree = doctree(markup.code(text))
+    [literal] = list(tree.findall(nodes.literal))
+    assert literal.astext() == " ".join(text.splitlines())
+    assert not [n for n in tree.findall() if isinstance(n, MARKUP) and n is not literal]
 
 
 def test_myst_block_keeps_paragraphs() -> None:

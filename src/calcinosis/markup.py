@@ -35,6 +35,14 @@ def myst(text: object) -> str:
     return _PUNCTUATION.sub(r"\\\1", " ".join(visible(text).splitlines()).strip())
 
 
+def code(text: object) -> str:
+    """`text` as a MyST/Markdown code span (shown in monospace, never parsed): delimited by
+    one backtick more than its longest run of backticks, on one line."""
+    line = " ".join(visible(text).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", line)), default=0) + 1)
+    return f"{fence} {line} {fence}" if "`" in line else f"{fence}{line}{fence}"
+
+
 def myst_block(text: object) -> str:
     """`text` as literal MyST paragraphs that keep its lines: each line escaped as `myst`
     (leading blanks dropped, or they would make a code block) and ended by a hard break; an

@@ -380,7 +380,7 @@ def _readme(
         if item:  # the book's own caption, in words (README.md is the book's text too)
             lines.append(f"  {item.caption}")
     lines += ["", "## Data (`data/`, as validated)", ""]
-    lines += [f"- {markup.myst(name)}" for name in data] or ["- (none)"]
+    lines += [f"- {markup.code(name)}" for name in data] or ["- (none)"]
     lines.append("")
     return "\n".join(lines)
 
