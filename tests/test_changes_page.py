@@ -148,8 +148,8 @@ def test_nothing_from_outside_the_data_is_published(hostile_update: dict) -> Non
 def test_latex_of_the_changes_page_is_text(hostile_update: dict) -> None:
     if not hostile_update["pdf"]:
         pytest.skip("no LaTeX toolchain: the PDF is checked where it can be built (CI)")
-    sources = list((hostile_update["cache"] / "sphinx" / "new").rglob("*.tex"))
-    assert sources, "the PDF's LaTeX source is kept in the build's workspace"
+    sources = list((hostile_update["new"] / "logs").glob("latex-*.tex"))
+    assert sources, "the PDF's LaTeX source is kept beside the build's logs"
     tex = "".join(p.read_text(encoding="utf-8") for p in sources)
     assert "\\input{/etc/hostname}" not in tex
     assert "\\textbackslash{}input\\{/etc/hostname\\}" in tex
