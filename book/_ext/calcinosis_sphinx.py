@@ -57,9 +57,8 @@ def source_role(name, rawtext, text, lineno, inliner, options=None, content=None
     dotted = text.strip()
     module, _, qualname = dotted.rpartition(".")
     if not module.startswith("calcinosis"):
-        msg = inliner.reporter.error(
-            f"source role wants calcinosis.<module>.<name>: {text!r}", line=lineno
-        )
+        msg = inliner.reporter.error(f"source role wants calcinosis.<module>.<name>: {text!r}",
+                                     line=lineno)
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
     node = source_link(rawtext, module=module, qualname=qualname)
     return [node], []
@@ -75,9 +74,8 @@ def _resolve(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if app.builder.format == "html":
             page = "_modules/" + module.replace(".", "/")
             uri = app.builder.get_relative_uri(docname, page) + "#" + qualname
-            ref = nodes.reference(
-                "", "", label, refuri=uri, internal=True, classes=["calcinosis-source"]
-            )
+            ref = nodes.reference("", "", label, refuri=uri, internal=True,
+                                  classes=["calcinosis-source"])
             ref["reftitle"] = f"Source code of {module}.{qualname}"
             node.replace_self([ref, suffix])
             env.calcinosis_source_links = getattr(env, "calcinosis_source_links", set())
@@ -95,11 +93,8 @@ def _check_links(app: Sphinx, exception: Exception | None) -> None:
         target = out / f"{page}.html"
         html = target.read_text(encoding="utf-8") if target.is_file() else ""
         if f'id="{qualname}"' not in html:
-            logger.warning(
-                f"code link from {docname} to {page}.html#{qualname} has no target: "
-                "document the function on the API page",
-                location=docname,
-            )
+            logger.warning(f"code link from {docname} to {page}.html#{qualname} has no target: "
+                           "document the function on the API page", location=docname)
 
 
 _NB_LINK = re.compile(r"(urlpath=(?:lab/)?tree/[^\"'&]*?)\.ipynb")  # JupyterLab or classic
@@ -216,7 +211,6 @@ class TableCaptionOutside:
         if self._table_openings.pop() is not None:
             self.body.append("</figure>\n")
 
-
 def _caption_outside_scroll_box(app: Sphinx) -> None:
     """Put the mixin in front of the HTML translator (after pydata-sphinx-theme's own)."""
     if app.builder.format != "html":
@@ -311,3 +305,5 @@ def setup(app: Sphinx) -> dict:
     # after pydata-sphinx-theme has put its own mixin in front of the translator (priority 500)
     app.connect("builder-inited", _caption_outside_scroll_box, priority=900)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
