@@ -411,7 +411,7 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
         verdicts["verdict"] = "no ensemble"
     section.add(tables.pinned_numbers(verdicts), prefix="ens_")
     section.tables["tab_pinned"] = Table(
-        tables.tab_pinned(verdicts), shown=tables.tab_pinned_shown(verdicts)
+        tables.tab_pinned(verdicts), shown=tables.pinned_as_printed(verdicts)
     )
     section.tables["tab_ensemble_assumptions"] = Table(tables.tab_ensemble_assumptions())
     section.tables["tab_ensemble_dropped"] = Table(tables.tab_ensemble_dropped(manifest), 0)

@@ -413,7 +413,7 @@ def _number(value: float, kind: str) -> str:
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Each conclusion: its number and whether it holds in the data, the number's median and
     5 % and 95 % quantiles over the ensemble, the share of members where it holds, the
-    verdict; numbers as numbers (`tab_pinned_shown` prints each with its kind's format)."""
+    verdict; numbers as numbers (`pinned_as_printed` prints each with its kind's format)."""
     return pd.DataFrame(
         {
             "Conclusion": verdicts["claim"].to_numpy(),
@@ -432,7 +432,7 @@ def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
 PINNED_NUMBERS = ("In the data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %")
 
 
-def tab_pinned_shown(verdicts: pd.DataFrame) -> pd.DataFrame:
+def pinned_as_printed(verdicts: pd.DataFrame) -> pd.DataFrame:
     """`tab_pinned` as the book prints it: each row's numbers in the format of its kind (a
     p-value as everywhere in the book, a share with 2 decimals, a visit with 1)."""
     shown = tab_pinned(verdicts).astype(object)
