@@ -37,8 +37,12 @@ def a_section() -> Section:
     )
     return Section(
         "gee",
-        {"n": 18, "p": 0.0017, "sentence": "Lesions shrank."},
-        {"tab": Table(frame, {"float": 1}), "empty": Table(frame.iloc[0:0], 2)},
+        {"n": 18, "p": 0.0017, "sentence": "Lesions shrank.", "unknown": None},
+        {
+            "tab": Table(frame, {"float": 1}),
+            "empty": Table(frame.iloc[0:0], 2),
+            "printed": Table(frame, 2, shown=frame.astype(str)),
+        },
         {"fig": Figure(b"\x89PNG bytes", b"<svg/>", b"%PDF")},
         scope="",
     )
@@ -53,6 +57,9 @@ def test_sections_read_back_exactly_as_computed() -> None:
     for name, table in section.tables.items():
         pd.testing.assert_frame_equal(back.tables[name].frame, table.frame, check_exact=True)
         assert back.tables[name].decimals == table.decimals
+        assert (back.tables[name].shown is None) == (table.shown is None)
+        if table.shown is not None:
+            pd.testing.assert_frame_equal(back.tables[name].shown, table.shown, check_exact=True)
 
 
 def test_a_document_of_another_key_or_producer_is_refused() -> None:

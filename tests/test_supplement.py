@@ -1,5 +1,6 @@
 """`calcinosis supplement` makes the supplement alone: every table and figure of the book with
-its number, caption and units, number formats in the spreadsheets, and an index."""
+its number, caption and units, one workbook of the tables with numbers stored as numbers, the
+data as read beside a copy safe for spreadsheets, and a README that says what the data are."""
 
 from __future__ import annotations
 
@@ -44,12 +45,11 @@ def test_every_table_and_figure_of_the_book_is_there(supplement: Path) -> None:
     assert any(i.name == "tab_patient_lesions_P5" for i in items)  # per-patient ones too
     for item in items:
         folder, suffixes = (
-            ("tables", (".csv", ".xlsx"))
-            if item.kind == "Table"
-            else ("figures", (".svg", ".pdf", ".png"))
+            ("tables", (".csv",)) if item.kind == "Table" else ("figures", (".svg", ".pdf", ".png"))
         )
         for suffix in suffixes:
             assert (supplement / folder / f"{item.name}{suffix}").is_file(), item
+    assert not list((supplement / "tables").glob("*.xlsx")), "one workbook, not one per table"
     assert (supplement / "supplement.zip").is_file()
 
 
@@ -78,30 +78,87 @@ def test_the_readme_maps_each_file_to_the_book(supplement: Path) -> None:
     readme = (supplement / "README.md").read_text(encoding="utf-8")
     for item in book_items(supplement):
         kind = "tables" if item.kind == "Table" else "figures"
-        assert re.search(rf"`{kind}/{item.name}\.[\w ,.]+` \| {item.label} \|", readme), item
-    assert "| Table 2.2 | The lesions before treatment" in readme
+        entry = rf"- `{kind}/{item.name}\.[\w ,.]+`: {item.label}, made by `{item.source}`\."
+        assert re.search(entry + "\n  " + re.escape(item.caption), readme), item
+    assert "Table 2.2, made by `calcinosis.tables.tab_baseline_lesions`" in readme
     for csv in (supplement / "tables").glob("*.csv"):
         assert f"`tables/{csv.stem}.csv" in readme, csv.name
+    assert "The data are a reconstruction of the trial's data" in readme
 
 
-def test_each_workbook_has_a_caption_units_and_number_formats(supplement: Path) -> None:
+def test_captions_are_words(supplement: Path) -> None:
+    """No internal label, role or module name in a caption: the code is named apart."""
+    for item in book_items(supplement):
+        assert "Made by" not in item.caption and "calcinosis." not in item.caption, item
+        assert not re.search(r"\([a-z]+(-[a-z]+)+\)|`|\{", item.caption), item
+        assert item.source.startswith("calcinosis."), item
+    table = {i.name: i for i in book_items(supplement)}["tab_patient_rates"]
+    assert "(see “Scale and small samples”)" in table.caption
+
+
+# A number written as text: what a spreadsheet cannot sum ('-2.66, "12", "0.5").
+NUMBER_AS_TEXT = re.compile(r"'?[−+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def test_the_workbook_stores_numbers_with_units_and_no_formula(supplement: Path) -> None:
     from openpyxl import load_workbook
 
     items = {i.name: i for i in book_items(supplement)}
-    book = load_workbook(supplement / "tables" / "tab_baseline_lesions.xlsx")
-    about = {row[0]: row[1] for row in book["About"].iter_rows(values_only=True) if row}
-    assert about["Table"] == "Table 2.2"
-    assert about["Caption"] == items["tab_baseline_lesions"].caption
-    assert about["Clinical length (mm)"] == "mm" and about["Area (cm²)"] == "cm²"
-    data = book.worksheets[0]
-    headers = [c.value for c in data[1]]
+    book = load_workbook(supplement / "tables.xlsx")
+    about = book["About"]
+    assert book.sheetnames[0] == "About"
+    index = {row[0]: row for row in about.iter_rows(min_row=6, values_only=True)}
+    assert index["Table 2.2"][2] == items["tab_baseline_lesions"].caption
+    assert index["Table 2.2"][3] == "tables/tab_baseline_lesions.csv"
+    numbered = [s for s in book.sheetnames if s.startswith("Table ")]
+    assert numbered == [i.label for i in items.values() if i.kind == "Table"], "book order"
+    for sheet in book.worksheets[1:]:
+        rows = list(sheet.iter_rows())
+        headers, units = [c.value for c in rows[0]], [c.value for c in rows[1]]
+        assert not [n for n in headers if re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", str(n))]
+        for column, header in enumerate(headers):
+            values = [r[column].value for r in rows[2:]]
+            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+            if numbers:  # a numeric column has a true unit in the units row
+                assert units[column] and units[column] != "unit: –", (sheet.title, header)
+        for row in rows[2:]:
+            for cell in row:
+                assert cell.data_type != "f", (sheet.title, cell.coordinate)
+                text = cell.value if isinstance(cell.value, str) else ""
+                assert not NUMBER_AS_TEXT.fullmatch(text.strip()), (sheet.title, cell.coordinate)
+                assert not text.startswith(("=", "+", "@")), (sheet.title, cell.coordinate)
+    gee = book[items["tab_gee_length"].label]
+    headers = [c.value for c in gee[1]]
+    assert gee.cell(row=2, column=headers.index("Exp(B)") + 1).value != "unit: B"
+    lesions = book["Table 2.2"]
+    headers = [c.value for c in lesions[1]]
     column = headers.index("Clinical length (mm)") + 1
-    assert data.cell(row=2, column=column).number_format == "0.0"  # the book's one decimal
-    for xlsx in (supplement / "tables").glob("*.xlsx"):
-        sheets = load_workbook(xlsx).sheetnames
-        assert sheets[1:] == ["About"], xlsx.name
-        names = [c.value for c in load_workbook(xlsx).worksheets[0][1]]
-        assert not [n for n in names if re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", str(n))], xlsx.name
+    assert lesions.cell(row=2, column=column).value == "unit: mm"
+    assert lesions.cell(row=3, column=column).number_format == "0.0"  # the book's one decimal
+    site = lesions.column_dimensions[chr(ord("A") + headers.index("Site"))].width
+    assert site >= max(len(str(c.value)) for c in lesions[chr(ord("A") + headers.index("Site"))])
+
+
+def test_pinned_stores_numbers_and_splits_its_range(supplement: Path) -> None:
+    from openpyxl import load_workbook
+
+    items = {i.name: i for i in book_items(supplement)}
+    if "tab_pinned" not in items:
+        pytest.skip("no ensemble shipped")
+    sheet = load_workbook(supplement / "tables.xlsx")[items["tab_pinned"].label]
+    headers = [c.value for c in sheet[1]]
+    assert {"Ensemble 5 %", "Ensemble 95 %"} <= set(headers)
+    for name in ("In the data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %"):
+        column = headers.index(name)
+        values = [row[column] for row in sheet.iter_rows(min_row=3, values_only=True)]
+        numbers = [v for v in values if v is not None]  # None: not computable there
+        assert numbers and all(type(v) in (int, float) for v in numbers), (name, values)
+
+
+def test_the_data_ship_as_read_and_safe_for_spreadsheets(supplement: Path) -> None:
+    for path in (paths.DATA_DIR).glob("*.csv"):
+        assert (supplement / "data" / path.name).read_bytes() == path.read_bytes()
+        assert (supplement / "data-for-spreadsheets" / path.name).is_file()
 
 
 def test_a_wrong_parameter_is_a_message(tmp_path: Path) -> None:

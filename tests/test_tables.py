@@ -13,7 +13,7 @@ import pytest
 from calcinosis import formatting, paths, software, tables
 from calcinosis.data import load_trial
 from calcinosis.dose import rule_dose
-from calcinosis.formatting import NOT_ESTIMABLE, escape_myst, markdown_table, plain
+from calcinosis.formatting import NOT_ESTIMABLE, markdown_table, plain
 from calcinosis.params import Parameters
 from calcinosis.sections import Section, Table
 
@@ -190,12 +190,6 @@ def test_cells_of_any_text_are_escaped_literal_text() -> None:
         assert literal(first) == " ".join(text.splitlines())
         assert literal(second) == "ok"
     assert "<script>" not in "".join(lines) and "$x$" not in "".join(lines)
-
-
-def test_escape_myst_escapes_every_ascii_punctuation() -> None:
-    escaped = escape_myst(string.punctuation)
-    assert escaped == "".join("\\" + c for c in string.punctuation)
-    assert escape_myst("plain text 42 µm²") == "plain text 42 µm²"
 
 
 def test_markdown_table_aligns_and_formats() -> None:

@@ -25,7 +25,8 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.builders.latex.nodes import thebibliography
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx.util.texescape import escape
+
+from calcinosis.markup import latex as escape
 
 # An identifier with a hyphen between letter-digit parts: P1-L9, P12-L3 (lesions, patients).
 IDENTIFIER = re.compile(r"\b[A-Za-z]+\d+(?:-[A-Za-z]+\d+)+\b")

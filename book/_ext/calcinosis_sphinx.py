@@ -19,6 +19,9 @@ The home page's ``{calcinosis-downloads}`` directive links the book's PDF and th
 the build copies into the site (`calcinosis_downloads`, set by the staging); the download button
 offers that PDF, not the browser's print. Binder opens only pages that the repository holds
 (`calcinosis_repository_pages`).
+
+Data text is shown as typed: smart quotes (`'` to ‘’, `--` to –) stay on for the prose but
+off for what the data put on a page (glued values, table cells, the changes page).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
@@ -270,10 +274,29 @@ def _hide_injected_parameters(app: Sphinx, docname: str, source: list[str]) -> N
         source[0] = json.dumps(nb)
 
 
+class DataTextAsTyped(SphinxTransform):
+    """Marks the text that comes from the data so that Sphinx's smart quotes (the transform
+    after this one) leave it as typed: glued values (`{glue:text}`), table cells (every table
+    is glued from the results) and the whole changes page (made from two builds' results)."""
+
+    default_priority = 749  # SphinxSmartQuotes runs at 750
+
+    def apply(self, **kwargs) -> None:
+        from calcinosis.book.staging import CHANGES_PAGE
+
+        if self.env.docname == CHANGES_PAGE:
+            self.document["support_smartquotes"] = False
+            return
+        for node in self.document.findall(nodes.Element):
+            if isinstance(node, nodes.entry) or "pasted-text" in node.get("classes", ()):
+                node["support_smartquotes"] = False
+
+
 def setup(app: Sphinx) -> dict:
     app.setup_extension("calcinosis_latex")  # the PDF's layout, in a module of its own
     app.add_node(source_link)
     app.add_role("source", source_role)
+    app.add_transform(DataTextAsTyped)
     app.connect("source-read", _hide_injected_parameters)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _check_links)

@@ -4,11 +4,12 @@ Markdown whose cells are always text (data never becomes markup, math, a link or
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from numbers import Integral, Real
 
 import pandas as pd
+
+from calcinosis import markup
 
 NOT_ESTIMABLE = "not estimable"
 Decimals = int | Mapping[str, int]
@@ -47,16 +48,6 @@ def p_phrase(p: float) -> str:
 def signed_pct(value: float) -> str:
     """'−2.66 %' with a true minus sign, '+1.20 %'."""
     return f"{value:+.2f} %".replace("-", "−")
-
-
-# Every ASCII punctuation character can be backslash-escaped in CommonMark/MyST: escaping all of
-# them leaves no way for a cell to open a tag, a role, math ($), a link, an image or a table cell.
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-
-
-def escape_myst(text: str) -> str:
-    """`text` as literal MyST inline text (newlines become spaces)."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 MINUS = "\u2212"  # the minus sign: a hyphen is shorter, and breaks a line after it
@@ -103,17 +94,17 @@ EMPTY_ROW = "none recorded"
 
 def markdown_table(frame: pd.DataFrame, decimals: Decimals = 2) -> str:
     """A DataFrame as a MyST pipe table: numbers right-aligned with fixed decimals, every cell
-    escaped. A table without rows gets one saying so (a table with no body breaks Sphinx's
-    LaTeX writer, and an empty grid reads as a rendering fault)."""
+    escaped (`calcinosis.markup.myst`). A table without rows gets one saying so (a table with
+    no body breaks Sphinx's LaTeX writer, and an empty grid reads as a rendering fault)."""
     numeric = [
         pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
         for c in frame.columns
     ]
     text = formatted(frame, decimals)
-    header = "| " + " | ".join(escape_myst(c) for c in text.columns) + " |"
+    header = "| " + " | ".join(markup.myst(c) for c in text.columns) + " |"
     rule = "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"
     body = [
-        "| " + " | ".join(escape_myst(v) for v in row) + " |"
+        "| " + " | ".join(markup.myst(v) for v in row) + " |"
         for row in text.itertuples(index=False)
     ] or ["| " + " | ".join([EMPTY_ROW] + [""] * (len(text.columns) - 1)) + " |"]
     return "\n".join([header, rule, *body]) + "\n"

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from calcinosis.formatting import escape_myst
+from calcinosis.markup import myst as escape_myst
 
 REAL = "real"
 RECONSTRUCTION = "reconstruction"

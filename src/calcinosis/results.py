@@ -491,7 +491,9 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
     section.add(pinned.sub_ensemble_numbers(shares), prefix="ens_")
     section.add(pinned.design_numbers(), prefix="ens_")
     section.add(pinned.sentences(verdicts, found), prefix="ens_")
-    section.tables["tab_pinned"] = Table(tables.tab_pinned(verdicts))
+    section.tables["tab_pinned"] = Table(
+        tables.tab_pinned(verdicts), shown=tables.pinned_as_printed(verdicts)
+    )
     section.tables["tab_pinned_sub_ensembles"] = Table(
         tables.tab_pinned_sub_ensembles(shares, verdicts)
     )

@@ -27,10 +27,13 @@ Value = int | float | str
 
 @dataclass
 class Table:
-    """A table as computed (full precision) and how many decimals the book prints."""
+    """A table as computed (full precision) and how many decimals the book prints; `shown`,
+    when set, is the table as the book prints it, for a table whose rows each need their own
+    format (numbers of several kinds in one column): the supplement stores `frame`."""
 
     frame: pd.DataFrame
     decimals: Decimals = 2
+    shown: pd.DataFrame | None = None
     _markdown: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def markdown(self) -> str:
@@ -39,7 +42,8 @@ class Table:
         if self._markdown is None:
             from calcinosis.formatting import markdown_table
 
-            self._markdown = markdown_table(self.frame, self.decimals)
+            printed = self.frame if self.shown is None else self.shown
+            self._markdown = markdown_table(printed, self.decimals)
         return self._markdown
 
 

@@ -441,30 +441,47 @@ def _number(value: float, kind: str) -> str:
 
 
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Each conclusion: its kind, its number's median and 5–95 % range over the ensemble, the
-    share of members where it holds, the verdict; and, when the data are the article's trial
-    (`holds_in_data` set), its number there, whether it holds and whether that agrees."""
-    compared = verdicts["holds_in_data"].notna().any() if len(verdicts) else False
-    rows = []
-    for row in verdicts.itertuples(index=False):
-        shown = {
-            "Conclusion": row.claim,
-            "Kind": row.basis,
-            "Number": row.label,
-            "Ensemble median": _number(row.ensemble_median, row.kind),
-            "Ensemble 5–95 %": f"{_number(row.ensemble_p5, row.kind)} to "
-            f"{_number(row.ensemble_p95, row.kind)}",
-            "Members where it holds (%)": _number(100 * row.share_holding, "count"),
-            "Verdict": row.verdict,
+    """Each conclusion: its kind, its number's median and 5 % and 95 % quantiles over the
+    ensemble, the share of members where it holds, the verdict; and, when the data are the
+    article's trial (`holds_in_data` set), its number there, whether it holds and whether
+    that agrees. Numbers as numbers (`pinned_as_printed` prints each in its kind's format)."""
+    table = pd.DataFrame(
+        {
+            "Conclusion": verdicts["claim"].to_numpy(),
+            "Kind": verdicts["basis"].to_numpy(),
+            "Number": verdicts["label"].to_numpy(),
+            "Ensemble median": verdicts["ensemble_median"].astype(float).to_numpy(),
+            "Ensemble 5 %": verdicts["ensemble_p5"].astype(float).to_numpy(),
+            "Ensemble 95 %": verdicts["ensemble_p95"].astype(float).to_numpy(),
+            "Members where it holds (%)": 100 * verdicts["share_holding"].astype(float).to_numpy(),
+            "Verdict": verdicts["verdict"].to_numpy(),
         }
-        if compared:
-            shown |= {
-                "In these data": _number(row.value_in_data, row.kind),
-                "Holds in these data": "yes" if row.holds_in_data else "no",
-                "Agrees with the verdict": row.data_agree or "–",
-            }
-        rows.append(shown)
-    return pd.DataFrame(rows)
+    )
+    if len(verdicts) and verdicts["holds_in_data"].notna().any():
+        table["In these data"] = verdicts["value_in_data"].astype(float).to_numpy()
+        table["Holds in these data"] = verdicts["holds_in_data"].astype(bool).to_numpy()
+        table["Agrees with the verdict"] = [v or "–" for v in verdicts["data_agree"]]
+    return table
+
+
+PINNED_NUMBERS = ("Ensemble median", "Ensemble 5 %", "Ensemble 95 %", "In these data")
+
+
+def pinned_as_printed(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """`tab_pinned` as the book prints it: each row's numbers in the format of its kind (a
+    p-value as everywhere in the book, a share with 2 decimals, a visit with 1)."""
+    shown = tab_pinned(verdicts).astype(object)
+    for column in PINNED_NUMBERS:
+        if column in shown:
+            shown[column] = [
+                _number(v, k) for v, k in zip(shown[column], verdicts["kind"], strict=True)
+            ]
+    shown["Members where it holds (%)"] = [
+        _number(v, "count") for v in shown["Members where it holds (%)"]
+    ]
+    if "Holds in these data" in shown:
+        shown["Holds in these data"] = ["yes" if v else "no" for v in shown["Holds in these data"]]
+    return shown
 
 
 def tab_pinned_sub_ensembles(shares: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:

@@ -1,24 +1,40 @@
-"""What changed between two built books: every result that moved and every audit verdict that
-flipped (a published claim the data used to reproduce and no longer does, or the reverse).
+"""What changed between two built books: every result that moved and every published claim
+whose verdict flipped (a claim the data used to reproduce and no longer do, or the reverse).
 
 Parameter differences come first (from each build's `supplement/parameters.json`): with
 other parameters, many results move for that reason alone. Results come from each build's
-`results.json`; the claims from the `published.yml` of the data package each build copied
-into `supplement/data/`. A string-valued result is itself a verdict.
+`results.json`, numbers and sentences apart (a claim's verdict is counted once, as a claim,
+however many sentences say it); the claims from the `published.yml` of the data package each
+build copied into `supplement/data/`. Every value is shown through `calcinosis.markup`.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from calcinosis.formatting import NOT_ESTIMABLE
+from calcinosis import markup
+from calcinosis.book.page import NOTICE
+from calcinosis.formatting import NOT_ESTIMABLE, p_text
 
 Value = float | int | str | None
+# p-values (`gee_length_p`, `sens_length_p_max`) and percentages (`..._pct...`) by name
+_P_VALUE = re.compile(r"(^|_)p(_(min|max))?$")
+_PERCENT = re.compile(r"(^|_)pct(_|$)")
+FOLD_AT = 80  # a value longer than this (or of several lines) is shown in full under its table
+SHOWN = 48  # how much of a folded value its table cell shows
+WIDTH = 100  # the terminal's lines
+# a role in the notice: {ref}`text <target>` or {ref}`target`, read as its text
+_ROLE = re.compile(r"\{[\w:-]+\}`([^`<]*)(?:<[^`]*>)?`")
+FOOTER = "data_footer"  # the site footer's provenance line (HTML); NOTICE is MyST
+RELATIVE_UP_TO = 10.0  # a relative change beyond ×10 says nothing a reader can use
 
 
 @dataclass(frozen=True)
@@ -28,8 +44,15 @@ class Change:
     new: Value
 
     @property
+    def is_sentence(self) -> bool:
+        """A text result (a sentence, a label) rather than a number; "not estimable" stands
+        for a number."""
+        return any(isinstance(v, str) and v != NOT_ESTIMABLE for v in (self.old, self.new))
+
+    @property
     def delta(self) -> str:
-        """new - old (and the relative change) for numbers; 'added'/'removed'/'changed' else."""
+        """How a number moved: a p-value as "p old → new", a percentage in points, another
+        number as new - old with its relative change; 'added'/'removed'/'changed' else."""
         if self.old is None:
             return "added"
         if self.new is None:
@@ -37,21 +60,29 @@ class Change:
         if NOT_ESTIMABLE in (self.old, self.new):
             # a number beside "not estimable" has no difference to show
             return "now estimable" if self.new != NOT_ESTIMABLE else "now not estimable"
-        if _number(self.old) and _number(self.new):
-            delta = self.new - self.old
-            text = f"{delta:+.4g}"
-            if self.old != 0 and math.isfinite(delta):
-                text += f" ({100 * delta / abs(self.old):+.3g} %)"
-            return text
-        return "changed"
+        if not (_number(self.old) and _number(self.new)):
+            return "changed"
+        if _P_VALUE.search(self.name):
+            return f"p {p_text(self.old)} → {p_text(self.new)}"
+        delta = self.new - self.old
+        if _PERCENT.search(self.name):
+            return f"{delta:+.3g} points"
+        text = f"{delta:+.4g}"
+        if self.old != 0 and math.isfinite(delta) and abs(delta / self.old) <= RELATIVE_UP_TO:
+            text += f" ({100 * delta / abs(self.old):+.3g} %)"
+        return text
 
 
 @dataclass(frozen=True)
 class Flip:
+    """A published claim whose verdict (the data reproduce it, or not) changed."""
+
     name: str
     claim: str
     old: str
     new: str
+    old_value: Value = None
+    new_value: Value = None
 
 
 @dataclass
@@ -62,58 +93,69 @@ class Comparison:
     flips: list[Flip] = field(default_factory=list)
     n_results: int = 0
     parameters: list[Change] = field(default_factory=list)
+    n_claims: int = 0
+
+    @property
+    def numbers(self) -> list[Change]:
+        return [c for c in self.changes if not c.is_sentence]
+
+    @property
+    def sentences(self) -> list[Change]:
+        return [c for c in self.changes if c.is_sentence]
 
     @property
     def empty(self) -> bool:
         return not (self.changes or self.flips or self.parameters)
 
-    def parameter_rows(self) -> list[list[str]]:
-        return [[c.name, _show(c.old), _show(c.new)] for c in self.parameters]
+    def summary(self) -> str:
+        return (
+            f"{len(self.parameters)} parameters differ, "
+            f"{len(self.changes)} of {self.n_results} results changed "
+            f"({len(self.numbers)} numbers, {len(self.sentences)} sentences), "
+            f"{len(self.flips)} of {self.n_claims} published claims changed verdict"
+        )
 
-    def result_rows(self) -> list[list[str]]:
-        return [[c.name, _show(c.old), _show(c.new), c.delta] for c in self.changes]
-
-    def flip_rows(self) -> list[list[str]]:
-        return [[f.name, f.claim, f.old, f.new] for f in self.flips]
+    def tables(self) -> list[tuple[str, list[str], list[list[str]]]]:
+        """Each table of the comparison: title, header, rows (cells as text)."""
+        out = []
+        if self.parameters:
+            rows = [[c.name, _show(c.old), _show(c.new)] for c in self.parameters]
+            out.append(("Parameters that differ", ["Parameter", "Old", "New"], rows))
+        if self.flips:
+            rows = [
+                [f.name, f.claim, _show(f.old_value), _show(f.new_value), f"{f.old} → {f.new}"]
+                for f in self.flips
+            ]
+            header = ["Claim", "Published", "Old", "New", "Verdict"]
+            out.append(("Published claims whose verdict changed", header, rows))
+        if self.numbers:
+            rows = [[c.name, _show(c.old), _show(c.new), c.delta] for c in self.numbers]
+            out.append(("Numbers that changed", ["Result", "Old", "New", "Change"], rows))
+        if self.sentences:
+            rows = [[c.name, _show(c.old), _show(c.new)] for c in self.sentences]
+            out.append(("Sentences that changed", ["Result", "Old", "New"], rows))
+        return out
 
     def markdown(self) -> str:
+        """The comparison as MyST: every value escaped as text (`calcinosis.markup`), a long
+        or multi-line one shortened in its table and shown in full in a fold below it."""
         lines = [
-            f"Comparison of `{self.old_dir.name}` (old) with `{self.new_dir.name}` (new): "
-            f"{len(self.parameters)} parameters differ, "
-            f"{len(self.changes)} of {self.n_results} results changed, "
-            f"{len(self.flips)} audit verdicts flipped.",
+            f"Comparison of {markup.myst(self.old_dir.name)} (old) with "
+            f"{markup.myst(self.new_dir.name)} (new): {self.summary()}.",
             "",
         ]
-        if self.parameters:
-            lines += ["## Parameters that differ", ""]
-            lines += _md_table(["Parameter", "Old", "New"], self.parameter_rows())
-        if self.changes:
-            lines += ["## Results that changed", ""]
-            lines += _md_table(["Result", "Old", "New", "Change"], self.result_rows())
-        if self.flips:
-            lines += ["## Audit verdicts that flipped", ""]
-            lines += _md_table(
-                ["Claim", "Published", "Old verdict", "New verdict"], self.flip_rows()
-            )
+        for title, header, rows in self.tables():
+            lines += [f"## {title}", ""]
+            lines += _md_table(header, rows)
         if self.empty:
             lines += ["No result changed and no verdict flipped.", ""]
         return "\n".join(lines)
 
     def terminal(self) -> str:
-        parts = [
-            f"{len(self.parameters)} parameters differ, "
-            f"{len(self.changes)} of {self.n_results} results changed, "
-            f"{len(self.flips)} audit verdicts flipped"
-        ]
-        if self.parameters:
-            parts += ["", _text_table(["parameter", "old", "new"], self.parameter_rows())]
-        if self.changes:
-            parts += ["", _text_table(["result", "old", "new", "change"], self.result_rows())]
-        if self.flips:
-            parts += [
-                "",
-                _text_table(["claim", "published", "old verdict", "new verdict"], self.flip_rows()),
-            ]
+        """The comparison for a terminal: lines of at most `WIDTH` characters."""
+        parts = textwrap.wrap(self.summary(), WIDTH)
+        for _, header, rows in self.tables():
+            parts += ["", _text_table([h.lower() for h in header], rows)]
         return "\n".join(parts)
 
 
@@ -141,6 +183,23 @@ def load_parameters(out_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _as_read(name: str, value: Value) -> Value:
+    """A value as a reader reads it: the provenance notice (MyST the package writes) and the
+    footer (HTML) as their words, so that the changes page shows no markup."""
+    if not isinstance(value, str) or name not in (NOTICE, FOOTER):
+        return value
+    if name == FOOTER:
+        return html.unescape(re.sub(r"<[^>]*>", "", value))
+    lines = []
+    for line in value.splitlines():
+        if re.match(r"^:::+\s*$|^:[\w-]+:", line):
+            continue  # a fence's end, a directive's option
+        lines.append(re.sub(r"^:::+\{[\w-]+\}\s*", "", line))
+    text = _ROLE.sub(lambda m: m.group(1).strip(), "\n".join(lines))
+    text = re.sub(r"\*\*?([^*]+)\*\*?", r"\1", text)
+    return re.sub(r"\\(.)", r"\1", text).strip()
+
+
 def compare_results(
     old: dict,
     new: dict,
@@ -149,20 +208,24 @@ def compare_results(
     old_dir: Path = Path("old"),
     new_dir: Path = Path("new"),
 ) -> Comparison:
+    old = {name: _as_read(name, value) for name, value in old.items()}
+    new = {name: _as_read(name, value) for name, value in new.items()}
     names = sorted(set(old) | set(new))
     changes = [Change(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
     old_v, new_v = verdicts(old, old_claims), verdicts(new, new_claims)
     flips = [
-        Flip(n, old_v[n][0], old_v[n][1], new_v[n][1])
+        Flip(n, old_v[n][0], old_v[n][1], new_v[n][1], old.get(n), new.get(n))
         for n in sorted(set(old_v) & set(new_v))
         if old_v[n][1] != new_v[n][1]
     ]
-    flips += [
-        Flip(c.name, "", str(c.old), str(c.new))
-        for c in changes
-        if isinstance(c.old, str) and isinstance(c.new, str) and NOT_ESTIMABLE not in (c.old, c.new)
-    ]
-    return Comparison(old_dir, new_dir, changes, flips, n_results=len(names))
+    return Comparison(
+        old_dir,
+        new_dir,
+        changes,
+        flips,
+        n_results=len(names),
+        n_claims=len(set(old_v) | set(new_v)),
+    )
 
 
 def load_results(out_dir: Path) -> dict:
@@ -210,17 +273,60 @@ def _show(value: Value) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+    """A MyST pipe table of text cells; a value too long for a cell (or of several lines) is
+    shortened there and given in full in a fold under the table, named by its row."""
+    folds: list[str] = []
 
-    return [row(header), "|" + "|".join(["---"] * len(header)) + "|", *(row(r) for r in rows), ""]
+    def row(cells: list[str]) -> str:
+        shown = []
+        for title, cell in zip(header, cells, strict=True):
+            if len(cell) > FOLD_AT or "\n" in cell:
+                shown.append(markup.myst(_short(cell, SHOWN)) + " (in full below)")
+                folds.append(_fold(f"{cells[0]}: {title.lower()}", cell))
+            else:
+                shown.append(markup.myst(cell))
+        return "| " + " | ".join(shown) + " |"
+
+    table = [row(header), "|" + "|".join([":--"] * len(header)) + "|", *(row(r) for r in rows)]
+    return [*table, "", *folds]
+
+
+def _fold(title: str, text: str) -> str:
+    """A folded admonition holding `text` in full (open in the PDF)."""
+    return (
+        f":::{{admonition}} {markup.myst(title)}\n:class: dropdown\n\n"
+        f"{markup.myst_block(text)}\n:::\n"
+    )
+
+
+def _short(text: str, width: int) -> str:
+    """The first line of `text`, cut to `width` characters with an ellipsis."""
+    lines = text.strip().splitlines() or [""]
+    line = lines[0]
+    cut = len(line) > width or len(lines) > 1
+    return (line[: width - 1].rstrip() + "…") if cut else line
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns in at most `WIDTH` characters: the widest value columns narrowed first (the
+    name column last); a value cut to fit is given in full, wrapped, under its row."""
+    header = [markup.terminal(c) for c in header]
+    rows = [[markup.terminal(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
-        "  ".join("-" * w for w in widths),
-    ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    while sum(widths) + 2 * (len(widths) - 1) > WIDTH and max(widths) > 12:
+        values = widths[1:] if max(widths[1:], default=0) > 12 else widths  # names last
+        widest = max(values)
+        widths[len(widths) - len(values) + values.index(widest)] -= 1
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(_short(c, w).ljust(w) for c, w in zip(cells, widths, strict=True))
+
+    lines = [line(header).rstrip(), "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append(line(r).rstrip())
+        for title, cell, w in zip(header, r, widths, strict=True):
+            if len(cell) > w:
+                lines += textwrap.wrap(
+                    f"{title}: {cell}", WIDTH, initial_indent="    ", subsequent_indent="      "
+                )
     return "\n".join(lines)

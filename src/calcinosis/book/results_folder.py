@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calcinosis import markup
 from calcinosis.params import Parameters
 from calcinosis.sections import Section
 
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 
 FLOAT_FORMAT = "%.10g"  # CSV numbers: enough digits for any result, same text every build
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no build time leaks in
-# A spreadsheet reads a cell starting with one of these as a formula: such text is published
-# with a leading apostrophe, which spreadsheets show as text and never evaluate.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def dumps(value: object) -> str:
@@ -101,8 +99,8 @@ def write_table(frame, name: str, dest: Path, decimals: Decimals = 2) -> None:
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(_as_text)
-    safe.columns = [_as_text(c) for c in safe.columns]
+            safe[column] = safe[column].map(markup.cell)
+    safe.columns = [markup.cell(c) for c in safe.columns]
     index = not isinstance(safe.index, pd.RangeIndex)
     safe.to_csv(
         dest / f"{name}.csv",
@@ -135,12 +133,6 @@ def _number_formats(sheet, frame, decimals: Decimals, offset: int) -> None:
                 cell.number_format = "0.00E+00" if small else "0.0000"
             else:
                 cell.number_format = "0." + "0" * d if d else "0"
-
-
-def _as_text(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 class Folder:

@@ -59,14 +59,18 @@ def loads(text: str, key: str, producer: str) -> list[Section]:
 
 def _section(section: Section) -> dict:
     for name, value in section.values.items():
-        if not isinstance(value, int | float | str):
+        if value is not None and not isinstance(value, int | float | str):
             raise NotStorable(f"value {name} of section {section.name} is a {type(value)}")
     return {
         "name": section.name,
         "scope": section.scope,
         "values": section.values,
         "tables": {
-            name: {"decimals": table.decimals, "frame": _frame(table.frame)}
+            name: {
+                "decimals": table.decimals,
+                "frame": _frame(table.frame),
+                "shown": None if table.shown is None else _frame(table.shown),
+            }
             for name, table in section.tables.items()
         },
         "figures": {
@@ -83,7 +87,14 @@ def _read_section(doc: dict) -> Section:
     return Section(
         doc["name"],
         dict(doc["values"]),
-        {name: Table(_read_frame(t["frame"]), t["decimals"]) for name, t in doc["tables"].items()},
+        {
+            name: Table(
+                _read_frame(t["frame"]),
+                t["decimals"],
+                None if t["shown"] is None else _read_frame(t["shown"]),
+            )
+            for name, t in doc["tables"].items()
+        },
         {
             name: Figure(**{kind: base64.b64decode(data) for kind, data in f.items()})
             for name, f in doc["figures"].items()

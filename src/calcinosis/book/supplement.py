@@ -1,25 +1,59 @@
-"""The supplement a journal asks for, made from the results folder: every table of the book
-(CSV, and XLSX with a second sheet giving its caption, its number in the book and the units of
-its columns), every figure (SVG, PNG), `results.json` and the parameters, the dataset's own
-files (those the data package declares, never a symlink), a README whose index maps each file
-to its table or figure in the book, and one zip of it all that is byte-identical across
-builds."""
+"""The supplement a journal asks for, made from the results folder, in the "Additional file"
+convention: one workbook of every table of the book (a sheet per table, named by its number in
+the book, with a units row under the column names, and an About sheet indexing them), the same
+tables as CSV at full precision, every figure (SVG, PDF, PNG), `results.json` and the
+parameters, the dataset's own files as read (those the data package declares, never a symlink)
+beside a copy safe to open in a spreadsheet, and a README that says what the data are, maps
+each file to the book and names the code that made it. Results that do not describe these
+data are left out or marked stale, with a line in the README. One zip of it all is
+byte-identical across builds."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from calcinosis import __version__, paths
+from calcinosis import __version__, markup, paths
 from calcinosis.book.numbers import Item, numbered_items
 from calcinosis.book.results_folder import normalise_xlsx, write_zip
 
+WORKBOOK = "tables.xlsx"
 ABOUT_SHEET = "About"
 ZIP_NAME = "supplement.zip"  # inside the folder `calcinosis supplement` writes
-_UNIT = re.compile(r"\(([^()]*)\)\s*$")
+SAFE_DATA = "data-for-spreadsheets"  # the data's CSV files with formula-like text neutralised
+MAX_WIDTH = 60  # characters: a wider column wraps its text
+# A header's trailing "(unit)" is a unit only when it is one of these (not "(GRIM)", "(B)").
+_UNITS = ("mm", "cm²", "mg", "%", "% per visit", "years", "months")
+_UNIT = re.compile(r"\s\(([^()]*)\)\s*$")
+# Units of numeric columns whose header names none.
+UNITS = {
+    "p": "probability",
+    "n": "count",
+    "df": "count",
+    "Bytes": "bytes",
+    "B": "natural log: ln(mm) for the intercept, ln(ratio) per unit of another term",
+    "Exp(B)": "mm for the intercept, ratio per unit of another term",
+    "Wald χ²": "none (test statistic)",
+    "Signed-rank W": "none (test statistic)",
+    "Rank-biserial r": "none (effect size, −1 to 1)",
+    "QIC": "none (information criterion)",
+    "Patients per arm": "patients",
+}
+_COUNT = re.compile(
+    r"^(Visits|Lesions.*|Patients|Injections|Members|Kept|Observations|Data rows|Total|"
+    r"mild|moderate|severe|Related to treatment)$"
+)
+_VISIT = re.compile(r"(^| )visit$|^Visit$", re.I)
+# Columns in the unit of the estimate before them (an interval's ends, a standard error).
+_LIKE_ESTIMATE = re.compile(r"(CI (low|high)|^SE)$")
+# Sections made from a shipped run rather than from the data: the ensemble and the power run.
+ENSEMBLE_SECTION, POWER_SECTION = "pinned", "power"
 
 
 def make(
@@ -40,107 +74,323 @@ def make(
     if chapters is None:
         chapters = {p.stem: p for p in paths.CHAPTERS_DIR.glob("*.md")}
     items = {i.name: i for i in numbered_items(chapters, toc_path, patients, values)}
+    about = data_notes(data_dir, values)
     (dest / "tables").mkdir(parents=True)
     (dest / "figures").mkdir()
     (dest / "data").mkdir()
+    (dest / SAFE_DATA).mkdir()
     for name in ("results.json", "parameters.json"):
         shutil.copyfile(results_dir / name, dest / name)
-    for entry in sections.values():
+    tables, figures = [], []
+    for section, entry in sections.items():
         for name in entry["tables"]:
-            for suffix in (".csv", ".xlsx"):
-                shutil.copyfile(
-                    results_dir / "tables" / f"{name}{suffix}", dest / "tables" / f"{name}{suffix}"
-                )
-            add_about_sheet(dest / "tables" / f"{name}.xlsx", items.get(name))
+            shutil.copyfile(results_dir / "tables" / f"{name}.csv", dest / "tables" / f"{name}.csv")
+            tables.append((name, section))
         for name in entry["figures"]:
             for suffix in (".svg", ".pdf", ".png"):
                 shutil.copyfile(
                     results_dir / "figures" / f"{name}{suffix}",
                     dest / "figures" / f"{name}{suffix}",
                 )
+            figures.append((name, section))
+    order = list(items)
+    tables.sort(key=lambda t: (order.index(t[0]) if t[0] in items else len(order), t[0]))
+    figures.sort(key=lambda f: (order.index(f[0]) if f[0] in items else len(order), f[0]))
+    write_workbook(results_dir / "tables", tables, items, about, dest / WORKBOOK)
     data = []
     for path in dataset_files(data_dir).values():
         if path.is_symlink():
             continue  # only the dataset's own files are published
         shutil.copyfile(path, dest / "data" / path.name)
+        if path.suffix == ".csv":
+            (dest / SAFE_DATA / path.name).write_text(spreadsheet_safe(path), encoding="utf-8")
         data.append(path.name)
     shipped = [paths.ENSEMBLE_DIR / n for n in ("ensemble.csv", "manifest.json")]
-    if all(p.is_file() for p in shipped):
+    if about.ensemble_describes_data and all(p.is_file() for p in shipped):
         (dest / "ensemble").mkdir()
         for path in shipped:
             shutil.copyfile(path, dest / "ensemble" / path.name)
-    (dest / "README.md").write_text(_readme(sections, items, data), encoding="utf-8")
+    readme = _readme(tables, figures, items, data, about, (dest / "ensemble").is_dir())
+    (dest / "README.md").write_text(readme, encoding="utf-8")
     write_zip(dest, dest.with_suffix(".zip"))
 
 
-def add_about_sheet(xlsx: Path, item: Item | None) -> None:
-    """A second sheet: the table's number and caption in the book, and each column's unit."""
-    from openpyxl import load_workbook
+@dataclass(frozen=True)
+class DataNotes:
+    """What the supplement says about the data and about the shipped results beside them."""
+
+    statement: str  # what the data are, in one sentence
+    ensemble_describes_data: bool
+    stale: dict[str, str]  # section -> why its result does not describe these data
+
+
+def data_notes(data_dir: Path, values: dict) -> DataNotes:
+    """The data's provenance in a sentence, and which shipped results are stale for them."""
+    from calcinosis import provenance
+
+    declared = provenance.of(data_dir)
+    # the ensemble reconstructs the article's trial: it says nothing of data derived from
+    # the reconstruction and then changed (as the synthetic update example is)
+    describes = declared.kind != provenance.MODIFIED
+    stale = {
+        ENSEMBLE_SECTION: str(values.get("ens_warning") or "")
+        or (
+            ""
+            if describes
+            else "the shipped ensemble reconstructs the article's trial, and these data are "
+            "neither that trial's data nor its reconstruction"
+        ),
+        POWER_SECTION: str(values.get("power_stale_warning") or ""),
+    }
+    return DataNotes(data_statement(declared), describes, {k: v for k, v in stale.items() if v})
+
+
+def data_statement(declared) -> str:
+    """What the data are, in one sentence (the one place the supplement says it)."""
+    from calcinosis import provenance
+
+    if declared.kind == provenance.RECONSTRUCTION:
+        return (
+            "The data are a reconstruction of the trial's data, built to agree with the "
+            "summaries the article prints; they are not the trial's raw data."
+        )
+    if declared.kind == provenance.MODIFIED:
+        return (
+            "The data were derived from a reconstruction of the trial's data and changed "
+            f"afterwards ({', '.join(declared.changed)} no longer match the hashes the data "
+            "package records); they are neither the trial's raw data nor the reconstruction."
+        )
+    return (
+        "The data package does not declare where the data come from; nothing here says "
+        "whether they are the trial's raw data."
+    )
+
+
+def spreadsheet_safe(path: Path) -> str:
+    """A CSV file with every text cell that a spreadsheet would run as a formula given a
+    leading apostrophe (`calcinosis.markup.cell`); numbers, however signed, as they are."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([[c if _is_number(c) else markup.cell(c) for c in row] for row in rows])
+    return out.getvalue()
+
+
+def _is_number(text: str) -> bool:
+    return bool(markup.NUMBER.fullmatch(text.strip()))
+
+
+# A number printed as text by a table that mixes kinds in one column ("12", "more than 24"):
+# stored as a number, unless the column holds identifiers.
+_PRINTED_NUMBER = re.compile(r"[−-]?(0|[1-9]\d*)(\.\d+)?")
+_IDENTIFIERS = ("Patient", "Lesion")
+
+
+def stored(value: object, header: str) -> object:
+    """A cell's value as the workbook stores it: a number printed as text becomes a number."""
+    if isinstance(value, str) and header not in _IDENTIFIERS:
+        if _PRINTED_NUMBER.fullmatch(value.strip()):
+            number = float(value.strip().replace("−", "-"))
+            return int(number) if number.is_integer() and "." not in value else number
+    return value
+
+
+def unit_of(header: str, numeric: bool, before: str = "") -> str:
+    """A column's unit: its header's "(unit)", a known unit for its name, the unit of the
+    estimate `before` it for an interval's end or a standard error; "" for text."""
+    found = _UNIT.search(header)
+    if found and found.group(1) in _UNITS:
+        return found.group(1)
+    if not numeric:
+        return ""
+    if _LIKE_ESTIMATE.search(header) and before:
+        return before
+    if header in UNITS:
+        return UNITS[header]
+    if _COUNT.match(header):
+        return "count"
+    if _VISIT.search(header):
+        return "visit number"
+    if header.startswith(("Power", "MC SE")):
+        return "probability"
+    if header.startswith("Patients per arm"):
+        return "patients"
+    return "as the row's number"
+
+
+def write_workbook(
+    tables_dir: Path,
+    tables: list[tuple[str, str]],
+    items: dict[str, Item],
+    about: DataNotes,
+    path: Path,
+) -> None:
+    """One workbook: an About sheet indexing the tables, then a sheet per table (values and
+    number formats from the results folder's per-table workbook) with a units row."""
+    from openpyxl import Workbook, load_workbook
+    from openpyxl.styles import Alignment, Font
+
+    book = Workbook()
+    index = book.active
+    index.title = ABOUT_SHEET
+    index.append(["Supplementary tables"])
+    index.append([about.statement])
+    index.append(["Each sheet is a table of the book; its second row gives the units."])
+    index.append([])
+    index.append(["Sheet", "In the book", "Caption", "CSV file", "Note"])
+    for row in (1, 5):
+        for cell in index[row]:
+            cell.font = Font(bold=True)
+    for name, section in tables:
+        item = items.get(name)
+        title = item.label if item else name[:31]
+        source = load_workbook(tables_dir / f"{name}.xlsx").worksheets[0]
+        sheet = book.create_sheet(title)
+        _copy_table(source, sheet)
+        index.append(
+            [
+                title,
+                item.label if item else "not numbered in the book",
+                item.caption if item else "",
+                f"tables/{name}.csv",
+                f"Stale: {about.stale[section]}" if section in about.stale else "",
+            ]
+        )
+    _size_columns(index, skip_rows=4)
+    for row in index.iter_rows(min_row=6):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    book.save(path)
+    normalise_xlsx(path)
+
+
+def _copy_table(source, sheet) -> None:
+    """The table's cells and number formats, a units row under its column names."""
     from openpyxl.styles import Font
 
-    book = load_workbook(xlsx)
-    data = book.worksheets[0]
-    about = book.create_sheet(ABOUT_SHEET)
-    about.append(["Table", item.label if item else "not numbered in the book"])
-    about.append(["Caption", item.caption if item else xlsx.stem])
-    about.append(["Sheet", f"'{data.title}': full precision; shown with the book's decimals"])
-    about.append([])
-    about.append(["Column", "Unit"])
-    for (cell,) in data.iter_cols(min_row=1, max_row=1):
-        header = str(cell.value)
-        unit = _UNIT.search(header)
-        about.append([header, unit.group(1) if unit else "–"])
-    for row in (1, 2, 3, 5):
-        about.cell(row=row, column=1).font = Font(bold=True)
-    about.column_dimensions["A"].width = 30
-    about.column_dimensions["B"].width = 100
-    book.save(xlsx)
-    normalise_xlsx(xlsx)
+    rows = [r for r in source.iter_rows() if any(c.value is not None for c in r)]
+    headers = [str(c.value) for c in rows[0]] if rows else []
+    body = [[stored(c.value, h) for c, h in zip(r, headers, strict=True)] for r in rows[1:]]
+    units, last = [], ""
+    for j, header in enumerate(headers):
+        numeric = any(_is_numeric(r[j]) for r in body)
+        unit = unit_of(header, numeric, last)
+        units.append(unit)
+        if unit and not _LIKE_ESTIMATE.search(header):
+            last = unit
+    sheet.append(headers)
+    sheet.append(["unit: " + u if u else "" for u in units])
+    for values, row in zip(body, rows[1:], strict=True):
+        sheet.append(values)
+        for target, cell in zip(sheet[sheet.max_row], row, strict=True):
+            target.number_format = cell.number_format
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for cell in sheet[2]:
+        cell.font = Font(italic=True)
+    sheet.freeze_panes = "A3"
+    _size_columns(sheet)
 
 
-def _readme(sections: dict, items: dict[str, Item], data: list[str]) -> str:
+def _is_numeric(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _size_columns(sheet, skip_rows: int = 0) -> None:
+    """Each column as wide as its longest text (up to `MAX_WIDTH`, then wrapped)."""
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
+
+    widths: dict[int, int] = {}
+    for row in sheet.iter_rows(min_row=skip_rows + 1):
+        for cell in row:
+            text = _shown(cell)
+            widths[cell.column] = max(widths.get(cell.column, 8), len(text) + 2)
+            if len(text) > MAX_WIDTH:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for column, width in widths.items():
+        sheet.column_dimensions[get_column_letter(column)].width = min(width, MAX_WIDTH)
+
+
+def _shown(cell) -> str:
+    """About as many characters as the cell shows."""
+    value = cell.value
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.3e}"
+    return str(value)
+
+
+def _readme(
+    tables: list[tuple[str, str]],
+    figures: list[tuple[str, str]],
+    items: dict[str, Item],
+    data: list[str],
+    about: DataNotes,
+    ensemble: bool,
+) -> str:
     lines = [
         "# Supplementary material",
+        "",
+        about.statement,
         "",
         f"Made by `calcinosis` {__version__} from the validated dataset. Every number of the "
         "book is in `results.json` under its stable name, with the analysis parameters in "
         "`parameters.json`; every table and figure of the book is here, per-patient ones "
-        "included (their names end in the patient's id). Each table is a CSV file at full "
-        "precision and an XLSX workbook whose second sheet gives its caption and the units "
-        "of its columns.",
+        "included (their names end in the patient's id).",
+        "",
+        "## Additional files",
+        "",
+        f"- **Additional file 1** (`{WORKBOOK}`): every table of the book, one sheet each, "
+        "named by its number in the book, with the units of its columns in its second row; "
+        "the sheet 'About' lists them with their captions. The same tables are in `tables/` "
+        "as CSV files at full precision.",
+        "- **Additional file 2** (`figures/`): every figure of the book as SVG, PDF and PNG.",
+        "- **Additional file 3** (`data/`): the dataset's files exactly as the book read them "
+        "(their hashes match `datapackage.json`); `calcinosis build --data data` computes the "
+        f"book again from them. `{SAFE_DATA}/` holds the same CSV files for spreadsheets: a "
+        "text cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-` or "
+        "`@`) begins there with an apostrophe; numbers are unchanged.",
+    ]
+    if ensemble:
+        lines.append(
+            "- `ensemble/`: the shipped ensemble of reconstructions (chapter 'What the "
+            "summaries pin down'): `ensemble.csv`, one row per member and number; "
+            "`manifest.json`, code hash, assumptions, seeds, versions, timings."
+        )
+    stale = [f"- {_SECTION_NAMES[s]}: {why}" for s, why in sorted(about.stale.items())]
+    if stale:
+        lines += ["", "## Results that do not describe these data", "", *stale]
+        if not ensemble:
+            lines.append("- The shipped ensemble (`ensemble/`) is therefore left out.")
+    lines += [
         "",
         "## Index",
         "",
-        "| file | in the book | caption |",
-        "| --- | --- | --- |",
+        "Each file, its number in the book, the code that made it, and its caption.",
+        "",
     ]
-    files = [
-        (f"tables/{name}.csv, .xlsx", name)
-        for entry in sections.values()
-        for name in entry["tables"]
-    ] + [
-        (f"figures/{name}.svg, .pdf, .png", name)
-        for entry in sections.values()
-        for name in entry["figures"]
-    ]
-    order = list(items)
-    files.sort(key=lambda f: (order.index(f[1]) if f[1] in items else len(order), f[1]))
+    files = [(f"tables/{n}.csv", n) for n, _ in tables]
+    files += [(f"figures/{n}.svg, .pdf, .png", n) for n, _ in figures]
     for path, name in files:
         item = items.get(name)
         where = item.label if item else "not numbered in the book"
-        caption = item.caption.replace("|", "\\|") if item else "–"
-        lines.append(f"| `{path}` | {where} | {caption} |")
+        made_by = f", made by `{item.source}`" if item and item.source else ""
+        lines.append(f"- `{path}`: {where}{made_by}.")
+        if item:  # the book's own caption, in words (README.md is the book's text too)
+            lines.append(f"  {item.caption}")
     lines += ["", "## Data (`data/`, as validated)", ""]
-    lines += [f"- {name}" for name in data] or ["- (none)"]
-    lines += [
-        "",
-        "## The ensemble of reconstructions (`ensemble/`, when the book ships one)",
-        "",
-        "`ensemble.csv`: one row per member and number (chapter 'What the summaries pin "
-        "down'); `manifest.json`: code hash, assumptions, seeds, versions, timings.",
-    ]
+    lines += [f"- {markup.code(name)}" for name in data] or ["- (none)"]
     lines.append("")
     return "\n".join(lines)
+
+
+_SECTION_NAMES = {
+    ENSEMBLE_SECTION: "The ensemble (chapter 'What the summaries pin down')",
+    POWER_SECTION: "The power simulation (chapter 'Planning a definitive trial')",
+}
 
 
 def make_alone(
