@@ -699,6 +699,8 @@ ALLOWED = {
     "src/calcinosis/schema.py": "the data dictionary's example of a study code ('e.g. P1')",
     "chapters/data-dictionary.md": "shows the form of a study code ('P1, P1-L1, ...')",
     "src/calcinosis/cli.py": "the help text's example of a page parameter (-p patient_id=P2)",
+    "src/calcinosis/data.py": "a docstring's example of two ids that differ only in case",
+    "src/calcinosis/models.py": "a docstring: how simulated trials write their lesion ids",
 }
 
 

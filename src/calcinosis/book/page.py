@@ -55,8 +55,14 @@ def show_patient(
     results_dir: str | Path = "",
     **params: object,
 ) -> dict:
-    """`show` for the patient template: the patient's own section plus `sections`."""
+    """`show` for the patient template: the patient's own section plus `sections`; with no
+    `patient_id` (the page run alone), the first patient of the data."""
     from calcinosis.sections import slug
+
+    if not patient_id:
+        from calcinosis.data import load_trial
+
+        patient_id = str(load_trial(data_dir).patients["patient_id"].iloc[0])
 
     return show(
         f"patient_{slug(patient_id)}",
