@@ -137,7 +137,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         )
     n_answer = None if best is None or best[1] is None else max(best[1], smallest)
     if best is None:
-        out["answer"] = "no analysis that holds its level and has enough replicates here"
+        out["answer"] = "no answer: no analysis holds its level with enough replicates here"
         out["answer_analysis"] = "none"
         out["n"] = "not read"
     else:
@@ -151,6 +151,11 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         )
     # assurance at the answer's size, or at the size a refused analysis would need
     candidate = refused[1] if refused is not None and refused[1] is not None else None
+    out["answer_sentence"] = (
+        f"For this page's parameters the trial needs {out['answer']}."
+        if best is not None
+        else "For this page's parameters no analysis gives an answer."
+    )
     out.update(_assurance(run, choice, n_answer or candidate))
     out.update(_performance_ranges(perf, choice))
     sized = n_answer or (refused[1] if refused and refused[1] else largest)
