@@ -637,8 +637,8 @@ def level(perf: pd.DataFrame, design: str, scenario: str, analysis: str, alpha: 
         verdict = "holds its level (within its Monte-Carlo error of α)"
     else:
         verdict = (
-            f"rejects too often: {rate:.3f} (MC SE {mcse:.3f}) without effect at α = {alpha:g}, "
-            f"up to {worst['power']:.3f} with {int(worst['children'])} children"
+            f"rejects too often at α = {alpha:g} (up to {worst['power']:.3f} with "
+            f"{int(worst['children'])} children)"
         )
     return Level(
         rate, mcse, valid, float(worst["power"]), int(worst["children"]), bool(holds), verdict

@@ -137,7 +137,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         )
     n_answer = None if best is None or best[1] is None else max(best[1], smallest)
     if best is None:
-        out["answer"] = "no analysis that holds its level and has enough replicates here"
+        out["answer"] = "no answer: no analysis holds its level with enough replicates here"
         out["answer_analysis"] = "none"
         out["n"] = "not read"
     else:
@@ -151,6 +151,11 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         )
     # assurance at the answer's size, or at the size a refused analysis would need
     candidate = refused[1] if refused is not None and refused[1] is not None else None
+    out["answer_sentence"] = (
+        f"For this page's parameters the trial needs {out['answer']}."
+        if best is not None
+        else "For this page's parameters no analysis gives an answer."
+    )
     out.update(_assurance(run, choice, n_answer or candidate))
     out.update(_performance_ranges(perf, choice))
     sized = n_answer or (refused[1] if refused and refused[1] else largest)
@@ -309,28 +314,74 @@ def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------------------------
-# The chapter's own cell
+# The section the chapter shows
 # --------------------------------------------------------------------------------------------
 
 
-def show(power_dir: str | Path = "", **params) -> dict[str, object]:
-    """Glue, for the page's parameters, every value (as plan_<name>), the answer and cells
-    tables and the curves figure of the power run in `power_dir`; return the values."""
-    from calcinosis import figures
-    from calcinosis.book import page
-    from calcinosis.formatting import markdown_table, plain
+def section(run: power.Run, choice: Choice, stale_warning: str):
+    """Everything the planning chapter cites, for `choice`: the run's making (power_*), the
+    answer and its measures (plan_*), the model, answer and cells tables and the curves."""
+    from calcinosis import figures, tables
+    from calcinosis.sections import Section, Table
 
-    run = load(power_dir)
-    choice = Choice(**params)
-    found = values(run, choice)
-    for name, value in found.items():
-        page._glue(f"plan_{name}", plain(value))  # Python scalars: NumPy's render blank
-    page._glue_markdown("plan_tab_answer", markdown_table(tab_answer(run, choice), ANSWER_DECIMALS))
-    page._glue_markdown("plan_tab_cells", markdown_table(tab_cells(run, choice), CELLS_DECIMALS))
-    figure = figures.render(
+    manifest = run.manifest
+    members = manifest.get("members", [])
+    out = Section("power")
+    out.add(
+        {
+            "code_hash": manifest["code_sha256"][:12],
+            "wall_minutes": manifest.get("wall_seconds", 0) / 60,
+            "task_minutes": manifest["task_seconds"] / 60,
+            "workers": manifest.get("workers", 0),
+            "tasks": manifest["tasks"],
+            "tasks_computed": manifest.get("computed", 0),
+            "tasks_missing": manifest["missing_tasks"],
+            "members_tried": len(members),
+            "members_usable": sum(bool(m["usable"]) for m in members),
+            "members_mixed": sum(bool(m.get("mixed_model")) for m in members),
+            "stale_warning": stale_warning,
+        },
+        prefix="power_",
+    )
+    out.add(values(run, choice), prefix="plan_")
+    out.tables["tab_power_assumptions"] = Table(
+        tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
+    )
+    out.tables["plan_tab_answer"] = Table(tab_answer(run, choice), ANSWER_DECIMALS)
+    out.tables["plan_tab_cells"] = Table(tab_cells(run, choice), CELLS_DECIMALS)
+    out.figures["plan_fig_curves"] = figures.render(
         figures.fig_power_curves(
             curves(run, choice), choice.alpha, choice.target_power, power.ANALYSIS_LABELS
         )
     )
-    page._glue_figure("plan_fig_curves", figure.png, figure.pdf)
-    return found
+    return out
+
+
+def is_default(power_dir: str | Path = "", **params) -> bool:
+    """Whether the page asks for what the book's results stage computed (the shipped run at
+    the default parameters): then it shows the `power` section as every page shows its own."""
+    return not power_dir and Choice(**params) == Choice()
+
+
+def glue_page(power_dir: str | Path = "", data_dir: str | Path = "../data", **params) -> dict:
+    """For a page with other parameters or another run: the `power` section built for them
+    in this kernel and glued under the same names `show("power")` glues (so the page cites
+    one set of names whatever its parameters); returns its values."""
+    from calcinosis import results
+    from calcinosis.book import page
+    from calcinosis.data import load_trial
+
+    run = load(power_dir)
+    choice = Choice(**params)
+    check(run, choice)
+    stale = results._stale_sentence(power.staleness(run, load_trial(data_dir)))
+    built = section(run, choice, stale)
+    for name, value in built.values.items():
+        page._glue(name, value)
+    for name, table in built.tables.items():
+        page._glue_markdown(name, table.markdown())
+    for name, figure in built.figures.items():
+        page._glue_figure(name, figure.png, figure.pdf)
+    if stale:
+        page._display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{stale}\n:::\n")
+    return built.values

@@ -16,7 +16,6 @@ whose README lists each section's tables and figures.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import re
 from collections.abc import Callable, Iterable
@@ -508,56 +507,15 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
 
 
 def power_section(inp: Inputs) -> Iterable[Section]:
-    """The shipped power run (`calcinosis power`): how it was made, its model, whether it
-    still describes this code and these data, and its answer at the chapter's default
-    parameters (the chapter itself reads the run for its own parameters:
-    `calcinosis.power_report`)."""
-    from calcinosis import figures, power, power_report, tables
+    """The shipped power run (`calcinosis power`) at the planning chapter's default
+    parameters: how it was made, its model, whether it still describes this code and these
+    data, and its answer (a page with other parameters builds the same section for them:
+    `calcinosis.power_report.section`)."""
+    from calcinosis import power, power_report
 
     run = power.read()
-    manifest = run.manifest
-    members = manifest.get("members", [])
-    section = Section("power")
-    section.add(
-        {
-            "code_hash": manifest["code_sha256"][:12],
-            "wall_minutes": manifest.get("wall_seconds", 0) / 60,
-            "task_minutes": manifest["task_seconds"] / 60,
-            "workers": manifest.get("workers", 0),
-            "tasks": manifest["tasks"],
-            "tasks_computed": manifest.get("computed", 0),
-            "tasks_missing": manifest["missing_tasks"],
-            "members_tried": len(members),
-            "members_usable": sum(bool(m["usable"]) for m in members),
-            "members_mixed": sum(bool(m.get("mixed_model")) for m in members),
-            "stale_warning": _stale_sentence(power.staleness(run, inp.trial)),
-            # the page computes its own parameters' results with this code: a change to it
-            # changes the section, so the page runs again
-            "report_code": hashlib.sha256(Path(power_report.__file__).read_bytes()).hexdigest(),
-        },
-        prefix="power_",
-    )
-    choice = power_report.Choice()
-    defaults = power_report.values(run, choice)  # what is not computed is left out, not NaN
-    section.add(
-        {k: v for k, v in defaults.items() if not (isinstance(v, float) and v != v)},
-        prefix="power_default_",
-    )
-    section.tables["tab_power_assumptions"] = Table(
-        tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
-    )
-    section.tables["tab_power_answer"] = Table(
-        power_report.tab_answer(run, choice), power_report.ANSWER_DECIMALS
-    )
-    section.figures["fig_power_curves"] = figures.render(
-        figures.fig_power_curves(
-            power_report.curves(run, choice),
-            choice.alpha,
-            choice.target_power,
-            power.ANALYSIS_LABELS,
-        )
-    )
-    yield section
+    stale = _stale_sentence(power.staleness(run, inp.trial))
+    yield power_report.section(run, power_report.Choice(), stale)
 
 
 def _stale_sentence(reasons: list[str]) -> str:
