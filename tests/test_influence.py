@@ -119,3 +119,10 @@ def test_up_to_the_switch_every_patient_is_refitted():
     ids = trial.patients["patient_id"].astype(str).tolist()
     assert sensitivity.refitted_patients(trial, "length") == ids
     assert sensitivity.leave_out_sentence(trial).startswith(f"Each of the {len(ids)} patients")
+
+
+def test_a_patient_who_holds_the_whole_fit_has_no_row(bundled):
+    """With one patient left, deleting it leaves nothing to fit: no estimate, no exception."""
+    one = bundled[bundled["patient_id"] == "P4"]
+    assert one["lesion_id"].nunique() >= 2
+    assert influence.one_step_deletion(one, "length").empty

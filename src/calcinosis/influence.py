@@ -32,7 +32,8 @@ def one_step_deletion(measurements: pd.DataFrame, outcome: str) -> pd.DataFrame:
     `pct_per_visit` its rate (100·(exp β − 1)), and `change_std` the change deleting the
     patient makes, β₍S₎ − β, in units of the full fit's robust SE (Preisser & Qaqish's
     standardised DBETAC for the time term, sign reversed to read as a change): the measure
-    by which the most influential patients are chosen for exact refits.
+    by which the most influential patients are chosen for exact refits. A patient without
+    whom fewer than two clusters remain, or whose clusters have leverage 1, has no row.
     """
     column = models.outcome_column(outcome)
     with_patients = models.with_patient_id(measurements)
@@ -49,7 +50,12 @@ def one_step_deletion(measurements: pd.DataFrame, outcome: str) -> pd.DataFrame:
         clusters_of.setdefault(str(patient_of[label]), []).append(i)
     rows = []
     for patient_id, members in clusters_of.items():
-        change = _deletion_change(bread, [pieces[i] for i in members])
+        if model.num_group - len(members) < 2:
+            continue  # what is left has no sandwich to speak of: no estimate without them
+        try:
+            change = _deletion_change(bread, [pieces[i] for i in members])
+        except np.linalg.LinAlgError:
+            continue  # their clusters carry the whole fit (leverage 1): not estimable
         without = beta - float(change[slope])
         rows.append(
             {
