@@ -432,14 +432,21 @@ def _patient_pages(values: dict, csv: Csv) -> list[str]:
     return wrong
 
 
+VISITS_NAMED = re.compile(
+    r"\bvisits? (\d+(?:–| to )\d+|(?:\d+, )*\d+(?: and \d+)?)\b(?! in the median)"
+)
+
+
 def _visits_stated(values: dict, csv: Csv) -> list[str]:
-    """Every 'visit N' a sentence names is a visit of the data."""
+    """Every 'visit N' a sentence names is a visit of the data: lists ('visits 1, 2 and 4')
+    and ranges ('visits 2 to 4'); a median ('began at visit 3 in the median of ...') is a
+    statistic of visits, which need not be one."""
     known = csv.visits
     wrong = []
     for name, value in values.items():
         if not isinstance(value, str) or name.startswith(("power_", "ens_", "data_notice")):
             continue
-        for listed in re.findall(r"\bvisits? ((?:\d+(?:, | and |–| to ))*\d+)\b", value):
+        for listed in re.findall(VISITS_NAMED, value):
             numbers = {int(x) for x in re.findall(r"\d+", listed)}
             if numbers - known:
                 wrong.append(
