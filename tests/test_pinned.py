@@ -232,7 +232,7 @@ def test_on_growing_lesions_of_the_articles_children_no_decline_is_said_to_hold(
     said = table.set_index("conclusion")["holds_in_data"]
     decline = [c for c in said.index if c not in ("n_resolved",)]
     assert not said[decline].any(), said[said].index.tolist()
-    shown = tables.tab_pinned(table).set_index("Conclusion")["Holds in these data"]
+    shown = tables.pinned_as_printed(table).set_index("Conclusion")["Holds in these data"]
     assert (shown.drop(table.set_index("conclusion").loc["n_resolved", "claim"]) == "no").all()
 
 

@@ -71,7 +71,7 @@ def test_severity_outside_the_vocabulary_is_refused(tiny_dataset):
         tiny_dataset / "adverse_events.csv",
         [
             ["patient_id", "visit", "event", "severity", "related_to_treatment"],
-            ["P1", 2, "rash", "Moderate", "probably"],
+            ["P1", 2, "rash", "moderately", "probably"],  # 'Moderate' would be normalised
         ],
     )
     problems = [str(p) for p in data.validate(tiny_dataset)]
