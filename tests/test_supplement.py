@@ -83,7 +83,7 @@ def test_the_readme_maps_each_file_to_the_book(supplement: Path) -> None:
     assert "Table 2.2, made by `calcinosis.tables.tab_baseline_lesions`" in readme
     for csv in (supplement / "tables").glob("*.csv"):
         assert f"`tables/{csv.stem}.csv" in readme, csv.name
-    assert "The data are a reconstruction of the trial's data" in readme
+    assert "These data are a reconstruction of the trial's data" in readme
 
 
 def test_captions_are_words(supplement: Path) -> None:
@@ -148,7 +148,7 @@ def test_pinned_stores_numbers_and_splits_its_range(supplement: Path) -> None:
     sheet = load_workbook(supplement / "tables.xlsx")[items["tab_pinned"].label]
     headers = [c.value for c in sheet[1]]
     assert {"Ensemble 5 %", "Ensemble 95 %"} <= set(headers)
-    for name in ("In the data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %"):
+    for name in ("In these data", "Ensemble median", "Ensemble 5 %", "Ensemble 95 %"):
         column = headers.index(name)
         values = [row[column] for row in sheet.iter_rows(min_row=3, values_only=True)]
         numbers = [v for v in values if v is not None]  # None: not computable there

@@ -68,10 +68,10 @@ def test_numbers_printed_as_text_are_stored_as_numbers() -> None:
 
 def test_what_the_supplement_says_of_the_data() -> None:
     bundled = supplement.data_notes(paths.DATA_DIR, {})
-    assert bundled.statement.startswith("The data are a reconstruction")
+    assert bundled.statement.startswith("These data are a reconstruction")
     assert bundled.ensemble_describes_data and bundled.stale == {}
     updated = supplement.data_notes(paths.DATA_DIR / "examples" / "updated", {})
-    assert "changed afterwards" in updated.statement
+    assert "synthetic example" in updated.statement
     assert not updated.ensemble_describes_data
     assert "neither that trial's data" in updated.stale[supplement.ENSEMBLE_SECTION]
     stale = supplement.data_notes(paths.DATA_DIR, {"power_stale_warning": "model differs"})

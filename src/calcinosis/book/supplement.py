@@ -130,8 +130,8 @@ def data_notes(data_dir: Path, values: dict) -> DataNotes:
 
     declared = provenance.of(data_dir)
     # the ensemble reconstructs the article's trial: it says nothing of data derived from
-    # the reconstruction and then changed (as the synthetic update example is)
-    describes = declared.kind != provenance.MODIFIED
+    # the reconstruction and then changed, nor of a synthetic example
+    describes = declared.kind not in (provenance.MODIFIED, provenance.SYNTHETIC)
     stale = {
         ENSEMBLE_SECTION: str(values.get("ens_warning") or "")
         or (
@@ -142,28 +142,7 @@ def data_notes(data_dir: Path, values: dict) -> DataNotes:
         ),
         POWER_SECTION: str(values.get("power_stale_warning") or ""),
     }
-    return DataNotes(data_statement(declared), describes, {k: v for k, v in stale.items() if v})
-
-
-def data_statement(declared) -> str:
-    """What the data are, in one sentence (the one place the supplement says it)."""
-    from calcinosis import provenance
-
-    if declared.kind == provenance.RECONSTRUCTION:
-        return (
-            "The data are a reconstruction of the trial's data, built to agree with the "
-            "summaries the article prints; they are not the trial's raw data."
-        )
-    if declared.kind == provenance.MODIFIED:
-        return (
-            "The data were derived from a reconstruction of the trial's data and changed "
-            f"afterwards ({', '.join(declared.changed)} no longer match the hashes the data "
-            "package records); they are neither the trial's raw data nor the reconstruction."
-        )
-    return (
-        "The data package does not declare where the data come from; nothing here says "
-        "whether they are the trial's raw data."
-    )
+    return DataNotes(declared.sentence(), describes, {k: v for k, v in stale.items() if v})
 
 
 def spreadsheet_safe(path: Path) -> str:
