@@ -81,7 +81,7 @@ sys.path[:0] = [{src!r}]
 from calcinosis import runner
 
 def slow(i):
-    time.sleep(1.5)
+    time.sleep(5)  # 30 s in all: a loaded machine cannot finish them before the Ctrl-C
     return [{{"i": i}}]
 
 if __name__ == "__main__":  # the local cluster's processes import this file again
