@@ -107,3 +107,27 @@ def dask_scheduler():
     root = Path(__file__).resolve().parents[1]
     with separate_cluster(2, pythonpath=[root / "src", root / "tests"]) as address:
         yield address
+
+
+# Debian's Chromium, started as the project's browser tests need it on this closed network
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Playwright (the site's and the changes page's tests)."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (.ci/install-system-deps installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()

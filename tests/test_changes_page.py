@@ -110,19 +110,6 @@ def _read(browser, url: str, reference: str) -> dict:
     return seen
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from test_book_html import ARGS, CHROMIUM
-
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
-
-
 RAW = (":::", "```", "{admonition}", "{download}`", "**", "\\|")
 
 
