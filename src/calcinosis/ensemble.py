@@ -14,17 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from calcinosis import paths, reconstruct, runner
+from calcinosis.codehash import content_hash
 from calcinosis.data import Trial
 from calcinosis.sections import slug
 
@@ -320,35 +323,39 @@ TABLE_FILE, CSV_FILE, MANIFEST_FILE, MEMBERS_DIR = (
     "manifest.json",
     ".members",  # hidden: the book's staging and input hashes skip dot folders
 )
-# The code a member's result depends on; its hash in the manifest tells a build whether the
-# shipped ensemble is stale.
-CODE_FILES = (
-    "ensemble.py",
-    "article.py",
-    "reconstruct.py",
-    "sprite.py",
-    "dose.py",
-    "schema.py",
-    "data.py",
-    "audit.py",
-    "models.py",
-    "covstruct.py",
-    "sensitivity.py",
-    "patients.py",
-    "radiography.py",
-    "discussion.py",
-    "safety.py",
-    "published_facts.yml",
-)
+# The code a member's result depends on is listed in `code_hash`; the hash in the manifest
+# tells a build whether the shipped ensemble is stale.
 VERSIONED = ("calcinosis", "numpy", "pandas", "scipy", "statsmodels", "dask", "distributed")
 
 
 def code_hash() -> str:
-    """SHA-256 over the source files the members' results depend on."""
-    h = hashlib.sha256()
-    for name in CODE_FILES:
-        h.update(name.encode() + b"\0" + (paths.PACKAGE_DIR / name).read_bytes())
-    return h.hexdigest()
+    """The content hash (`calcinosis.codehash`) of the modules a member's result depends on,
+    and of the published facts it is audited against."""
+    return content_hash(code_modules(), [paths.FACTS_FILE])
+
+
+def code_modules() -> tuple[ModuleType, ...]:
+    """The modules a member's result depends on (imported here, not at the top, because
+    several of them import this one)."""
+    from calcinosis import (
+        article,
+        audit,
+        covstruct,
+        data,
+        discussion,
+        dose,
+        models,
+        patients,
+        radiography,
+        reconstruct,
+        safety,
+        schema,
+        sensitivity,
+        sprite,
+    )
+
+    modules = (sys.modules[__name__], article, reconstruct, sprite, dose, schema, data, audit)
+    return modules + (models, covstruct, sensitivity, patients, radiography, discussion, safety)
 
 
 def member_store(out: Path) -> runner.Store:
@@ -398,7 +405,7 @@ def _manifest(table: pd.DataFrame, seconds: dict[str, float], report, n: int) ->
         "dropped": dict(zip(dropped["key"], dropped["reason"], strict=True)),
         "seeds": [int(s) for s in members["seed"]],
         "code_hash": code_hash(),
-        "code_files": list(CODE_FILES),
+        "code_files": [m.__name__ for m in code_modules()] + [paths.FACTS_FILE.name],
         "assumptions": {a.name: {"meaning": a.meaning, "range": a.range} for a in ASSUMPTIONS},
         "bundled_assumptions": reconstruct.Assumptions().as_dict(),
         "bundled_seed": reconstruct.DEFAULT_SEED,

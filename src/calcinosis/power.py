@@ -33,7 +33,6 @@ members) share their simulated children: common random numbers.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import platform
@@ -48,6 +47,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from calcinosis import models, paths, runner, simulation, software
+from calcinosis.codehash import content_hash
 from calcinosis.data import Trial
 
 ANALYSES = simulation.ANALYSES
@@ -73,7 +73,6 @@ EFFECTS = ("zero", "pilot", "bound")
 MIN_ANSWER_REPLICATES = 1000  # a cell the answer reads has at least these (MC SE ≤ 0.016)
 # The files whose code decides a replicate's numbers: a shipped result made with other bytes
 # is stale.
-CODE_FILES = ("simulation.py", "models.py", "covstruct.py", "mixed.py")
 SHIPPED_DIR = paths.PACKAGE_DIR / "shipped" / "power"
 REPLICATES_FILE = "replicates.csv.gz"
 ASSURANCE_FILE = "assurance.csv.gz"
@@ -350,11 +349,12 @@ def dataclasses_replace(grid: Grid, **changes) -> Grid:
 
 
 def code_hash() -> str:
-    """SHA-256 over the bytes of the code that decides a replicate's numbers."""
-    digest = hashlib.sha256()
-    for name in CODE_FILES:
-        digest.update(name.encode() + b"\0" + (paths.PACKAGE_DIR / name).read_bytes())
-    return digest.hexdigest()
+    """The content hash (`calcinosis.codehash`) of the code that decides a replicate's
+    numbers: so a moved module leaves the shipped run current, and an edited one makes it
+    stale."""
+    from calcinosis import covstruct, mixed
+
+    return content_hash((simulation, models, covstruct, mixed))
 
 
 @dataclass
