@@ -352,9 +352,9 @@ def code_hash() -> str:
     """The content hash (`calcinosis.codehash`) of the code that decides a replicate's
     numbers: so a moved module leaves the shipped run current, and an edited one makes it
     stale."""
-    from calcinosis import covstruct, mixed
+    from calcinosis import arraygee, covstruct, mixed
 
-    return content_hash((simulation, models, covstruct, mixed))
+    return content_hash((simulation, models, covstruct, mixed, arraygee))
 
 
 @dataclass

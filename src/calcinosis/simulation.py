@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from calcinosis import mixed, models
+from calcinosis import arraygee, mixed, models
 from calcinosis.data import Trial
 
 OUTCOME = "length"
@@ -349,20 +349,21 @@ FAILED = models.TermTest(np.nan, np.nan, np.nan, np.nan)
 
 
 def _gee(trial: pd.DataFrame, column: str, cluster: str, cov_type: str) -> models.TermTest:
-    """The arm × time term of the pilot's GEE (Gaussian, log link, exchangeable)."""
-    frame = trial.sort_values([cluster, "visit"], kind="mergesort").reset_index(drop=True)
-    frame["time"] = frame["visit"] - 1.0
-    covariates = pd.DataFrame(
-        {"arm": frame["arm"], "time": frame["time"], TERM: frame["arm"] * frame["time"]}
-    )
+    """The arm × time term of the pilot's GEE (Gaussian, log link, exchangeable), fitted on
+    arrays (`calcinosis.arraygee`: what `models.fit_design` and `models.term_test` give, at a
+    fraction of their cost)."""
+    frame = trial.sort_values([cluster, "visit"], kind="mergesort")
+    time = frame["visit"].to_numpy(float) - 1.0
+    arm = frame["arm"].to_numpy(float)
+    x = np.column_stack([np.ones(len(frame)), arm, time, arm * time])
+    y = frame[column].to_numpy(float)
+    code = pd.factorize(frame[cluster])[0]
     try:
-        result, converged = models.fit_design(
-            frame, column, covariates, cluster, cov_struct="exchangeable", family="gaussian_log"
-        )
-        test = models.term_test(result, TERM, cov_type)
+        fit = arraygee.fit(y, x, code)
+        test = arraygee.term_test(fit, y, code, 3, cov_type)
     except (models.NotEstimableError, np.linalg.LinAlgError, ValueError):
         return FAILED
-    return test if converged and np.isfinite(test.p) else FAILED
+    return test if fit.converged and np.isfinite(test.p) else FAILED
 
 
 def summary_slope(trial: pd.DataFrame, column: str, allocation: str) -> models.TermTest:
