@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from calcinosis import mixed, models, paths, simulation
 from calcinosis.data import load_trial
@@ -105,3 +106,65 @@ def test_the_summary_slope_finds_a_large_effect_and_fails_in_words_when_it_canno
         assert test.p < 0.01 and test.beta == pytest.approx(-0.05, abs=0.015)
     one_child = frame[frame["patient_id"] == frame["patient_id"].iloc[0]]
     assert np.isnan(simulation.summary_slope(one_child, "length_mm", "within").p)
+
+
+def test_the_width_has_its_own_effect_and_shares_the_slope_correlation(model):
+    """Co-primary width: its arms differ by its own effect, and the lesions' length and
+    width slopes correlate as the model says (residual noise off so slopes are exact)."""
+    quiet = dataclasses.replace(model, resolution=0.0, resolution_mm=0.0, sd_residual=1e-6)
+    width = dataclasses.replace(quiet, outcome="width")
+    joint = dataclasses.replace(quiet, width=width, slope_correlation=0.6)
+    control, effect = simulation.log_slope(-1.0), simulation.log_slope(-3.0)
+    frame = simulation.simulate_trial(
+        joint, simulation.Design(), 3000, -0.01, np.random.default_rng(8), 0.0, (control, effect)
+    )
+    means = frame.groupby(["arm", "visit"])["width_mm"].mean()
+    slopes = {a: np.polyfit(np.arange(16.0), np.log(means.loc[a].to_numpy()), 1)[0] for a in (0, 1)}
+    assert slopes[0] == pytest.approx(control, abs=0.002)
+    assert slopes[1] - slopes[0] == pytest.approx(effect, abs=0.002)
+    per_lesion = frame.groupby("lesion_id").apply(
+        lambda g: pd.Series(
+            {c: np.polyfit(g["visit"], np.log(g[c]), 1)[0] for c in ("length_mm", "width_mm")}
+        ),
+        include_groups=False,
+    )
+    within_arm = per_lesion.join(frame.groupby("lesion_id")["arm"].first())
+    r = within_arm[within_arm["arm"] == 0][["length_mm", "width_mm"]].corr().iloc[0, 1]
+    assert r == pytest.approx(0.6, abs=0.05)
+
+
+def _ends(rows) -> pd.DataFrame:
+    """A trial from (child, lesion, arm, size at visit 1, size at visit 16)."""
+    out = []
+    for child, lesion, arm, first, last in rows:
+        out += [(child, lesion, arm, 1, first), (child, lesion, arm, 16, last)]
+    return pd.DataFrame(out, columns=["patient_id", "lesion_id", "arm", "visit", "length_mm"])
+
+
+def test_responders_follow_the_stated_rule_and_the_exact_tests():
+    """A child responds when its lesions' summed length falls by 30 % or more."""
+    rows = [(c, c, 1, 10.0, 6.0) for c in range(6)]  # injected: fall 40 %: respond
+    rows += [(c, c, 0, 10.0, 8.0) for c in range(6, 12)]  # control: fall 20 %: not
+    test = simulation.responder(_ends(rows), "length_mm", "parallel")
+    assert test.beta == 1.0
+    assert test.p == pytest.approx(stats.fisher_exact([[6, 0], [0, 6]]).pvalue)
+    # the sum decides: 10 → 5 and 10 → 9 is 20 → 14, a fall of exactly 30 %
+    two = _ends([(0, 0, 1, 10.0, 5.0), (0, 1, 1, 10.0, 9.0), (1, 2, 0, 10.0, 10.0)])
+    assert simulation.responder(two, "length_mm", "parallel").beta == 1.0
+    # within: each child's injected lesions respond, its control ones do not
+    within = []
+    for c in range(7):
+        within += [(c, 2 * c, 1, 10.0, 6.0), (c, 2 * c + 1, 0, 10.0, 9.5)]
+    test = simulation.responder(_ends(within), "length_mm", "within")
+    assert test.beta == 1.0 and test.p == pytest.approx(stats.binomtest(7, 7).pvalue)
+
+
+def test_the_coprimary_analysis_needs_both_outcomes(model):
+    width = dataclasses.replace(model, outcome="width")
+    joint = dataclasses.replace(model, width=width, slope_correlation=0.5)
+    rng = np.random.default_rng(4)
+    frame = simulation.simulate_trial(joint, simulation.Design(), 40, -0.03, rng, 0.0, (0.0, 0.0))
+    both = simulation.analyse(frame, "length_mm", "parallel", ("summary", "coprimary"))
+    width = simulation.summary_slope(frame, "width_mm", "parallel")
+    assert both["coprimary_p"] == max(both["summary_p"], width.p)
+    assert both["coprimary_beta"] == width.beta

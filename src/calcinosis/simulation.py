@@ -29,7 +29,7 @@ each later visit of a child with probability `missed`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from calcinosis import arraygee, mixed, models
 from calcinosis.data import Trial
 
 OUTCOME = "length"
+SECOND = "width"  # the co-primary outcome: both must show the effect
 MIN_POINTS = 3  # nonzero measurements a lesion needs to give a level, a slope and residuals
 DESIGNS = ("parallel", "within")
 
@@ -60,13 +61,59 @@ class Model:
     lesions_per_patient: tuple[int, ...]  # as observed, drawn with replacement
     n_lesions_fitted: int  # lesions with ≥ MIN_POINTS nonzero values behind the variances
     slope_source: str  # how the slope and residual SDs were estimated
+    # the co-primary outcome (width): its own model, and the correlation between a lesion's
+    # length and width slopes (per-lesion least-squares lines), which the simulated
+    # patient and lesion slope deviations share
+    width: Model | None = None
+    slope_correlation: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def fit_model(trial: Trial, outcome: str = OUTCOME) -> Model:
-    """The simulation model's values from the trial's measurements (see `power.assumptions`)."""
+def model_from_dict(plain: dict) -> Model:
+    """A `Model` from `Model.as_dict()` (JSON lists back to tuples, the width model too)."""
+    width = plain.get("width")
+    return Model(
+        **{
+            **plain,
+            "lesions_per_patient": tuple(plain["lesions_per_patient"]),
+            "width": model_from_dict(width) if width else None,
+        }
+    )
+
+
+def fit_model(trial: Trial, outcome: str = OUTCOME, second: str | None = SECOND) -> Model:
+    """The simulation model's values from the trial's measurements (see `power.assumptions`),
+    with the co-primary outcome's (`second`; None: none) and the correlation of the two
+    outcomes' slopes."""
+    primary = _fit_one(trial, outcome)
+    if second is None:
+        return primary
+    return replace(
+        primary,
+        width=_fit_one(trial, second),
+        slope_correlation=slope_correlation(trial, outcome, second),
+    )
+
+
+def slope_correlation(trial: Trial, first: str, second: str) -> float:
+    """Pearson correlation of the lesions' least-squares slopes of log size on visit in the
+    two outcomes (lesions with MIN_POINTS nonzero values in both; 0 when fewer than three).
+    Each slope carries its estimation error, which pulls the correlation towards 0."""
+    frame = models.with_patient_id(trial.measurements)
+    try:
+        lines = [_lesion_lines(frame, models.outcome_column(o)) for o in (first, second)]
+    except models.NotEstimableError:
+        return 0.0
+    both = lines[0].merge(lines[1], on=["patient_id", "lesion_id"], suffixes=("_1", "_2"))
+    if len(both) < 3:
+        return 0.0
+    value = float(np.corrcoef(both["slope_1"], both["slope_2"])[0, 1])
+    return float(np.clip(value, -0.99, 0.99)) if np.isfinite(value) else 0.0
+
+
+def _fit_one(trial: Trial, outcome: str) -> Model:
     column = models.outcome_column(outcome)
     frame = models.with_patient_id(trial.measurements).dropna(subset=[column])
     lines = _lesion_lines(frame, column)
@@ -208,6 +255,7 @@ def simulate_trial(
     effect: float,
     rng: np.random.Generator,
     control_slope: float = 0.0,
+    width_slopes: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """One randomised trial of `children` children (even; parallel: half per arm).
 
@@ -215,7 +263,9 @@ def simulate_trial(
     `control_slope` the control arm's own change. Rows (visits not attended left out):
     patient_id, lesion_id (integer codes: this runs for every simulated trial, and strings
     cost more than the analyses), arm (1 injection, 0 control), visit, size (the outcome's
-    column).
+    column); with `width_slopes` (control arm's change, effect) and the model's width model,
+    the width's column too, drawn after everything else (so the lengths do not depend on
+    it), its slope deviations correlated with the length's, resolving with the lesion.
     """
     visits = design.visits
     counts = rng.choice(model.lesions_per_patient, size=children)
@@ -224,13 +274,42 @@ def simulate_trial(
     patient = np.repeat(np.arange(children), counts)
     arm = allocate(design.allocation, counts, rng)
     n_lesions = patient.size
-    t = np.arange(visits, dtype=float)
-    a = rng.normal(0, model.sd_patient_level, children)[patient]
-    c = rng.normal(0, model.sd_patient_slope, children)[patient]
-    b = rng.normal(0, model.sd_lesion_level, n_lesions)
-    d = rng.normal(0, model.sd_lesion_slope, n_lesions)
+    normal = {
+        "a": rng.normal(0, 1, children),
+        "c": rng.normal(0, 1, children),
+        "b": rng.normal(0, 1, n_lesions),
+        "d": rng.normal(0, 1, n_lesions),
+    }
     e = _ar1_errors(rng, n_lesions, visits, model.sd_residual, model.ar1)
-    slope = control_slope + effect * arm
+    size = _sizes(model, normal, e, patient, control_slope + effect * arm, visits)
+    resolves = rng.random(n_lesions) < model.resolution
+    at = rng.integers(1, visits, size=n_lesions) if visits > 1 else np.zeros(n_lesions, int)
+    gone = resolves[:, None] & (np.arange(visits) >= at[:, None])
+    seen = attended(design, children, rng)[patient]
+    columns = {models.outcome_column(model.outcome): _recorded(size, gone, model)}
+    if width_slopes is not None and model.width is not None:
+        columns[models.outcome_column(model.width.outcome)] = _width(
+            model, normal, patient, arm, width_slopes, gone, rng
+        )
+    frame = pd.DataFrame(
+        {
+            "patient_id": np.repeat(patient, visits),
+            "lesion_id": np.repeat(np.arange(n_lesions), visits),
+            "arm": np.repeat(arm, visits),
+            "visit": np.tile(np.arange(1, visits + 1), n_lesions),
+            **{name: values.ravel() for name, values in columns.items()},
+        }
+    )
+    return frame[seen.ravel()].reset_index(drop=True)
+
+
+def _sizes(model: Model, normal: dict, e: np.ndarray, patient, slope, visits: int):
+    """Sizes (lesions × visits) on the model's mean scale from standard normal deviations."""
+    t = np.arange(visits, dtype=float)
+    a = model.sd_patient_level * normal["a"][patient]
+    c = model.sd_patient_slope * normal["c"][patient]
+    b = model.sd_lesion_level * normal["b"]
+    d = model.sd_lesion_slope * normal["d"]
     variance = (
         model.sd_patient_level**2
         + model.sd_lesion_level**2
@@ -240,24 +319,34 @@ def simulate_trial(
     log_size = (
         model.log_mean_baseline + (a + b)[:, None] + (slope + c + d)[:, None] * t + e - variance / 2
     )
-    size = np.exp(log_size)
-    resolves = rng.random(n_lesions) < model.resolution
-    at = rng.integers(1, visits, size=n_lesions) if visits > 1 else np.zeros(n_lesions, int)
-    size[resolves[:, None] & (np.arange(visits) >= at[:, None])] = 0.0
+    return np.exp(log_size)
+
+
+def _recorded(size: np.ndarray, gone: np.ndarray, model: Model) -> np.ndarray:
+    """Resolved lesions at 0, sizes to the recording step."""
+    size = np.where(gone, 0.0, size)
     if model.resolution_mm > 0:
         size = np.round(size / model.resolution_mm) * model.resolution_mm
-    seen = attended(design, children, rng)[patient]
-    column = models.outcome_column(model.outcome)
-    frame = pd.DataFrame(
-        {
-            "patient_id": np.repeat(patient, visits),
-            "lesion_id": np.repeat(np.arange(n_lesions), visits),
-            "arm": np.repeat(arm, visits),
-            "visit": np.tile(np.arange(1, visits + 1), n_lesions),
-            column: size.ravel(),
-        }
-    )
-    return frame[seen.ravel()].reset_index(drop=True)
+    return size
+
+
+def _width(model: Model, normal: dict, patient, arm, slopes, gone, rng) -> np.ndarray:
+    """The co-primary outcome: its own model's levels, errors and slope SDs; its slope
+    deviations share `slope_correlation` with the length's (patient and lesion alike)."""
+    width = model.width
+    assert width is not None
+    r = model.slope_correlation
+    children, n_lesions = len(normal["a"]), len(normal["b"])
+    own = {
+        "a": rng.normal(0, 1, children),
+        "b": rng.normal(0, 1, n_lesions),
+        "c": r * normal["c"] + np.sqrt(1 - r**2) * rng.normal(0, 1, children),
+        "d": r * normal["d"] + np.sqrt(1 - r**2) * rng.normal(0, 1, n_lesions),
+    }
+    visits = gone.shape[1]
+    e = _ar1_errors(rng, n_lesions, visits, width.sd_residual, width.ar1)
+    size = _sizes(width, own, e, patient, slopes[0] + slopes[1] * arm, visits)
+    return _recorded(size, gone, width)
 
 
 def allocate(allocation: str, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -317,22 +406,88 @@ def pct_at_end(effect: float, visits: int) -> float:
 
 # GEE name: (cluster column, covariance); see calcinosis.power for why these
 GEE = {"gee_patient": ("patient_id", "bias_reduced"), "gee_lesion": ("lesion_id", "robust")}
-ANALYSES = (*GEE, "summary")
+# summary slope of length and of width: the trial succeeds only if both reject
+COPRIMARY = "coprimary"
+RESPONDER = "responder"
+ANALYSES = (*GEE, "summary", COPRIMARY, RESPONDER)
 TERM = "arm × time"
+# A lesion responds when its length at the last visit is at most this share of its first
+# (a fall of 30 % or more, RECIST's partial response); a child responds when the sum of
+# its lesions' lengths does (lesions measured at both visits; a child not seen at the last
+# visit does not respond).
+RESPONSE_SHARE = 0.7
 
 
 def analyse(trial: pd.DataFrame, column: str, allocation: str, analyses=ANALYSES) -> dict:
     """The effect of one simulated trial under each of `analyses`: estimate, SE, reference
     df (inf: z) and p, NaN when the fit failed or did not converge, and `<name>_ran` true
-    (the GEEs cost a hundred times the summary slope, so a run may leave them out)."""
+    (a run may leave costly analyses out of some replicates). The co-primary analysis's p is
+    the larger of the two outcomes' (both reject at α exactly when it is below α) and its
+    estimate the width's; the responder analysis's estimate is the difference in shares."""
     out: dict[str, float] = {}
     for name in analyses:
         if name in GEE:
             test = _gee(trial, column, *GEE[name])
+        elif name == COPRIMARY:
+            test = coprimary(trial, column, models.outcome_column(SECOND), allocation)
+        elif name == RESPONDER:
+            test = responder(trial, column, allocation)
         else:
             test = summary_slope(trial, column, allocation)
         out.update(_named(name, test))
     return out
+
+
+def coprimary(trial: pd.DataFrame, first: str, second: str, allocation: str) -> models.TermTest:
+    """Both outcomes' summary slopes; p the larger of their p (an intersection–union test:
+    its level is at most α whatever the outcomes' correlation)."""
+    tests = [summary_slope(trial, c, allocation) for c in (first, second)]
+    if not all(np.isfinite(t.p) for t in tests):
+        return FAILED
+    return models.TermTest(tests[1].beta, tests[1].se, tests[1].df, max(t.p for t in tests))
+
+
+def responder(trial: pd.DataFrame, column: str, allocation: str) -> models.TermTest:
+    """Responders by arm (`RESPONSE_SHARE`). Parallel: children, by Fisher's exact test.
+    Within: each child's injected and control lesions judged apart (as a child's sum), the
+    children whose two verdicts differ compared by an exact binomial (McNemar) test. The
+    estimate is the difference in the share responding; no SE (an exact test)."""
+    visit = trial["visit"].to_numpy()
+    last = int(visit.max())
+    size = trial[column].to_numpy(float)
+    lesion = trial["lesion_id"].to_numpy()
+    n = int(lesion.max()) + 1
+    first_size, last_size = np.full(n, np.nan), np.full(n, np.nan)
+    first_size[lesion[visit == 1]] = size[visit == 1]
+    last_size[lesion[visit == last]] = size[visit == last]
+    both = np.isfinite(first_size) & np.isfinite(last_size)
+    # per child and arm (code 2·child + arm): sums over the lesions seen at both visits
+    unit = np.zeros(n, int)
+    unit[lesion] = trial["patient_id"].to_numpy() * 2 + trial["arm"].to_numpy()
+    units = np.unique(unit[np.isin(np.arange(n), lesion)])
+    start = np.bincount(unit[both], first_size[both], minlength=units.max() + 1)
+    end = np.bincount(unit[both], last_size[both], minlength=units.max() + 1)
+    responds = (start > 0) & (end <= RESPONSE_SHARE * start)
+    verdict = pd.Series(
+        responds[units].astype(int),
+        index=pd.MultiIndex.from_arrays([units // 2, units % 2], names=["patient_id", "arm"]),
+    )
+    if allocation == "within":
+        table = verdict.unstack("arm").dropna()
+        if table.shape[1] < 2 or len(table) < 2:
+            return FAILED
+        better, worse = int(np.sum(table[1] > table[0])), int(np.sum(table[1] < table[0]))
+        p = float(stats.binomtest(better, better + worse).pvalue) if better + worse else 1.0
+        beta = float(table[1].mean() - table[0].mean())
+    else:
+        arm = verdict.index.get_level_values("arm")
+        counts = [[int(verdict[arm == a].sum()), int((arm == a).sum())] for a in (1, 0)]
+        if min(c[1] for c in counts) < 1:
+            return FAILED
+        table2 = [[k, n - k] for k, n in counts]
+        p = float(stats.fisher_exact(table2).pvalue)
+        beta = counts[0][0] / counts[0][1] - counts[1][0] / counts[1][1]
+    return models.TermTest(beta, np.nan, None, p)
 
 
 def _named(name: str, test: models.TermTest) -> dict[str, float]:
@@ -442,16 +597,25 @@ def run_block(model: dict, design: dict, cell: dict, seed: int, first: int, last
     in, plain rows out). `cell` holds its names (design, scenario, effect, children), the
     control arm's change and the effect (log per visit), the analyses to run, and for an
     ensemble member's trials its seed (`member`)."""
-    sim = Model(**{**model, "lesions_per_patient": tuple(model["lesions_per_patient"])})
+    sim = model_from_dict(model)
     plan = Design(**design)
     column = models.outcome_column(sim.outcome)
     names = ("member", "design", "scenario", "effect", "children", "true_effect")
     head = {k: cell[k] for k in names if k in cell}
+    width_slopes = None
+    if COPRIMARY in cell["analyses"]:
+        width_slopes = (cell["control_slope_width"], cell["true_effect_width"])
     rows = []
     for r in range(first, last + 1):
         rng = replicate_rng(seed, plan.allocation, cell["children"], plan.visits, r)
         trial = simulate_trial(
-            sim, plan, cell["children"], cell["true_effect"], rng, cell["control_slope"]
+            sim,
+            plan,
+            cell["children"],
+            cell["true_effect"],
+            rng,
+            cell["control_slope"],
+            width_slopes,
         )
         rows.append(
             {
