@@ -21,8 +21,10 @@ TINY = power.Grid(
     children=(6, 8),
     scenarios=("quarter",),
     designs=("parallel",),
+    effects=("zero", "pilot"),
     replicates=4,
     gee_replicates=2,
+    lesion_gee_replicates=2,
     block=2,
     assurance_members=0,
 )

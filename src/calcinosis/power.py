@@ -55,7 +55,11 @@ ANALYSIS_LABELS = {
     "gee_patient": "GEE, patients as clusters, small-sample corrected",
     "gee_lesion": "GEE, lesions as clusters, robust (the pilot's)",
     "summary": "summary slope per child (t-test / ANCOVA)",
+    "coprimary": "co-primary: summary slopes of length and width, both significant",
+    "responder": "responders (length down ≥ 30 % at the last visit; Fisher / McNemar)",
 }
+# analyses whose estimate is the effect per visit on length (bias and coverage apply)
+SLOPE_ANALYSES = (*simulation.GEE, "summary")
 DESIGN_LABELS = {
     "parallel": "parallel groups (children randomised)",
     "within": "within-patient (each child's lesions randomised)",
@@ -91,7 +95,7 @@ class Grid:
     children: tuple[int, ...] = (8, 12, 16, 24, 40, 64, 120)
     designs: tuple[str, ...] = simulation.DESIGNS
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
-    effects: tuple[str, ...] = ("zero", "pilot")
+    effects: tuple[str, ...] = EFFECTS
     analyses: tuple[str, ...] = ANALYSES
     visits: int = 16
     lesion_cap: int | None = 4
@@ -100,12 +104,15 @@ class Grid:
     # trials per cell in the main scenarios (the answer reads them) and in the others
     replicates: int = MIN_ANSWER_REPLICATES
     main_scenarios: tuple[str, ...] = ("quarter",)
-    other_replicates: int = 300
-    # the GEEs run on replicates 0 .. gee_replicates − 1 of the cells of these scenarios up
-    # to this many children (they cost a hundred times the summary slope)
-    gee_replicates: int = 50
+    other_replicates: int = MIN_ANSWER_REPLICATES
+    # the patient-clustered GEE runs on replicates 0 .. gee_replicates − 1 of the cells of
+    # these scenarios up to this many children, on other_gee_replicates elsewhere; the
+    # lesion-clustered GEE (the pilot's, shown for its Type I error) on lesion_gee_replicates
+    gee_replicates: int = MIN_ANSWER_REPLICATES
     gee_scenarios: tuple[str, ...] = ("quarter",)
-    gee_children_max: int = 24
+    gee_children_max: int = 120
+    other_gee_replicates: int = 200
+    lesion_gee_replicates: int = 200
     block: int = 100
     seed: int = DEFAULT_SEED
     alphas: tuple[float, ...] = (0.05, 0.01)
@@ -148,26 +155,45 @@ def _known(what: str, given, allowed) -> None:
 
 @dataclass(frozen=True)
 class PilotEffects:
-    """The pilot's change per visit (%) and the bound of its 95 % CI nearest no change."""
+    """The pilot's change per visit (%) and the bound of its 95 % CI nearest no change, in
+    length and in the co-primary width (NaN: not estimable there)."""
 
     estimate_pct: float
     bound_pct: float
+    width_estimate_pct: float = float("nan")
+    width_bound_pct: float = float("nan")
 
 
 def pilot_effects(trial: Trial, outcome: str = simulation.OUTCOME) -> PilotEffects:
-    """From the pilot's main GEE (the GEE chapter's model)."""
+    """From the pilot's main GEE (the GEE chapter's model), in length and width."""
     fit = models.primary(trial, outcome)
     bound = fit.pct_ci_high if fit.pct_per_visit < 0 else fit.pct_ci_low
-    return PilotEffects(fit.pct_per_visit, bound)
+    try:
+        width = models.primary(trial, simulation.SECOND)
+        second = (
+            width.pct_per_visit,
+            width.pct_ci_high if width.pct_per_visit < 0 else width.pct_ci_low,
+        )
+    except models.NotEstimableError:
+        second = (float("nan"), float("nan"))
+    return PilotEffects(fit.pct_per_visit, bound, *second)
 
 
-def slopes(pilot: PilotEffects, scenario: str, effect: str) -> tuple[float, float]:
-    """(control arm's change, effect), log size per visit, of a scenario and effect."""
-    control = SCENARIOS[scenario] * simulation.log_slope(pilot.estimate_pct)
+def slopes(
+    pilot: PilotEffects, scenario: str, effect: str, outcome: str = simulation.OUTCOME
+) -> tuple[float, float]:
+    """(control arm's change, effect), log size per visit, of a scenario and effect, in
+    length or (`outcome` width) the co-primary outcome, each from its own pilot estimate."""
+    estimate, bound = (
+        (pilot.estimate_pct, pilot.bound_pct)
+        if outcome == simulation.OUTCOME
+        else (pilot.width_estimate_pct, pilot.width_bound_pct)
+    )
+    control = SCENARIOS[scenario] * simulation.log_slope(estimate)
     injected = {
         "zero": control,
-        "pilot": simulation.log_slope(pilot.estimate_pct),
-        "bound": simulation.log_slope(pilot.bound_pct),
+        "pilot": simulation.log_slope(estimate),
+        "bound": simulation.log_slope(bound),
     }[effect]
     return control, injected - control
 
@@ -228,6 +254,7 @@ def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
         for design in grid.designs:
             for effect in grid.effects:
                 control, diff = slopes(pilot, scenario, effect)
+                control_w, diff_w = slopes(pilot, scenario, effect, simulation.SECOND)
                 for n in grid.children:
                     out.append(
                         {
@@ -237,22 +264,34 @@ def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
                             "children": n,
                             "control_slope": control,
                             "true_effect": diff,
+                            "control_slope_width": control_w,
+                            "true_effect_width": diff_w,
                         }
                     )
     return out
 
 
-def _blocks(grid: Grid, replicates: int, gee: bool):
-    """(first, last, analyses) of each block: the GEEs only on the first `gee_replicates`;
-    the other blocks start at multiples of `block` (so a run with other counts reuses them)."""
-    costly = [a for a in grid.analyses if a in simulation.GEE] if gee else []
-    cheap = [a for a in grid.analyses if a not in simulation.GEE]
-    split = min(grid.gee_replicates, replicates) if costly else 0
-    edges = sorted({0, split, *range(0, replicates, grid.block), replicates})
+def _blocks(grid: Grid, replicates: int, limits: dict[str, int]):
+    """(first, last, analyses) of each block: an analysis in `limits` only on replicates
+    0 .. limit − 1, the others on all; blocks start at multiples of `block` and at the
+    limits (so a run with other counts reuses what it shares)."""
+    ends = {min(v, replicates) for v in limits.values()}
+    edges = sorted({0, replicates, *range(0, replicates, grid.block), *ends})
     for first, end in zip(edges, edges[1:], strict=False):
-        chosen = costly + cheap if end <= split else cheap
+        chosen = tuple(a for a in grid.analyses if a not in limits or limits[a] >= end)
         if chosen:
-            yield first, end - 1, tuple(chosen)
+            yield first, end - 1, chosen
+
+
+def _limits(grid: Grid, cell: dict) -> dict[str, int]:
+    """How many replicates of this cell each GEE analyses (`Grid`)."""
+    if cell["children"] > grid.gee_children_max:
+        return {name: 0 for name in simulation.GEE}
+    main = cell["scenario"] in grid.gee_scenarios
+    return {
+        "gee_patient": grid.gee_replicates if main else grid.other_gee_replicates,
+        "gee_lesion": grid.lesion_gee_replicates,
+    }
 
 
 def _key(cell: dict, first: int, last: int, analyses: tuple, member: int | None = None) -> str:
@@ -271,8 +310,8 @@ def grid_tasks(model: simulation.Model, grid: Grid, pilot: PilotEffects) -> list
     out = []
     for cell in cells(grid, pilot):
         design = asdict(grid.design(cell["design"]))
-        gee = cell["scenario"] in grid.gee_scenarios and cell["children"] <= grid.gee_children_max
-        for first, last, analyses in _blocks(grid, grid.replicates_of(cell["scenario"]), gee):
+        limits = _limits(grid, cell)
+        for first, last, analyses in _blocks(grid, grid.replicates_of(cell["scenario"]), limits):
             task_cell = {**cell, "analyses": analyses}
             args = (plain, design, task_cell, grid.seed, first, last)
             out.append(runner.Task(_key(cell, first, last, analyses), simulation.run_block, args))
@@ -312,10 +351,7 @@ def usable_members(rows: pd.DataFrame) -> dict[int, simulation.Model]:
     out = {}
     for row in rows.itertuples(index=False):
         if row.model:
-            plain = json.loads(row.model)
-            out[int(row.seed)] = simulation.Model(
-                **{**plain, "lesions_per_patient": tuple(plain["lesions_per_patient"])}
-            )
+            out[int(row.seed)] = simulation.model_from_dict(json.loads(row.model))
     return out
 
 
@@ -382,10 +418,7 @@ class Run:
         return Grid(**plain)
 
     def model(self) -> simulation.Model:
-        stored = self.manifest["model"]
-        return simulation.Model(
-            **{**stored, "lesions_per_patient": tuple(stored["lesions_per_patient"])}
-        )
+        return simulation.model_from_dict(self.manifest["model"])
 
     def pilot(self) -> PilotEffects:
         return PilotEffects(**self.manifest["pilot"])
@@ -540,6 +573,9 @@ def _close(a: dict, b: dict) -> bool:
         elif isinstance(value, list | tuple) and isinstance(other, list | tuple):
             if list(value) != list(other):
                 return False
+        elif isinstance(value, dict) and isinstance(other, dict):
+            if not _close(value, other):
+                return False
         elif value != other:
             return False
     return True
@@ -576,7 +612,8 @@ def performance(replicates: pd.DataFrame, alpha: float) -> pd.DataFrame:
             share = rejected / valid if valid else np.nan
             crit = stats.t.ppf(0.975, df)
             covered = np.abs(beta - truth) <= crit * se
-            coverage = float(covered.mean()) if valid else np.nan
+            slope = analysis in SLOPE_ANALYSES and valid > 0
+            coverage = float(covered.mean()) if slope else np.nan
             rows.append(
                 {
                     **dict(zip(CELL, names, strict=True)),
@@ -587,9 +624,9 @@ def performance(replicates: pd.DataFrame, alpha: float) -> pd.DataFrame:
                     "rejected": rejected,
                     "power": share,
                     "mcse": _binomial_se(share, valid),
-                    "bias": float(np.mean(beta - truth)) if valid else np.nan,
+                    "bias": float(np.mean(beta - truth)) if slope else np.nan,
                     "bias_mcse": float(np.std(beta, ddof=1) / np.sqrt(valid))
-                    if valid > 1
+                    if slope and valid > 1
                     else np.nan,
                     "coverage": coverage,
                     "coverage_mcse": _binomial_se(coverage, valid),
