@@ -162,6 +162,14 @@ def test_working_correlation_with_too_few_pairs_says_why(cov_struct):
         assert "pairs" not in str(other)
 
 
+def test_working_correlation_at_the_edge_with_two_visits_names_the_visits():
+    """Lesions of different sizes seen twice: α rests on one pair per lesion and leaves
+    (−1, 1); the reason names the two visits (the cause), not only the edge (the symptom)."""
+    with pytest.raises(models.NotEstimableError) as err:
+        models.fit_gee(_two_visits(4), "length", cov_struct="exchangeable", qic=False)
+    assert "at most two measured visits" in str(err.value)
+
+
 @pytest.mark.parametrize("cov_struct", ["exchangeable", "ar1"])
 def test_working_correlation_without_pairs_says_no_lesion_has_two_visits(cov_struct):
     frame = pd.concat(  # lesion A-k measured at visit k only

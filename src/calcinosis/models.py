@@ -457,9 +457,7 @@ def check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
     if alpha is not None and not np.isfinite(float(alpha)):
         raise NotEstimableError(f"{column}: the working correlation could not be estimated")
     if alpha is not None and not abs(float(alpha)) < ALPHA_LIMIT:
-        raise NotEstimableError(
-            f"{column}: the working correlation's estimate ran to the edge of (−1, 1)"
-        )
+        raise NotEstimableError(f"{column}: {_edge_reason(result.model.groups)}")
     if not (
         np.all(np.isfinite(result.params))
         and np.all(np.isfinite(result.bse))
@@ -474,6 +472,19 @@ def check_fit(result, column: str, frame: pd.DataFrame, family: str) -> None:
             raise NotEstimableError(
                 f"{column}: the fit diverged (its mean curve runs far above every size measured)"
             )
+
+
+def _edge_reason(groups: np.ndarray) -> str:
+    """Why α ran to ±1, with the likely cause when the design gives it: with at most two
+    visits in every cluster, α rests on one pair of residuals per cluster, an estimate loose
+    enough to leave (−1, 1) — the reader should hear about the visits, not only about α."""
+    _, sizes = np.unique(groups, return_counts=True)
+    if sizes.max() <= 2:
+        return (
+            "every cluster has at most two measured visits, so the working correlation rests "
+            "on one pair per cluster, and its estimate ran to the edge of (−1, 1)"
+        )
+    return "the working correlation's estimate ran to the edge of (−1, 1)"
 
 
 def _family(name: str):
