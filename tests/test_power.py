@@ -115,6 +115,63 @@ def test_an_analysis_that_rejects_too_often_is_not_offered():
     assert bad.rate == pytest.approx(0.09)
 
 
+def _two_size_run(parts: dict[str, tuple[int, float]]) -> power.Run:
+    """A run of sizes 8 and 16 per analysis: (trials per cell, share rejecting without
+    effect); with the effect every analysis rejects in 70 % (8) and 95 % (16) of them."""
+    frames = []
+    for analysis, (n, type1) in parts.items():
+        for children, share in ((8, 0.7), (16, 0.95)):
+            hits = round(type1 * n)
+            frames.append(
+                replicates_frame([0.001] * hits + [0.5] * (n - hits), "zero", analysis, children)
+            )
+            hits = round(share * n)
+            frames.append(
+                replicates_frame([0.001] * hits + [0.5] * (n - hits), "pilot", analysis, children)
+            )
+    grid = power.dataclasses_replace(
+        TINY, children=(8, 16), analyses=tuple(parts), assurance_members=0
+    )
+    return power.Run(pd.concat(frames, ignore_index=True), pd.DataFrame(), {"grid": grid.as_dict()})
+
+
+def test_the_answer_table_lists_only_analyses_that_hold_their_level():
+    """The pilot's lesion-clustered GEE rejects too often: it is a warning in the levels
+    table, not a row of the answer; a curve on fewer than 1 000 trials is shown, not read."""
+    run = _two_size_run(
+        {"summary": (1000, 0.05), "gee_lesion": (1000, 0.2), "gee_patient": (200, 0.05)}
+    )
+    choice = power_report.Choice()
+    table = power_report.tab_answer(run, choice)
+    labels = power.ANALYSIS_LABELS
+    assert set(table["Analysis"]) == {labels["summary"], labels["gee_patient"]}
+    read = table.set_index("Analysis")["Children for 80 % power"]
+    assert read[labels["summary"]] in {"8 or fewer", "10", "12", "14", "16"}
+    assert read[labels["gee_patient"]].startswith("not read:")
+    assert "fewer than 1000 trials" in read[labels["gee_patient"]]
+    assert any(c.startswith("Assurance at that size") for c in table.columns)
+    levels = power_report.tab_levels(run, choice).set_index("Analysis")["Verdict"]
+    assert levels[labels["gee_lesion"]].startswith("rejects too often")
+    assert levels[labels["summary"]].startswith("holds its level")
+
+
+def test_the_chapter_refuses_a_cell_the_run_does_not_hold_before_building(tmp_path):
+    from click.testing import CliRunner
+
+    from calcinosis.cli import main
+
+    for args, says in (
+        (["-p", "scenario=most"], "(the power run holds none, quarter, half)"),
+        (["-p", "design=crossover"], "(the power run holds parallel, within)"),
+        (["-p", f"power_dir={tmp_path}"], "holds no readable power run"),
+    ):
+        out = tmp_path / "review"
+        result = CliRunner().invoke(main, ["chapter", "power", *args, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and says in result.output, result.output
+        assert not out.exists()
+
+
 def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tmp_path):
     one = power.compute(trial, TINY, tmp_path / "one", workers=1, progress=False)
     two = power.compute(trial, TINY, tmp_path / "two", workers=2, progress=False)
@@ -227,3 +284,18 @@ def test_the_shipped_result_is_current_complete_and_covers_the_chapter(trial):
         assert found["answer_analysis"] in {power.ANALYSIS_LABELS[a] for a in mine["analysis"]}
     lesion = answers[answers["analysis"] == "gee_lesion"]
     assert not lesion["offered"].any()  # the pilot's lesion-clustered test is not an answer
+    # every analysis offered in the main scenario rests on >= 1 000 trials a size, and the
+    # answer table shows no analysis that fails its level
+    main = answers[answers["scenario"].isin(run.grid().main_scenarios)]
+    assert set(main.loc[main["level_holds"], "analysis"]) <= set(
+        main.loc[main["offered"], "analysis"]
+    )
+    shown = power_report.tab_answer(run, choice)["Analysis"]
+    assert set(shown) <= {
+        power.ANALYSIS_LABELS[a] for a in answers.loc[answers["level_holds"], "analysis"]
+    }
+    # the page's other choices the run holds: another α, effect and scenario
+    for change in ({"alpha": 0.01}, {"effect": "bound"}, {"scenario": "none"}):
+        other = dataclasses.replace(choice, **change)
+        power_report.check_params(dataclasses.asdict(other))
+        assert power_report.values(run, other)["answer_sentence"]

@@ -74,7 +74,8 @@ SCENARIO_LABELS = {
 # effect: the injection arm's change (zero: the control arm's; pilot: the pilot's estimate;
 # bound: the bound of its 95 % CI nearest no change)
 EFFECTS = ("zero", "pilot", "bound")
-MIN_ANSWER_REPLICATES = 1000  # a cell the answer reads has at least these (MC SE ≤ 0.016)
+MIN_ANSWER_REPLICATES = 1000  # a cell the answer reads has at least these
+MAX_MCSE = 0.016  # and its rates' Monte-Carlo SE is at most this (failed fits left out)
 # The files whose code decides a replicate's numbers: a shipped result made with other bytes
 # is stale.
 SHIPPED_DIR = paths.PACKAGE_DIR / "shipped" / "power"
@@ -238,6 +239,29 @@ def assumptions(model: simulation.Model, grid: Grid) -> list[tuple[str, str, str
         ("children lost after a random visit", f"{grid.dropout:g}", "assumed (design choice)"),
         ("visits missed by the others", f"{grid.missed:g}", "assumed (design choice)"),
         ("visits", str(grid.visits), "as the pilot's weekly injections"),
+        *_width_assumptions(model),
+    ]
+
+
+def _width_assumptions(model: simulation.Model) -> list[tuple[str, str, str]]:
+    """The co-primary outcome's rows: its own slope SDs and the slopes' correlation."""
+    width = model.width
+    if width is None:
+        return []
+    name = width.outcome
+    return [
+        (f"{name}: SD of patient slope (c)", f"{width.sd_patient_slope:.4f}", width.slope_source),
+        (f"{name}: SD of lesion slope (d)", f"{width.sd_lesion_slope:.4f}", width.slope_source),
+        (
+            f"{name}: SD of the within-lesion error (e)",
+            f"{width.sd_residual:.4f}",
+            width.slope_source,
+        ),
+        (
+            f"correlation of {model.outcome} and {name} slopes",
+            f"{model.slope_correlation:.2f}",
+            "lesions' least-squares slopes (estimation error pulls it towards 0; bounded at ±0.99)",
+        ),
     ]
 
 
@@ -751,9 +775,13 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                 if cells_.empty:
                     continue
                 lev = level(perf, design, scenario, analysis, alpha)
-                enough = bool(cells_["valid"].min() >= MIN_ANSWER_REPLICATES) and len(
-                    cells_
-                ) == len(grid.children)
+                # every size analysed on MIN_ANSWER_REPLICATES trials, and so few failed
+                # fits that a rate's MC SE stays within MAX_MCSE
+                enough = (
+                    bool(cells_["replicates"].min() >= MIN_ANSWER_REPLICATES)
+                    and bool(0.5 / np.sqrt(cells_["valid"].min()) <= MAX_MCSE)
+                    and len(cells_) == len(grid.children)
+                )
                 fit = smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
                 largest = int(cells_["children"].max())
                 row: dict[str, Any] = {
@@ -764,7 +792,8 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                     "type1_mcse": lev.mcse,
                     "level_holds": lev.holds,
                     "level_verdict": lev.verdict,
-                    "replicates": int(cells_["valid"].min()),
+                    "replicates": int(cells_["replicates"].min()),
+                    "valid": int(cells_["valid"].min()),
                     "offered": lev.holds and enough,
                     "fit_a": fit[0],
                     "fit_b": fit[1],

@@ -46,6 +46,12 @@ def check(run: power.Run, choice: Choice) -> None:
     }
     for name, allowed in held.items():
         value = getattr(choice, name)
+        known = {"scenario": power.SCENARIOS, "design": simulation.DESIGNS}.get(name, power.EFFECTS)
+        if value not in known or value == "zero":
+            raise ValueError(
+                f"{name}={value!r} is not a {name} this chapter offers (the power run holds "
+                f"{', '.join(allowed)})"
+            )
         if value not in allowed:
             raise ValueError(
                 f"{name}={value!r} is not in the power run (it holds {', '.join(allowed)}); "
@@ -58,6 +64,18 @@ def check(run: power.Run, choice: Choice) -> None:
             raise ValueError(f"{name}={value!r}: use a number between 0 and 1")
     if not choice.catchment_millions > 0:
         raise ValueError(f"catchment_millions={choice.catchment_millions!r}: use a number > 0")
+
+
+def check_params(own: dict[str, object]) -> None:
+    """Refuse, before anything is built, chapter parameters the run (`power_dir`, default the
+    shipped one) cannot answer (ValueError, one line naming what exists)."""
+    power_dir = own.get("power_dir", "")
+    try:
+        run = load(str(power_dir))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"power_dir={power_dir!r} holds no readable power run ({err})") from None
+    fields = Choice.__dataclass_fields__
+    check(run, Choice(**{k: v for k, v in own.items() if k in fields}))  # type: ignore[arg-type]
 
 
 def _children_text(n: int | None, largest: int, smallest: int) -> str:
@@ -94,7 +112,12 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "other_replicates": grid.other_replicates,
         "main_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.main_scenarios),
         "gee_replicates": grid.gee_replicates,
+        "other_gee_replicates": grid.other_gee_replicates,
+        "lesion_gee_replicates": grid.lesion_gee_replicates,
         "gee_children_max": grid.gee_children_max,
+        "response_fall_pct": 100 * (1 - simulation.RESPONSE_SHARE),
+        "width_pilot_pct": pilot.width_estimate_pct,
+        "slope_correlation": run.model().slope_correlation,
         "gee_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.gee_scenarios),
         "children_grid": ", ".join(map(str, grid.children)),
         "largest": largest,
@@ -120,9 +143,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out[f"{a}_n"] = _children_text(n, row.largest, smallest)
     offered = mine[mine["offered"]]
     best = _best(offered, target_key)
-    refused = _best(
-        mine[~mine["level_holds"] & (mine["replicates"] >= power.MIN_ANSWER_REPLICATES)], target_key
-    )
+    refused = _best(mine[~mine["level_holds"]], target_key)
     out["refused"] = "The answer comes from an analysis that holds its level."
     if best is None:
         out["refused"] = "No analysis holds its level with enough replicates here."
@@ -231,14 +252,21 @@ def _performance_ranges(perf: pd.DataFrame, choice: Choice) -> dict[str, float]:
 
 ANSWER_DECIMALS = {"Fewest replicates per size": 0}
 CELLS_DECIMALS = {"Children": 0, "Replicates": 0, "Failed": 0}
+LEVELS_DECIMALS = {"Trials without effect": 0}
 
 
 def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
-    """Per design, scenario and analysis: Type I error with its MC SE, whether the analysis
-    may answer, and the children needed for each target (only where it may)."""
+    """Per design, scenario and analysis that holds its level (the others are in
+    `tab_levels`, as warnings): Type I error with its MC SE, the fewest trials a size was
+    analysed on, the children needed for each target (read only from curves with enough
+    trials; the others say so), and at the main target's size the assurance and the 10th
+    percentile across the ensemble's members (their trials are analysed by the summary slope
+    of the pilot's effect in the assurance scenario: elsewhere not computed)."""
     grid = run.grid()
     answers = power.answer(run, choice.alpha, choice.effect)
+    answers = answers[answers["level_holds"]]
     smallest = min(grid.children)
+    main_key = f"n{round(100 * choice.target_power)}"
     rows = []
     for row in answers.itertuples(index=False):
         out = {
@@ -252,14 +280,55 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
             key = f"n{round(100 * target)}"
             n = getattr(row, key)
             n = None if pd.isna(n) else int(n)
-            if not row.level_holds:
-                text = "not offered: Type I error above α"
-            elif not row.offered:
-                text = f"not read ({_children_text(n, row.largest, smallest)} on fewer replicates)"
-            else:
-                text = _children_text(n, row.largest, smallest)
+            text = _children_text(n, row.largest, smallest)
+            if not row.offered:
+                text = f"not read: {text} on fewer than {power.MIN_ANSWER_REPLICATES} trials"
             out[f"Children for {round(100 * target)} % power"] = text
+        n = getattr(row, main_key, None)
+        n = None if n is None or pd.isna(n) else max(int(n), smallest)
+        out[f"Assurance at that size (10th percentile), {round(100 * choice.target_power)} %"] = (
+            _assurance_cell(run, choice, row, n)
+        )
         rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _assurance_cell(run: power.Run, choice: Choice, row, n: int | None) -> str:
+    grid = run.grid()
+    if row.analysis != "summary" or row.scenario != grid.assurance_scenario:
+        return "not computed (members: summary slope, main scenario)"
+    if choice.effect != "pilot" or n is None or not row.offered:
+        return "not computed (pilot's effect, a size read on enough trials)"
+    result = power.assurance(run, choice.alpha, n, row.design)
+    if not result["members"]:
+        return "not computed: no usable member"
+    return f"{result['assurance']:.2f} ({result['p10']:.2f}), {result['members']} members"
+
+
+def tab_levels(run: power.Run, choice: Choice) -> pd.DataFrame:
+    """Every analysis's Type I error per design and scenario, pooled over the sizes, with
+    its MC SE, the largest at one size, and the verdict: the warnings the answer leaves
+    out."""
+    grid = run.grid()
+    perf = run.performance(choice.alpha)
+    rows = []
+    for design in grid.designs:
+        for scenario in grid.scenarios:
+            for analysis in grid.analyses:
+                lev = power.level(perf, design, scenario, analysis, choice.alpha)
+                if not lev.replicates:
+                    continue
+                rows.append(
+                    {
+                        "Design": design,
+                        "Control arm": scenario,
+                        "Analysis": power.ANALYSIS_LABELS[analysis],
+                        "Type I error (MC SE)": f"{lev.rate:.3f} ({lev.mcse:.3f})",
+                        "Trials without effect": lev.replicates,
+                        "Largest at one size": f"{lev.worst_rate:.3f} ({lev.worst_children})",
+                        "Verdict": lev.verdict,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -280,15 +349,22 @@ def tab_cells(run: power.Run, choice: Choice) -> pd.DataFrame:
                 f"{p:.3f} ({s:.3f})" for p, s in zip(chosen["power"], chosen["mcse"], strict=True)
             ],
             "Bias, % per visit (MC SE)": [
-                f"{100 * b:.3f} ({100 * s:.3f})"
+                _pair(100 * b, 100 * s)
                 for b, s in zip(chosen["bias"], chosen["bias_mcse"], strict=True)
             ],
             "Coverage (MC SE)": [
-                f"{c:.3f} ({s:.3f})"
+                _pair(c, s)
                 for c, s in zip(chosen["coverage"], chosen["coverage_mcse"], strict=True)
             ],
         }
     ).reset_index(drop=True)
+
+
+def _pair(value: float, mcse: float) -> str:
+    """'value (MC SE)', or words where the analysis estimates no slope."""
+    if not np.isfinite(value):
+        return "no slope estimate"
+    return f"{value:.3f} ({mcse:.3f})"
 
 
 def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
@@ -348,6 +424,7 @@ def section(run: power.Run, choice: Choice, stale_warning: str):
         tables.tab_power_assumptions(power.assumptions(run.model(), run.grid()))
     )
     out.tables["plan_tab_answer"] = Table(tab_answer(run, choice), ANSWER_DECIMALS)
+    out.tables["plan_tab_levels"] = Table(tab_levels(run, choice), LEVELS_DECIMALS)
     out.tables["plan_tab_cells"] = Table(tab_cells(run, choice), CELLS_DECIMALS)
     out.figures["plan_fig_curves"] = figures.render(
         figures.fig_power_curves(

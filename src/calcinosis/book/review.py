@@ -39,6 +39,13 @@ def review(
     if name not in chapters:
         raise UsageError(f"no chapter '{name}' (chapters: {', '.join(sorted(chapters))})")
     analysis, own = chapter_params.split(chapters[name], params)
+    if name == "power":  # a cell the power run does not hold: refused before any build
+        from calcinosis import power_report
+
+        try:
+            power_report.check_params(own)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     patient_id = own.pop("patient_id", None) if name == TEMPLATE else None
     try:
         chosen = Parameters.of(analysis)
