@@ -303,7 +303,7 @@ def compare(old_out: Path, new_out: Path, md_path: Path | None) -> None:
     metavar="NAME=VALUE",
     help="A parameter the chapter's parameters cell declares (repeatable), read with the "
     "type of its default: correlation and cluster reach the whole book, the chapter's own "
-    "(power: alpha=0.01, effect_sizes='[-2.0]') its page; patient: patient_id=ID.",
+    "(power: alpha=0.01, effect=bound, scenario=none) its page; patient: patient_id=ID.",
 )
 @DATA_OPTION
 @click.option(

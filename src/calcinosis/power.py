@@ -14,9 +14,10 @@ per cent difference in size at the last visit, `simulation.pct_at_end`).
 
 Methods (`simulation.analyse`): the pilot's GEE with patients as clusters and the book's
 small-sample correction (`gee_patient`), the same with lesions as clusters and the robust
-sandwich as the pilot's main analysis (`gee_lesion`), and the patient-level summary slope
-(`summary`). The GEEs cost about a hundred times the summary slope, so they run on the first
-`gee_replicates` replicates of each cell, the summary slope on all.
+sandwich as the pilot's main analysis (`gee_lesion`), the patient-level summary slope
+(`summary`), co-primary length and width (`coprimary`: both summary slopes significant) and
+responders (`responder`). The GEEs (fitted on arrays, `calcinosis.arraygee`) still cost
+several times the others, so each runs on the first replicates of a cell (`Grid`).
 
 Performance: power and Type I error per cell with the Monte-Carlo SE of the observed rate;
 failed fits counted per cell and left out of the rate (never counted as not rejecting);
