@@ -260,8 +260,7 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
     `tab_levels`, as warnings): Type I error with its MC SE, the fewest trials a size was
     analysed on, the children needed for each target (read only from curves with enough
     trials; the others say so), and at the main target's size the assurance and the 10th
-    percentile across the ensemble's members (their trials are analysed by the summary slope
-    of the pilot's effect in the assurance scenario: elsewhere not computed)."""
+    percentile across the ensemble's members (`_assurance_cell`)."""
     grid = run.grid()
     answers = power.answer(run, choice.alpha, choice.effect)
     answers = answers[answers["level_holds"]]
@@ -294,15 +293,19 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
 
 
 def _assurance_cell(run: power.Run, choice: Choice, row, n: int | None) -> str:
+    """The members' assurance and 10th percentile at this row's size. The members' trials
+    are analysed by the summary slope alone, so another analysis's row carries the summary
+    slope's, labelled as such."""
     grid = run.grid()
-    if row.analysis != "summary" or row.scenario != grid.assurance_scenario:
-        return "not computed (members: summary slope, main scenario)"
-    if choice.effect != "pilot" or n is None or not row.offered:
-        return "not computed (pilot's effect, a size read on enough trials)"
+    if row.scenario != grid.assurance_scenario or choice.effect != "pilot":
+        return "not computed (the pilot's effect in the main scenario only)"
+    if n is None or not row.offered:
+        return "not computed (no size read)"
     result = power.assurance(run, choice.alpha, n, row.design)
     if not result["members"]:
         return "not computed: no usable member"
-    return f"{result['assurance']:.2f} ({result['p10']:.2f}), {result['members']} members"
+    text = f"{result['assurance']:.2f} ({result['p10']:.2f}), {result['members']} members"
+    return text if row.analysis == "summary" else f"summary slope's: {text}"
 
 
 def tab_levels(run: power.Run, choice: Choice) -> pd.DataFrame:
