@@ -443,10 +443,17 @@ def is_default(power_dir: str | Path = "", **params) -> bool:
     return not power_dir and Choice(**params) == Choice()
 
 
-def glue_page(power_dir: str | Path = "", data_dir: str | Path = "../data", **params) -> dict:
+def glue_page(
+    power_dir: str | Path = "",
+    data_dir: str | Path = "../data",
+    results_dir: str | Path = "",
+    **params,
+) -> dict:
     """For a page with other parameters or another run: the `power` section built for them
     in this kernel and glued under the same names `show("power")` glues (so the page cites
-    one set of names whatever its parameters); returns its values."""
+    one set of names whatever its parameters); returns its values. In a build (a results
+    folder given) the shipped run's staleness is the results stage's (the page's kernel need
+    not see the data); another run's is judged against the data."""
     from calcinosis import results
     from calcinosis.book import page
     from calcinosis.data import load_trial
@@ -454,7 +461,12 @@ def glue_page(power_dir: str | Path = "", data_dir: str | Path = "../data", **pa
     run = load(power_dir)
     choice = Choice(**params)
     check(run, choice)
-    stale = results._stale_sentence(power.staleness(run, load_trial(data_dir)))
+    if results_dir and not power_dir:
+        from calcinosis.book.results_folder import Folder
+
+        stale = str(Folder(Path(results_dir)).values.get("power_stale_warning", ""))
+    else:
+        stale = results._stale_sentence(power.staleness(run, load_trial(data_dir)))
     built = section(run, choice, stale)
     for name, value in built.values.items():
         page._glue(name, value)
