@@ -28,7 +28,7 @@ import pandas as pd
 
 from calcinosis import article, ensemble, models, paths, reconstruct
 from calcinosis.ensemble import ALPHA
-from calcinosis.sections import slug
+from calcinosis.names import slug
 
 AGREEMENT = 0.95
 IMPOSED, BUILT_IN, OPEN = "imposed by the audit", "built into the generator", "open"

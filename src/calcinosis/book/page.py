@@ -57,7 +57,7 @@ def show_patient(
 ) -> dict:
     """`show` for the patient template: the patient's own section plus `sections`; with no
     `patient_id` (the page run alone), the first patient of the data."""
-    from calcinosis.sections import slug
+    from calcinosis.names import slug
 
     if not patient_id:
         from calcinosis.data import load_trial
