@@ -1,5 +1,6 @@
 """What the article's summaries pin down: each conclusion of the book across the shipped
-ensemble of reconstructions (`calcinosis.ensemble`), of one of three kinds, with its verdict.
+ensemble of reconstructions (`calcinosis.ensemble`), of one of three kinds, with its
+verdict.
 
 - *Imposed by the audit*: every quantity the conclusion rests on is one of the article's
   printed claims, which a member must reproduce to be kept; that it holds in every member is
