@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calcinosis import paths
+from calcinosis.names import slug
 from calcinosis.params import Parameters
-from calcinosis.sections import Section, Table, slug
+from calcinosis.sections import Section, Table
 
 if TYPE_CHECKING:
     from calcinosis.data import Trial

@@ -2,9 +2,9 @@
 
 Each function takes the validated `Trial` and returns a DataFrame with reader-facing column
 names and raw (unrounded) numbers; rounding happens only when a table is printed
-(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The analyses come
-from the statistical modules; these functions select, join and name. The results stage
-(`calcinosis.results`) calls them, once per build.
+(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The
+analyses come from the statistical modules; these functions select, join and name. The
+results stage (`calcinosis.results`) calls them, once per build.
 """
 
 from __future__ import annotations
