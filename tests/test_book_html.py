@@ -435,3 +435,18 @@ def test_desk_tables_fit_or_say_they_scroll(built_book: Path, site: str, browser
     page.close()
     assert widths["tab-sensitivity"] <= 1, widths["tab-sensitivity"]
     assert not silent, silent
+
+
+def test_figure_9_1_reads_on_a_phone(built_book: Path, site: str, browser) -> None:
+    """On a 390 px phone the smallest text of Figure 9.1 (the ensemble's conclusions) is at
+    least 9 CSS px: its size in the figure (the supplement's SVG, in pt) times the scale at
+    which the page shows the image (it was 4.9 px, drawn at text width with labels beside
+    the bars)."""
+    svg = (built_book / "supplement" / "figures" / "fig_pinned.svg").read_text("utf-8")
+    width_pt = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', svg).group(1))
+    smallest_pt = min(float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg))
+    page = browser.new_page(viewport=PHONE)
+    page.goto(f"{site}/ensemble.html", wait_until="load")
+    shown = page.evaluate("document.querySelector('#fig-pinned img').getBoundingClientRect().width")
+    page.close()
+    assert smallest_pt * shown / width_pt >= 9, (smallest_pt, shown, width_pt)
