@@ -450,3 +450,16 @@ def test_figure_9_1_reads_on_a_phone(built_book: Path, site: str, browser) -> No
     shown = page.evaluate("document.querySelector('#fig-pinned img').getBoundingClientRect().width")
     page.close()
     assert smallest_pt * shown / width_pt >= 9, (smallest_pt, shown, width_pt)
+
+
+def test_glued_sentences_read_as_the_text_around_them(site: str, browser) -> None:
+    """myst-nb sets glued values in bold; the GEE page glues whole sentences (a wall of bold
+    on a phone): a glued text has the weight of its surroundings (issue 22's screenshots)."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto(f"{site}/gee.html", wait_until="load")
+    weights = page.evaluate(
+        "Array.from(document.querySelectorAll('main span.pasted-text')).map(s =>"
+        " [getComputedStyle(s).fontWeight, getComputedStyle(s.parentElement).fontWeight])"
+    )
+    page.close()
+    assert len(weights) > 5 and all(own == around for own, around in weights), weights
