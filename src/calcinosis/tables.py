@@ -448,14 +448,14 @@ def _claims(verdicts: pd.DataFrame, with_verdict: bool = False) -> str:
 def _number(value: float, kind: str) -> str:
     """A conclusion's number as printed: p-values as everywhere in the book, the rest with
     the decimals their kind needs."""
-    from calcinosis.formatting import p_text
+    from calcinosis.formatting import fixed, p_text
 
     if pd.isna(value):
         return "–"
     if kind == "p":
         return p_text(value)
     decimals = {"share": 2, "visit": 1, "count": 0, "change": 1}.get(kind, 2)
-    return f"{value:.{decimals}f}"
+    return fixed(value, decimals)
 
 
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:
