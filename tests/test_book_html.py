@@ -414,3 +414,52 @@ def test_the_title_leaves_the_first_phone_screen_to_the_text(site: str, reader) 
     assert box["height"] <= PHONE["height"] / 5
     assert page.evaluate("document.querySelector('.bd-article h1').scrollWidth") <= PHONE["width"]
     page.close()
+
+
+_OVERFLOW = """() => Array.from(document.querySelectorAll('main .pst-scrollable-table-container'))
+    .map(b => ({id: b.querySelector('table')?.id, over: b.scrollWidth - b.clientWidth,
+                cue: b.classList.contains('calcinosis-scrolls')}))"""
+
+
+def test_desk_tables_fit_or_say_they_scroll(built_book: Path, site: str, browser) -> None:
+    """At 1 400 px the sensitivity grid (Table 8.1, whose notes were cut) fits its text
+    column; any other table wider than its box says it scrolls (issue 22)."""
+    page = browser.new_page(viewport=DESKTOP)
+    widths, silent = {}, []
+    for name in _pages(built_book):
+        page.goto(f"{site}/{name}", wait_until="load")
+        for box in page.evaluate(_OVERFLOW):
+            widths[box["id"]] = box["over"]
+            if box["over"] > 1 and not box["cue"]:
+                silent.append(f"{name}#{box['id']}: {box['over']} px")
+    page.close()
+    assert widths["tab-sensitivity"] <= 1, widths["tab-sensitivity"]
+    assert not silent, silent
+
+
+def test_figure_9_1_reads_on_a_phone(built_book: Path, site: str, browser) -> None:
+    """On a 390 px phone the smallest text of Figure 9.1 (the ensemble's conclusions) is at
+    least 9 CSS px: its size in the figure (the supplement's SVG, in pt) times the scale at
+    which the page shows the image (it was 4.9 px, drawn at text width with labels beside
+    the bars)."""
+    svg = (built_book / "supplement" / "figures" / "fig_pinned.svg").read_text("utf-8")
+    width_pt = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', svg).group(1))
+    smallest_pt = min(float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg))
+    page = browser.new_page(viewport=PHONE)
+    page.goto(f"{site}/ensemble.html", wait_until="load")
+    shown = page.evaluate("document.querySelector('#fig-pinned img').getBoundingClientRect().width")
+    page.close()
+    assert smallest_pt * shown / width_pt >= 9, (smallest_pt, shown, width_pt)
+
+
+def test_glued_sentences_read_as_the_text_around_them(site: str, browser) -> None:
+    """myst-nb sets glued values in bold; the GEE page glues whole sentences (a wall of bold
+    on a phone): a glued text has the weight of its surroundings (issue 22's screenshots)."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto(f"{site}/gee.html", wait_until="load")
+    weights = page.evaluate(
+        "Array.from(document.querySelectorAll('main span.pasted-text')).map(s =>"
+        " [getComputedStyle(s).fontWeight, getComputedStyle(s.parentElement).fontWeight])"
+    )
+    page.close()
+    assert len(weights) > 5 and all(own == around for own, around in weights), weights

@@ -611,15 +611,31 @@ def fig_sensitivity_influence(trial: Trial) -> Figure:
     return fig
 
 
+# Figure 9.1's text (pt) and, in lines of that text, each row's bar and the gap after it
+PINNED_TEXT_PT = 9
+PINNED_BAR_LINES, PINNED_GAP_LINES = 0.9, 0.5
+PINNED_WRAP = 56  # characters of a conclusion per line at NARROW_WIDTH_IN
+
+
 def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     """Per conclusion of the book: the share of the ensemble's members in which it holds,
     coloured by its kind and verdict; a diamond says whether it holds in the data, drawn
-    only when the data are the article's trial."""
+    only when the data are the article's trial. Each conclusion is written above its bar,
+    across the figure, and the figure is drawn narrow (`theme.NARROW_WIDTH_IN`): beside the
+    bars, the labels left the bars little room and were about 5 px high on a phone."""
     from calcinosis import pinned
 
     theme.apply()
-    fig, ax = plt.subplots(figsize=theme.figsize(0.2 + 0.07 * len(verdicts)), layout="constrained")
-    y = np.arange(len(verdicts))
+    labels = [textwrap.fill(claim, PINNED_WRAP) for claim in verdicts["claim"]]
+    lines = np.array([label.count("\n") + 1 for label in labels], dtype=float)
+    row = lines + PINNED_BAR_LINES + PINNED_GAP_LINES
+    tops = np.concatenate([[0.0], np.cumsum(row)[:-1]])
+    y = tops + lines + PINNED_BAR_LINES / 2  # each bar's centre, under its label
+    height_lines = float(row.sum())
+    line_in = 1.3 * PINNED_TEXT_PT / 72
+    fig, ax = plt.subplots(
+        figsize=(theme.NARROW_WIDTH_IN, height_lines * line_in + 1.0), layout="constrained"
+    )
     colour_of = {
         pinned.IMPOSED: theme.OKABE_ITO["grey"],
         pinned.BUILT_IN: theme.OKABE_ITO["reddish_purple"],
@@ -636,7 +652,7 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     key = np.where(verdicts["basis"] == pinned.OPEN, verdicts["verdict"], verdicts["basis"])
     colours = [colour_of.get(k, theme.OKABE_ITO["grey"]) for k in key]
     share = 100 * verdicts["share_holding"].to_numpy(float)
-    ax.barh(y, share, color=colours, height=0.6)
+    ax.barh(y, share, color=colours, height=PINNED_BAR_LINES)
     band = 100 * (1 - pinned.AGREEMENT)
     for lo, hi in ((0, band), (100 - band, 100)):
         ax.axvspan(lo, hi, color=theme.OKABE_ITO["grey"], alpha=0.25, lw=0)
@@ -650,13 +666,17 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
         color=theme.REFERENCE,
         zorder=3,
     )
-    labels = [textwrap.fill(claim, 48) for claim in verdicts["claim"]]
-    ax.set_yticks(y, labels, fontsize="x-small")
-    ax.invert_yaxis()
+    left = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    for top, label in zip(tops, labels, strict=True):
+        ax.text(0, top, label, transform=left, va="top", fontsize=PINNED_TEXT_PT)
+    ax.set_yticks([])
+    ax.set_ylim(height_lines - PINNED_GAP_LINES + 0.2, -0.2)
     ax.set_xlim(-3, 103)
+    ax.tick_params(axis="x", labelsize=PINNED_TEXT_PT)
     ax.set_xlabel(
         "Kept members in which the conclusion holds (%)"
-        + ("; ◆ = in the data (100: holds)" if compared.any() else "")
+        + ("\n◆ = in the data (100: holds)" if compared.any() else ""),
+        fontsize=PINNED_TEXT_PT,
     )
     handles = [
         mpl.patches.Patch(color=colour_of[k], label=label)
@@ -668,7 +688,7 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
         loc="lower center",
         bbox_to_anchor=(0.5, 1.0),
         ncol=2,
-        fontsize="x-small",
+        fontsize=PINNED_TEXT_PT,
         frameon=False,
     )
     ax.grid(axis="y", visible=False)

@@ -439,7 +439,10 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     small = sensitivity.small_sample_numbers(trial)
     section.add(small, prefix="sens_")
     section.add({"small_sample_sentence": sensitivity.small_sample_sentence(small)}, prefix="sens_")
-    section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
+    grid_table = tables.tab_sensitivity(trial)
+    section.tables["tab_sensitivity"] = Table(
+        grid_table, 2, shown=tables.sensitivity_as_printed(grid_table)
+    )
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)
     )
