@@ -126,22 +126,3 @@ def test_a_patient_who_holds_the_whole_fit_has_no_row(bundled):
     one = bundled[bundled["patient_id"] == "P4"]
     assert one["lesion_id"].nunique() >= 2
     assert influence.one_step_deletion(one, "length").empty
-
-
-def test_the_influence_table_fits_the_primary_model_once_per_outcome(bundled, monkeypatch):
-    """The estimability check and the deletion estimates share one fit (they were two: a
-    `fit_gee` to test estimability, then `fit_primary` again inside `one_step_deletion`),
-    and the estimates are those of a fit made inside `one_step_deletion`."""
-    fits = []
-    original = models._fit_statsmodels  # every GEE fit of the package goes through it
-    monkeypatch.setattr(
-        models, "_fit_statsmodels", lambda *a, **k: fits.append(1) or original(*a, **k)
-    )
-    monkeypatch.setattr(models, "_FITS", {})  # no fit remembered from another test
-    trial = data.load_trial(paths.DATA_DIR)  # a fresh trial: nothing memoised for it
-    table = sensitivity.influence_table(trial)
-    assert len(fits) == 2  # length and width
-    for outcome in ("length", "width"):
-        alone = influence.one_step_deletion(bundled, outcome)
-        part = table[table["outcome"] == outcome].drop(columns="outcome")
-        pd.testing.assert_frame_equal(part.reset_index(drop=True), alone, check_dtype=False)

@@ -25,11 +25,8 @@ from calcinosis import models
 COLUMNS = ["patient_id", "n_rows", "beta", "beta_without", "pct_per_visit", "change_std"]
 
 
-def one_step_deletion(measurements: pd.DataFrame, outcome: str, fit=None) -> pd.DataFrame:
+def one_step_deletion(measurements: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """Per patient: the primary model's time coefficient without that patient, one-step.
-
-    `fit` is the primary model's statsmodels fit to these measurements when the caller has
-    it (`models.primary_result`, which also checks that it is a result); else it is made here.
 
     `beta_without` is the one-step estimate of the time coefficient without the patient,
     `pct_per_visit` its rate (100·(exp β − 1)), and `change_std` the change deleting the
@@ -40,7 +37,7 @@ def one_step_deletion(measurements: pd.DataFrame, outcome: str, fit=None) -> pd.
     """
     column = models.outcome_column(outcome)
     with_patients = models.with_patient_id(measurements)
-    result = models.fit_primary(with_patients, column) if fit is None else fit
+    result = models.fit_primary(with_patients, column)
     model = result.model
     frame = models.gee_frame(with_patients, column)
     patient_of = frame.groupby("lesion_id", sort=False)["patient_id"].first()

@@ -314,17 +314,9 @@ def _fit_frame(
         return err
 
 
-def primary_result(measurements: pd.DataFrame, outcome: str):
-    """The primary model's statsmodels fit, made and checked as `fit_gee` makes and checks
-    it (NotEstimableError when it is not a result): for what needs the fitted model itself,
-    such as the one-step deletion estimates (`calcinosis.influence`)."""
-    column = outcome_column(outcome)
-    frame = _model_frame(measurements, column, CLUSTERS["lesion"], "none")
-    return _checked_result(frame, column, "exchangeable", "lesion", "gaussian_log", None, 1e-6)
-
-
-def _checked_result(frame, column, cov_struct, cluster, family, ddof_scale, ctol):
-    """The statsmodels fit of the time model, or NotEstimableError with the reason."""
+def _fit_checked(
+    frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol, qic
+) -> GEEFit:
     _check_estimable(frame, column, CLUSTERS[cluster])
     check_pairs(frame, column, CLUSTERS[cluster], cov_struct, n_params=2, ddof_scale=ddof_scale)
     if cov_struct == "ar1" and frame.duplicated([CLUSTERS[cluster], "visit"]).any():
@@ -345,14 +337,6 @@ def _checked_result(frame, column, cov_struct, cluster, family, ddof_scale, ctol
     check_fit(result, column, frame, family)
     if not converged:
         raise NotEstimableError(f"{column}: the fit did not converge in {MAX_ITER} iterations")
-    return result
-
-
-def _fit_checked(
-    frame, column, cov_struct, cluster, cov_type, family, transform, ddof_scale, ctol, qic
-) -> GEEFit:
-    result = _checked_result(frame, column, cov_struct, cluster, family, ddof_scale, ctol)
-    converged = True  # _checked_result refuses a fit that did not converge
     n_clusters = int(frame[CLUSTERS[cluster]].nunique())
     cov, ref_df = _covariance(result, cov_type)
     qic_value = None

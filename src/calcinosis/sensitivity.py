@@ -180,13 +180,12 @@ def influence_table(trial: Trial) -> pd.DataFrame:
     """One-step deletion estimates for every patient and both outcomes (`calcinosis.influence`);
     an outcome whose primary model cannot be estimated has no rows."""
     frames = [pd.DataFrame(columns=["outcome", *influence.COLUMNS])]
-    measurements = models.with_patient_id(trial.measurements)
     for outcome in ("length", "width"):
-        try:  # one fit: checked here, and the deletion estimates are made from it
-            fit = models.primary_result(measurements, outcome)
+        try:
+            models.fit_gee(trial, outcome, qic=False)
         except models.NotEstimableError:
             continue
-        table = influence.one_step_deletion(measurements, outcome, fit=fit)
+        table = influence.one_step_deletion(trial.measurements, outcome)
         frames.append(table.assign(outcome=outcome)[["outcome", *influence.COLUMNS]])
     return pd.concat(frames, ignore_index=True)
 
