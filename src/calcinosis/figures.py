@@ -725,44 +725,48 @@ def fig_power_curves(curves: dict, alpha: float, target: float, labels: dict) ->
 SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 
 
-def render_all(jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1) -> list:
+def render_all(
+    jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1, pdf: bool = True
+) -> list:
     """Draw and render each (function, arguments) job, in order: in `workers` processes when
     there are enough of them (one per patient of a registry), else here. Rendering is most of
-    a patient's cost, and the figures are independent of each other."""
+    a patient's cost, and the figures are independent of each other; `pdf`: as in `render`."""
+    tasks = [(func, args, pdf) for func, args in jobs]
     if workers < 2 or len(jobs) < 4 * workers:
-        return [_render_job(job) for job in jobs]
+        return [_render_job(task) for task in tasks]
     with cf.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_render_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        return list(pool.map(_render_job, tasks, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
-def _render_job(job: tuple[Callable[..., Figure], tuple]):
-    func, args = job
-    return render(func(*args))
+def _render_job(task: tuple[Callable[..., Figure], tuple, bool]):
+    func, args, pdf = task
+    return render(func(*args), pdf=pdf)
 
 
-def render(fig: Figure):
-    """Render once and close: PNG (the web page's), PDF (the book PDF's: vector) and SVG (the
-    supplement's), all without dates or random ids."""
+def render(fig: Figure, pdf: bool = True):
+    """Render once and close: PNG (the web page's), SVG (the supplement's) and, when `pdf`,
+    PDF (the book PDF's: vector; a build without the PDF need not draw it), all without
+    dates or random ids."""
     import io
 
     from calcinosis.sections import Figure as Rendered
 
+    formats = [("png", {"Software": None}), ("svg", {"Date": None})]
+    if pdf:
+        formats.append(("pdf", {"CreationDate": None, "Producer": None, "Creator": None}))
     out = {}
     try:
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
             # Lay out and crop once: with bbox_inches="tight" each format drew the figure
-            # twice and ran the layout again, most of the cost of a patient's page.
-            fig.canvas.draw()
+            # twice and ran the layout again, most of the cost of a patient's page. The layout
+            # needs text sizes, not pixels: drawn without rendering, so only the formats paint.
+            fig.draw_without_rendering()
             box = fig.get_tightbbox().padded(mpl.rcParams["savefig.pad_inches"])
             fig.set_layout_engine("none")
-            for fmt, metadata in (
-                ("png", {"Software": None}),
-                ("svg", {"Date": None}),
-                ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
-            ):
+            for fmt, metadata in formats:
                 buffer = io.BytesIO()
                 fig.savefig(buffer, format=fmt, dpi=theme.DPI, bbox_inches=box, metadata=metadata)
                 out[fmt] = buffer.getvalue()
     finally:
         plt.close(fig)
-    return Rendered(png=out["png"], svg=out["svg"], pdf=out["pdf"])
+    return Rendered(png=out["png"], svg=out["svg"], pdf=out.get("pdf", b""))
