@@ -152,23 +152,46 @@ def fig_supplementary_trajectories(trial: Trial) -> Figure:
     )
 
 
+# The supplementary figure's fixed layout, in inches: a registry's figure has a row per patient,
+# and a layout engine's cost grows faster than its rows (constrained layout weighed each
+# axes against its neighbours: 100 rows took minutes), so rows and margins are set here.
+SUPPLEMENTARY_ROW_IN = 0.28 * theme.WIDTH_IN  # each row's height, gap included
+SUPPLEMENTARY_GAP_IN = 0.3  # between rows: the row below's tick labels need none
+SUPPLEMENTARY_MARGINS_IN = {"left": 0.85, "right": 0.1, "top": 0.35, "bottom": 0.55}
+SUPPLEMENTARY_COLUMN_GAP_IN = 0.95  # the right column's two-line label and tick labels
+
+
 def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits: int) -> Figure:
     """`fig_supplementary_trajectories` from the measurements in long form: what a rendering
     process is sent (`render_all`); a row per patient, so at registry size it is the largest
-    figure of the book."""
+    figure of the book, and its cost grows with its rows alone (a fixed layout, the
+    measurements split by patient once)."""
     theme.apply()
     colours = theme.patient_colours(patients)
+    margins = SUPPLEMENTARY_MARGINS_IN
+    width = theme.WIDTH_IN
+    height = len(patients) * SUPPLEMENTARY_ROW_IN + margins["top"] + margins["bottom"]
+    column_in = (width - margins["left"] - margins["right"] - SUPPLEMENTARY_COLUMN_GAP_IN) / 2
     fig, axes = plt.subplots(
         len(patients),
         2,
-        figsize=theme.figsize(0.28 * len(patients)),
+        figsize=(width, height),
         squeeze=False,
-        layout="constrained",
+        layout="none",
+        gridspec_kw={
+            "left": margins["left"] / width,
+            "right": 1 - margins["right"] / width,
+            "bottom": margins["bottom"] / height,
+            "top": 1 - margins["top"] / height,
+            "wspace": SUPPLEMENTARY_COLUMN_GAP_IN / column_in,
+            "hspace": SUPPLEMENTARY_GAP_IN / (SUPPLEMENTARY_ROW_IN - SUPPLEMENTARY_GAP_IN),
+        },
     )
+    parts = dict(tuple(long.groupby(["patient_id", "outcome"], sort=False)))
     for row, pid in enumerate(patients):
         for col, outcome in enumerate(OUTCOMES):
             ax = axes[row, col]
-            part = long[(long["patient_id"] == pid) & (long["outcome"] == outcome)]
+            part = parts.get((pid, outcome), long.iloc[:0])
             _draw_trajectories(ax, part, "patient_id", colours, lw=1.0)
             ax.set_ylim(bottom=0)
             ax.set_ylabel(f"{pid}\n{theme.OUTCOME_LABELS[outcome]}", fontsize="small")
