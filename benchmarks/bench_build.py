@@ -317,7 +317,8 @@ def scale_builds(args, command: list[str], data_dir: Path, root: Path, env: dict
                     "--cache",
                     str(root / f"cache-x{scale}"),
                 ]
-                + ["--no-pdf", "--jobs", str(jobs)],
+                # --large: 100 x holds 1 800 lesions, above the default limit (calcinosis.limits)
+                + ["--no-pdf", "--jobs", str(jobs), "--large"],
                 env=env,
             )
             made = json.loads((out / "manifest.json").read_text())

@@ -156,7 +156,10 @@ def fig_supplementary_trajectories(trial: Trial) -> Figure:
 # and a layout engine's cost grows faster than its rows (constrained layout weighed each
 # axes against its neighbours: 100 rows took minutes), so rows and margins are set here.
 SUPPLEMENTARY_ROW_IN = 0.28 * theme.WIDTH_IN  # each row's height, gap included
-SUPPLEMENTARY_GAP_IN = 0.3  # between rows: the row below's tick labels need none
+SUPPLEMENTARY_GAP = 0.165  # of a row, between rows: the row below's tick labels need none
+# Agg draws no image of 2**16 pixels or more: beyond this height (500 patients would take
+# 910 in, 136 500 pixels at theme.DPI) the rows are made lower to fit.
+SUPPLEMENTARY_MAX_HEIGHT_IN = 60_000 / theme.DPI
 SUPPLEMENTARY_MARGINS_IN = {"left": 0.85, "right": 0.1, "top": 0.35, "bottom": 0.55}
 SUPPLEMENTARY_COLUMN_GAP_IN = 0.95  # the right column's two-line label and tick labels
 
@@ -170,7 +173,9 @@ def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits
     colours = theme.patient_colours(patients)
     margins = SUPPLEMENTARY_MARGINS_IN
     width = theme.WIDTH_IN
-    height = len(patients) * SUPPLEMENTARY_ROW_IN + margins["top"] + margins["bottom"]
+    room = SUPPLEMENTARY_MAX_HEIGHT_IN - margins["top"] - margins["bottom"]
+    row_in = min(SUPPLEMENTARY_ROW_IN, room / max(1, len(patients)))
+    height = len(patients) * row_in + margins["top"] + margins["bottom"]
     column_in = (width - margins["left"] - margins["right"] - SUPPLEMENTARY_COLUMN_GAP_IN) / 2
     fig, axes = plt.subplots(
         len(patients),
@@ -184,7 +189,7 @@ def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits
             "bottom": margins["bottom"] / height,
             "top": 1 - margins["top"] / height,
             "wspace": SUPPLEMENTARY_COLUMN_GAP_IN / column_in,
-            "hspace": SUPPLEMENTARY_GAP_IN / (SUPPLEMENTARY_ROW_IN - SUPPLEMENTARY_GAP_IN),
+            "hspace": SUPPLEMENTARY_GAP / (1 - SUPPLEMENTARY_GAP),
         },
     )
     parts = dict(tuple(long.groupby(["patient_id", "outcome"], sort=False)))
