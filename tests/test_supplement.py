@@ -45,7 +45,7 @@ def test_every_table_and_figure_of_the_book_is_there(supplement: Path) -> None:
     assert any(i.name == "tab_patient_lesions_P5" for i in items)  # per-patient ones too
     for item in items:
         folder, suffixes = (
-            ("tables", (".csv",)) if item.kind == "Table" else ("figures", (".svg", ".pdf", ".png"))
+            ("tables", (".csv",)) if item.kind == "Table" else ("figures", (".svg", ".png"))
         )
         for suffix in suffixes:
             assert (supplement / folder / f"{item.name}{suffix}").is_file(), item
