@@ -47,6 +47,14 @@ TINY_DATASET: dict[str, list[list[object]]] = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that calls R is an integration test (pyproject's markers say so), so the quick
+    loop (`make check`: not integration, system or book) never waits for Rscript."""
+    for item in items:
+        if item.get_closest_marker("r") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
 def write_csv(path: Path, rows: list[list[object]]) -> None:
     """Write rows as a UTF-8 CSV file."""
     with path.open("w", encoding="utf-8", newline="") as handle:
