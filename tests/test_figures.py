@@ -153,6 +153,7 @@ def test_palette_is_okabe_ito_and_distinct() -> None:
     assert colours["P1"] == theme.PALETTE[0]
 
 
+@pytest.mark.integration
 def test_not_estimable_rows_of_the_forest_plot_overlap_no_label(tiny_dataset) -> None:
     """The tiny trial's two patients leave some rows not estimable; their words sit inside
     the panel and cross none of the row labels."""

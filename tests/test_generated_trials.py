@@ -549,6 +549,7 @@ def test_the_seeds_cover_every_kind_of_trial_asked_for() -> None:
     assert required - drawn == set()
 
 
+@pytest.mark.integration
 def test_a_trial_is_valid_and_a_function_of_its_seed(tmp_path: Path) -> None:
     from calcinosis.data import validate
 

@@ -113,6 +113,7 @@ def test_an_analysis_that_rejects_too_often_is_not_offered():
     assert bad.rate == pytest.approx(0.09)
 
 
+@pytest.mark.integration
 def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tmp_path):
     one = power.compute(trial, TINY, tmp_path / "one", workers=1, progress=False)
     two = power.compute(trial, TINY, tmp_path / "two", workers=2, progress=False)
@@ -141,6 +142,7 @@ def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tm
     assert [r for r in power.staleness(partial, trial) if "incomplete" in r]
 
 
+@pytest.mark.integration
 def test_a_changed_code_hash_or_model_is_stale(trial, tiny_dataset):
     model = simulation.fit_model(trial).as_dict()
     manifest = {"code_sha256": "0" * 64, "model": {**model, "ar1": 0.5}, "complete": True}

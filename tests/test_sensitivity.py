@@ -10,6 +10,9 @@ from calcinosis.book.compare import Change, compare_results
 from calcinosis.formatting import NOT_ESTIMABLE
 from stats_fixtures import data_trial, with_extra_visit
 
+# whole-dataset fits and simulations: out of the quick loop
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def trial():
