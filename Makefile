@@ -47,7 +47,7 @@ check: $(INSTALLED) lint
 test: setup lint
 	$(BIN)/python -m pytest
 
-## bench: time clean, no-change and one-value-changed builds against serial papermill, clean builds on the data copied 20 and 100 times and the analysis at 1, 5 and 20 times; members per second of the ensemble on 1 and 2 local workers and a separate scheduler; trials per second of the power simulation on 1 and 2 workers
+## bench: time clean, no-change and one-value-changed builds against serial papermill, clean builds on the data copied 20 and 100 times and the results stage at 1, 5, 20 and 100 times with its largest parts and the largest process's memory; members per second of the ensemble on 1 and 2 local workers and a separate scheduler; trials per second of the power simulation on 1 and 2 workers
 bench: setup
 	$(BIN)/python benchmarks/bench_build.py --scale 20 100
 	$(BIN)/python benchmarks/bench_ensemble.py

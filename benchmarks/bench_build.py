@@ -5,12 +5,15 @@
 3. a rebuild after one data value changed (one caliper measurement),
 4. the same pages executed serially, one by one, with plain papermill (jupytext | papermill),
 
-printed as a Markdown table with the targets of the issue. Works on a snapshot of the
+printed as a Markdown table with the targets of the issue; with `--scale 20 100`, clean
+builds of the dataset copied 20 and 100 times beside the 1 × one (seconds, where the time
+went, the largest process's memory, the load average), and the results stage's curve at 1, 5,
+20 and 100 × with its largest parts: the README's performance tables. Works on a snapshot of the
 repository (src/, chapters/, book/, data/, requirements.lock) in a temporary folder, run with
 PYTHONPATH pointing at it, so edits made meanwhile do not disturb it and the repository's
 `_build/` and cache are not touched.
 
-    python benchmarks/bench_build.py [--pdf] [--jobs N] [--keep]
+    python benchmarks/bench_build.py [--pdf] [--jobs N] [--keep] [--scale 20 100 [--scale-only]]
 """
 
 from __future__ import annotations
@@ -34,12 +37,31 @@ BIN = Path(sys.executable).parent
 
 def run(cmd: list[str] | str, **kw) -> float:
     """Seconds the command took; stop the benchmark if it fails."""
+    return measured(cmd, **kw)[0]
+
+
+def measured(cmd: list[str] | str, **kw) -> tuple[float, float, str]:
+    """Seconds the command took, the peak memory (GB, resident) of the largest process it
+    ran, itself or any of its children, and its output; stop the benchmark if it fails."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"benchmark step failed: {cmd}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return seconds
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **kw)
+        # wait4's usage covers the child and the descendants it waited for: the maximum
+        # resident set of any one process of the command
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        if child.returncode != 0:
+            out.seek(0)
+            err.seek(0)
+            sys.exit(f"benchmark step failed: {cmd}\n{out.read()[-3000:]}\n{err.read()[-3000:]}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss / 1e6, out.read()  # ru_maxrss: KB on Linux
+
+
+def load() -> str:
+    """The machine's 1-minute load average, to read beside a time (the machine is shared)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def add_adverse_event(data_dir: Path) -> str:
@@ -126,23 +148,25 @@ def replicate(data_dir: Path, dest: Path, copies: int) -> Path:
     return dest
 
 
-def analysis_curve(data_dir: Path, root: Path, scales: tuple[int, ...]) -> list[tuple]:
-    """Seconds of the results stage per producer at each scale, in this process."""
-    from calcinosis import results
-    from calcinosis.params import Parameters
+STAGE_ONLY = """
+import json, sys, time
+from pathlib import Path
+from calcinosis.book import cache
+from calcinosis.book.results_stage import run_stage
+from calcinosis.params import Parameters
+run = run_stage(Path(sys.argv[1]), Parameters(), cache.Store(Path(sys.argv[2])), lambda line: None,
+                workers=int(sys.argv[3]))
+print(json.dumps(run.producers))
+"""
 
-    rows = []
-    for scale in scales:
-        trial = data.load_trial(replicate(data_dir, root / f"x{scale}", scale))
-        times = {}
-        for producer in results.PRODUCERS:
-            if producer.derived:
-                continue
-            start = time.perf_counter()
-            results.run(producer, trial, Parameters())
-            times[producer.name] = time.perf_counter() - start
-        rows.append((scale, len(trial.measurements), times))
-    return rows
+
+def stage_alone(data_dir: Path, cache_dir: Path, jobs: int, env: dict) -> tuple[dict, float]:
+    """The results stage as a build runs it (empty cache, `jobs` figure processes, HTML
+    only), without the pages: {producer: record} and the largest process's memory (GB)."""
+    _, peak, out = measured(
+        [sys.executable, "-c", STAGE_ONLY, str(data_dir), str(cache_dir), str(jobs)], env=env
+    )
+    return json.loads(out.strip().splitlines()[-1]), peak
 
 
 def main() -> None:
@@ -159,6 +183,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--scale-only", action="store_true", help="only the --scale builds and the curve"
+    )
+    parser.add_argument(
+        "--curve",
+        type=int,
+        nargs="*",
+        default=[1, 5, 20, 100],
+        help="with --scale: the results stage at these scales (from the builds where made)",
     )
     args = parser.parse_args()
 
@@ -188,7 +219,15 @@ def main() -> None:
     print(f"benchmark in {root} ({os.cpu_count()} cores)", file=sys.stderr)
 
     if not args.scale_only:
-        clean = run(command, env=env)
+        load_before = load()
+        clean, clean_peak, _ = measured(command, env=env)
+        one = (
+            clean,
+            clean_peak,
+            json.loads((out / "manifest.json").read_text()),
+            load_before,
+            load(),
+        )
         print(f"clean build: {clean:.1f} s", file=sys.stderr)
         pages = json.loads((out / "manifest.json").read_text())["pages"]
         before = (out / "results.json").read_text()
@@ -245,48 +284,111 @@ def main() -> None:
             )
         )
     if args.scale:
-        print(
-            "\n| Dataset | Measurements | Clean build (s) | Results stage, serial sum (s) | "
-            "Pages, sum (s) | HTML (s) | Largest process (GB) |"
-        )
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for scale in args.scale:
-            big = replicate(data_dir, root / f"data-x{scale}", scale)
-            seconds = run(
+        # the clean build above is the 1 × one, unless it made the PDF
+        first = None if args.scale_only or args.pdf else one
+        scale_builds(args, command, data_dir, root, env, first)
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def scale_builds(args, command: list[str], data_dir: Path, root: Path, env: dict, one) -> None:
+    """Clean builds at 1 × (the one above, if made) and at each `--scale`, HTML only, then the
+    results stage's curve (`--curve`: 1, 5, 20 and 100 ×) read from those builds, or, at a
+    scale not built, the stage alone, run as a build runs it; printed as the README's tables."""
+    jobs = args.jobs or os.cpu_count() or 1
+    builds = {}  # scale: (seconds, peak GB, manifest, load before, load after)
+    alone = {}  # scale: (producers' records, peak GB): the curve's points not built
+    if one is not None:
+        builds[1] = one
+    built = {1, *args.scale}
+    for scale in sorted(built | set(args.curve)):  # smallest first: a stopped run says most
+        big = data_dir if scale == 1 else replicate(data_dir, root / f"data-x{scale}", scale)
+        before = load()
+        if scale in builds:
+            producers, seconds, peak = builds[scale][2]["results_stage"], builds[scale][0], None
+        elif scale in built:
+            out = root / f"_build-x{scale}"
+            seconds, peak, _ = measured(
                 [
                     *command[:3],
                     str(big),
                     "--out",
-                    str(root / f"_build-x{scale}"),
+                    str(out),
                     "--cache",
                     str(root / f"cache-x{scale}"),
-                    "--no-pdf",
-                ],
+                ]
+                # --large: 100 x holds 1 800 lesions, above the default limit (calcinosis.limits)
+                + ["--no-pdf", "--jobs", str(jobs), "--large"],
                 env=env,
             )
-            import resource
-
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-            made = json.loads((root / f"_build-x{scale}" / "manifest.json").read_text())
-            stage = sum(p["seconds"] for p in made["results_stage"].values())
-            executed = sum(p["seconds"] for p in made["pages"])
-            print(
-                f"| {scale} × | {len(data.load_trial(big).measurements)} | {seconds:.1f} | "
-                f"{stage:.1f} | {executed:.1f} | {made['book_seconds']['html']:.1f} | "
-                f"{peak:.2f} |"
-            )
+            made = json.loads((out / "manifest.json").read_text())
+            builds[scale] = (seconds, peak, made, before, load())
+            producers = made["results_stage"]
+        else:
+            producers, peak = stage_alone(big, root / f"stage-x{scale}", jobs, env)
+            alone[scale] = (producers, peak)
+            seconds = sum(p["seconds"] for p in producers.values())
+        times = {name: p["seconds"] for name, p in producers.items()}
+        top = ", ".join(f"{n} {times[n]:.1f}" for n in sorted(times, key=times.get)[::-1][:4])
         print(
-            "\n| Scale | Measurements | Results stage, one process (s) | "
-            "s per 1 000 measurements | Largest parts |"
+            f"{scale} ×: {'clean build' if scale in builds else 'results stage'} {seconds:.1f} s"
+            f"{'' if peak is None else f', {peak:.2f} GB'}, load {before} → {load()}; "
+            f"results stage {sum(times.values()):.1f} s: {top}",
+            file=sys.stderr,
         )
-        print("|---|---:|---:|---:|---|")
-        for scale, n, times in analysis_curve(data_dir, root / "curve", (1, 5, 20)):
-            total = sum(times.values())
-            top = sorted(times, key=times.get, reverse=True)[:3]
-            parts = ", ".join(f"{name} {times[name]:.1f}" for name in top)
-            print(f"| {scale} × | {n} | {total:.1f} | {1000 * total / n:.2f} | {parts} |")
-    if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
+    base = builds[1][0]
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d %H:%M')} UTC, one run, {os.cpu_count()} cores, "
+        f"HTML only, `--jobs {jobs}`; load average (1 min) before and after each build.\n"
+    )
+    print(
+        "| Clean build | Patients | Measurements | Seconds | × 1 × | Results stage (s) | "
+        "Pages, sum (s) | HTML (s) | Largest process (GB) | Load |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    stages = {}
+    for scale, (seconds, peak, made, before, after) in sorted(builds.items()):
+        trial = data.load_trial(data_dir if scale == 1 else root / f"data-x{scale}")
+        stages[scale] = (len(trial.measurements), made["results_stage"], peak)
+        stage = sum(p["seconds"] for p in made["results_stage"].values())
+        executed = sum(p.get("seconds", 0.0) for p in made["pages"])
+        print(
+            f"| {scale} × | {len(trial.patients)} | {len(trial.measurements)} | {seconds:.1f} | "
+            f"{seconds / base:.2f} | {stage:.1f} | {executed:.1f} | "
+            f"{made['book_seconds']['html']:.1f} | {peak:.2f} | {before} → {after} |"
+        )
+    print()
+    for scale, limit, what in ((20, 2.5 * base, "≤ 2.5 × the 1 × build"), (100, 300.0, "≤ 300 s")):
+        if scale in builds:
+            ok = builds[scale][0] <= limit
+            print(f"- {scale} × clean build {what}: {'met' if ok else 'NOT met'}")
+    heaviest = max(peak for _, peak, *_ in builds.values())
+    print(f"- largest process ≤ 2 GB: {'met' if heaviest <= 2.0 else 'NOT met'} ({heaviest:.2f})")
+
+    for scale, (producers, peak) in alone.items():
+        n = len(data.load_trial(root / f"data-x{scale}").measurements)
+        stages[scale] = (n, producers, peak)
+    print(
+        "\n| Results stage | Measurements | Seconds | s per 1 000 measurements | "
+        "Largest parts (s) | Largest process (GB) |"
+    )
+    print("|---|---:|---:|---:|---|---:|")
+    per_1000 = {}
+    for scale, (n, producers, peak) in sorted(stages.items()):
+        if scale not in args.curve:
+            continue
+        times = {name: p["seconds"] for name, p in producers.items()}
+        total = sum(times.values())
+        per_1000[scale] = 1000 * total / n
+        top = sorted(times, key=times.get, reverse=True)[:3]
+        parts = ", ".join(f"{name} {times[name]:.1f}" for name in top)
+        print(f"| {scale} × | {n} | {total:.1f} | {per_1000[scale]:.2f} | {parts} | {peak:.2f} |")
+    if 5 in per_1000 and 100 in per_1000:
+        ok = per_1000[100] <= per_1000[5]
+        print(
+            f"\n- seconds per 1 000 measurements not rising from 5 × to 100 ×: "
+            f"{'met' if ok else 'NOT met'} ({per_1000[5]:.2f} → {per_1000[100]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from calcinosis import audit, data, ensemble, reconstruct, runner, sensitivity
+from calcinosis import audit, data, ensemble, paths, reconstruct, runner, sensitivity
 
 
 def _warm() -> None:
@@ -87,7 +87,7 @@ def main() -> None:
         print(f"| {step} | {seconds:.2f} | {100 * seconds / total:.0f} % |")
     print(f"| total | {total:.2f} | |\n")
 
-    src = Path(ensemble.__file__).resolve().parents[1]
+    src = paths.PACKAGE_DIR.parent  # the workers import the package from these sources
     one, t1, b1 = rate(args.members, workers=1)
     two, t2, b2 = rate(args.members, workers=2)
     with runner.separate_cluster(2, pythonpath=[src]) as address:

@@ -4,6 +4,7 @@ on the real data being present."""
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,14 @@ TINY_DATASET: dict[str, list[list[object]]] = {
         ["patient_id", "visit", "event", "severity", "related_to_treatment"],
     ],
 }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that calls R is an integration test (pyproject's markers say so), so the quick
+    loop (`make check`: not integration, system or book) never waits for Rscript."""
+    for item in items:
+        if item.get_closest_marker("r") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
 
 
 def write_csv(path: Path, rows: list[list[object]]) -> None:
@@ -96,6 +105,18 @@ def built_book(tmp_path_factory) -> Path:
     except BuildError as err:
         pytest.fail(f"the book does not build:\n{err}", pytrace=False)
     return root / "_build"
+
+
+def seeded_cache(built_book: Path, cache_dir: Path) -> Path:
+    """A new build cache holding the session book's results sections and executed pages (not
+    its Sphinx workspace), so that a build or supplement on the bundled data, or on data that
+    differ in a few tables, recomputes only what those tables change. Every entry is keyed by
+    the bytes it depends on, so what it reuses is what a clean run would make."""
+    source = built_book.parent / "cache"
+    for part in ("sections", "notebooks", "page-reads"):
+        if (source / part).is_dir():
+            shutil.copytree(source / part, cache_dir / part)
+    return cache_dir
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,7 @@ def test_a_child_described_otherwise_is_not_matched(tmp_path):
     assert not found.is_article and "patient 4" in found.reason
 
 
+@pytest.mark.integration
 def test_another_schedule_or_another_article_is_not_the_articles_trial(tmp_path):
     larger = article.match(data.load_trial(synthetic.larger_trial(tmp_path / "larger")))
     assert not larger.is_article and "weekly visits" in larger.reason

@@ -414,3 +414,69 @@ def test_the_title_leaves_the_first_phone_screen_to_the_text(site: str, reader) 
     assert box["height"] <= PHONE["height"] / 5
     assert page.evaluate("document.querySelector('.bd-article h1').scrollWidth") <= PHONE["width"]
     page.close()
+
+
+_OVERFLOW = """() => Array.from(document.querySelectorAll('main .pst-scrollable-table-container'))
+    .map(b => ({id: b.querySelector('table')?.id, over: b.scrollWidth - b.clientWidth,
+                cue: b.classList.contains('calcinosis-scrolls')}))"""
+
+
+def test_desk_tables_fit_or_say_they_scroll(built_book: Path, site: str, browser) -> None:
+    """At 1 400 px the sensitivity grid (Table 8.1, whose notes were cut) fits its text
+    column; any other table wider than its box says it scrolls (issue 22)."""
+    page = browser.new_page(viewport=DESKTOP)
+    widths, silent = {}, []
+    for name in _pages(built_book):
+        page.goto(f"{site}/{name}", wait_until="load")
+        for box in page.evaluate(_OVERFLOW):
+            widths[box["id"]] = box["over"]
+            if box["over"] > 1 and not box["cue"]:
+                silent.append(f"{name}#{box['id']}: {box['over']} px")
+    page.close()
+    assert widths["tab-sensitivity"] <= 1, widths["tab-sensitivity"]
+    assert not silent, silent
+
+
+def test_every_figure_reads_on_a_phone(built_book: Path, site: str, browser) -> None:
+    """On a 390 px phone the smallest text of every figure is at least 9 CSS px: its size in
+    the figure (the supplement's SVG, in pt) times the scale at which the page shows the
+    image. Figures drawn at a page's text width showed it at about 5 px (Figure 4.1, 4.2);
+    Figure 9.1 was redrawn narrow, the others keep a legible width and scroll in their box,
+    and the page itself never scrolls sideways."""
+    svgs = {p.stem: p for p in (built_book / "supplement" / "figures").glob("*.svg")}
+    page = browser.new_page(viewport=PHONE)
+    checked, small = [], []
+    for html in sorted((built_book / "html").glob("*.html")):
+        page.goto(f"{site}/{html.name}", wait_until="load")
+        shown = page.evaluate(
+            "[...document.querySelectorAll('.bd-article figure[id]')].filter(f => "
+            "f.querySelector('img')).map(f => [f.id, f.querySelector('img')"
+            ".getBoundingClientRect().width])"
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], html.name
+        for figure_id, width in shown:
+            svg = svgs.get(figure_id.replace("-", "_"))
+            if svg is None:
+                continue
+            text = svg.read_text("utf-8")
+            width_pt = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', text).group(1))
+            smallest_pt = min(float(s) for s in re.findall(r"font-size: ([\d.]+)px", text))
+            checked.append(figure_id)
+            if smallest_pt * width / width_pt < 9:
+                small.append((html.name, figure_id, round(smallest_pt * width / width_pt, 1)))
+    page.close()
+    assert {"fig-gee-curve", "fig-gee-checks", "fig-pinned"} <= set(checked), checked
+    assert not small, small
+
+
+def test_glued_sentences_read_as_the_text_around_them(site: str, browser) -> None:
+    """myst-nb sets glued values in bold; the GEE page glues whole sentences (a wall of bold
+    on a phone): a glued text has the weight of its surroundings (issue 22's screenshots)."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto(f"{site}/gee.html", wait_until="load")
+    weights = page.evaluate(
+        "Array.from(document.querySelectorAll('main span.pasted-text')).map(s =>"
+        " [getComputedStyle(s).fontWeight, getComputedStyle(s.parentElement).fontWeight])"
+    )
+    page.close()
+    assert len(weights) > 5 and all(own == around for own, around in weights), weights

@@ -248,3 +248,121 @@ def test_title_page_cites_the_article_and_says_what_the_data_are(pdf_text: str) 
     title_page = " ".join(pdf_text.split("\f")[0].split())
     assert "Pediatric Rheumatology" in title_page and "10.1186/s12969-023-00941-5" in title_page
     assert provenance.of(paths.DATA_DIR).sentence() in title_page.replace("’", "'")
+
+
+# --------------------------------------------------------------------------------------------
+# Page layout: landscape only for a table that needs it, no heading alone at a page's foot
+# --------------------------------------------------------------------------------------------
+
+PORTRAIT_LINE_PT = 450  # the A4 page's text width at 11 pt (Sphinx's geometry)
+SMALLEST_TABLE_PT = 8  # \scriptsize, the smallest font a table is set in
+COLUMN_PADDING_PT = 7  # 2 \tabcolsep at its tightest (3 pt), 1 pt to spare
+
+
+def _latex_text(cell: str) -> str:
+    """A cell's text: escaped characters as themselves, Sphinx's hyphen as "-", other
+    commands as spaces, braces dropped."""
+    text = re.sub(r"\\([%&_#$])", r"\1", cell).replace(r"\sphinxhyphen{}", "-")
+    return re.sub(r"[{}]", "", re.sub(r"\\[A-Za-z@]+\*?", " ", text))
+
+
+def _latex_rows(block: str) -> list[list[str]]:
+    """The cells' text of a longtable's first header and body (LaTeX commands removed)."""
+    head, _, rest = block.partition(r"\endfirsthead")
+    body = rest.partition(r"\endlastfoot")[2].partition(r"\end{longtable}")[0]
+    head = head.split(r"\sphinxtoprule", 1)[-1]
+    rows = []
+    for part in (head, body):
+        for row in re.split(r"\\\\(?:\*|\[[^]]*\])?", part):
+            cells = re.split(r"(?<!\\)&", row)
+            clean = [" ".join(_latex_text(cell).split()) for cell in cells]
+            if any(clean):
+                rows.append(clean)
+    return rows
+
+
+def test_landscape_only_for_a_table_wider_than_the_portrait_line(built_book: Path, latex) -> None:
+    """Each table set on a landscape page cannot fit the portrait text width even at the
+    smallest table font with every column as narrow as its widest word (issue 22: tables
+    that fitted went landscape, and a landscape page carried a table's last two rows); and
+    every landscape page of the PDF carries a table."""
+    import sys
+
+    from calcinosis import paths
+
+    sys.path.insert(0, str(paths.BOOK_DIR / "_ext"))
+    from calcinosis_latex import BODY_FONT, HEADER_FONT, _em
+
+    _, tex = latex
+    blocks = re.findall(r"\\begin\{landscape\}(.*?)\\end\{landscape\}", "\n".join(tex), re.S)
+    narrow = []
+    for block in blocks:
+        rows = _latex_rows(block)
+        columns = max(len(r) for r in rows)
+        widest = [0.0] * columns
+        for i, row in enumerate(rows):  # the header in the sans, the body in the serif
+            for j, cell in enumerate(row):
+                words = [_em(w, HEADER_FONT if i == 0 else BODY_FONT) for w in cell.split()]
+                words = words or [0.0]
+                widest[j] = max(widest[j], *words)
+        need = sum(widest) * SMALLEST_TABLE_PT + COLUMN_PADDING_PT * columns
+        if need <= PORTRAIT_LINE_PT:
+            narrow.append(f"{rows[0][:3]}: {need:.0f} pt")
+    assert not narrow, narrow
+    if shutil.which("pdfinfo"):
+        pdf = next((built_book / "pdf").glob("*.pdf"))
+        command = ["pdfinfo", "-f", "1", "-l", "9999", str(pdf)]
+        info = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rotated = [int(n) for n, r in re.findall(r"Page\s+(\d+) rot:\s+(\d+)", info) if r != "0"]
+        pages = _pages_text(pdf)
+        bare = [n for n in rotated if not re.search(r"Table \d+\.\d+", pages[n - 1])]
+        assert not bare, f"landscape pages without a table: {bare}"
+        assert len(rotated) <= 2 * len(blocks) + 2, rotated
+
+
+def _pages_text(pdf: Path) -> list[str]:
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    return text.split("\f")
+
+
+WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]*)</word>'
+)
+HEADING = re.compile(r"\d+(?:\.\d+)+\.?\s+\S")
+RUNNING_MARGIN_PT = 60  # the running head and foot lie within this of the page's edges
+BODY_TEXT_PT = 11.5  # a line set larger than the body's 11 pt (10.9 pt high) is a heading
+
+
+def test_no_numbered_heading_alone_at_a_page_foot(built_book: Path) -> None:
+    """The last line of text of every page (above the running foot) is not a numbered section
+    heading (issue 22: section 10.4 stood alone at a page's foot)."""
+    import html
+
+    if not shutil.which("pdftotext"):
+        pytest.skip("no pdftotext (poppler-utils)")
+    pdf = next((built_book / "pdf").glob("*.pdf"))
+    out = subprocess.run(
+        ["pdftotext", "-bbox", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    headings, alone = 0, []
+    for number, page in enumerate(out.split("<page ")[1:], start=1):
+        height = float(re.search(r'height="([\d.]+)"', page).group(1))
+        lines: dict[int, list[tuple[float, str, float]]] = {}
+        for x, top, bottom, word in WORD.findall(page):
+            if RUNNING_MARGIN_PT < float(top) < height - RUNNING_MARGIN_PT:
+                size = float(bottom) - float(top)
+                line = lines.setdefault(round(float(top)), [])
+                line.append((float(x), html.unescape(word), size))
+        body = [
+            (" ".join(w for _, w, _ in sorted(lines[y])), max(s for *_, s in lines[y]))
+            for y in sorted(lines)
+        ]
+        for i, (text, size) in enumerate(body):
+            if size > BODY_TEXT_PT and HEADING.match(text):
+                headings += 1
+                if i == len(body) - 1:
+                    alone.append(f"page {number}: {text}")
+    assert headings > 30, headings  # the check sees the book's headings
+    assert not alone, alone

@@ -422,6 +422,7 @@ def _big_trial(data_dir: Path, patients: int, lesions: int, visits: int) -> Path
     return data_dir
 
 
+@pytest.mark.integration
 def test_a_trial_above_the_size_limits_is_refused_before_the_build(tmp_path: Path) -> None:
     big = _big_trial(tmp_path / "big", 20, 10, 500)  # 200 lesions x 500 visits: 100 000 rows
     out = tmp_path / "out"
@@ -442,6 +443,7 @@ def test_a_trial_above_the_size_limits_is_refused_before_the_build(tmp_path: Pat
     assert status == 0 and "note: measurements.csv: 100000 rows" in output
 
 
+@pytest.mark.integration
 def test_large_goes_on_with_a_memory_estimate(tmp_path: Path) -> None:
     from calcinosis import limits
 
@@ -454,6 +456,7 @@ def test_large_goes_on_with_a_memory_estimate(tmp_path: Path) -> None:
     assert limits.check(data.load_trial(tmp_path / "big"), large=True) == note
 
 
+@pytest.mark.integration
 def test_a_runaway_analysis_ends_as_a_memory_error_naming_the_trial(tiny_dataset: Path) -> None:
     import os
     import subprocess

@@ -168,3 +168,35 @@ def test_two_producers_entries_swapped_are_made_again(stage) -> None:
     assert not any(r["cached"] for r in again.producers.values())
     assert len(store.warnings) == 2
     assert again.digests == first.digests
+
+
+@pytest.mark.integration  # the patients producer's fits and figures: seconds, not a unit's
+def test_patients_figures_in_pdf_only_for_a_pdf_build(tiny_dataset: Path, tmp_path: Path):
+    """The per-patient figures are drawn in PDF only when the build makes the book's PDF, SVG
+    and PNG always; which was drawn is part of the patients producer's key, so neither build
+    is handed the other's sections."""
+    chosen = [p for p in results.PRODUCERS if p.name == "patients"]
+    store = cache.Store(tmp_path / "cache")
+
+    def run(pdf: bool):
+        return run_stage(
+            tiny_dataset, Parameters(), store, lambda line: None, producers=chosen, pdf=pdf
+        )
+
+    html, book = run(False), run(True)
+    assert not html.producers["patients"]["cached"] and not book.producers["patients"]["cached"]
+    assert html.producers["patients"]["key"] != book.producers["patients"]["key"]
+    for stage, with_pdf in ((html, False), (book, True)):
+        drawn = [f for s in stage.sections for f in s.figures.values()]
+        assert len(drawn) >= 4  # the overview's, Supplementary Fig. 1, one per patient
+        assert all(f.png and f.svg for f in drawn)
+        per_patient = [
+            f
+            for s in stage.sections
+            for name, f in s.figures.items()
+            if s.scope or name == "fig_supplementary_trajectories"
+        ]
+        assert per_patient and all(bool(f.pdf) == with_pdf for f in per_patient)
+    again = run(False)
+    assert again.producers["patients"]["cached"]
+    assert again.digests == html.digests

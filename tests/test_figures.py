@@ -25,6 +25,10 @@ FIGURE_FUNCTIONS = sorted(
 )
 
 
+# figures drawn narrow to be legible on a phone (theme.NARROW_WIDTH_IN)
+NARROW_FIGURES = {"fig_pinned"}
+
+
 @pytest.fixture(scope="module")
 def trial():
     return load_trial(paths.DATA_DIR)
@@ -78,7 +82,9 @@ def test_figure_draws_and_renders(trial, name: str) -> None:
     assert isinstance(fig, Figure)
     assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_visible())
     width, _ = fig.get_size_inches()
-    assert width == pytest.approx(theme.WIDTH_IN), "figures are drawn at text width"
+    narrow = name in NARROW_FIGURES
+    expected = theme.NARROW_WIDTH_IN if narrow else theme.WIDTH_IN
+    assert width == pytest.approx(expected), "figures are drawn at text width (or narrow)"
     rendered = figures.render(fig)
     assert isinstance(rendered, sections.Figure)
     assert rendered.png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -147,6 +153,7 @@ def test_palette_is_okabe_ito_and_distinct() -> None:
     assert colours["P1"] == theme.PALETTE[0]
 
 
+@pytest.mark.integration
 def test_not_estimable_rows_of_the_forest_plot_overlap_no_label(tiny_dataset) -> None:
     """The tiny trial's two patients leave some rows not estimable; their words sit inside
     the panel and cross none of the row labels."""
@@ -163,4 +170,31 @@ def test_not_estimable_rows_of_the_forest_plot_overlap_no_label(tiny_dataset) ->
     labels = [label.get_window_extent(renderer) for label in fig.axes[0].get_yticklabels()]
     for word in words:
         assert not any(word.overlaps(label) for label in labels if label.width > 0)
+    plt.close(fig)
+
+
+@pytest.mark.integration
+def test_pinned_figure_labels_overlap_nothing_and_read_on_a_phone(trial) -> None:
+    """Figure 9.1 writes each conclusion above its bar: no label overlaps another, a bar or
+    a diamond, and every text is at least 9 pt in a figure drawn at NARROW_WIDTH_IN (about
+    10 CSS px on a 390 px phone; the browser test measures it on the page)."""
+    fig = _call("fig_pinned", trial)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    labels = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(labels) == len(_shipped_inputs("fig_pinned", trial)[0])
+    marks = [b.get_window_extent(renderer) for b in ax.patches if b.get_width() > 0]
+    marks += [
+        matplotlib.transforms.Bbox.from_bounds(x - 3, y - 3, 6, 6)
+        for c in ax.collections
+        for x, y in c.get_offset_transform().transform(c.get_offsets())
+    ]
+    bars = [m for m in marks if m.height < 0.9 * ax.get_window_extent(renderer).height]
+    for i, label in enumerate(labels):
+        assert not any(label.overlaps(other) for other in labels[i + 1 :]), ax.texts[i]
+        assert not any(label.overlaps(bar) for bar in bars), ax.texts[i]
+        assert label.x1 <= fig.bbox.x1, ax.texts[i]
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= 9
     plt.close(fig)

@@ -13,6 +13,7 @@ import pytest
 from calcinosis import paths
 from calcinosis.book import build
 from calcinosis.book.staging import pdf_missing
+from conftest import seeded_cache
 
 pytestmark = pytest.mark.system
 
@@ -35,7 +36,7 @@ def _rewrite(path: Path, change) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile_book(tmp_path_factory) -> Path:
+def hostile_book(tmp_path_factory, built_book: Path) -> Path:
     root = tmp_path_factory.mktemp("hostile")
     data_dir = root / "data"
     shutil.copytree(paths.DATA_DIR, data_dir, ignore=shutil.ignore_patterns("examples"))
@@ -56,7 +57,7 @@ def hostile_book(tmp_path_factory) -> Path:
         {},
         None,
         not pdf_missing(),
-        cache_dir=root / "cache",
+        cache_dir=seeded_cache(built_book, root / "cache"),
         echo=lambda _: None,
     )
     return root / "out"

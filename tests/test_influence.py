@@ -126,3 +126,35 @@ def test_a_patient_who_holds_the_whole_fit_has_no_row(bundled):
     one = bundled[bundled["patient_id"] == "P4"]
     assert one["lesion_id"].nunique() >= 2
     assert influence.one_step_deletion(one, "length").empty
+
+
+def test_the_sensitivity_chapter_of_a_100_patient_trial(tmp_path):
+    """What the chapter shows of a 100-patient trial (the results stage's sensitivity section,
+    which the chapter glues): an influence plot with a one-step point for every patient, the
+    INFLUENTIAL_REFITS filled, and exact refits of those patients alone in the table."""
+    import matplotlib.pyplot as plt
+
+    from calcinosis import figures, results
+    from calcinosis.params import Parameters
+
+    trial = data.load_trial(_copies(paths.DATA_DIR, tmp_path / "data", 20))
+    assert len(trial.patients) == 100
+    producer = next(p for p in results.PRODUCERS if p.name == "sensitivity")
+    (section,) = results.run(producer, trial, Parameters())
+    assert section.figures["fig_sensitivity_influence"].png
+    assert "influence plot" in section.values["sens_leave_out_sentence"]
+    shown = section.tables["tab_sensitivity"].frame
+    leave_out = shown[shown["Factor"] == "leave one patient out"]
+    fig = figures.fig_sensitivity_influence(trial)
+    for ax, (outcome, name) in zip(
+        fig.axes, (("length", "Length"), ("width", "Width")), strict=False
+    ):
+        (points,) = ax.collections
+        assert len(points.get_offsets()) == 100  # every patient, one step
+        filled = [tuple(c) != (1.0, 1.0, 1.0, 1.0) for c in points.get_facecolors()]
+        assert sum(filled) == sensitivity.INFLUENTIAL_REFITS
+        chosen = sensitivity.refitted_patients(trial, outcome)
+        rows = leave_out[leave_out["Outcome"].str.startswith(name)]
+        assert [c.split(" (")[0] for c in rows["Choice"]] == [f"without {p}" for p in chosen]
+        assert rows["Change per visit (%)"].notna().all()  # exact refits, each estimated
+    plt.close(fig)

@@ -209,6 +209,7 @@ def test_boundary_note_names_the_component_on_the_boundary(patient, words):
     assert note == f"singular fit (as lme4 calls it): {words}"
 
 
+@pytest.mark.integration
 def test_grid_row_uses_random_slopes_and_satterthwaite():
     trial = data.load_trial(paths.DATA_DIR)
     table = sensitivity.grid(trial)

@@ -98,6 +98,7 @@ def _one_duration_group(tmp_path) -> data.Trial:
     return data.load_trial(tmp_path)
 
 
+@pytest.mark.integration
 def test_interaction_with_an_empty_duration_group_is_not_estimable(tmp_path):
     """No patient of long duration: rows "not estimable: no patient with …", never
     B = 0.0000, SE 0.0000, Exp(B) 1.0000 (issue 18), in tables, sentences and values."""
@@ -195,6 +196,7 @@ def test_patient_page_and_table_give_the_pairs_reason(tmp_path):
         assert "nan" not in text.lower() and "edge of" not in text
 
 
+@pytest.mark.integration
 def test_gee_page_leads_with_the_corrected_test_when_clusters_are_few(trial):
     """Issue 22 item 5: with patient clusters (5 < `FEW_CLUSTERS`) the lead is the CR2 t-test
     with its df and p, and the robust z stands beside it, labelled; the values are those of

@@ -112,6 +112,7 @@ def test_a_marked_folder_is_the_tools_own(tmp_path: Path) -> None:
         check_out(tmp_path, [tmp_path / "data"])
 
 
+@pytest.mark.integration
 def test_reconstruct_never_writes_through_a_link(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -130,6 +131,7 @@ def test_reconstruct_never_writes_through_a_link(tmp_path: Path) -> None:
     assert tree(tmp_path) == before
 
 
+@pytest.mark.integration
 def test_reconstruct_into_a_file_or_a_link_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "a-link").symlink_to(tmp_path / "nowhere")

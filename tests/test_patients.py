@@ -199,12 +199,17 @@ def test_interaction_model_is_labelled_exploratory(trial, outcome):
 def test_page_sentences_of_an_estimable_patient(trial):
     page = patients.patient_page(trial, "P1")
     sentences = patients.page_sentences(page)
-    assert set(sentences) == {"patient_sentence", "decline_sentence", "rate_sentence"}
+    assert set(sentences) == {
+        "patient_sentence",
+        "course_sentence",
+        "decline_sentence",
+        "rate_sentence",
+    }
     info = page.patient
     sex = {"F": "girl", "M": "boy"}[str(info["sex"])]
     assert sentences["patient_sentence"].startswith(
         f"A {info['age_years']:g}-year-old {sex} who had lived with JDM for 18 months, "
-        "treated for 9 lesion(s) at: "
+        "treated for 9 lesions at: "
     )
     for site in page.lesions["site"].unique():
         assert site in sentences["patient_sentence"]
@@ -251,3 +256,23 @@ def test_page_sentences_of_a_patient_without_a_rate(trial):
 @pytest.mark.parametrize("age,article", [(8, "An"), (11, "An"), (18, "An"), (5, "A"), (80, "An")])
 def test_an_age_takes_its_article(age, article):
     assert patients._a(age) == article
+
+
+@pytest.mark.parametrize(
+    ("n", "gone", "sentence"),
+    [
+        (5, 0, "Of this patient's 5 lesions, none had gone by the last measurement."),
+        (5, 2, "Of this patient's 5 lesions, 2 had gone by the last measurement."),
+        (3, 3, "Of this patient's 3 lesions, all had gone by the last measurement."),
+        (1, 0, "This patient's one lesion had not gone by the last measurement."),
+        (1, 1, "This patient's one lesion had gone by the last measurement."),
+    ],
+)
+def test_course_sentence_says_counts_in_words(n, gone, sentence):
+    """Seen on a generated trial: "0 had gone", "5 lesion(s)" (issue 22)."""
+    assert patients.course_sentence({"n_lesions": n, "n_resolved": gone}) == sentence
+
+
+def test_lesion_spread_uses_true_minus_signs(trial):
+    sentence = patients.lesion_spread_sentence(trial)
+    assert "between \u2212" in sentence and "-" not in sentence.split("between")[1].split("from")[0]

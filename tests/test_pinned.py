@@ -104,6 +104,7 @@ def test_without_data_nothing_is_said_of_them_and_references_are_the_members():
     assert "In these data" not in tables.tab_pinned(table).columns
 
 
+@pytest.mark.integration
 def test_sub_ensembles_are_chosen_by_the_members_recorded_parameters():
     keys = [f"m{i}" for i in range(8)]
     tidy = pd.DataFrame(
@@ -153,6 +154,7 @@ def test_the_type_one_error_is_read_from_the_planning_run():
     assert f"{100 * expected:.0f} %" in numbers["type1_sentence"]
 
 
+@pytest.mark.integration
 def test_stale_ensemble_is_named_and_reaches_the_build_as_a_warning(tmp_path):
     shipped = pinned.load()
     if shipped is None:

@@ -172,6 +172,7 @@ def test_the_chapter_refuses_a_cell_the_run_does_not_hold_before_building(tmp_pa
         assert not out.exists()
 
 
+@pytest.mark.integration
 def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tmp_path):
     one = power.compute(trial, TINY, tmp_path / "one", workers=1, progress=False)
     two = power.compute(trial, TINY, tmp_path / "two", workers=2, progress=False)
@@ -200,6 +201,7 @@ def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tm
     assert [r for r in power.staleness(partial, trial) if "incomplete" in r]
 
 
+@pytest.mark.integration
 def test_a_changed_code_hash_or_model_is_stale(trial, tiny_dataset):
     model = simulation.fit_model(trial).as_dict()
     manifest = {"code_sha256": "0" * 64, "model": {**model, "ar1": 0.5}, "complete": True}

@@ -113,6 +113,7 @@ def test_the_package_sentence_leaves_out_what_the_package_lacks(bundled: Path) -
     )
 
 
+@pytest.mark.integration
 def test_reconstruct_refuses_a_folder_holding_a_dataset(bundled: Path) -> None:
     before = {p.name: p.read_bytes() for p in bundled.iterdir()}
     refused = CliRunner().invoke(main, ["reconstruct", "--out", str(bundled)])

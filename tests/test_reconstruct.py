@@ -24,6 +24,7 @@ def facts():
     return reconstruct.load_facts()
 
 
+@pytest.mark.integration
 def test_committed_data_is_the_default_seed_output(tmp_path):
     result = CliRunner().invoke(main, ["reconstruct", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -43,6 +44,7 @@ def test_committed_data_is_the_default_seed_output(tmp_path):
         assert (tmp_path / name).read_bytes() == (paths.DATA_DIR / name).read_bytes(), name
 
 
+@pytest.mark.integration
 def test_another_seed_gives_other_data_that_still_meets_the_targets(facts):
     other = reconstruct.reconstruct(seed=7, facts=facts)
     default = reconstruct.reconstruct(facts=facts)
@@ -174,6 +176,7 @@ def test_published_claims_carry_every_printed_radiographic_number(facts):
     assert names["gee_width_pct_per_visit"]["value"] == gee["width"]
 
 
+@pytest.mark.integration
 def test_reconstruct_refuses_a_folder_holding_a_dataset_unless_told(tmp_path):
     (tmp_path / "measurements.csv").write_text("edited by hand\n", encoding="utf-8")
     refused = CliRunner().invoke(main, ["reconstruct", "--out", str(tmp_path)])

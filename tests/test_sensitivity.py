@@ -10,6 +10,9 @@ from calcinosis.book.compare import Change, compare_results
 from calcinosis.formatting import NOT_ESTIMABLE
 from stats_fixtures import data_trial, with_extra_visit
 
+# whole-dataset fits and simulations: out of the quick loop
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def trial():
@@ -162,3 +165,16 @@ def test_qic_for_working_correlations_on_one_scale(trial, grid):
     assert exchangeable.scale != independence.scale
     best = with_qic[with_qic["outcome"] == "length"].sort_values("qic").iloc[0]["choice"]
     assert f"{best} for length" in sensitivity.sentences(trial)["qic_sentence"]
+
+
+def test_printed_grid_folds_notes_and_the_primary_mark_into_the_choice(trial):
+    """The book's Table 8.1 has no Note or Primary column (it was cut at 1 400 px); each
+    note follows its choice, the primary model is marked there, the supplement keeps both."""
+    table = tables.tab_sensitivity(trial)
+    shown = tables.sensitivity_as_printed(table)
+    assert "Note" not in shown and "Primary" not in shown and len(shown) == len(table)
+    for (_, row), choice in zip(table.iterrows(), shown["Choice"], strict=True):
+        assert choice.startswith(row["Choice"])
+        assert choice.endswith(row["Note"] or row["Choice"] + (" (primary)" * row["Primary"]))
+        assert (tables.PRIMARY_MARK in choice) == row["Primary"]
+    assert shown["Choice"].str.contains(f" — {NOT_ESTIMABLE} (", regex=False).sum() >= 2

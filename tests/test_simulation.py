@@ -8,6 +8,9 @@ import pytest
 from calcinosis import models
 from stats_fixtures import simulate_measurements
 
+# whole-dataset fits and simulations: out of the quick loop
+pytestmark = pytest.mark.integration
+
 REPLICATES = 100
 
 

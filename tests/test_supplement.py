@@ -14,15 +14,16 @@ from click.testing import CliRunner
 from calcinosis import paths
 from calcinosis.book.numbers import numbered_items
 from calcinosis.cli import main
+from conftest import seeded_cache
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def supplement(tmp_path_factory) -> Path:
+def supplement(tmp_path_factory, built_book: Path) -> Path:
     out = tmp_path_factory.mktemp("supplement") / "report.v1"
     (out.parent / "report.zip").write_text("an unrelated zip\n")  # must stay as it is
-    cache = out.parent / "cache"
+    cache = seeded_cache(built_book, out.parent / "cache")
     result = CliRunner().invoke(
         main,
         ["supplement", "--data", str(paths.DATA_DIR), "--out", str(out), "--cache", str(cache)],
@@ -45,7 +46,7 @@ def test_every_table_and_figure_of_the_book_is_there(supplement: Path) -> None:
     assert any(i.name == "tab_patient_lesions_P5" for i in items)  # per-patient ones too
     for item in items:
         folder, suffixes = (
-            ("tables", (".csv",)) if item.kind == "Table" else ("figures", (".svg", ".pdf", ".png"))
+            ("tables", (".csv",)) if item.kind == "Table" else ("figures", (".svg", ".png"))
         )
         for suffix in suffixes:
             assert (supplement / folder / f"{item.name}{suffix}").is_file(), item

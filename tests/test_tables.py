@@ -284,6 +284,16 @@ def test_signed_pct() -> None:
     assert formatting.signed_pct(1.2) == "+1.20 %"
 
 
+@pytest.mark.parametrize("zero", [-0.0, -0.004, 0.004, 0.0])
+def test_a_number_that_rounds_to_zero_has_no_sign(zero) -> None:
+    """A CI end of −0.004 % was printed "−0.00 %" on a generated trial (issue 22)."""
+    assert formatting.signed_pct(zero) == "0.00 %"
+    assert formatting.number_text(zero, 2) == "0.00"
+    assert formatting.fixed(zero, 2, sign=True) == "0.00"
+    assert formatting.number_text(-0.006, 2) == "−0.01"
+    assert formatting.signed_pct(-0.4, 0) == "0 %" and formatting.signed_pct(-0.6, 0) == "−1 %"
+
+
 def test_short_commit_is_robust_without_git(monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("CALCINOSIS_COMMIT", raising=False)

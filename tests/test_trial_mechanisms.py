@@ -14,6 +14,9 @@ from scipy import stats
 from calcinosis import mixed, models, paths, simulation
 from calcinosis.data import load_trial
 
+# whole-dataset fits and simulations: out of the quick loop
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def model() -> simulation.Model:

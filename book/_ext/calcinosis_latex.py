@@ -41,6 +41,8 @@ WRAP_EM = 11  # a cell's text wider than this (in em of its font) wraps in its c
 # Room for a table, in pt: the A4 page's line, and the line of a landscape page.
 PORTRAIT, LANDSCAPE = 450, 640
 CELL_PADDING = 13  # 2 \tabcolsep (12 pt, whatever the font) and 1 pt to spare
+# a table too wide for the portrait line otherwise: \tabcolsep 3 pt before going landscape
+TIGHT_TABCOLSEP, TIGHT_PADDING = 3, 7
 # The fonts of the PDF (Sphinx's xelatex defaults): cells in the serif, headers in the sans;
 # text is measured with them, or counted at FALLBACK_EM a character when they are missing.
 BODY_FONT, HEADER_FONT = "FreeSerif", "FreeSans"
@@ -84,21 +86,22 @@ def _lay_out_table(table: nodes.table) -> None:
     for text in list(group.findall(nodes.Text)):
         _breakable_long_words(text)
     header = {id(r) for head in group.findall(nodes.thead) for r in head.findall(nodes.row)}
-    widths, right = [], []
+    cell_widths, word_widths, right = [], [], []
     for j in range(len(specs)):
         cells = [r.children[j] for r in rows]
-        widest = [0.5]  # in em: the widest word (cannot wrap) and cell (up to WRAP_EM)
+        words, texts = [0.5], [0.5]  # in em: the widest word (cannot wrap), cell (to WRAP_EM)
         for row, cell in zip(rows, cells, strict=True):
             font = HEADER_FONT if id(row) in header else BODY_FONT
             text = cell.astext()
-            words = [_em(w[:BREAK_EVERY] if len(w) > WRAP_AT else w, font) for w in text.split()]
-            widest += words
+            words += [_em(w[:BREAK_EVERY] if len(w) > WRAP_AT else w, font) for w in text.split()]
             if id(row) not in header:
-                widest.append(min(_em(text, font), WRAP_EM))
-        widths.append(max(widest))
+                texts.append(min(_em(text, font), WRAP_EM))
         right.append(any("text-right" in c.get("classes", []) for c in cells))
-    landscape, (points, size) = _fit(widths)
-    weights = [round(w * points + CELL_PADDING) for w in widths]
+        cell_widths.append(max(*words, *texts))
+        # a number ("< 0.0001") is never wrapped
+        word_widths.append(cell_widths[-1] if right[-1] else max(words))
+    landscape, widths, (points, size), padding = _fit(cell_widths, word_widths)
+    weights = [round(w * points + padding) for w in widths]
     total = sum(weights)
     align = {True: r">{\raggedleft\arraybackslash}", False: r">{\raggedright\arraybackslash}"}
     spec = addnodes.tabular_col_spec(
@@ -113,6 +116,8 @@ def _lay_out_table(table: nodes.table) -> None:
     parent = table.parent
     at = parent.index(table)
     start, end = r"\begingroup" + size, r"\endgroup"
+    if padding == TIGHT_PADDING:
+        start += rf"\setlength{{\tabcolsep}}{{{TIGHT_TABCOLSEP}pt}}"
     if landscape:
         start, end = r"\begin{landscape}" + start, end + r"\end{landscape}"
     parent.insert(at + 1, _raw(end))
@@ -120,14 +125,41 @@ def _lay_out_table(table: nodes.table) -> None:
     parent.insert(at + 1, spec)
 
 
-def _fit(widths: list[float]) -> tuple[bool, tuple[int, str]]:
-    """Landscape or not, and the table's font: the largest font that fits the portrait line,
-    else the landscape line (`widths` in em)."""
+def _fit(cells: list[float], words: list[float]) -> tuple[bool, list[float], tuple[int, str], int]:
+    """Landscape or not, the columns' widths (em), the table's font and its cells' padding
+    (pt). On the portrait line with the usual padding, then with tight padding, then on the
+    landscape line: the largest font at which every cell fits its column (wrapped at
+    WRAP_EM), else the smallest font with columns narrowed towards their widest word
+    (`_widths`: more lines, as few as may be). A table goes landscape only when it cannot
+    fit the portrait line even so: a landscape page interrupts the reading, and a landscape
+    table's last rows took a page of their own."""
+    smallest = FONTS[-1]
     for landscape, room in ((False, PORTRAIT), (True, LANDSCAPE)):
-        for points, command in FONTS:
-            if sum(widths) * points + CELL_PADDING * len(widths) <= room:
-                return landscape, (points, command)
-    return True, FONTS[-1]
+        for padding in (CELL_PADDING, TIGHT_PADDING):
+            for points, command in FONTS:
+                if _widths(cells, cells, points, room, padding) is not None:
+                    return landscape, cells, (points, command), padding
+            widths = _widths(cells, words, smallest[0], room, padding)
+            if widths is not None:
+                return landscape, widths, smallest, padding
+    return True, words, smallest, TIGHT_PADDING
+
+
+def _widths(
+    cells: list[float], words: list[float], points: int, room: float, padding: int
+) -> list[float] | None:
+    """Column widths (em) that fit `room` (pt) at `points` with `padding` per column: each
+    column's cell width (its text up to WRAP_EM) when all fit, else its widest word plus a
+    share of the room left in proportion to what it lacks of its cell width; None when the
+    widest words do not fit."""
+    free = (room - padding * len(cells)) / points
+    if sum(cells) <= free:
+        return cells
+    if sum(words) > free:
+        return None
+    lack = [c - w for c, w in zip(cells, words, strict=True)]
+    share = (free - sum(words)) / sum(lack)
+    return [w + short * share for w, short in zip(words, lack, strict=True)]
 
 
 @functools.cache

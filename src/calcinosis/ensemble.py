@@ -29,7 +29,7 @@ import pandas as pd
 from calcinosis import paths, reconstruct, runner
 from calcinosis.codehash import content_hash
 from calcinosis.data import Trial
-from calcinosis.sections import slug
+from calcinosis.names import slug
 
 # --------------------------------------------------------------------------------------------
 # What varies

@@ -152,23 +152,51 @@ def fig_supplementary_trajectories(trial: Trial) -> Figure:
     )
 
 
+# The supplementary figure's fixed layout, in inches: a registry's figure has a row per patient,
+# and a layout engine's cost grows faster than its rows (constrained layout weighed each
+# axes against its neighbours: 100 rows took minutes), so rows and margins are set here.
+SUPPLEMENTARY_ROW_IN = 0.28 * theme.WIDTH_IN  # each row's height, gap included
+SUPPLEMENTARY_GAP = 0.165  # of a row, between rows: the row below's tick labels need none
+# Agg draws no image of 2**16 pixels or more: beyond this height (500 patients would take
+# 910 in, 136 500 pixels at theme.DPI) the rows are made lower to fit.
+SUPPLEMENTARY_MAX_HEIGHT_IN = 60_000 / theme.DPI
+SUPPLEMENTARY_MARGINS_IN = {"left": 0.85, "right": 0.1, "top": 0.35, "bottom": 0.55}
+SUPPLEMENTARY_COLUMN_GAP_IN = 0.95  # the right column's two-line label and tick labels
+
+
 def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits: int) -> Figure:
     """`fig_supplementary_trajectories` from the measurements in long form: what a rendering
     process is sent (`render_all`); a row per patient, so at registry size it is the largest
-    figure of the book."""
+    figure of the book, and its cost grows with its rows alone (a fixed layout, the
+    measurements split by patient once)."""
     theme.apply()
     colours = theme.patient_colours(patients)
+    margins = SUPPLEMENTARY_MARGINS_IN
+    width = theme.WIDTH_IN
+    room = SUPPLEMENTARY_MAX_HEIGHT_IN - margins["top"] - margins["bottom"]
+    row_in = min(SUPPLEMENTARY_ROW_IN, room / max(1, len(patients)))
+    height = len(patients) * row_in + margins["top"] + margins["bottom"]
+    column_in = (width - margins["left"] - margins["right"] - SUPPLEMENTARY_COLUMN_GAP_IN) / 2
     fig, axes = plt.subplots(
         len(patients),
         2,
-        figsize=theme.figsize(0.28 * len(patients)),
+        figsize=(width, height),
         squeeze=False,
-        layout="constrained",
+        layout="none",
+        gridspec_kw={
+            "left": margins["left"] / width,
+            "right": 1 - margins["right"] / width,
+            "bottom": margins["bottom"] / height,
+            "top": 1 - margins["top"] / height,
+            "wspace": SUPPLEMENTARY_COLUMN_GAP_IN / column_in,
+            "hspace": SUPPLEMENTARY_GAP / (1 - SUPPLEMENTARY_GAP),
+        },
     )
+    parts = dict(tuple(long.groupby(["patient_id", "outcome"], sort=False)))
     for row, pid in enumerate(patients):
         for col, outcome in enumerate(OUTCOMES):
             ax = axes[row, col]
-            part = long[(long["patient_id"] == pid) & (long["outcome"] == outcome)]
+            part = parts.get((pid, outcome), long.iloc[:0])
             _draw_trajectories(ax, part, "patient_id", colours, lw=1.0)
             ax.set_ylim(bottom=0)
             ax.set_ylabel(f"{pid}\n{theme.OUTCOME_LABELS[outcome]}", fontsize="small")
@@ -611,15 +639,31 @@ def fig_sensitivity_influence(trial: Trial) -> Figure:
     return fig
 
 
+# Figure 9.1's text (pt) and, in lines of that text, each row's bar and the gap after it
+PINNED_TEXT_PT = 9
+PINNED_BAR_LINES, PINNED_GAP_LINES = 0.9, 0.5
+PINNED_WRAP = 56  # characters of a conclusion per line at NARROW_WIDTH_IN
+
+
 def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     """Per conclusion of the book: the share of the ensemble's members in which it holds,
     coloured by its kind and verdict; a diamond says whether it holds in the data, drawn
-    only when the data are the article's trial."""
+    only when the data are the article's trial. Each conclusion is written above its bar,
+    across the figure, and the figure is drawn narrow (`theme.NARROW_WIDTH_IN`): beside the
+    bars, the labels left the bars little room and were about 5 px high on a phone."""
     from calcinosis import pinned
 
     theme.apply()
-    fig, ax = plt.subplots(figsize=theme.figsize(0.2 + 0.07 * len(verdicts)), layout="constrained")
-    y = np.arange(len(verdicts))
+    labels = [textwrap.fill(claim, PINNED_WRAP) for claim in verdicts["claim"]]
+    lines = np.array([label.count("\n") + 1 for label in labels], dtype=float)
+    row = lines + PINNED_BAR_LINES + PINNED_GAP_LINES
+    tops = np.concatenate([[0.0], np.cumsum(row)[:-1]])
+    y = tops + lines + PINNED_BAR_LINES / 2  # each bar's centre, under its label
+    height_lines = float(row.sum())
+    line_in = 1.3 * PINNED_TEXT_PT / 72
+    fig, ax = plt.subplots(
+        figsize=(theme.NARROW_WIDTH_IN, height_lines * line_in + 1.0), layout="constrained"
+    )
     colour_of = {
         pinned.IMPOSED: theme.OKABE_ITO["grey"],
         pinned.BUILT_IN: theme.OKABE_ITO["reddish_purple"],
@@ -636,7 +680,7 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     key = np.where(verdicts["basis"] == pinned.OPEN, verdicts["verdict"], verdicts["basis"])
     colours = [colour_of.get(k, theme.OKABE_ITO["grey"]) for k in key]
     share = 100 * verdicts["share_holding"].to_numpy(float)
-    ax.barh(y, share, color=colours, height=0.6)
+    ax.barh(y, share, color=colours, height=PINNED_BAR_LINES)
     band = 100 * (1 - pinned.AGREEMENT)
     for lo, hi in ((0, band), (100 - band, 100)):
         ax.axvspan(lo, hi, color=theme.OKABE_ITO["grey"], alpha=0.25, lw=0)
@@ -650,13 +694,17 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
         color=theme.REFERENCE,
         zorder=3,
     )
-    labels = [textwrap.fill(claim, 48) for claim in verdicts["claim"]]
-    ax.set_yticks(y, labels, fontsize="x-small")
-    ax.invert_yaxis()
+    left = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    for top, label in zip(tops, labels, strict=True):
+        ax.text(0, top, label, transform=left, va="top", fontsize=PINNED_TEXT_PT)
+    ax.set_yticks([])
+    ax.set_ylim(height_lines - PINNED_GAP_LINES + 0.2, -0.2)
     ax.set_xlim(-3, 103)
+    ax.tick_params(axis="x", labelsize=PINNED_TEXT_PT)
     ax.set_xlabel(
         "Kept members in which the conclusion holds (%)"
-        + ("; ◆ = in the data (100: holds)" if compared.any() else "")
+        + ("\n◆ = in the data (100: holds)" if compared.any() else ""),
+        fontsize=PINNED_TEXT_PT,
     )
     handles = [
         mpl.patches.Patch(color=colour_of[k], label=label)
@@ -668,7 +716,7 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
         loc="lower center",
         bbox_to_anchor=(0.5, 1.0),
         ncol=2,
-        fontsize="x-small",
+        fontsize=PINNED_TEXT_PT,
         frameon=False,
     )
     ax.grid(axis="y", visible=False)
@@ -725,44 +773,48 @@ def fig_power_curves(curves: dict, alpha: float, target: float, labels: dict) ->
 SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 
 
-def render_all(jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1) -> list:
+def render_all(
+    jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1, pdf: bool = True
+) -> list:
     """Draw and render each (function, arguments) job, in order: in `workers` processes when
     there are enough of them (one per patient of a registry), else here. Rendering is most of
-    a patient's cost, and the figures are independent of each other."""
+    a patient's cost, and the figures are independent of each other; `pdf`: as in `render`."""
+    tasks = [(func, args, pdf) for func, args in jobs]
     if workers < 2 or len(jobs) < 4 * workers:
-        return [_render_job(job) for job in jobs]
+        return [_render_job(task) for task in tasks]
     with cf.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_render_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        return list(pool.map(_render_job, tasks, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
-def _render_job(job: tuple[Callable[..., Figure], tuple]):
-    func, args = job
-    return render(func(*args))
+def _render_job(task: tuple[Callable[..., Figure], tuple, bool]):
+    func, args, pdf = task
+    return render(func(*args), pdf=pdf)
 
 
-def render(fig: Figure):
-    """Render once and close: PNG (the web page's), PDF (the book PDF's: vector) and SVG (the
-    supplement's), all without dates or random ids."""
+def render(fig: Figure, pdf: bool = True):
+    """Render once and close: PNG (the web page's), SVG (the supplement's) and, when `pdf`,
+    PDF (the book PDF's: vector; a build without the PDF need not draw it), all without
+    dates or random ids."""
     import io
 
     from calcinosis.sections import Figure as Rendered
 
+    formats = [("png", {"Software": None}), ("svg", {"Date": None})]
+    if pdf:
+        formats.append(("pdf", {"CreationDate": None, "Producer": None, "Creator": None}))
     out = {}
     try:
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
             # Lay out and crop once: with bbox_inches="tight" each format drew the figure
-            # twice and ran the layout again, most of the cost of a patient's page.
-            fig.canvas.draw()
+            # twice and ran the layout again, most of the cost of a patient's page. The layout
+            # needs text sizes, not pixels: drawn without rendering, so only the formats paint.
+            fig.draw_without_rendering()
             box = fig.get_tightbbox().padded(mpl.rcParams["savefig.pad_inches"])
             fig.set_layout_engine("none")
-            for fmt, metadata in (
-                ("png", {"Software": None}),
-                ("svg", {"Date": None}),
-                ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
-            ):
+            for fmt, metadata in formats:
                 buffer = io.BytesIO()
                 fig.savefig(buffer, format=fmt, dpi=theme.DPI, bbox_inches=box, metadata=metadata)
                 out[fmt] = buffer.getvalue()
     finally:
         plt.close(fig)
-    return Rendered(png=out["png"], svg=out["svg"], pdf=out["pdf"])
+    return Rendered(png=out["png"], svg=out["svg"], pdf=out.get("pdf", b""))

@@ -45,12 +45,26 @@ def p_phrase(p: float) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def signed_pct(value: float) -> str:
-    """'−2.66 %' with a true minus sign, '+1.20 %'."""
-    return f"{value:+.2f} %".replace("-", "−")
-
-
 MINUS = "\u2212"  # the minus sign: a hyphen is shorter, and breaks a line after it
+
+
+def fixed(value: float, decimals: int, sign: bool = False) -> str:
+    """`value` with `decimals` decimals and a true minus sign ('+' too when `sign`); a value
+    that rounds to zero is printed unsigned ("0.00", never "−0.00" or "+0.00")."""
+    text = f"{value:{'+' if sign else ''}.{decimals}f}"
+    if float(text) == 0:
+        text = f"{0:.{decimals}f}"
+    return text.replace("-", MINUS)
+
+
+def signed(value: float, decimals: int = 2) -> str:
+    """'−2.66', '+1.20', '0.00'."""
+    return fixed(value, decimals, sign=True)
+
+
+def signed_pct(value: float, decimals: int = 2) -> str:
+    """'−2.66 %' with a true minus sign, '+1.20 %', '0.00 %'."""
+    return f"{signed(value, decimals)} %"
 
 
 def _text(value: object) -> str:
@@ -69,7 +83,7 @@ def number_text(value: object, decimals: int) -> str:
     elif isinstance(value, Real):
         if math.isnan(float(value)):
             return "–"
-        text = f"{float(value):.{decimals}f}"
+        return fixed(float(value), decimals)
     else:
         return _text(value)
     return MINUS + text[1:] if text.startswith("-") else text

@@ -281,6 +281,22 @@ def decline_sentence(lesions: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
+def _lesions(n: int) -> str:
+    """'1 lesion', '5 lesions'."""
+    return f"{n} lesion" + ("" if n == 1 else "s")
+
+
+def course_sentence(course: dict) -> str:
+    """How many of the patient's lesions had gone by the last measurement, in words: "none"
+    and "all" rather than "0 had gone" or "5 of 5"."""
+    n, gone = course["n_lesions"], course["n_resolved"]
+    if n == 1:
+        had = "had" if gone else "had not"
+        return f"This patient's one lesion {had} gone by the last measurement."
+    counted = "none" if gone == 0 else "all" if gone == n else str(gone)
+    return f"Of this patient's {n} lesions, {counted} had gone by the last measurement."
+
+
 def _they(n: int, note: str) -> str:
     """`note` ("its ... fell") said of one lesion or of several."""
     return note if n == 1 else note.replace("its ", "their ", 1)
@@ -296,9 +312,10 @@ def page_sentences(page: PatientPage) -> dict[str, str]:
     out = {
         "patient_sentence": f"{_a(info['age_years'])} {info['age_years']:g}-year-old {sex} who "
         "had lived with JDM for "
-        f"{info['disease_duration_months']:g} months, treated for {len(page.lesions)} "
-        f"lesion(s) at: {sites}."
+        f"{info['disease_duration_months']:g} months, treated for "
+        f"{_lesions(len(page.lesions))} at: {sites}."
     }
+    out["course_sentence"] = course_sentence(page.course)
     out["decline_sentence"] = decline_sentence(page.lesions)
     rates = (("length", page.rate_length), ("width", page.rate_width))
     if all(r.estimable for _, r in rates):
@@ -359,8 +376,10 @@ def lesion_spread_sentence(trial: Trial) -> str:
     resolved = int(courses["resolved"].sum())
     if change.empty:
         return "No lesion was measured at a size above zero, so no change can be computed."
+    from calcinosis.formatting import signed_pct
+
     gone = f"; {resolved} of {len(courses)} lesions resolved" if resolved else ""
     return (
-        f"Single lesions' length changed by between {change.min():.0f} % and "
-        f"{change.max():+.0f} % from their first to their last measured visit{gone}."
+        f"Single lesions' length changed by between {signed_pct(change.min(), 0)} and "
+        f"{signed_pct(change.max(), 0)} from their first to their last measured visit{gone}."
     )

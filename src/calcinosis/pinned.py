@@ -1,5 +1,6 @@
 """What the article's summaries pin down: each conclusion of the book across the shipped
-ensemble of reconstructions (`calcinosis.ensemble`), of one of three kinds, with its verdict.
+ensemble of reconstructions (`calcinosis.ensemble`), of one of three kinds, with its
+verdict.
 
 - *Imposed by the audit*: every quantity the conclusion rests on is one of the article's
   printed claims, which a member must reproduce to be kept; that it holds in every member is
@@ -28,7 +29,7 @@ import pandas as pd
 
 from calcinosis import article, ensemble, models, paths, reconstruct
 from calcinosis.ensemble import ALPHA
-from calcinosis.sections import slug
+from calcinosis.names import slug
 
 AGREEMENT = 0.95
 IMPOSED, BUILT_IN, OPEN = "imposed by the audit", "built into the generator", "open"

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from calcinosis import power, simulation
+
+if TYPE_CHECKING:
+    from calcinosis.sections import Section
 
 
 @dataclass(frozen=True)
@@ -443,19 +447,18 @@ def is_default(power_dir: str | Path = "", **params) -> bool:
     return not power_dir and Choice(**params) == Choice()
 
 
-def glue_page(
+def page_section(
     power_dir: str | Path = "",
     data_dir: str | Path = "../data",
     results_dir: str | Path = "",
     **params,
-) -> dict:
+) -> tuple[Section, str]:
     """For a page with other parameters or another run: the `power` section built for them
-    in this kernel and glued under the same names `show("power")` glues (so the page cites
-    one set of names whatever its parameters); returns its values. In a build (a results
-    folder given) the shipped run's staleness is the results stage's (the page's kernel need
-    not see the data); another run's is judged against the data."""
+    in this kernel (the page glues it with `calcinosis.book.page.show_built`), and the
+    sentence saying why the run is stale ("" when it is current). In a build (a results
+    folder given) the shipped run's staleness is the results stage's, so the page's kernel
+    need not see the data; another run's is judged against the data."""
     from calcinosis import results
-    from calcinosis.book import page
     from calcinosis.data import load_trial
 
     run = load(power_dir)
@@ -467,13 +470,4 @@ def glue_page(
         stale = str(Folder(Path(results_dir)).values.get("power_stale_warning", ""))
     else:
         stale = results._stale_sentence(power.staleness(run, load_trial(data_dir)))
-    built = section(run, choice, stale)
-    for name, value in built.values.items():
-        page._glue(name, value)
-    for name, table in built.tables.items():
-        page._glue_markdown(name, table.markdown())
-    for name, figure in built.figures.items():
-        page._glue_figure(name, figure.png, figure.pdf)
-    if stale:
-        page._display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{stale}\n:::\n")
-    return built.values
+    return section(run, choice, stale), stale

@@ -246,4 +246,6 @@ def comparison_sentence(values: dict) -> str:
 
 def _pct(value: float) -> str:
     """'−42 %' with a true minus sign, '+3 %'."""
-    return f"{value:+.0f} %".replace("-", "−")
+    from calcinosis.formatting import signed_pct
+
+    return signed_pct(value, 0)

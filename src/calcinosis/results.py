@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calcinosis import paths
+from calcinosis.names import slug
 from calcinosis.params import Parameters
-from calcinosis.sections import Section, Table, slug
+from calcinosis.sections import Section, Table
 
 if TYPE_CHECKING:
     from calcinosis.data import Trial
@@ -75,6 +76,7 @@ class Inputs:
     params: Parameters
     values: dict
     workers: int = 1  # processes a producer may render many figures in (`figures.render_all`)
+    pdf: bool = True  # whether the build needs PDFs of the figures a producer draws per patient
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class Producer:
     # Files outside the dataset the producer reads (the shipped ensemble): their hashes are
     # part of its cache key.
     files: tuple[Path, ...] = ()
+    # Draws a figure per patient, and their PDFs only for a build that makes the book's PDF
+    # (`Inputs.pdf`): whether it did is part of its cache key.
+    pdf_per_patient: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,6 +266,7 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
         [(figures.draw_supplementary_trajectories, everyone)]
         + [(figures.draw_patient_trajectories, (page.trajectories, n_visits)) for page in pages],
         inp.workers,
+        pdf=inp.pdf,
     )
     overview.figures["fig_supplementary_trajectories"] = rendered.pop(0)
     yield overview
@@ -438,7 +444,10 @@ def sensitivity_section(inp: Inputs) -> Iterable[Section]:
     small = sensitivity.small_sample_numbers(trial)
     section.add(small, prefix="sens_")
     section.add({"small_sample_sentence": sensitivity.small_sample_sentence(small)}, prefix="sens_")
-    section.tables["tab_sensitivity"] = Table(tables.tab_sensitivity(trial), 2)
+    grid_table = tables.tab_sensitivity(trial)
+    section.tables["tab_sensitivity"] = Table(
+        grid_table, 2, shown=tables.sensitivity_as_printed(grid_table)
+    )
     section.figures["fig_sensitivity_forest"] = figures.render(
         figures.fig_sensitivity_forest(trial)
     )
@@ -604,7 +613,7 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("methods", ("lesions",), methods),
     Producer("cohort", (*CLINICAL, "radiography"), cohort),
     Producer("gee", CLINICAL, gee, uses_parameters=True),
-    Producer("patients", CLINICAL, patient_sections, uses_parameters=True),
+    Producer("patients", CLINICAL, patient_sections, uses_parameters=True, pdf_per_patient=True),
     Producer("radiography", ("patients", "lesions", "radiography"), radiography_section),
     Producer("safety", (*CLINICAL, "adverse_events"), safety_section),
     Producer("sensitivity", CLINICAL, sensitivity_section),
@@ -643,10 +652,11 @@ def run(
     params: Parameters,
     values: dict | None = None,
     workers: int = 1,
+    pdf: bool = True,
 ) -> list[Section]:
     """One producer's sections, on the view of `trial` it declared."""
     view = trial.only(producer.reads)
-    return list(producer.make(Inputs(view, params, dict(values or {}), workers)))
+    return list(producer.make(Inputs(view, params, dict(values or {}), workers, pdf)))
 
 
 def compute(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -92,14 +91,3 @@ class Section:
             h.update(name.encode() + hashlib.sha256(figure.png).digest())
             h.update(hashlib.sha256(figure.pdf).digest())
         return h.hexdigest()
-
-
-def slug(identifier: str) -> str:
-    """A name part made of letters, digits and '-' only, for ids used in names and files.
-
-    Ids that would collide or come out empty get a short hash of the original id.
-    """
-    text = re.sub(r"[^A-Za-z0-9]+", "-", str(identifier)).strip("-")
-    if text != str(identifier) or not text:
-        text = f"{text}-{hashlib.sha256(str(identifier).encode()).hexdigest()[:8]}".lstrip("-")
-    return text

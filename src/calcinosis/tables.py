@@ -2,9 +2,9 @@
 
 Each function takes the validated `Trial` and returns a DataFrame with reader-facing column
 names and raw (unrounded) numbers; rounding happens only when a table is printed
-(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The analyses come
-from the statistical modules; these functions select, join and name. The results stage
-(`calcinosis.results`) calls them, once per build.
+(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The
+analyses come from the statistical modules; these functions select, join and name. The
+results stage (`calcinosis.results`) calls them, once per build.
 """
 
 from __future__ import annotations
@@ -353,6 +353,24 @@ def tab_sensitivity(trial: Trial) -> pd.DataFrame:
     )
 
 
+PRIMARY_MARK = " (primary)"
+
+
+def sensitivity_as_printed(table: pd.DataFrame) -> pd.DataFrame:
+    """`tab_sensitivity` as the book prints it, narrow enough for a desk browser's text column
+    (Table 8.1 was cut at 1 400 px): a row's note follows its choice after a dash, and the
+    primary model is marked in its choice, instead of two columns of their own (the
+    supplement keeps both)."""
+    shown = table.drop(columns=["Primary", "Note"])
+    shown["Choice"] = [
+        choice + (PRIMARY_MARK if primary else "") + (f" — {note}" if note else "")
+        for choice, primary, note in zip(
+            table["Choice"], table["Primary"], table["Note"], strict=True
+        )
+    ]
+    return shown
+
+
 # --------------------------------------------------------------------------------------------
 # Reproducibility
 # --------------------------------------------------------------------------------------------
@@ -430,14 +448,14 @@ def _claims(verdicts: pd.DataFrame, with_verdict: bool = False) -> str:
 def _number(value: float, kind: str) -> str:
     """A conclusion's number as printed: p-values as everywhere in the book, the rest with
     the decimals their kind needs."""
-    from calcinosis.formatting import p_text
+    from calcinosis.formatting import fixed, p_text
 
     if pd.isna(value):
         return "–"
     if kind == "p":
         return p_text(value)
     decimals = {"share": 2, "visit": 1, "count": 0, "change": 1}.get(kind, 2)
-    return f"{value:.{decimals}f}"
+    return fixed(value, decimals)
 
 
 def tab_pinned(verdicts: pd.DataFrame) -> pd.DataFrame:

@@ -257,7 +257,9 @@ def run(plan: Plan, echo: Echo = print) -> Report:
         with page_workers(plan.jobs, tmp, tmp / "logs" / "kernels.log") as pool:
             params = ", ".join(f"{k}={v}" for k, v in plan.params.as_dict().items())
             echo(f"results stage ({params})")
-            report.stage = run_stage(plan.data_dir, plan.params, store, echo, workers=plan.jobs)
+            report.stage = run_stage(
+                plan.data_dir, plan.params, store, echo, workers=plan.jobs, pdf=plan.pdf
+            )
             for warning in stage_warnings(report.stage.sections):
                 echo(f"WARNING: {warning}")
             digests = report.stage.digests

@@ -55,6 +55,13 @@ def keep_warm_kernel() -> None:
     util.Finalize(None, _shutdown_warm_kernel, exitpriority=10)
 
 
+def _init_page_worker(log: str) -> None:
+    """A page worker: `init_worker`'s settings, and one kernel kept for every page it runs
+    (set here, not in `calcinosis.book.process`, which every part of the build imports)."""
+    init_worker(log, runs_kernel=True)
+    keep_warm_kernel()
+
+
 def _shutdown_warm_kernel() -> None:
     from jupyter_core.utils import run_sync
 
@@ -238,7 +245,7 @@ def page_workers(jobs: int, cwd: Path, log: Path) -> Iterator[cf.ProcessPoolExec
     """`jobs` workers, each starting its kernel at once in `cwd`; on Ctrl-C or SIGTERM every
     one of them, and their kernels, is ended before anything waits for them."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with worker_pool(max_workers=jobs, initializer=init_worker, initargs=(str(log), True)) as pool:
+    with worker_pool(max_workers=jobs, initializer=_init_page_worker, initargs=(str(log),)) as pool:
         for _ in range(jobs):
             pool.submit(warm_up, str(cwd))
         yield pool

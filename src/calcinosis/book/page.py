@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from calcinosis.sections import Section
 
 READS = "calcinosis_reads"
 # Holds the data's provenance notice (empty for undeclared data), which every page shows
@@ -44,8 +48,28 @@ def show(
         _display_markdown(source.values[NOTICE])
     for name, text in values.items():
         if name.endswith(STALE_SUFFIX) and text:
-            _display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{text}\n:::\n")
+            _show_stale(text)
     return values
+
+
+def show_built(section: Section, stale: str = "") -> dict:
+    """Glue a section built in this kernel, for parameters the build did not compute (the
+    planning chapter's, or another run's), under the names `show` glues, so the page cites one
+    set of names whatever its parameters; `stale` says why its result is out of date ("" when
+    it is not). Returns its values."""
+    for name, value in section.values.items():
+        _glue(name, value)
+    for name, table in section.tables.items():
+        _glue_markdown(name, table.markdown())
+    for name, figure in section.figures.items():
+        _glue_figure(name, figure.png, figure.pdf)
+    if stale:
+        _show_stale(stale)
+    return section.values
+
+
+def _show_stale(text: str) -> None:
+    _display_markdown(f":::{{admonition}} Stale result\n:class: warning\n\n{text}\n:::\n")
 
 
 def show_patient(
@@ -57,7 +81,7 @@ def show_patient(
 ) -> dict:
     """`show` for the patient template: the patient's own section plus `sections`; with no
     `patient_id` (the page run alone), the first patient of the data."""
-    from calcinosis.sections import slug
+    from calcinosis.names import slug
 
     if not patient_id:
         from calcinosis.data import load_trial

@@ -124,7 +124,7 @@ def plan_pages(
 
 
 def _slug(identifier: str) -> str:
-    from calcinosis.sections import slug
+    from calcinosis.names import slug
 
     return slug(identifier)
 

@@ -34,15 +34,15 @@ WORKER_ENV = {
 Echo = Callable[[str], None]
 
 
-def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
+def init_worker(log: str | None = None, runs_kernel: bool = False) -> None:
     """Agg plots; kernels' own chatter (their stderr, inherited) to a log, not the terminal;
-    with `warm_kernel`, one kernel kept for every page this worker runs."""
+    `runs_kernel` for a page worker (whose kernel `calcinosis.book.execute` keeps)."""
     os.environ.update(WORKER_ENV)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build ends its workers itself
     signal.signal(signal.SIGTERM, _end_worker)  # not the build's handler, inherited by fork
     # A page worker ends its kernel when the build dies; a results worker has no kernel, and
     # a Python handler would wait for a long computation in C: it is killed outright.
-    die_with_parent(signal.SIGTERM if warm_kernel else signal.SIGKILL)
+    die_with_parent(signal.SIGTERM if runs_kernel else signal.SIGKILL)
     forks_die_with_this_process()  # the figures' processes of a registry's results
     import logging
 
@@ -51,10 +51,6 @@ def init_worker(log: str | None = None, warm_kernel: bool = False) -> None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
-    if warm_kernel:
-        from calcinosis.book.execute import keep_warm_kernel
-
-        keep_warm_kernel()
 
 
 def _end_worker(signum, frame) -> None:

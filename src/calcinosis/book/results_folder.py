@@ -5,7 +5,8 @@
     parameters.json     the parameters the results were computed with
     tables/<name>.md    the table as the book prints it (MyST, every cell escaped)
     tables/<name>.csv   the table at full precision, and as .xlsx
-    figures/<name>.png  the figure for the web page, .pdf for the book's PDF, and as .svg
+    figures/<name>.png  the figure for the web page, .svg, and .pdf for the book's PDF (a
+                        patient's figures only in a build that makes it)
 
 Everything is written from the sections alone, in sorted order: same sections, same bytes.
 """
@@ -88,7 +89,8 @@ def write(sections: list[Section], params: Parameters, dest: Path) -> None:
         for name, figure in section.figures.items():
             (dest / "figures" / f"{section.item_name(name)}.png").write_bytes(figure.png)
             (dest / "figures" / f"{section.item_name(name)}.svg").write_bytes(figure.svg)
-            (dest / "figures" / f"{section.item_name(name)}.pdf").write_bytes(figure.pdf)
+            if figure.pdf:  # drawn only for a build of the book's PDF
+                (dest / "figures" / f"{section.item_name(name)}.pdf").write_bytes(figure.pdf)
 
 
 def write_table(frame, name: str, dest: Path, decimals: Decimals = 2) -> None:
@@ -151,7 +153,9 @@ class Folder:
         return (self.path / "figures" / f"{name}.png").read_bytes()
 
     def figure_pdf(self, name: str) -> bytes:
-        return (self.path / "figures" / f"{name}.pdf").read_bytes()
+        """The figure's PDF, or b"" when the build drew none (HTML only)."""
+        path = self.path / "figures" / f"{name}.pdf"
+        return path.read_bytes() if path.is_file() else b""
 
 
 def write_zip(src_dir: Path, zip_path: Path) -> None:

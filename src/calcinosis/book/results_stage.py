@@ -33,7 +33,11 @@ class StageRun:
 
 
 def producer_key(
-    producer, file_hashes: dict[str, str], params: Parameters, values: dict | None
+    producer,
+    file_hashes: dict[str, str],
+    params: Parameters,
+    values: dict | None,
+    pdf: bool = False,
 ) -> str:
     return cache.sha256_json(
         {
@@ -47,6 +51,7 @@ def producer_key(
             },
             "parameters": params.as_dict() if producer.uses_parameters else None,
             "values": cache.sha256_json(values) if producer.derived else None,
+            "pdf": pdf if producer.pdf_per_patient else None,
             "package": cache.package_hash(),
             "environment": cache.environment(),
         }
@@ -60,9 +65,11 @@ def run_stage(
     echo: Echo,
     producers=None,
     workers: int = 1,
+    pdf: bool = False,
 ) -> StageRun:
     """Every section for `data_dir` and `params`, cached per producer; a producer with many
-    figures renders them in `workers` processes."""
+    figures renders them in `workers` processes, in PDF too only when `pdf` (a build of the
+    book's PDF): the supplement needs SVG and PNG alone."""
     from calcinosis import results
     from calcinosis.data import dataset_files
 
@@ -79,7 +86,7 @@ def run_stage(
             )
             todo = []
             for producer in (p for p in producers if p.derived == derived):
-                key = producer_key(producer, file_hashes, params, values)
+                key = producer_key(producer, file_hashes, params, values, pdf)
                 found = _stored(store, key, producer.name)
                 if found is not None:
                     made_by[producer.name] = found
@@ -91,7 +98,13 @@ def run_stage(
             names = [p.name for p, _ in todo]
             made = _result(
                 pool.submit(
-                    compute_producers, str(data_dir), params.as_dict(), names, values, workers
+                    compute_producers,
+                    str(data_dir),
+                    params.as_dict(),
+                    names,
+                    values,
+                    workers,
+                    pdf,
                 )
             )
             for producer, key in todo:
@@ -134,7 +147,12 @@ def _result(future: cf.Future) -> dict:
 
 
 def compute_producers(
-    data_dir: str, params: dict, names: list[str], values: dict | None, workers: int = 1
+    data_dir: str,
+    params: dict,
+    names: list[str],
+    values: dict | None,
+    workers: int = 1,
+    pdf: bool = False,
 ) -> dict[str, tuple[list[Section], float]]:
     """In the worker: the named producers' sections, with their seconds."""
     from calcinosis import limits, results
@@ -148,7 +166,7 @@ def compute_producers(
     for name in names:
         start = time.perf_counter()
         try:
-            sections = results.run(by_name[name], trial, chosen, values, workers)
+            sections = results.run(by_name[name], trial, chosen, values, workers, pdf)
         except MemoryError:
             raise limits.out_of_memory(trial, ceiling) from None
         out[name] = (sections, time.perf_counter() - start)

@@ -67,7 +67,7 @@ def review(
     pages = sorted((report.out_dir / "html").glob(f"{TEMPLATE}-*.html"))
     if patient_id is None:
         return pages[0]
-    from calcinosis.sections import slug
+    from calcinosis.names import slug
 
     page = report.out_dir / "html" / f"{TEMPLATE}-{slug(str(patient_id))}.html"
     if not page.is_file():

@@ -1,7 +1,7 @@
 """The supplement a journal asks for, made from the results folder, in the "Additional file"
 convention: one workbook of every table of the book (a sheet per table, named by its number in
 the book, with a units row under the column names, and an About sheet indexing them), the same
-tables as CSV at full precision, every figure (SVG, PDF, PNG), `results.json` and the
+tables as CSV at full precision, every figure (SVG, PNG), `results.json` and the
 parameters, the dataset's own files as read (those the data package declares, never a symlink)
 beside a copy safe to open in a spreadsheet, and a README that says what the data are, maps
 each file to the book and names the code that made it. Results that do not describe these
@@ -87,7 +87,7 @@ def make(
             shutil.copyfile(results_dir / "tables" / f"{name}.csv", dest / "tables" / f"{name}.csv")
             tables.append((name, section))
         for name in entry["figures"]:
-            for suffix in (".svg", ".pdf", ".png"):
+            for suffix in (".svg", ".png"):  # the same with or without the book's PDF
                 shutil.copyfile(
                     results_dir / "figures" / f"{name}{suffix}",
                     dest / "figures" / f"{name}{suffix}",
@@ -326,7 +326,7 @@ def _readme(
         "named by its number in the book, with the units of its columns in its second row; "
         "the sheet 'About' lists them with their captions. The same tables are in `tables/` "
         "as CSV files at full precision.",
-        "- **Additional file 2** (`figures/`): every figure of the book as SVG, PDF and PNG.",
+        "- **Additional file 2** (`figures/`): every figure of the book as SVG and PNG.",
         "- **Additional file 3** (`data/`): the dataset's files exactly as the book read them "
         "(their hashes match `datapackage.json`); `calcinosis build --data data` computes the "
         f"book again from them. `{SAFE_DATA}/` holds the same CSV files for spreadsheets: a "
@@ -352,7 +352,7 @@ def _readme(
         "",
     ]
     files = [(f"tables/{n}.csv", n) for n, _ in tables]
-    files += [(f"figures/{n}.svg, .pdf, .png", n) for n, _ in figures]
+    files += [(f"figures/{n}.svg, .png", n) for n, _ in figures]
     for path, name in files:
         item = items.get(name)
         where = item.label if item else "not numbered in the book"
