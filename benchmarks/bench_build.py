@@ -29,8 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from calcinosis import data, paths
+from calcinosis import paths
 from calcinosis.book import plan as pages
+from calcinosis.data import trial as data
 
 BIN = Path(sys.executable).parent
 
@@ -317,7 +318,8 @@ def scale_builds(args, command: list[str], data_dir: Path, root: Path, env: dict
                     "--cache",
                     str(root / f"cache-x{scale}"),
                 ]
-                # --large: 100 x holds 1 800 lesions, above the default limit (calcinosis.limits)
+                # --large: 100 x holds 1 800 lesions, above the default limit
+                # (calcinosis.data.limits)
                 + ["--no-pdf", "--jobs", str(jobs), "--large"],
                 env=env,
             )

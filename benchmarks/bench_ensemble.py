@@ -22,11 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from calcinosis import audit, data, ensemble, paths, reconstruct, runner, sensitivity
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.simulate import audit, ensemble, reconstruct, runner
+from calcinosis.stats import sensitivity
 
 
 def _warm() -> None:
-    import calcinosis.ensemble  # noqa: F401  (the imports a member needs, paid once)
+    import calcinosis.simulate.ensemble  # noqa: F401  (the imports a member needs, paid once)
 
 
 def member_cost(seeds: list[int]) -> dict[str, float]:

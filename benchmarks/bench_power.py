@@ -2,7 +2,7 @@
 
 1. each replicate's analysis cost, in this process, per analysis, at 16, 64 and 120
    children, beside the patient-clustered GEE by the book's own statsmodels route (what a
-   replicate cost before `calcinosis.arraygee`);
+   replicate cost before `calcinosis.stats.arraygee`);
 2. simulated trials per second of a small grid on a local cluster of 1 and of 2 workers,
    with the ratio the issue sets (≥ 1.7× from 1 to 2 workers).
 
@@ -28,14 +28,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from calcinosis import models, paths, power, runner, simulation
-from calcinosis.data import load_trial
+from calcinosis import paths
+from calcinosis.data.trial import load_trial
+from calcinosis.simulate import power, runner, simulation
+from calcinosis.stats import models
 
 SIZES = (16, 64, 120)
 
 
 def _warm() -> None:
-    import calcinosis.simulation  # noqa: F401  (the imports a task needs, paid once)
+    import calcinosis.simulate.simulation  # noqa: F401  (the imports a task needs, paid once)
 
 
 def _statsmodels_gee(trial: pd.DataFrame) -> models.TermTest:

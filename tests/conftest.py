@@ -123,7 +123,7 @@ def seeded_cache(built_book: Path, cache_dir: Path) -> Path:
 def dask_scheduler():
     """A real `dask scheduler` and `dask worker` (two processes) on 127.0.0.1 running this
     checkout's code (and the test modules' tasks); ended after the tests."""
-    from calcinosis.runner import separate_cluster
+    from calcinosis.simulate.runner import separate_cluster
 
     root = Path(__file__).resolve().parents[1]
     with separate_cluster(2, pythonpath=[root / "src", root / "tests"]) as address:

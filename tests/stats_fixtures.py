@@ -53,14 +53,15 @@ def simulate_measurements(
 
 def data_trial():
     """The bundled dataset (the reconstruction), loaded once per test module by its fixture."""
-    from calcinosis import data, paths
+    from calcinosis import paths
+    from calcinosis.data import trial as data
 
     return data.load_trial(paths.DATA_DIR)
 
 
 def trial_from(measurements: pd.DataFrame, tmp_path) -> object:
     """A validated Trial built from simulated measurements (radiography from first/last)."""
-    from calcinosis import data
+    from calcinosis.data import trial as data
 
     patients = sorted(measurements["patient_id"].unique())
     lesions = measurements[["lesion_id", "patient_id"]].drop_duplicates()

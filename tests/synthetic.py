@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calcinosis import paths, reconstruct, schema
+from calcinosis import paths
+from calcinosis.data import schema
+from calcinosis.simulate import reconstruct
 
 # (patient copied, new patient): three more children, lesions renamed, 26 lesions in all
 EXTRA_PATIENTS = {"P3": "P6", "P4": "P7", "P5": "P8"}

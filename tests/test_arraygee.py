@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcinosis import models, power, simulation
+from calcinosis.simulate import power, simulation
+from calcinosis.stats import models
 
 COLUMN = "length_mm"
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 import synthetic
-from calcinosis import article, data, paths, reconstruct
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.simulate import article, reconstruct
 
 TABLES = ("patients", "lesions", "measurements", "radiography", "adverse_events")
 
@@ -92,7 +94,7 @@ def test_another_schedule_or_another_article_is_not_the_articles_trial(tmp_path)
 
 @pytest.mark.integration
 def test_conclusion_values_name_patients_by_the_article_not_by_id(tmp_path):
-    from calcinosis import ensemble
+    from calcinosis.simulate import ensemble
 
     values = ensemble.conclusion_values(data.load_trial(copy_of_bundled(tmp_path / "d", renamed)))
     bundled = ensemble.conclusion_values(data.load_trial(paths.DATA_DIR))

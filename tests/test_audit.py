@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from calcinosis import audit, data, reconstruct, results
+from calcinosis.data import trial as data
 from calcinosis.params import Parameters
+from calcinosis.report import results
+from calcinosis.simulate import audit, reconstruct
 from stats_fixtures import data_trial
 
 

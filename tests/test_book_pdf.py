@@ -243,7 +243,8 @@ def test_the_pdf_holds_no_path_of_the_build_machine(built_book: Path, pdf_text: 
 
 
 def test_title_page_cites_the_article_and_says_what_the_data_are(pdf_text: str) -> None:
-    from calcinosis import paths, provenance
+    from calcinosis import paths
+    from calcinosis.data import provenance
 
     title_page = " ".join(pdf_text.split("\f")[0].split())
     assert "Pediatric Rheumatology" in title_page and "10.1186/s12969-023-00941-5" in title_page

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import data, schema
 from calcinosis.cli import main
+from calcinosis.data import schema
+from calcinosis.data import trial as data
 from conftest import write_csv
 
 
@@ -176,7 +177,7 @@ def test_every_numeric_column_has_a_plausible_range() -> None:
 
 
 def test_the_data_dictionary_states_each_range(tiny_dataset: Path) -> None:
-    from calcinosis import tables
+    from calcinosis.report import tables
 
     dictionary = tables.tab_data_dictionary(data.load_trial(tiny_dataset))
     rules = dictionary.set_index(["Table", "Field"])["Rules"]
@@ -338,7 +339,7 @@ def _refuse(constant: str) -> None:
 def test_results_json_is_strict_json_with_the_reason_beside_a_null(tmp_path: Path) -> None:
     from calcinosis.book import results_folder
     from calcinosis.params import Parameters
-    from calcinosis.sections import Section
+    from calcinosis.report.sections import Section
 
     values = {"total": float("inf"), "alpha": float("nan"), "n": 3, "ci": [1.5, float("-inf")]}
     results_folder.write([Section("exposure", values=values)], Parameters(), tmp_path)
@@ -358,7 +359,7 @@ def test_results_json_is_strict_json_with_the_reason_beside_a_null(tmp_path: Pat
 
 
 def test_data_rows_count_csv_records(tiny_dataset: Path) -> None:
-    from calcinosis import tables
+    from calcinosis.report import tables
 
     _set_cell(tiny_dataset, "lesions", 2, "site", "elbow,\nleft\nlateral")  # one record, 3 lines
     radiography = tiny_dataset / "radiography.csv"
@@ -445,7 +446,7 @@ def test_a_trial_above_the_size_limits_is_refused_before_the_build(tmp_path: Pat
 
 @pytest.mark.integration
 def test_large_goes_on_with_a_memory_estimate(tmp_path: Path) -> None:
-    from calcinosis import limits
+    from calcinosis.data import limits
 
     trial = data.load_trial(_big_trial(tmp_path / "big", 3, 2, 200))  # 200 visits a lesion
     note = limits.check(trial, large=True)
@@ -464,7 +465,7 @@ def test_a_runaway_analysis_ends_as_a_memory_error_naming_the_trial(tiny_dataset
 
     code = (
         "import numpy as np, sys\n"
-        "from calcinosis import data, limits\n"
+        "from calcinosis.data import trial as data, limits\n"
         "trial = data.load_trial(sys.argv[1])\n"
         "ceiling = limits.cap_memory(trial)\n"
         "try:\n"
@@ -488,8 +489,8 @@ def test_the_results_stage_reports_a_worker_out_of_memory_in_one_line() -> None:
     import concurrent.futures as cf
     from concurrent.futures.process import BrokenProcessPool
 
-    from calcinosis import limits
     from calcinosis.book.results_stage import ResultsFailed, _result
+    from calcinosis.data import limits
 
     for error, expected in (
         (limits.OutOfMemory("the analysis needed more"), "results stage failed: the analysis"),

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import cli, errors, paths, schema
+from calcinosis import cli, errors, paths
 from calcinosis.book import build, review
+from calcinosis.data import schema
 
 pytestmark = pytest.mark.system
 

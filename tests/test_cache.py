@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import paths, results
+from calcinosis import paths
 from calcinosis.book import cache, stored_sections
 from calcinosis.book.results_stage import SUFFIX, run_stage
 from calcinosis.params import Parameters
-from calcinosis.sections import Figure, Section, Table
+from calcinosis.report import results
+from calcinosis.report.sections import Figure, Section, Table
 
 
 def a_section() -> Section:

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import audit, data, ensemble, reconstruct
 from calcinosis.cli import main
+from calcinosis.data import trial as data
+from calcinosis.simulate import audit, ensemble, reconstruct
 
 N = 4  # member 4 does not calibrate on its 1 mm grid: a dropped member in a small run
 
@@ -74,7 +75,8 @@ def test_a_larger_run_reuses_the_smaller_one(local_run):
 
 @pytest.mark.integration
 def test_kept_trials_are_the_kept_members_datasets(local_run):
-    from calcinosis import article, models
+    from calcinosis.simulate import article
+    from calcinosis.stats import models
 
     table = pd.read_parquet(local_run / ensemble.TABLE_FILE)
     recorded = table[table["quantity"] == "gee_length_pct_per_visit"].set_index("key")["value"]

@@ -14,9 +14,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from calcinosis import figures, paths, sections, theme  # noqa: E402
-from calcinosis.data import load_trial  # noqa: E402
+from calcinosis import paths
+from calcinosis.data.trial import load_trial  # noqa: E402
 from calcinosis.params import Parameters  # noqa: E402
+from calcinosis.report import figures, sections, theme  # noqa: E402
 
 FIGURE_FUNCTIONS = sorted(
     name
@@ -37,12 +38,12 @@ def trial():
 def _shipped_inputs(name: str, trial) -> tuple | None:
     """The arguments of the figures drawn from a shipped run (the ensemble, the power
     simulation) rather than from the trial, built as their producers build them."""
-    from calcinosis import ensemble, pinned, power
+    from calcinosis.simulate import ensemble, pinned, power
 
     if name == "fig_pinned":
         return (pinned.verdicts(pinned.load().wide(), ensemble.conclusion_values(trial)),)
     if name == "fig_power_curves":
-        from calcinosis import power_report
+        from calcinosis.report import power_report
 
         choice = power_report.Choice()
         curves = power_report.curves(power.read(), choice)
@@ -103,7 +104,7 @@ def test_render_is_byte_identical_across_runs(trial) -> None:
 def test_rendering_side_by_side_gives_the_same_bytes(trial) -> None:
     """A registry's patient figures are rendered in worker processes: the same bytes, in the
     same order, as one after another here, and the same as `fig_patient_trajectories`."""
-    from calcinosis import patients
+    from calcinosis.stats import patients
 
     n_visits = int(trial.measurements["visit"].max())
     ids = [str(p) for p in trial.patients["patient_id"]] * 2  # enough jobs for two workers

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, models, paths
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.stats import models
 from stats_fixtures import simulate_measurements
 
 pytestmark = pytest.mark.r

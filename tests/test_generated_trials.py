@@ -106,7 +106,7 @@ class Stage:
 
     @property
     def values(self) -> dict:
-        from calcinosis import results
+        from calcinosis.report import results
 
         return results.all_values(self.sections.values())
 
@@ -122,7 +122,7 @@ def _draft(fig):
     """Draw the figure once (layout and every artist) without saving it."""
     import matplotlib.pyplot as plt
 
-    from calcinosis.sections import Figure
+    from calcinosis.report.sections import Figure
 
     try:
         fig.canvas.draw()
@@ -133,7 +133,7 @@ def _draft(fig):
 
 @contextmanager
 def _draft_figures() -> Iterator[None]:
-    from calcinosis import figures
+    from calcinosis.report import figures
 
     with mock.patch.object(figures, "render", _draft):
         yield
@@ -142,9 +142,9 @@ def _draft_figures() -> Iterator[None]:
 def run_stage(seed: int, folder: Path) -> Stage:
     """Every producer on the trial of `seed`, each on its own, so one that raises does not
     hide what the others make; derived producers run when the others all succeeded."""
-    from calcinosis import results
-    from calcinosis.data import load_trial
+    from calcinosis.data.trial import load_trial
     from calcinosis.params import Parameters
+    from calcinosis.report import results
 
     trials.write_trial(seed, folder)
     stage = Stage(seed, folder, Csv.read(folder))
@@ -551,7 +551,7 @@ def test_the_seeds_cover_every_kind_of_trial_asked_for() -> None:
 
 @pytest.mark.integration
 def test_a_trial_is_valid_and_a_function_of_its_seed(tmp_path: Path) -> None:
-    from calcinosis.data import validate
+    from calcinosis.data.trial import validate
 
     for seed in sorted({*RESULT_SEEDS, *BOOK_SEEDS}):
         first = trials.write_trial(seed, tmp_path / f"{seed}a")
@@ -701,14 +701,14 @@ def _fail_book(book: Book, problems: list[str]) -> None:
 # An ID of the article's trial: P1…P5, or a lesion of theirs such as P1-L1.
 TRIAL_ID = re.compile(r"(?<![\w-])P(?:[1-5]|[0-9]+-L[0-9]+)(?![\w-])")
 ALLOWED = {
-    "src/calcinosis/reconstruct.py": "builds the article's children and their lesions",
-    "src/calcinosis/ensemble.py": "describes the article's patient 1 in its conclusions",
-    "src/calcinosis/pinned.py": "names the article's slow responders (P3–P5)",
-    "src/calcinosis/schema.py": "the data dictionary's example of a study code ('e.g. P1')",
+    "src/calcinosis/simulate/reconstruct.py": "builds the article's children and their lesions",
+    "src/calcinosis/simulate/ensemble.py": "describes the article's patient 1 in its conclusions",
+    "src/calcinosis/simulate/pinned.py": "names the article's slow responders (P3–P5)",
+    "src/calcinosis/data/schema.py": "the data dictionary's example of a study code ('e.g. P1')",
     "chapters/data-dictionary.md": "shows the form of a study code ('P1, P1-L1, ...')",
     "src/calcinosis/cli.py": "the help text's example of a page parameter (-p patient_id=P2)",
-    "src/calcinosis/data.py": "a docstring's example of two ids that differ only in case",
-    "src/calcinosis/models.py": "a docstring: how simulated trials write their lesion ids",
+    "src/calcinosis/data/trial.py": "a docstring's example of two ids that differ only in case",
+    "src/calcinosis/stats/models.py": "a docstring: how simulated trials write their lesion ids",
 }
 
 

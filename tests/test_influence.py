@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, influence, models, paths, sensitivity
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.stats import influence, models, sensitivity
 
 pytestmark = pytest.mark.integration
 
@@ -134,8 +136,8 @@ def test_the_sensitivity_chapter_of_a_100_patient_trial(tmp_path):
     INFLUENTIAL_REFITS filled, and exact refits of those patients alone in the table."""
     import matplotlib.pyplot as plt
 
-    from calcinosis import figures, results
     from calcinosis.params import Parameters
+    from calcinosis.report import figures, results
 
     trial = data.load_trial(_copies(paths.DATA_DIR, tmp_path / "data", 20))
     assert len(trial.patients) == 100

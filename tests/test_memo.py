@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from calcinosis.data import UndeclaredRead, load_trial
-from calcinosis.memo import per_trial
+from calcinosis.data.memo import per_trial
+from calcinosis.data.trial import UndeclaredRead, load_trial
 
 
 def test_computed_once_per_trial_and_copies_are_independent(tiny_dataset):

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, mixed, models, paths, sensitivity
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.stats import mixed, models, sensitivity
 from stats_fixtures import simulate_measurements
 
 SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"

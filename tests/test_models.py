@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from calcinosis import data, models
+from calcinosis.data import trial as data
+from calcinosis.stats import models
 from stats_fixtures import data_trial, simulate_measurements
 
 
@@ -97,7 +98,7 @@ def test_independence_needs_no_correlation(trial):
 
 def test_time_aware_ar1_uses_visit_gaps():
     """A lesion seen at visits 1 and 16 is 15 lags apart, not 1."""
-    from calcinosis.covstruct import TimeAR1
+    from calcinosis.stats.covstruct import TimeAR1
 
     rng = np.random.default_rng(3)
     frame = simulate_measurements(rng, missing=0.0)

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, discussion, gee_sentences, models, patients, results, tables
+from calcinosis.data import trial as data
 from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.params import Parameters
+from calcinosis.report import gee_sentences, results, tables
+from calcinosis.stats import discussion, models, patients
 from stats_fixtures import data_trial, simulate_measurements, trial_from
 
 # A number in a cell or sentence: what a failed fit must never show.
@@ -243,7 +245,7 @@ def test_many_clusters_lead_with_the_robust_test():
 
 @pytest.mark.integration
 def test_gee_figures_say_not_estimable_and_draw_no_curve(trial):
-    from calcinosis import figures
+    from calcinosis.report import figures
 
     params = Parameters(cluster="patient")
     curve = figures.fig_gee_curve(trial, params)

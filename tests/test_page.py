@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from calcinosis.book import page
-from calcinosis.sections import Figure, Section, Table
+from calcinosis.report.sections import Figure, Section, Table
 
 
 @pytest.fixture

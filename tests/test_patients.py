@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import data, discussion, formatting, patients
+from calcinosis import formatting
+from calcinosis.data import trial as data
+from calcinosis.stats import discussion, patients
 from stats_fixtures import data_trial
 
 

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import ensemble, paths, pinned, reconstruct, tables
+from calcinosis import paths
 from calcinosis.book.build import stage_warnings
-from calcinosis.sections import Section
+from calcinosis.report import tables
+from calcinosis.report.sections import Section
+from calcinosis.simulate import ensemble, pinned, reconstruct
 from test_article import copy_of_bundled
 
 RAD = {"rad_length_median_change_mm": -6.0, "rad_length_p": 0.001}
@@ -133,7 +135,7 @@ def test_sub_ensembles_are_chosen_by_the_members_recorded_parameters():
 
 
 def test_the_type_one_error_is_read_from_the_planning_run():
-    from calcinosis import power
+    from calcinosis.simulate import power
 
     numbers = pinned.design_numbers()
     run = power.read()
@@ -175,8 +177,9 @@ def test_stale_ensemble_is_named_and_reaches_the_build_as_a_warning(tmp_path):
 
 @pytest.mark.integration
 def test_the_chapter_section_reads_its_verdicts_from_the_shipped_table():
-    from calcinosis import data, results
+    from calcinosis.data import trial as data
     from calcinosis.params import Parameters
+    from calcinosis.report import results
 
     shipped = pinned.load()
     if shipped is None:
@@ -223,7 +226,8 @@ def growing(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.integration
 def test_on_growing_lesions_of_the_articles_children_no_decline_is_said_to_hold(tmp_path):
-    from calcinosis import article, data
+    from calcinosis.data import trial as data
+    from calcinosis.simulate import article
 
     trial = data.load_trial(copy_of_bundled(tmp_path / "grow", growing))
     assert article.match(trial).is_article
@@ -241,8 +245,9 @@ def test_on_growing_lesions_of_the_articles_children_no_decline_is_said_to_hold(
 @pytest.mark.integration
 def test_other_patients_get_the_chapter_without_a_comparison():
     import synthetic
-    from calcinosis import data, results
+    from calcinosis.data import trial as data
     from calcinosis.params import Parameters
+    from calcinosis.report import results
 
     with tempfile.TemporaryDirectory() as folder:
         trial = data.load_trial(synthetic.larger_trial(Path(folder) / "d"))

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from calcinosis import paths, power, power_report, simulation
+from calcinosis import paths
 from calcinosis.book.build import _stale_results
-from calcinosis.data import load_trial
-from calcinosis.sections import Section
+from calcinosis.data.trial import load_trial
+from calcinosis.report import power_report
+from calcinosis.report.sections import Section
+from calcinosis.simulate import power, simulation
 
 TINY = power.Grid(
     children=(6, 8),

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import paths, provenance
+from calcinosis import paths
 from calcinosis.cli import main
+from calcinosis.data import provenance
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from calcinosis import radiography
+from calcinosis.stats import radiography
 from stats_fixtures import data_trial
 
 R_DIR = Path(__file__).parent / "r"

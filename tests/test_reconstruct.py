@@ -8,10 +8,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from calcinosis import dose, models, paths, reconstruct
+from calcinosis import paths
 from calcinosis.cli import main
-from calcinosis.data import load_trial
-from calcinosis.sprite import rounds_to
+from calcinosis.data import dose
+from calcinosis.data.trial import load_trial
+from calcinosis.simulate import reconstruct
+from calcinosis.simulate.sprite import rounds_to
+from calcinosis.stats import models
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,15 @@ import jupytext
 import numpy as np
 import pytest
 
-from calcinosis import data, models, paths, reconstruct, results
-from calcinosis.data import load_trial
+from calcinosis import paths
+from calcinosis.data import trial as data
+from calcinosis.data.trial import load_trial
 from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.params import NAMES, Parameters
-from calcinosis.sections import Section
+from calcinosis.report import results
+from calcinosis.report.sections import Section
+from calcinosis.simulate import reconstruct
+from calcinosis.stats import models
 from stats_fixtures import simulate_measurements, trial_from
 
 pytestmark = pytest.mark.integration
@@ -467,7 +471,7 @@ def test_compute_runs_on_another_dataset(simulated_sections):
 def test_consistency_checks_use_the_datasets_own_claims(simulated, simulated_sections, tmp_path):
     """Without published.yml the GRIM checks are of the article's summaries; with one, of
     the summaries it holds (here none)."""
-    from calcinosis import tables
+    from calcinosis.report import tables
 
     assert len(simulated_sections["audit"].tables["tab_grim"].frame) > 0
     copy = tmp_path / "data"

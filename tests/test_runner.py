@@ -17,7 +17,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from calcinosis import runner
+from calcinosis.simulate import runner
 
 
 def draws(seed: int, fail: bool = False) -> list[dict]:
@@ -78,7 +78,7 @@ def test_keys_must_be_file_names_and_unique(tmp_path):
 SLOW_RUN = """
 import sys, time
 sys.path[:0] = [{src!r}]
-from calcinosis import runner
+from calcinosis.simulate import runner
 
 def slow(i):
     time.sleep(5)  # 30 s in all: a loaded machine cannot finish them before the Ctrl-C

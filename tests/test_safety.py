@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from calcinosis import data, safety
+from calcinosis.data import trial as data
+from calcinosis.stats import safety
 from stats_fixtures import data_trial, write_table
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcinosis import data, models, paths, sensitivity, tables
+from calcinosis import paths
 from calcinosis.book.compare import Change, compare_results
+from calcinosis.data import trial as data
 from calcinosis.formatting import NOT_ESTIMABLE
+from calcinosis.report import tables
+from calcinosis.stats import models, sensitivity
 from stats_fixtures import data_trial, with_extra_visit
 
 # whole-dataset fits and simulations: out of the quick loop
@@ -134,7 +137,7 @@ def test_a_diverged_fit_is_not_a_result(visit17):
 def test_forest_plot_leaves_a_diverged_fit_out(visit17):
     import matplotlib.pyplot as plt
 
-    from calcinosis import figures
+    from calcinosis.report import figures
 
     fig = figures.fig_sensitivity_forest(data.load_trial(visit17))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcinosis import models
+from calcinosis.stats import models
 from stats_fixtures import simulate_measurements
 
 # whole-dataset fits and simulations: out of the quick loop

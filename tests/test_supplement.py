@@ -81,7 +81,7 @@ def test_the_readme_maps_each_file_to_the_book(supplement: Path) -> None:
         kind = "tables" if item.kind == "Table" else "figures"
         entry = rf"- `{kind}/{item.name}\.[\w ,.]+`: {item.label}, made by `{item.source}`\."
         assert re.search(entry + "\n  " + re.escape(item.caption), readme), item
-    assert "Table 2.2, made by `calcinosis.tables.tab_baseline_lesions`" in readme
+    assert "Table 2.2, made by `calcinosis.report.tables.tab_baseline_lesions`" in readme
     for csv in (supplement / "tables").glob("*.csv"):
         assert f"`tables/{csv.stem}.csv" in readme, csv.name
     assert "These data are a reconstruction of the trial's data" in readme

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcinosis import formatting, paths, software, tables
-from calcinosis.data import load_trial
-from calcinosis.dose import rule_dose
+from calcinosis import formatting, paths, software
+from calcinosis.data.dose import rule_dose
+from calcinosis.data.trial import load_trial
 from calcinosis.formatting import NOT_ESTIMABLE, markdown_table, plain
 from calcinosis.params import Parameters
-from calcinosis.sections import Section, Table
+from calcinosis.report import tables
+from calcinosis.report.sections import Section, Table
 
 PUNCTUATION = set(string.punctuation)  # ASCII punctuation: what CommonMark lets one escape
 _ALL_TABLES = {
@@ -74,7 +75,7 @@ def test_table_builds_and_prints_one_line_per_row(trial, name: str) -> None:
 
 @pytest.mark.integration
 def test_tables_of_shipped_runs_print_one_line_per_row(trial) -> None:
-    from calcinosis import results
+    from calcinosis.report import results
 
     made = {}
     for producer in results.PRODUCERS:

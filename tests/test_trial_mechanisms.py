@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from calcinosis import mixed, models, paths, simulation
-from calcinosis.data import load_trial
+from calcinosis import paths
+from calcinosis.data.trial import load_trial
+from calcinosis.simulate import simulation
+from calcinosis.stats import mixed, models
 
 # whole-dataset fits and simulations: out of the quick loop
 pytestmark = pytest.mark.integration

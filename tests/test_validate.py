@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from calcinosis import data, paths, schema
+from calcinosis import paths
 from calcinosis.cli import main
+from calcinosis.data import schema
+from calcinosis.data import trial as data
 
 # --------------------------------------------------------------------------------------------
 # Helpers that break one thing in a copy of the tiny dataset

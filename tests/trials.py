@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from calcinosis import reconstruct, schema
+from calcinosis.data import schema
+from calcinosis.simulate import reconstruct
 
 # An ordinary trial has at most 12 patients and 600 measurement rows, so that its results
 # stage takes seconds (its cost grows with patients × rows); one in twenty is drawn larger.

@@ -1,6 +1,6 @@
 """Sphinx glue of the calcinosis book: links from captions to code, and Binder on Jupytext.
 
-``{source}`calcinosis.figures.fig_x``` (MyST role) renders the function's dotted name and the
+``{source}`calcinosis.report.figures.fig_x``` (MyST role) renders the function's dotted name and the
 git commit of the code. In HTML it links straight to the function in the highlighted source
 page that `sphinx.ext.viewcode` writes (``_modules/calcinosis/figures.html#fig_x``) — one
 click from a figure to the code that drew it, as showyourwork does for scripts; the build

@@ -71,8 +71,8 @@ def main() -> None:
 )
 def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
     """Write the reconstructed trial dataset (not the trial's raw data) to OUT."""
-    from calcinosis import reconstruct as recon
     from calcinosis.errors import UsageError
+    from calcinosis.simulate import reconstruct as recon
 
     try:
         written = recon.write_dataset(
@@ -89,7 +89,8 @@ def reconstruct(out_dir: Path, seed: int | None, replace: bool) -> None:
 @click.argument("data_dir", type=click.Path(path_type=Path), default=paths.DATA_DIR, required=False)
 def validate(data_dir: Path) -> None:
     """Check the dataset in DATA_DIR (default: the bundled data) and list every problem."""
-    from calcinosis import data, limits
+    from calcinosis.data import limits
+    from calcinosis.data import trial as data
 
     try:
         trial = data.load_trial(data_dir)
@@ -367,11 +368,11 @@ def ensemble(n: int, out_dir: Path, scheduler: str | None, workers: int | None) 
     """Reconstruct, audit and analyse N datasets that agree with the article's summaries,
     on Dask; write the table (Parquet, CSV) and the manifest to OUT. Stopped, it keeps every
     finished member, and a second run resumes."""
-    from calcinosis import ensemble as ens
     from calcinosis.book.output import check_out, exclusive
     from calcinosis.book.process import sigterm_as_interrupt
     from calcinosis.errors import UsageError
-    from calcinosis.runner import TaskError
+    from calcinosis.simulate import ensemble as ens
+    from calcinosis.simulate.runner import TaskError
 
     ensemble_files = (ens.TABLE_FILE, ens.CSV_FILE, ens.MANIFEST_FILE, ens.MEMBERS_DIR)
 
@@ -532,10 +533,10 @@ def power(
     manifest.json there to ship a new one."""
     import dataclasses
 
-    from calcinosis import power as planning
     from calcinosis.book.output import check_out, exclusive
-    from calcinosis.data import DataValidationError, load_trial
+    from calcinosis.data.trial import DataValidationError, load_trial
     from calcinosis.errors import UsageError
+    from calcinosis.simulate import power as planning
 
     power_files = frozenset(
         {"tasks", planning.REPLICATES_FILE, planning.ASSURANCE_FILE, planning.MANIFEST_FILE}

@@ -1,7 +1,7 @@
 """Column headers as readers see them: words with units instead of the analysis' snake_case.
 
 The analysis modules name their columns for code (`change_mm`, `sd_max_possible`); the tables
-of the book and the supplement show them under these labels (`calcinosis.tables` applies
+of the book and the supplement show them under these labels (`calcinosis.report.tables` applies
 them). A name not listed is turned into words, its unit suffix into a unit in brackets, so a
 new column never reaches a reader as `snake_case`.
 """

@@ -1,5 +1,5 @@
 """How an id from the data (a patient's, a site's) becomes part of a name: of a value in
-`results.json`, a page, a file. Kept apart from the results' types (`calcinosis.sections`) so
+`results.json`, a page, a file. Kept apart from the results' types (`calcinosis.report.sections`) so
 that the simulations, which name their values the same way, need nothing above them.
 """
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-# Working correlations and cluster levels the GEE can take (`calcinosis.models` uses these too).
+# Working correlations and cluster levels the GEE can take (`calcinosis.stats.models` uses these
+# too).
 COV_STRUCTS = ("exchangeable", "independence", "ar1")
 CLUSTERS = {"lesion": "lesion_id", "patient": "patient_id"}
 

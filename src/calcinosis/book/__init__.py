@@ -1,3 +1,6 @@
-"""The book built from the results: pages executed with papermill, Jupyter Book, the supplement,
-the cache and the comparison of two builds. The analysis lives in the package above; this part
-only shows what `calcinosis.results` computed."""
+"""The book built from the results: pages executed with papermill, Jupyter Book, the
+supplement, the cache and the comparison of two builds. It only shows what the results stage
+(`calcinosis.report.results`) computed; chapters call `calcinosis.book.page`.
+
+May import `report` and every layer below it; nothing of `cli`.
+"""

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from calcinosis import paths, provenance
+from calcinosis import paths
 from calcinosis.book import cache, manifest, supplement
 from calcinosis.book.execute import PageRun, execute_pages, page_workers
 from calcinosis.book.output import (
@@ -48,6 +48,7 @@ from calcinosis.book.process import (
 from calcinosis.book.results_folder import write as write_results
 from calcinosis.book.results_stage import StageRun, run_stage
 from calcinosis.book.staging import DOWNLOADS_DIR, build_book, pdf_missing
+from calcinosis.data import provenance
 from calcinosis.errors import BuildError, UsageError, could_not_write
 from calcinosis.params import Parameters
 
@@ -149,7 +150,7 @@ def plan(
             key,
             up_to_date=True,
         )
-    from calcinosis import limits  # pandas: not imported before the build needs it
+    from calcinosis.data import limits  # pandas: not imported before the build needs it
 
     trial = load_valid(data_dir)
     size_note = limits.check(trial, large)
@@ -408,7 +409,7 @@ def _record(
 
 
 def _provenance(sections) -> dict:
-    """The values on the data's provenance (calcinosis.provenance): the notice, the footer."""
+    """The values on the data's provenance (calcinosis.data.provenance): the notice, the footer."""
     return next(s.values for s in sections if s.name == PROVENANCE)
 
 
@@ -427,7 +428,7 @@ def _stale_results(sections) -> list[str]:
 
 
 def _data_hashes(data_dir: Path) -> dict[str, str]:
-    from calcinosis.data import dataset_files
+    from calcinosis.data.trial import dataset_files
 
     return {p.name: cache.sha256_file(p) for p in dataset_files(data_dir).values()}
 

@@ -34,7 +34,7 @@ class Item:
     number: str  # "2.2"
     name: str  # the item's name in the results and the supplement (tab_x, fig_y_P1)
     caption: str  # in words: no label, role or module name
-    source: str = ""  # the function that made it (calcinosis.tables.tab_x), when named
+    source: str = ""  # the function that made it (calcinosis.report.tables.tab_x), when named
 
     @property
     def label(self) -> str:

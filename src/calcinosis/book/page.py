@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from calcinosis.sections import Section
+    from calcinosis.report.sections import Section
 
 READS = "calcinosis_reads"
 # Holds the data's provenance notice (empty for undeclared data), which every page shows
@@ -84,7 +84,7 @@ def show_patient(
     from calcinosis.names import slug
 
     if not patient_id:
-        from calcinosis.data import load_trial
+        from calcinosis.data.trial import load_trial
 
         patient_id = str(load_trial(data_dir).patients["patient_id"].iloc[0])
 
@@ -101,9 +101,9 @@ class _Memory:
     """Results computed in this kernel, laid out as a results folder reads."""
 
     def __init__(self, data_dir: str | Path, params: dict) -> None:
-        from calcinosis import results
-        from calcinosis.data import load_trial
+        from calcinosis.data.trial import load_trial
         from calcinosis.params import Parameters
+        from calcinosis.report import results
 
         if not Path(data_dir).is_dir():  # a page run alone, from elsewhere than it expects
             raise FileNotFoundError(
@@ -132,6 +132,14 @@ class _Memory:
 
     def figure_pdf(self, name: str) -> bytes:
         return self._figures[name].pdf
+
+
+def stored_value(results_dir: str | Path, name: str) -> object:
+    """A value the results stage stored, for a page that builds a section itself but needs a
+    fact only the stage could judge (whether the shipped planning run is stale)."""
+    from calcinosis.book.results_folder import Folder
+
+    return Folder(Path(results_dir)).values.get(name, "")
 
 
 def _source(data_dir, results_dir, params: dict):

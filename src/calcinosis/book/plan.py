@@ -148,7 +148,7 @@ def _page(name: str, chapter: Chapter, params: dict, page_code: str) -> Page:
 
 def load_valid(data_dir: Path):
     """The validated Trial, or InvalidData with the same problems `calcinosis validate` lists."""
-    from calcinosis import data
+    from calcinosis.data import trial as data
 
     try:
         return data.load_trial(data_dir)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from calcinosis import markup
 from calcinosis.params import Parameters
-from calcinosis.sections import Section
+from calcinosis.report.sections import Section
 
 if TYPE_CHECKING:
     from calcinosis.formatting import Decimals
@@ -72,7 +72,7 @@ def _finite(value: object) -> tuple[object, list[str]]:
 
 def write(sections: list[Section], params: Parameters, dest: Path) -> None:
     """Write the results folder for `sections` into `dest` (created)."""
-    from calcinosis.results import all_values, describe
+    from calcinosis.report.results import all_values, describe
 
     (dest / "tables").mkdir(parents=True, exist_ok=True)
     (dest / "figures").mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ when the data files it reads (and the parameters, if it uses them) are unchanged
 otherwise, in a worker process of their own; then the results folder is written.
 
 The producers that are computed run in one process, one after another, so a model that several
-of them show is fitted once (`calcinosis.models` keeps fits by content).
+of them show is fitted once (`calcinosis.stats.models` keeps fits by content).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from calcinosis.book import cache, manifest, stored_sections
 from calcinosis.book.process import Echo, init_worker, worker_pool
 from calcinosis.errors import BuildError
 from calcinosis.params import Parameters
-from calcinosis.sections import Section
+from calcinosis.report.sections import Section
 
 
 @dataclass
@@ -70,8 +70,8 @@ def run_stage(
     """Every section for `data_dir` and `params`, cached per producer; a producer with many
     figures renders them in `workers` processes, in PDF too only when `pdf` (a build of the
     book's PDF): the supplement needs SVG and PNG alone."""
-    from calcinosis import results
-    from calcinosis.data import dataset_files
+    from calcinosis.data.trial import dataset_files
+    from calcinosis.report import results
 
     producers = results.PRODUCERS if producers is None else producers
     file_hashes = {name: cache.sha256_file(path) for name, path in dataset_files(data_dir).items()}
@@ -131,7 +131,7 @@ class ResultsFailed(BuildError):
 def _result(future: cf.Future) -> dict:
     from concurrent.futures.process import BrokenProcessPool
 
-    from calcinosis.limits import OutOfMemory
+    from calcinosis.data.limits import OutOfMemory
 
     try:
         return future.result()
@@ -155,8 +155,9 @@ def compute_producers(
     pdf: bool = False,
 ) -> dict[str, tuple[list[Section], float]]:
     """In the worker: the named producers' sections, with their seconds."""
-    from calcinosis import limits, results
-    from calcinosis.data import load_trial
+    from calcinosis.data import limits
+    from calcinosis.data.trial import load_trial
+    from calcinosis.report import results
 
     trial = load_trial(data_dir)
     ceiling = limits.cap_memory(trial)  # the worker's own limit, inherited by its children

@@ -40,7 +40,7 @@ def review(
         raise UsageError(f"no chapter '{name}' (chapters: {', '.join(sorted(chapters))})")
     analysis, own = chapter_params.split(chapters[name], params)
     if name == "power":  # a cell the power run does not hold: refused before any build
-        from calcinosis import power_report
+        from calcinosis.report import power_report
 
         try:
             power_report.check_params(own)

@@ -16,7 +16,7 @@ import json
 import math
 from typing import TYPE_CHECKING
 
-from calcinosis.sections import Figure, Section, Table
+from calcinosis.report.sections import Figure, Section, Table
 
 if TYPE_CHECKING:
     import pandas as pd

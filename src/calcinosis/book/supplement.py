@@ -66,7 +66,7 @@ def make(
     """Write `dest/` (the supplement's folder) and `dest.zip` beside it; `chapters` (each
     page's Jupytext file by name, default those of chapters/) and `toc_path` number the
     tables and figures as the book does."""
-    from calcinosis.data import dataset_files
+    from calcinosis.data.trial import dataset_files
 
     sections = json.loads((results_dir / "sections.json").read_text(encoding="utf-8"))
     values = json.loads((results_dir / "results.json").read_text(encoding="utf-8"))
@@ -126,7 +126,7 @@ class DataNotes:
 
 def data_notes(data_dir: Path, values: dict) -> DataNotes:
     """The data's provenance in a sentence, and which shipped results are stale for them."""
-    from calcinosis import provenance
+    from calcinosis.data import provenance
 
     declared = provenance.of(data_dir)
     # the ensemble reconstructs the article's trial: it says nothing of data derived from
@@ -386,13 +386,13 @@ def make_alone(
     and at once; nothing is written beside `out_dir` but a temporary folder."""
     import tempfile
 
-    from calcinosis import limits
     from calcinosis.book import cache
     from calcinosis.book.output import check_out, exclusive, mark, swap
     from calcinosis.book.plan import load_valid
     from calcinosis.book.process import stop_if_asked
     from calcinosis.book.results_folder import write as write_results
     from calcinosis.book.results_stage import run_stage
+    from calcinosis.data import limits
     from calcinosis.errors import UsageError
     from calcinosis.params import Parameters
 

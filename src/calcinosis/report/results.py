@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 from calcinosis import paths
 from calcinosis.names import slug
 from calcinosis.params import Parameters
-from calcinosis.sections import Section, Table
+from calcinosis.report.sections import Section, Table
 
 if TYPE_CHECKING:
-    from calcinosis.data import Trial
+    from calcinosis.data.trial import Trial
 
 CLINICAL = ("patients", "lesions", "measurements")
 GEE_DECIMALS = {
@@ -100,7 +100,7 @@ class Producer:
 
 
 def design(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import design as trial_design
+    from calcinosis.data import design as trial_design
 
     trial = inp.trial
     measured = trial.measurements[["length_mm", "width_mm"]].notna().any(axis=1)
@@ -123,7 +123,7 @@ def design(inp: Inputs) -> Iterable[Section]:
 def protocol_weeks() -> int:
     """The weeks of injections the article's protocol planned ("weekly for 16 weeks"): the
     design, not the data, which may hold follow-up visits or missed ones."""
-    from calcinosis.reconstruct import load_facts
+    from calcinosis.simulate.reconstruct import load_facts
 
     schedule = load_facts()["design"]["intervention"]["schedule"]
     weeks = re.search(r"(\d+) weeks", schedule)
@@ -134,13 +134,15 @@ def protocol_weeks() -> int:
 
 def article_patients() -> int:
     """How many children the article's trial enrolled (the design, not the data)."""
-    from calcinosis.reconstruct import load_facts
+    from calcinosis.simulate.reconstruct import load_facts
 
     return int(load_facts()["design"]["patients"])
 
 
 def methods(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import design, dose, patients, tables
+    from calcinosis.data import design, dose
+    from calcinosis.report import tables
+    from calcinosis.stats import patients
 
     section = Section("methods")
     section.add(
@@ -162,7 +164,8 @@ def methods(inp: Inputs) -> Iterable[Section]:
 
 
 def cohort(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import design, figures, tables
+    from calcinosis.data import design
+    from calcinosis.report import figures, tables
 
     trial = inp.trial
     section = Section("cohort")
@@ -186,8 +189,9 @@ def gee(inp: Inputs) -> Iterable[Section]:
     """The main model under the page's parameters; a fit the data cannot support is said to be
     "not estimable" with its reason (its values are missing, never a number) and the build goes
     on. With few clusters the page leads with the small-sample corrected test
-    (`calcinosis.gee_sentences`)."""
-    from calcinosis import figures, gee_sentences, models, patients, tables
+    (`calcinosis.report.gee_sentences`)."""
+    from calcinosis.report import figures, gee_sentences, tables
+    from calcinosis.stats import models, patients
 
     trial, params = inp.trial, inp.params
     plural = {"lesion": "lesions", "patient": "patients"}[params.cluster]
@@ -249,7 +253,8 @@ def gee(inp: Inputs) -> Iterable[Section]:
 def patient_sections(inp: Inputs) -> Iterable[Section]:
     """The overview of all patients, one section per patient, and the discussion's
     duration analysis (it reuses the per-patient rates)."""
-    from calcinosis import figures, patients, tables
+    from calcinosis.report import figures, tables
+    from calcinosis.stats import patients
 
     trial = inp.trial
     overview = Section("patients")
@@ -278,7 +283,8 @@ def patient_sections(inp: Inputs) -> Iterable[Section]:
 def _patient(trial: Trial, patient_id: str, page, figure) -> Section:
     """A patient's section; `page` (`patients.patient_page`) and its rendered trajectory
     figure are made for all patients at once, the figures side by side."""
-    from calcinosis import patients, tables
+    from calcinosis.report import tables
+    from calcinosis.stats import patients
 
     section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
     info = page.patient
@@ -305,7 +311,8 @@ def _patient(trial: Trial, patient_id: str, page, figure) -> Section:
 
 
 def _discussion(trial: Trial) -> Section:
-    from calcinosis import discussion, figures, tables
+    from calcinosis.report import figures, tables
+    from calcinosis.stats import discussion
 
     section = Section("discussion")
     for outcome in OUTCOMES:
@@ -341,7 +348,8 @@ def _discussion(trial: Trial) -> Section:
 
 
 def radiography_section(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, radiography, tables
+    from calcinosis.report import figures, tables
+    from calcinosis.stats import radiography
 
     trial = inp.trial
     section = Section("radiography")
@@ -376,7 +384,7 @@ def radiography_section(inp: Inputs) -> Iterable[Section]:
 def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
     """The GEE's change per visit compounded over the follow-up, beside the change of the
     radiographic mean (the paper reports both without comparing them)."""
-    from calcinosis import radiography
+    from calcinosis.stats import radiography
 
     values = inp.values
     section = Section("clinical_vs_radiographic")
@@ -401,7 +409,8 @@ def clinical_vs_radiographic(inp: Inputs) -> Iterable[Section]:
 
 
 def safety_section(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import safety, tables
+    from calcinosis.report import tables
+    from calcinosis.stats import safety
 
     trial = inp.trial
     events, exposure = safety.adverse_events(trial), safety.exposure(trial)
@@ -424,7 +433,8 @@ def safety_section(inp: Inputs) -> Iterable[Section]:
 
 
 def sensitivity_section(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import figures, sensitivity, tables
+    from calcinosis.report import figures, tables
+    from calcinosis.stats import sensitivity
 
     trial = inp.trial
     grid = sensitivity.grid(trial)
@@ -464,7 +474,8 @@ def pinned_section(inp: Inputs) -> Iterable[Section]:
     article's trial, the data beside it (chapters/ensemble.md)."""
     import pandas as pd
 
-    from calcinosis import article, ensemble, figures, pinned, tables
+    from calcinosis.report import figures, tables
+    from calcinosis.simulate import article, ensemble, pinned
 
     section = Section("pinned")
     shipped = pinned.load()
@@ -519,8 +530,9 @@ def power_section(inp: Inputs) -> Iterable[Section]:
     """The shipped power run (`calcinosis power`) at the planning chapter's default
     parameters: how it was made, its model, whether it still describes this code and these
     data, and its answer (a page with other parameters builds the same section for them:
-    `calcinosis.power_report.section`)."""
-    from calcinosis import power, power_report
+    `calcinosis.report.power_report.section`)."""
+    from calcinosis.report import power_report
+    from calcinosis.simulate import power
 
     run = power.read()
     stale = _stale_sentence(power.staleness(run, inp.trial))
@@ -539,7 +551,8 @@ def _stale_sentence(reasons: list[str]) -> str:
 
 
 def audit_section(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import audit, tables
+    from calcinosis.report import tables
+    from calcinosis.simulate import audit
 
     trial = inp.trial
     claims = tables.tab_claims_audit(trial, inp.values)
@@ -564,7 +577,8 @@ def audit_section(inp: Inputs) -> Iterable[Section]:
 
 
 def data_package(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import provenance, tables
+    from calcinosis.data import provenance
+    from calcinosis.report import tables
 
     declared = provenance.of(inp.trial.data_dir)
     origin = Section("provenance")
@@ -590,7 +604,7 @@ def data_package(inp: Inputs) -> Iterable[Section]:
 
 
 def software(inp: Inputs) -> Iterable[Section]:
-    from calcinosis import tables
+    from calcinosis.report import tables
     from calcinosis.software import short_commit
 
     section = Section("software")

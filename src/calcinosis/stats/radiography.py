@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from calcinosis.data import Trial
-from calcinosis.patients import is_resolved
+from calcinosis.data.trial import Trial
+from calcinosis.stats.patients import is_resolved
 
 OUTCOMES = ("length", "width")
 TIMEPOINTS = ("baseline", "final")

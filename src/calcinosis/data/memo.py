@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-from calcinosis.data import Trial, UndeclaredRead
+from calcinosis.data.trial import Trial, UndeclaredRead
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def per_trial(*reads: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
             if missing:
                 raise UndeclaredRead(
                     f"{func.__qualname__} reads {', '.join(missing)}, which the caller's view "
-                    "does not hold (calcinosis.results.PRODUCERS)"
+                    "does not hold (calcinosis.report.results.PRODUCERS)"
                 )
             known = done.setdefault(trial.whole, {})
             if args not in known:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import block_diag
 
-from calcinosis import models
+from calcinosis.stats import models
 
 COLUMNS = ["patient_id", "n_rows", "beta", "beta_without", "pct_per_visit", "change_std"]
 

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calcinosis import paths, reconstruct, runner
+from calcinosis import paths
 from calcinosis.codehash import content_hash
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
 from calcinosis.names import slug
+from calcinosis.simulate import reconstruct, runner
 
 # --------------------------------------------------------------------------------------------
 # What varies
@@ -195,7 +196,8 @@ def conclusion_values(trial: Trial) -> dict[str, float]:
     duration interaction; and, when the data are the article's trial (`article.match`), the
     rates of the article's patients and the start of patient 1's decline, named by the
     article's patient numbers (`rate_article1_length_pct`), never by the data's IDs."""
-    from calcinosis import article, discussion, models, patients, radiography, sensitivity
+    from calcinosis.simulate import article
+    from calcinosis.stats import discussion, models, patients, radiography, sensitivity
 
     values: dict[str, float] = {}
     for outcome in ("length", "width"):
@@ -232,7 +234,7 @@ def conclusion_values(trial: Trial) -> dict[str, float]:
 def audit_values(trial: Trial) -> dict[str, object]:
     """The recomputed values the audit checks the article's claims against, under the names
     of `results.json`."""
-    from calcinosis import models, radiography, safety
+    from calcinosis.stats import models, radiography, safety
 
     values: dict[str, object] = {
         "n_patients": len(trial.patients),
@@ -269,7 +271,8 @@ def member(seed: int) -> runner.Rows:
 def checked_trial(seed: int, assumptions: reconstruct.Assumptions, folder: Path) -> Trial | str:
     """The member's dataset written to `folder` and loaded, if it reconstructs, validates and
     reproduces every claim the article prints; else why not."""
-    from calcinosis import audit, data
+    from calcinosis.data import trial as data
+    from calcinosis.simulate import audit
 
     try:
         reconstruct.write_dataset(folder, seed, assumptions)
@@ -287,7 +290,7 @@ def checked_trial(seed: int, assumptions: reconstruct.Assumptions, folder: Path)
 def member_trial(seed: int) -> Trial:
     """The dataset of member `seed`, made again from its seed (a member is a function of its
     seed). Its tables are in memory; its `data_dir`, a temporary folder, is gone."""
-    from calcinosis import data
+    from calcinosis.data import trial as data
 
     with tempfile.TemporaryDirectory(prefix="calcinosis-member-") as folder:
         reconstruct.write_dataset(Path(folder), seed, member_assumptions(seed))
@@ -337,21 +340,17 @@ def code_hash() -> str:
 def code_modules() -> tuple[ModuleType, ...]:
     """The modules a member's result depends on (imported here, not at the top, because
     several of them import this one)."""
-    from calcinosis import (
-        article,
-        audit,
+    from calcinosis.data import dose, schema
+    from calcinosis.data import trial as data
+    from calcinosis.simulate import article, audit, reconstruct, sprite
+    from calcinosis.stats import (
         covstruct,
-        data,
         discussion,
-        dose,
         models,
         patients,
         radiography,
-        reconstruct,
         safety,
-        schema,
         sensitivity,
-        sprite,
     )
 
     modules = (sys.modules[__name__], article, reconstruct, sprite, dose, schema, data, audit)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from calcinosis import influence, mixed, models
-from calcinosis.data import Trial
+from calcinosis.data.memo import per_trial
+from calcinosis.data.trial import Trial
 from calcinosis.formatting import NOT_ESTIMABLE
-from calcinosis.memo import per_trial
+from calcinosis.stats import influence, mixed, models
 
 COLUMNS = [
     "outcome",
@@ -102,7 +102,7 @@ GEE_VARIANTS: tuple[tuple[str, str, dict, bool], ...] = (
 QIC_FACTOR = "working correlation"
 # Leaving out each patient costs a refit per patient, each on nearly all the data: patients ×
 # measurements. Up to EXACT_LEAVE_ONE_OUT_MAX patients every patient is refitted; beyond, the
-# one-step estimates (`calcinosis.influence`) rank them and the INFLUENTIAL_REFITS most
+# one-step estimates (`calcinosis.stats.influence`) rank them and the INFLUENTIAL_REFITS most
 # influential are refitted exactly.
 EXACT_LEAVE_ONE_OUT_MAX = 30
 INFLUENTIAL_REFITS = 10

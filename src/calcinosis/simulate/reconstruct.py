@@ -22,7 +22,10 @@ import pandas as pd
 import yaml
 from scipy import optimize
 
-from calcinosis import dose, models, paths, schema, sprite
+from calcinosis import paths
+from calcinosis.data import dose, schema
+from calcinosis.simulate import sprite
+from calcinosis.stats import models
 
 DEFAULT_SEED = 20231121
 N_VISITS = 16

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from calcinosis import arraygee, mixed, models
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
+from calcinosis.stats import arraygee, mixed, models
 
 OUTCOME = "length"
 SECOND = "width"  # the co-primary outcome: both must show the effect
@@ -404,7 +404,7 @@ def pct_at_end(effect: float, visits: int) -> float:
 # Analyses of a simulated trial, and a block of replicates
 # --------------------------------------------------------------------------------------------
 
-# GEE name: (cluster column, covariance); see calcinosis.power for why these
+# GEE name: (cluster column, covariance); see calcinosis.simulate.power for why these
 GEE = {"gee_patient": ("patient_id", "bias_reduced"), "gee_lesion": ("lesion_id", "robust")}
 # summary slope of length and of width: the trial succeeds only if both reject
 COPRIMARY = "coprimary"

@@ -11,8 +11,8 @@ reason, and no number stands in for it.
 
 from __future__ import annotations
 
-from calcinosis import models
 from calcinosis.formatting import NOT_ESTIMABLE, p_phrase, signed_pct
+from calcinosis.stats import models
 
 # Below this many clusters the sandwich's small-sample bias is material (the simulations of
 # Mancl & DeRouen 2001 and Li & Redden 2015 find it up to about 40 clusters).

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from calcinosis import models, patients
-from calcinosis.data import Trial
-from calcinosis.memo import per_trial
+from calcinosis.data.memo import per_trial
+from calcinosis.data.trial import Trial
+from calcinosis.stats import models, patients
 
 DURATION_CUT_MONTHS = 24
 SHORT, LONG = "< 24 months", "≥ 24 months"

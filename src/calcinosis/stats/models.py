@@ -19,9 +19,9 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
 
-from calcinosis.covstruct import TimeAR1
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
 from calcinosis.params import CLUSTERS, COV_STRUCTS
+from calcinosis.stats.covstruct import TimeAR1
 
 OUTCOMES = ("length_mm", "width_mm")
 TIME_TERM = "time (visit − 1)"

@@ -19,8 +19,8 @@ import pandas as pd
 import yaml
 
 from calcinosis import paths
-from calcinosis.data import Trial
-from calcinosis.sprite import Target, grim_total, rounds_to
+from calcinosis.data.trial import Trial
+from calcinosis.simulate.sprite import Target, grim_total, rounds_to
 
 GRIDS_MM = (0.1, 0.25, 0.5, 1.0)
 PLAUSIBLE_N = (16, 17, 18)  # 18 = 9 + 1 + 3 + 3 + 2 lesions; 17 and 16 if some lacked a film
@@ -39,7 +39,7 @@ def _claims_from(path: Path) -> pd.DataFrame:
     if path.is_file():
         records = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("claims") or []
     else:
-        from calcinosis import reconstruct
+        from calcinosis.simulate import reconstruct
 
         records = reconstruct.published_claims(reconstruct.load_facts())
     return pd.DataFrame(records, columns=["name", "value", "decimals", "relation", "source"])
@@ -239,7 +239,7 @@ def sentences(provenance_kind: str, verdicts: pd.Series) -> dict[str, str]:
     """Where the data come from and what the audit's agreement means, for the data's declared
     provenance (`calcinosis.provenance`): agreement is by construction only for the intact
     reconstruction, and only when every claim matched."""
-    from calcinosis import provenance
+    from calcinosis.data import provenance
 
     n, matched = len(verdicts), int((verdicts == "match").sum())
     if provenance_kind == provenance.RECONSTRUCTION:

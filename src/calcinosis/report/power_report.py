@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from calcinosis import power, simulation
+from calcinosis.simulate import power, simulation
 
 if TYPE_CHECKING:
-    from calcinosis.sections import Section
+    from calcinosis.report.sections import Section
 
 
 @dataclass(frozen=True)
@@ -404,8 +404,8 @@ def curves(run: power.Run, choice: Choice) -> dict[str, pd.DataFrame]:
 def section(run: power.Run, choice: Choice, stale_warning: str):
     """Everything the planning chapter cites, for `choice`: the run's making (power_*), the
     answer and its measures (plan_*), the model, answer and cells tables and the curves."""
-    from calcinosis import figures, tables
-    from calcinosis.sections import Section, Table
+    from calcinosis.report import figures, tables
+    from calcinosis.report.sections import Section, Table
 
     manifest = run.manifest
     members = manifest.get("members", [])
@@ -450,24 +450,20 @@ def is_default(power_dir: str | Path = "", **params) -> bool:
 def page_section(
     power_dir: str | Path = "",
     data_dir: str | Path = "../data",
-    results_dir: str | Path = "",
+    stale: str | None = None,
     **params,
 ) -> tuple[Section, str]:
     """For a page with other parameters or another run: the `power` section built for them
     in this kernel (the page glues it with `calcinosis.book.page.show_built`), and the
-    sentence saying why the run is stale ("" when it is current). In a build (a results
-    folder given) the shipped run's staleness is the results stage's, so the page's kernel
-    need not see the data; another run's is judged against the data."""
-    from calcinosis import results
-    from calcinosis.data import load_trial
+    sentence saying why the run is stale ("" when it is current). In a build the shipped
+    run's staleness is the results stage's, passed as `stale`, so the page's kernel need not
+    see the data; otherwise (`stale` None) the run is judged against the data."""
+    from calcinosis.data.trial import load_trial
+    from calcinosis.report import results
 
     run = load(power_dir)
     choice = Choice(**params)
     check(run, choice)
-    if results_dir and not power_dir:
-        from calcinosis.book.results_folder import Folder
-
-        stale = str(Folder(Path(results_dir)).values.get("power_stale_warning", ""))
-    else:
+    if stale is None:
         stale = results._stale_sentence(power.staleness(run, load_trial(data_dir)))
     return section(run, choice, stale), stale

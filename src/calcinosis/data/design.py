@@ -9,8 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
-from calcinosis import dose, paths
-from calcinosis.data import Trial
+from calcinosis import paths
+from calcinosis.data import dose
+from calcinosis.data.trial import Trial
 
 MOST_VISITS_LISTED = 12  # more distinct visit numbers than this are given as a range
 

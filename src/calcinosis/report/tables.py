@@ -2,9 +2,9 @@
 
 Each function takes the validated `Trial` and returns a DataFrame with reader-facing column
 names and raw (unrounded) numbers; rounding happens only when a table is printed
-(`calcinosis.sections.Table`) so the supplement's CSV files keep full precision. The
+(`calcinosis.report.sections.Table`) so the supplement's CSV files keep full precision. The
 analyses come from the statistical modules; these functions select, join and name. The
-results stage (`calcinosis.results`) calls them, once per build.
+results stage (`calcinosis.report.results`) calls them, once per build.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from calcinosis import dose
-from calcinosis.data import Trial
+from calcinosis.data import dose
+from calcinosis.data.trial import Trial
 from calcinosis.labels import readable
 
 OUTCOME_NAMES = {"length_mm": "Length", "width_mm": "Width", "length": "Length", "width": "Width"}
@@ -146,7 +146,7 @@ def _rates_frame(rates: pd.DataFrame) -> pd.DataFrame:
 
 def tab_patient_rates(trial: Trial) -> pd.DataFrame:
     """Each patient's fitted change per visit (%) for length and width, with 95 % CI."""
-    from calcinosis import patients
+    from calcinosis.stats import patients
 
     rates = patients.patient_rates(trial).sort_values(["patient_id", "outcome"])
     out = _rates_frame(rates)
@@ -156,7 +156,7 @@ def tab_patient_rates(trial: Trial) -> pd.DataFrame:
 
 def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
     """One patient's lesions: first and last size, change, and whether it resolved."""
-    from calcinosis import patients
+    from calcinosis.stats import patients
 
     lesions = patients.patient_page(trial, patient_id).lesions
     rename = {
@@ -182,7 +182,7 @@ def tab_patient_lesions(trial: Trial, patient_id: str) -> pd.DataFrame:
 
 def tab_patient_rate(trial: Trial, patient_id: str) -> pd.DataFrame:
     """One patient's fitted change per visit for length and width."""
-    from calcinosis import patients
+    from calcinosis.stats import patients
 
     page = patients.patient_page(trial, patient_id)
     rows = []
@@ -202,7 +202,8 @@ def tab_gee(trial: Trial, outcome: str, params=None) -> pd.DataFrame:
     """SPSS-style parameter estimates of the main GEE for one outcome (the paper's Table 1),
     with the working correlation and cluster level of `params`; a model that cannot be
     estimated keeps its rows, blank, with the reason in a note."""
-    from calcinosis import gee_sentences, models
+    from calcinosis.report import gee_sentences
+    from calcinosis.stats import models
 
     fit, reason = models.primary_or_reason(trial, outcome, params)
     if fit is None:
@@ -220,7 +221,8 @@ def tab_gee(trial: Trial, outcome: str, params=None) -> pd.DataFrame:
 def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
     """The two main models side by side: change per visit, CI, p, sample and correlation (a
     model that cannot be estimated: its numbers blank and the reason in the note)."""
-    from calcinosis import gee_sentences, models
+    from calcinosis.report import gee_sentences
+    from calcinosis.stats import models
 
     nan = float("nan")
     rows = []
@@ -255,42 +257,42 @@ def tab_gee_summary(trial: Trial, params=None) -> pd.DataFrame:
 
 def tab_radiography_summary(trial: Trial) -> pd.DataFrame:
     """Radiographic size before and after: mean ± SD (min–max), as the paper reports it."""
-    from calcinosis import radiography
+    from calcinosis.stats import radiography
 
     return readable(radiography.summary(trial))
 
 
 def tab_radiography_tests(trial: Trial) -> pd.DataFrame:
     """Paired tests of the radiographic change (before vs after) for length and width."""
-    from calcinosis import radiography
+    from calcinosis.stats import radiography
 
     return readable(radiography.paired_tests(trial))
 
 
 def tab_radiography_lesions(trial: Trial) -> pd.DataFrame:
     """Each lesion's radiographic size before and after treatment."""
-    from calcinosis import radiography
+    from calcinosis.stats import radiography
 
     return readable(radiography.per_lesion(trial))
 
 
 def tab_adverse_events(trial: Trial) -> pd.DataFrame:
     """Adverse events by patient (empty when none were recorded)."""
-    from calcinosis import safety
+    from calcinosis.stats import safety
 
     return readable(safety.adverse_events(trial))
 
 
 def tab_exposure(trial: Trial) -> pd.DataFrame:
     """Treatment exposure: injections and infliximab given, by patient."""
-    from calcinosis import safety
+    from calcinosis.stats import safety
 
     return readable(safety.exposure(trial))
 
 
 def tab_duration_rates(trial: Trial) -> pd.DataFrame:
     """Each patient's change per visit beside the disease duration."""
-    from calcinosis import discussion
+    from calcinosis.stats import discussion
 
     wide = discussion.duration_rates(trial)
     rows = []
@@ -308,7 +310,8 @@ def tab_duration_rates(trial: Trial) -> pd.DataFrame:
 def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
     """Exploratory GEE with a visit × disease-duration interaction for one outcome (a model
     that cannot be estimated: its numbers blank and the reason in a note)."""
-    from calcinosis import discussion, gee_sentences
+    from calcinosis.report import gee_sentences
+    from calcinosis.stats import discussion
 
     table = discussion.interaction_model(trial, outcome)
     reasons = table["reason"].map(lambda r: gee_sentences.not_estimable_text(r) if r else "")
@@ -321,7 +324,8 @@ def tab_interaction(trial: Trial, outcome: str) -> pd.DataFrame:
 def interaction_note(trial: Trial) -> str:
     """The caveat the interaction model carries (one for both outcomes), and for which outcome
     it cannot be estimated, and why."""
-    from calcinosis import discussion, gee_sentences
+    from calcinosis.report import gee_sentences
+    from calcinosis.stats import discussion
 
     note = str(discussion.interaction_model(trial, "length")["note"].iloc[0])
     for outcome in ("length", "width"):
@@ -333,7 +337,7 @@ def interaction_note(trial: Trial) -> str:
 
 def tab_sensitivity(trial: Trial) -> pd.DataFrame:
     """The sensitivity grid: change per visit under each analysis choice."""
-    from calcinosis import sensitivity
+    from calcinosis.stats import sensitivity
 
     grid = sensitivity.grid(trial)
     return pd.DataFrame(
@@ -381,7 +385,7 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
     primary model, repeated as each factor's reference, counts once): how many were run, how
     many are estimable, how many exclude no change, the range of the estimates, and which
     choices give an interval that includes zero or no estimate."""
-    from calcinosis import sensitivity
+    from calcinosis.stats import sensitivity
 
     grid = sensitivity.distinct(sensitivity.grid(trial))
     out: dict[str, object] = {}
@@ -415,7 +419,7 @@ def sensitivity_summary(trial: Trial) -> dict[str, object]:
 def pinned_numbers(verdicts: pd.DataFrame) -> dict[str, object]:
     """Counts and lists of conclusions by kind and verdict, and each conclusion's verdict and
     share."""
-    from calcinosis import pinned
+    from calcinosis.simulate import pinned
 
     basis, verdict = verdicts["basis"], verdicts["verdict"]
     pinned_down = verdict.isin([pinned.HOLDS, pinned.FAILS])
@@ -507,7 +511,7 @@ def tab_pinned_sub_ensembles(shares: pd.DataFrame, verdicts: pd.DataFrame) -> pd
     kept members, per ruler grid and per half of the noise range (members in the heading),
     its lowest and highest share when each range is halved in turn, and whether an open
     conclusion keeps its verdict in every sub-ensemble."""
-    from calcinosis import pinned
+    from calcinosis.simulate import pinned
 
     if shares.empty:
         return pd.DataFrame(columns=["Conclusion", "Kind"])
@@ -534,7 +538,7 @@ def tab_pinned_sub_ensembles(shares: pd.DataFrame, verdicts: pd.DataFrame) -> pd
 
 def tab_ensemble_assumptions() -> pd.DataFrame:
     """What varies between the ensemble's members, its range, and the bundled data's value."""
-    from calcinosis import ensemble, reconstruct
+    from calcinosis.simulate import ensemble, reconstruct
 
     bundled = reconstruct.Assumptions().as_dict()
     return pd.DataFrame(
@@ -586,7 +590,7 @@ def _choices(rows: pd.DataFrame) -> str:
 def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:
     """Each published claim beside its recomputed value (from `values`, the results of the
     other sections), and whether they agree."""
-    from calcinosis import audit
+    from calcinosis.simulate import audit
 
     return readable(audit.claims_audit(trial, values=values), first=["Verdict"])
 
@@ -594,7 +598,7 @@ def tab_claims_audit(trial: Trial, values: dict) -> pd.DataFrame:
 def tab_grim_overview(trial: Trial) -> pd.DataFrame:
     """GRIM and GRIMMER at a glance: for each published summary and candidate n, on which
     measurement grid (mm) the mean and the SD could both arise."""
-    from calcinosis import audit
+    from calcinosis.simulate import audit
 
     table = audit.grimmer_table(audit.load_claims(trial.data_dir))
     verdict = (
@@ -612,28 +616,28 @@ def tab_grim_overview(trial: Trial) -> pd.DataFrame:
 
 def tab_grim(trial: Trial) -> pd.DataFrame:
     """GRIM: can each published mean arise from n values on the measurement grid?"""
-    from calcinosis import audit
+    from calcinosis.simulate import audit
 
     return readable(audit.grim_table(audit.load_claims(trial.data_dir)))
 
 
 def tab_grimmer(trial: Trial) -> pd.DataFrame:
     """GRIMMER: the same question for the published standard deviations."""
-    from calcinosis import audit
+    from calcinosis.simulate import audit
 
     return readable(audit.grimmer_table(audit.load_claims(trial.data_dir)))
 
 
 def tab_sd_feasibility(trial: Trial) -> pd.DataFrame:
     """Whether each published SD is attainable given the mean, range and n."""
-    from calcinosis import audit
+    from calcinosis.simulate import audit
 
     return readable(audit.sd_feasibility(audit.load_claims(trial.data_dir)))
 
 
 def tab_data_files(trial: Trial) -> pd.DataFrame:
     """The run's inputs: each file of the dataset with its rows and SHA-256."""
-    from calcinosis.data import data_rows, dataset_files
+    from calcinosis.data.trial import data_rows, dataset_files
 
     rows = []
     for path in dataset_files(trial.data_dir).values():
@@ -697,7 +701,7 @@ def tab_data_dictionary(trial: Trial) -> pd.DataFrame:
 
 def _columns(trial: Trial, table: str) -> set[str] | None:
     """The columns `table` has in these data (None when this view cannot read it)."""
-    from calcinosis import schema
+    from calcinosis.data import schema
 
     if table not in schema.TABLES or not trial.holds(table):
         return None
@@ -707,7 +711,7 @@ def _columns(trial: Trial, table: str) -> set[str] | None:
 def _data_package(data_dir: Path | str) -> dict:
     """The dataset's datapackage.json; without one (it is optional), the package's own
     description of the tables, with no title or provenance."""
-    from calcinosis import schema
+    from calcinosis.data import schema
 
     path = Path(data_dir) / "datapackage.json"
     if path.is_file():

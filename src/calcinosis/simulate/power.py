@@ -16,7 +16,7 @@ Methods (`simulation.analyse`): the pilot's GEE with patients as clusters and th
 small-sample correction (`gee_patient`), the same with lesions as clusters and the robust
 sandwich as the pilot's main analysis (`gee_lesion`), the patient-level summary slope
 (`summary`), co-primary length and width (`coprimary`: both summary slopes significant) and
-responders (`responder`). The GEEs (fitted on arrays, `calcinosis.arraygee`) still cost
+responders (`responder`). The GEEs (fitted on arrays, `calcinosis.stats.arraygee`) still cost
 several times the others, so each runs on the first replicates of a cell (`Grid`).
 
 Performance: power and Type I error per cell with the Monte-Carlo SE of the observed rate;
@@ -47,9 +47,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from calcinosis import models, paths, runner, simulation, software
+from calcinosis import paths, software
 from calcinosis.codehash import content_hash
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
+from calcinosis.simulate import runner, simulation
+from calcinosis.stats import models
 
 ANALYSES = simulation.ANALYSES
 ANALYSIS_LABELS = {
@@ -353,7 +355,8 @@ def kept_members(grid: Grid, folder: Path = paths.ENSEMBLE_DIR) -> list[int]:
 def member_model(seed: int) -> runner.Rows:
     """A runner task: the ensemble member's dataset rebuilt from its seed and the
     simulation model fitted to it (one row; `model` empty and `reason` said if it fails)."""
-    from calcinosis import data, ensemble, reconstruct
+    from calcinosis.data import trial as data
+    from calcinosis.simulate import ensemble, reconstruct
 
     with tempfile.TemporaryDirectory(prefix="calcinosis-power-member-") as folder:
         try:
@@ -414,7 +417,7 @@ def code_hash() -> str:
     """The content hash (`calcinosis.codehash`) of the code that decides a replicate's
     numbers: so a moved module leaves the shipped run current, and an edited one makes it
     stale."""
-    from calcinosis import arraygee, covstruct, mixed
+    from calcinosis.stats import arraygee, covstruct, mixed
 
     return content_hash((simulation, models, covstruct, mixed, arraygee))
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from calcinosis import reconstruct
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
+from calcinosis.simulate import reconstruct
 
 AGE_TOLERANCE_YEARS = 1.0  # the article prints ages in whole years
 DURATION_TOLERANCE_MONTHS = 1.0  # and disease duration in whole months

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from calcinosis import theme
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
+from calcinosis.report import theme
 
 OUTCOMES = ("length", "width")
 
@@ -213,7 +213,7 @@ def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits
 
 def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     """One patient's lesions: length and width at each measured visit, one line per lesion."""
-    from calcinosis import patients as patients_mod
+    from calcinosis.stats import patients as patients_mod
 
     page = patients_mod.patient_page(trial, patient_id)
     return draw_patient_trajectories(page.trajectories, int(trial.measurements["visit"].max()))
@@ -258,8 +258,8 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
 def fig_patient_rates(trial: Trial, params=None) -> Figure:
     """Each patient's fitted change per visit (%) with its 95 % CI, length and width, beside
     the main GEE over all lesions (`params`: its correlation and cluster level)."""
-    from calcinosis import models
-    from calcinosis import patients as patients_mod
+    from calcinosis.stats import models
+    from calcinosis.stats import patients as patients_mod
 
     rates = patients_mod.patient_rates(trial)
     rates["outcome"] = rates["outcome"].map(theme.outcome_key)
@@ -315,7 +315,7 @@ def fig_patient_rates(trial: Trial, params=None) -> Figure:
 def fig_gee_curve(trial: Trial, params=None) -> Figure:
     """The population curve of the main GEE, with its 95 % band, over every lesion
     (`params`: the model's working correlation and cluster level)."""
-    from calcinosis import models
+    from calcinosis.stats import models
 
     long = long_measurements(trial)
     fig, axes = _outcome_axes(height_ratio=0.55)
@@ -359,7 +359,7 @@ def fig_gee_curve(trial: Trial, params=None) -> Figure:
 
 def _not_estimable_note(ax, reason: str) -> None:
     """Say in the panel that the model could not be estimated, and why (no curve is drawn)."""
-    from calcinosis.gee_sentences import not_estimable_text
+    from calcinosis.report.gee_sentences import not_estimable_text
 
     ax.text(
         0.5,
@@ -377,7 +377,7 @@ def _not_estimable_note(ax, reason: str) -> None:
 def fig_gee_checks(trial: Trial, params=None) -> Figure:
     """Model checks of the main GEE (`params` as for `fig_gee_curve`): observed mean per visit
     against the fit (top), residuals by visit (bottom)."""
-    from calcinosis import models
+    from calcinosis.stats import models
 
     long = long_measurements(trial)
     fig, axes = _outcome_axes(nrows=2, height_ratio=0.42)
@@ -476,7 +476,7 @@ def fig_radiography_paired(trial: Trial) -> Figure:
 
 def fig_duration_response(trial: Trial) -> Figure:
     """Each patient's change per visit against disease duration, length and width."""
-    from calcinosis import discussion
+    from calcinosis.stats import discussion
 
     rates = discussion.duration_rates(trial)
     colours = theme.patient_colours(trial.patients["patient_id"])
@@ -535,7 +535,7 @@ def _forest_positions(part: pd.DataFrame) -> tuple[np.ndarray, list[tuple[float,
 
 def fig_sensitivity_forest(trial: Trial) -> Figure:
     """Forest plot of the sensitivity grid: change per visit (%) under each analysis choice."""
-    from calcinosis import sensitivity
+    from calcinosis.stats import sensitivity
 
     grid = sensitivity.grid(trial)
     grid["outcome"] = grid["outcome"].map(theme.outcome_key)
@@ -599,7 +599,7 @@ def fig_sensitivity_forest(trial: Trial) -> Figure:
 def fig_sensitivity_influence(trial: Trial) -> Figure:
     """Influence plot: each patient's one-step change in the time coefficient on deletion,
     in robust SEs, patients ordered by it; the patients refitted exactly are filled."""
-    from calcinosis import sensitivity
+    from calcinosis.stats import sensitivity
 
     table = sensitivity.influence_table(trial)
     fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
@@ -651,7 +651,7 @@ def fig_pinned(verdicts: pd.DataFrame) -> Figure:
     only when the data are the article's trial. Each conclusion is written above its bar,
     across the figure, and the figure is drawn narrow (`theme.NARROW_WIDTH_IN`): beside the
     bars, the labels left the bars little room and were about 5 px high on a phone."""
-    from calcinosis import pinned
+    from calcinosis.simulate import pinned
 
     theme.apply()
     labels = [textwrap.fill(claim, PINNED_WRAP) for claim in verdicts["claim"]]
@@ -797,7 +797,7 @@ def render(fig: Figure, pdf: bool = True):
     dates or random ids."""
     import io
 
-    from calcinosis.sections import Figure as Rendered
+    from calcinosis.report.sections import Figure as Rendered
 
     formats = [("png", {"Software": None}), ("svg", {"Date": None})]
     if pdf:

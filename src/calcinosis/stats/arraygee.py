@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from calcinosis import models
+from calcinosis.stats import models
 
 CTOL = 1e-6  # statsmodels' default, which `models.fit_design` keeps
 

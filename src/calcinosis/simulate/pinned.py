@@ -1,5 +1,5 @@
 """What the article's summaries pin down: each conclusion of the book across the shipped
-ensemble of reconstructions (`calcinosis.ensemble`), of one of three kinds, with its
+ensemble of reconstructions (`calcinosis.simulate.ensemble`), of one of three kinds, with its
 verdict.
 
 - *Imposed by the audit*: every quantity the conclusion rests on is one of the article's
@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calcinosis import article, ensemble, models, paths, reconstruct
-from calcinosis.ensemble import ALPHA
+from calcinosis import paths
 from calcinosis.names import slug
+from calcinosis.simulate import article, ensemble, reconstruct
+from calcinosis.simulate.ensemble import ALPHA
+from calcinosis.stats import models
 
 AGREEMENT = 0.95
 IMPOSED, BUILT_IN, OPEN = "imposed by the audit", "built into the generator", "open"
@@ -463,7 +465,7 @@ def design_numbers() -> dict[str, object]:
     """The article's design in its own words and, from the planning chapter's shipped run,
     how often the lesion-clustered test rejects when there is no effect (share, its
     Monte-Carlo SE, replicates, and failed fits counted as non-rejections there)."""
-    from calcinosis import power
+    from calcinosis.simulate import power
 
     run = power.read()
     grid = run.grid()

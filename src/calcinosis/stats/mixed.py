@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from calcinosis.models import NotEstimableError
+from calcinosis.stats.models import NotEstimableError
 
 GRADIENT_TOL = 1e-4  # of the REML criterion in log-Cholesky parameters: its rounding noise
 SINGULAR = 1e-4  # a Cholesky diagonal below this share of the residual SD is 0 (lme4's rule)

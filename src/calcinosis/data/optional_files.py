@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from calcinosis import schema
-from calcinosis.data import Problem
+from calcinosis.data import schema
+from calcinosis.data.trial import Problem
 
 CLAIMS_FILE = "published.yml"
 PACKAGE_FILE = "datapackage.json"
@@ -240,7 +240,7 @@ def _own_maximum(table: str | None, name: str) -> float | None:
 def _text_problems(file: str, value: Any, where: str, skip: tuple[str, ...] = ()) -> list[Problem]:
     """Text anywhere in `value` holding a control character (it would reach the book's prose
     and the terminal)."""
-    from calcinosis.data import control_character
+    from calcinosis.data.trial import control_character
 
     found = []
     if isinstance(value, str):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
-from calcinosis import schema
+from calcinosis.data import schema
 
 ID_COLUMNS = ("patient_id", "lesion_id")
 _SCHEMA_COLUMNS = frozenset(c for t in schema.TABLES for c in schema.columns(t))
@@ -249,7 +249,7 @@ def load_trial(data_dir: Path | str) -> Trial:
 def _optional_file_problems(data_dir: Path, skip: set[str]) -> list[Problem]:
     """published.yml and datapackage.json are optional; present, they must hold what the
     build reads from them (`calcinosis.optional_files`)."""
-    from calcinosis import optional_files
+    from calcinosis.data import optional_files
 
     return optional_files.problems(data_dir, skip)
 

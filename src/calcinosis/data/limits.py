@@ -15,7 +15,7 @@ import os
 import resource
 from dataclasses import dataclass
 
-from calcinosis.data import Trial
+from calcinosis.data.trial import Trial
 from calcinosis.errors import UsageError
 
 # A definitive trial: 60 patients with 12 lesions each is 720 lesions; two years of weekly

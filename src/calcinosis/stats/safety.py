@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats
 
-from calcinosis.data import Trial
-from calcinosis.schema import SEVERITIES
+from calcinosis.data.schema import SEVERITIES
+from calcinosis.data.trial import Trial
 
 CONFIDENCE = 0.95
 # shown as columns of the table by patient even when no event has them

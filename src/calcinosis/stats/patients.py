@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from calcinosis import models
-from calcinosis.data import Trial
-from calcinosis.memo import per_trial
+from calcinosis.data.memo import per_trial
+from calcinosis.data.trial import Trial
+from calcinosis.stats import models
 
 OUTCOME_NAMES = ("length", "width")
 
