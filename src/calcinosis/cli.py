@@ -329,7 +329,7 @@ def chapter(
 
     NAME is a file of chapters/ without .md: index, methods, cohort, patients, patient (one
     per patient: -p patient_id=P2), gee, radiography, safety, discussion, sensitivity,
-    reproducibility, data-dictionary."""
+    ensemble, power, reproducibility, data-dictionary."""
     from calcinosis.book import review
     from calcinosis.book.plan import parse_parameters
     from calcinosis.errors import BuildError

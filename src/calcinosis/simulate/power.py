@@ -561,8 +561,9 @@ def read(folder: Path = SHIPPED_DIR) -> Run:
     """A written run (by default the one shipped with the package)."""
     folder = Path(folder)
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    tables = [
-        pd.read_csv(io.BytesIO(gzip.decompress((folder / name).read_bytes())))
+    tables = [  # read whole: an analysis that ran in some cells only is a column of blanks
+        # and True, which pandas would otherwise type chunk by chunk, with a warning
+        pd.read_csv(io.BytesIO(gzip.decompress((folder / name).read_bytes())), low_memory=False)
         for name in (REPLICATES_FILE, ASSURANCE_FILE)
     ]
     return Run(tables[0], tables[1], manifest)
