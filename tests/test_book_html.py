@@ -160,7 +160,7 @@ def test_code_links_land_on_the_function(built_book: Path) -> None:
     for page in html.glob("*.html"):
         links |= set(
             re.findall(
-                r'href="(_modules/calcinosis/[a-z_]+\.html)#([A-Za-z_]+)"', page.read_text("utf-8")
+                r'href="(_modules/calcinosis/[a-z_/]+\.html)#([A-Za-z_]+)"', page.read_text("utf-8")
             )
         )
     names = {name for _, name in links}

@@ -2,7 +2,7 @@
 
 ``{source}`calcinosis.report.figures.fig_x``` (MyST role) renders the function's dotted name and the
 git commit of the code. In HTML it links straight to the function in the highlighted source
-page that `sphinx.ext.viewcode` writes (``_modules/calcinosis/figures.html#fig_x``) — one
+page that `sphinx.ext.viewcode` writes (``_modules/calcinosis/report/figures.html#fig_x``) — one
 click from a figure to the code that drew it, as showyourwork does for scripts; the build
 fails (a warning under ``-W``) when that anchor does not exist. In LaTeX it is plain text.
 
