@@ -201,3 +201,20 @@ def test_patients_figures_in_pdf_only_for_a_pdf_build(tiny_dataset: Path, tmp_pa
     again = run(False)
     assert again.producers["patients"]["cached"]
     assert again.digests == html.digests
+
+
+def test_the_software_section_is_made_again_after_a_commit(monkeypatch) -> None:
+    """The software section states the commit; a commit that changes no package file (a test,
+    the README) must still show in a rebuild, so only that producer's key follows it."""
+    from calcinosis.book.results_stage import producer_key
+
+    producers = {p.name: p for p in results.PRODUCERS}
+    keys = {}
+    for commit in ("aaaaaaaaaa", "bbbbbbbbbb"):
+        monkeypatch.setenv("CALCINOSIS_COMMIT", commit)
+        keys[commit] = {
+            name: producer_key(producers[name], {}, Parameters(), None)
+            for name in ("software", "safety")
+        }
+    assert keys["aaaaaaaaaa"]["software"] != keys["bbbbbbbbbb"]["software"]
+    assert keys["aaaaaaaaaa"]["safety"] == keys["bbbbbbbbbb"]["safety"]

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calcinosis import software
 from calcinosis.book import cache, manifest, stored_sections
 from calcinosis.book.process import Echo, init_worker, worker_pool
 from calcinosis.errors import BuildError
@@ -52,6 +53,7 @@ def producer_key(
             "parameters": params.as_dict() if producer.uses_parameters else None,
             "values": cache.sha256_json(values) if producer.derived else None,
             "pdf": pdf if producer.pdf_per_patient else None,
+            "commit": software.short_commit() if producer.records_commit else None,
             "package": cache.package_hash(),
             "environment": cache.environment(),
         }

@@ -92,6 +92,9 @@ class Producer:
     # Draws a figure per patient, and their PDFs only for a build that makes the book's PDF
     # (`Inputs.pdf`): whether it did is part of its cache key.
     pdf_per_patient: bool = False
+    # States the commit of the code (the software section): the commit is part of its cache
+    # key, so a commit that changes no package file still shows in a rebuild.
+    records_commit: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -641,7 +644,7 @@ PRODUCERS: tuple[Producer, ...] = (
         ),
     ),
     Producer("data_package", DATA_FILES, data_package),
-    Producer("software", (), software),
+    Producer("software", (), software, records_commit=True),
     Producer("clinical_vs_radiographic", (), clinical_vs_radiographic, derived=True),
     Producer("audit", ("published",), audit_section, derived=True),
     Producer(
