@@ -118,8 +118,9 @@ class Stage:
             )
 
 
-def _draft(fig):
-    """Draw the figure once (layout and every artist) without saving it."""
+def _draft(fig, pdf: bool = True):
+    """Draw the figure once (layout and every artist) without saving it (`pdf` as
+    `figures.render` takes it: nothing is saved in any format)."""
     import matplotlib.pyplot as plt
 
     from calcinosis.report.sections import Figure
