@@ -27,6 +27,7 @@ TINY = power.Grid(
     replicates=4,
     gee_replicates=2,
     lesion_gee_replicates=2,
+    gee_children_min=6,
     block=2,
     assurance_members=0,
 )
@@ -216,20 +217,41 @@ def test_a_changed_code_hash_or_model_is_stale(trial, tiny_dataset):
     assert _stale_results([section]) == ["stale because"]
 
 
-def test_assurance_reads_each_members_own_curve():
+def test_assurance_reads_each_members_own_curve_of_the_analysis_asked():
     rows = []
-    for member, shift in ((1, 0.0), (2, -1.0)):
+    # the summary slope on both members; the patient GEE, with a steeper curve, on one
+    for member, shift, analysis in (
+        (1, 0.0, "summary"),
+        (2, -1.0, "summary"),
+        (1, 1.0, "gee_patient"),
+    ):
         for children in (8, 16, 32, 64):
             share = stats.norm.cdf(-2 + shift + 0.4 * np.sqrt(children))
             k = round(200 * share)
-            part = replicates_frame([0.001] * k + [0.5] * (200 - k), "pilot", children=children)
+            p_values = [0.001] * k + [0.5] * (200 - k)
+            part = replicates_frame(p_values, "pilot", analysis, children=children)
             rows.append(part.assign(member=member))
     run = power.Run(pd.DataFrame(), pd.concat(rows), {})
-    result = power.assurance(run, 0.05, 32, "parallel")
+    result = power.assurance(run, 0.05, 32, "parallel", "summary")
     expected = [stats.norm.cdf(-2 + s + 0.4 * np.sqrt(32)) for s in (0.0, -1.0)]
     assert result["members"] == 2
     assert result["assurance"] == pytest.approx(np.mean(expected), abs=0.03)
     assert result["p10"] < result["assurance"]
+    gee = power.assurance(run, 0.05, 32, "parallel", "gee_patient")
+    assert gee["members"] == 1
+    assert gee["assurance"] == pytest.approx(stats.norm.cdf(-1 + 0.4 * np.sqrt(32)), abs=0.03)
+    assert power.assurance(run, 0.05, 32, "parallel", "responder")["members"] == 0
+
+
+def test_the_within_design_alone_gets_the_small_sizes_and_the_gees_skip_them():
+    grid = power.Grid(children=(8, 16), within_small=(4, 6))
+    assert grid.sizes("within") == (4, 6, 8, 16) and grid.sizes("parallel") == (8, 16)
+    assert power.analysed_sizes(grid, "within", "quarter", "gee_patient") == [8, 16]
+    assert power.analysed_sizes(grid, "within", "quarter", "summary") == [4, 6, 8, 16]
+    assert "coprimary" not in power.assurance_analyses(grid)
+    assert {"gee_patient", "summary", "responder"} <= set(power.assurance_analyses(grid))
+    with pytest.raises(ValueError, match="even numbers"):
+        power.Grid(within_small=(5,))
 
 
 def test_a_grid_or_page_choice_the_run_does_not_hold_is_refused_in_one_line(tmp_path):

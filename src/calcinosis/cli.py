@@ -453,6 +453,13 @@ def _several(name: str, choices, help_text: str, **extra):
     "Children in the trial, even, at least 4 (repeatable): the grid of sizes.",
     type=click.IntRange(min=4),
 )
+@_several(
+    "--within-children",
+    None,
+    "Further sizes for the within-patient design alone, even, at least 4 (repeatable; "
+    "default 4 and 6: its answer lies below the common grid).",
+    type=click.IntRange(min=4),
+)
 @click.option(
     "--dropout",
     type=click.FloatRange(0, 1, max_open=True),
@@ -548,6 +555,7 @@ def power(
         "analysis": "analyses",
         "effect": "effects",
         "alphas": "alphas",
+        "within_children": "within_small",
     }
     changes: dict[str, Any] = {}
     for option, value in choices.items():

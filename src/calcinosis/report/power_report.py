@@ -99,7 +99,8 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
     answers = power.answer(run, choice.alpha, choice.effect)
     mine = answers[(answers["design"] == choice.design) & (answers["scenario"] == choice.scenario)]
     control, effect = power.slopes(pilot, choice.scenario, choice.effect)
-    largest, smallest = max(grid.children), min(grid.children)
+    sizes = grid.sizes(choice.design)
+    largest, smallest = max(sizes), min(sizes)
     target_key = f"n{round(100 * choice.target_power)}"
     out: dict[str, object] = {
         "alpha": choice.alpha,
@@ -119,11 +120,12 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "other_gee_replicates": grid.other_gee_replicates,
         "lesion_gee_replicates": grid.lesion_gee_replicates,
         "gee_children_max": grid.gee_children_max,
+        "gee_children_min": grid.gee_children_min,
         "response_fall_pct": 100 * (1 - simulation.RESPONSE_SHARE),
         "width_pilot_pct": pilot.width_estimate_pct,
         "slope_correlation": run.model().slope_correlation,
         "gee_scenarios": ", ".join(power.SCENARIO_LABELS[s] for s in grid.gee_scenarios),
-        "children_grid": ", ".join(map(str, grid.children)),
+        "children_grid": _sizes_text(grid),
         "largest": largest,
         "n_cells": len(power.cells(grid, pilot)),
         "mcse_max": float(0.5 / np.sqrt(grid.replicates)),
@@ -144,7 +146,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out[f"{a}_replicates"] = int(row.replicates)
         n = getattr(row, target_key, None)
         n = None if n is None or pd.isna(n) else int(n)
-        out[f"{a}_n"] = _children_text(n, row.largest, smallest)
+        out[f"{a}_n"] = _children_text(n, row.largest, row.smallest)
     offered = mine[mine["offered"]]
     best = _best(offered, target_key)
     refused = _best(mine[~mine["level_holds"]], target_key)
@@ -174,14 +176,20 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
             if n_answer is not None
             else f"more than {largest} children: the grid does not reach the target"
         )
-    # assurance at the answer's size, or at the size a refused analysis would need
-    candidate = refused[1] if refused is not None and refused[1] is not None else None
+    # assurance of the answer's analysis at its size, or of a refused one at the size it
+    # would need
+    candidate = refused if refused is not None and refused[1] is not None else None
     out["answer_sentence"] = (
         f"For this page's parameters the trial needs {out['answer']}."
         if best is not None
         else "For this page's parameters no analysis gives an answer."
     )
-    out.update(_assurance(run, choice, n_answer or candidate))
+    if best is not None and n_answer is not None:
+        out.update(_assurance(run, choice, best[0], n_answer))
+    elif candidate is not None:
+        out.update(_assurance(run, choice, candidate[0], candidate[1]))
+    else:
+        out.update(_assurance(run, choice, "", None))
     out.update(_performance_ranges(perf, choice))
     sized = n_answer or (refused[1] if refused and refused[1] else largest)
     feasible = power.feasibility(sized, choice.catchment_millions)
@@ -204,7 +212,8 @@ def _best(offered: pd.DataFrame, target_key: str) -> tuple[str, int | None] | No
     return str(offered.iloc[0]["analysis"]), None
 
 
-def _assurance(run: power.Run, choice: Choice, n: int | None) -> dict[str, object]:
+def _assurance(run: power.Run, choice: Choice, analysis: str, n: int | None) -> dict[str, object]:
+    """The assurance of `analysis` at `n` children, in words and numbers."""
     grid = run.grid()
     words = {
         "assurance_words": "",
@@ -220,21 +229,34 @@ def _assurance(run: power.Run, choice: Choice, n: int | None) -> dict[str, objec
             "reaches"
         )
         return words
-    result = power.assurance(run, choice.alpha, n, choice.design)
+    label = power.ANALYSIS_LABELS[analysis]
+    result = power.assurance(run, choice.alpha, n, choice.design, analysis)
     if not result["members"]:
-        words["assurance_words"] = "not computed: the run holds no usable ensemble member"
+        words["assurance_words"] = (
+            f"not computed for the {label}: the run holds no usable ensemble member analysed by it"
+        )
         return words
     perf = run.performance(choice.alpha)
-    cells_ = power.curve(perf, choice.design, choice.scenario, choice.effect, "summary")
+    cells_ = power.curve(perf, choice.design, choice.scenario, choice.effect, analysis)
     fit = power.smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
     words.update(result)
     words["power_point"] = power.smooth_power(fit, n)
     words["assurance_words"] = (
-        f"{result['assurance']:.2f} averaged over {result['members']} members (10th "
+        f"by the {label}, {result['assurance']:.2f} averaged over {result['members']} "
+        "members (10th "
         f"percentile {result['p10']:.2f}), beside {words['power_point']:.2f} at the point "
         f"values, at {n} children"
     )
     return words
+
+
+def _sizes_text(grid: power.Grid) -> str:
+    """The grid's sizes, and those only the within-patient design has."""
+    text = ", ".join(map(str, grid.children))
+    small = [n for n in grid.sizes("within") if n not in grid.children]
+    if "within" in grid.designs and small:
+        text += f" (the within-patient design also {', '.join(map(str, small))})"
+    return text
 
 
 def _performance_ranges(perf: pd.DataFrame, choice: Choice) -> dict[str, float]:
@@ -268,7 +290,6 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
     grid = run.grid()
     answers = power.answer(run, choice.alpha, choice.effect)
     answers = answers[answers["level_holds"]]
-    smallest = min(grid.children)
     main_key = f"n{round(100 * choice.target_power)}"
     rows = []
     for row in answers.itertuples(index=False):
@@ -283,12 +304,12 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
             key = f"n{round(100 * target)}"
             n = getattr(row, key)
             n = None if pd.isna(n) else int(n)
-            text = _children_text(n, row.largest, smallest)
+            text = _children_text(n, row.largest, row.smallest)
             if not row.offered:
                 text = f"not read: {text} on fewer than {power.MIN_ANSWER_REPLICATES} trials"
             out[f"Children for {round(100 * target)} % power"] = text
         n = getattr(row, main_key, None)
-        n = None if n is None or pd.isna(n) else max(int(n), smallest)
+        n = None if n is None or pd.isna(n) else max(int(n), row.smallest)
         out[f"Assurance at that size (10th percentile), {round(100 * choice.target_power)} %"] = (
             _assurance_cell(run, choice, row, n)
         )
@@ -297,19 +318,19 @@ def tab_answer(run: power.Run, choice: Choice) -> pd.DataFrame:
 
 
 def _assurance_cell(run: power.Run, choice: Choice, row, n: int | None) -> str:
-    """The members' assurance and 10th percentile at this row's size. The members' trials
-    are analysed by the summary slope alone, so another analysis's row carries the summary
-    slope's, labelled as such."""
+    """The members' assurance and 10th percentile of this row's analysis at its size (the
+    members' trials are analysed by `power.assurance_analyses`; the others say so)."""
     grid = run.grid()
     if row.scenario != grid.assurance_scenario or choice.effect != "pilot":
         return "not computed (the pilot's effect in the main scenario only)"
     if n is None or not row.offered:
         return "not computed (no size read)"
-    result = power.assurance(run, choice.alpha, n, row.design)
+    if row.analysis not in power.assurance_analyses(grid):
+        return "not computed (the members' trials are not analysed by it)"
+    result = power.assurance(run, choice.alpha, n, row.design, row.analysis)
     if not result["members"]:
         return "not computed: no usable member"
-    text = f"{result['assurance']:.2f} ({result['p10']:.2f}), {result['members']} members"
-    return text if row.analysis == "summary" else f"summary slope's: {text}"
+    return f"{result['assurance']:.2f} ({result['p10']:.2f}), {result['members']} members"
 
 
 def tab_levels(run: power.Run, choice: Choice) -> pd.DataFrame:

@@ -97,6 +97,9 @@ class Grid:
     """What a power run covers. `children` counts the whole trial (parallel: half per arm)."""
 
     children: tuple[int, ...] = (8, 12, 16, 24, 40, 64, 120)
+    # sizes below `children` for the within-patient design alone: each child is its own
+    # control there, and its answer lay at the common grid's floor
+    within_small: tuple[int, ...] = (4, 6)
     designs: tuple[str, ...] = simulation.DESIGNS
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     effects: tuple[str, ...] = EFFECTS
@@ -115,6 +118,7 @@ class Grid:
     gee_replicates: int = MIN_ANSWER_REPLICATES
     gee_scenarios: tuple[str, ...] = ("quarter",)
     gee_children_max: int = 120
+    gee_children_min: int = 8  # below it a GEE's small-sample correction fails too often
     other_gee_replicates: int = 200
     lesion_gee_replicates: int = 200
     block: int = 100
@@ -136,11 +140,17 @@ class Grid:
         _known("scenario", chosen, tuple(SCENARIOS))
         _known("effect", self.effects, EFFECTS)
         _known("analysis", self.analyses, ANALYSES)
-        if min(self.children) < 4 or any(c % 2 for c in self.children):
-            raise ValueError(f"children {list(self.children)}: use even numbers of at least 4")
+        for sizes in (self.children, self.within_small):
+            if sizes and (min(sizes) < 4 or any(c % 2 for c in sizes)):
+                raise ValueError(f"children {list(sizes)}: use even numbers of at least 4")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def sizes(self, design: str) -> tuple[int, ...]:
+        """The trial sizes simulated for `design`."""
+        extra = self.within_small if design == "within" else ()
+        return tuple(sorted({*extra, *self.children}))
 
     def replicates_of(self, scenario: str) -> int:
         return self.replicates if scenario in self.main_scenarios else self.other_replicates
@@ -282,7 +292,7 @@ def cells(grid: Grid, pilot: PilotEffects) -> list[dict]:
             for effect in grid.effects:
                 control, diff = slopes(pilot, scenario, effect)
                 control_w, diff_w = slopes(pilot, scenario, effect, simulation.SECOND)
-                for n in grid.children:
+                for n in grid.sizes(design):
                     out.append(
                         {
                             "design": design,
@@ -312,7 +322,7 @@ def _blocks(grid: Grid, replicates: int, limits: dict[str, int]):
 
 def _limits(grid: Grid, cell: dict) -> dict[str, int]:
     """How many replicates of this cell each GEE analyses (`Grid`)."""
-    if cell["children"] > grid.gee_children_max:
+    if not grid.gee_children_min <= cell["children"] <= grid.gee_children_max:
         return {name: 0 for name in simulation.GEE}
     main = cell["scenario"] in grid.gee_scenarios
     return {
@@ -361,7 +371,7 @@ def member_model(seed: int) -> runner.Rows:
     with tempfile.TemporaryDirectory(prefix="calcinosis-power-member-") as folder:
         try:
             reconstruct.write_dataset(Path(folder), seed, ensemble.member_assumptions(seed))
-            # the assurance trials are analysed by the summary slope of length alone
+            # the assurance trials are analysed on length alone (`assurance_analyses`)
             model = simulation.fit_model(data.load_trial(Path(folder)), second=None)
         except (RuntimeError, ValueError, models.NotEstimableError) as err:
             return [{"seed": seed, "model": "", "reason": str(err)}]
@@ -384,22 +394,39 @@ def usable_members(rows: pd.DataFrame) -> dict[int, simulation.Model]:
     return out
 
 
+def assurance_analyses(grid: Grid) -> tuple[str, ...]:
+    """The analyses the members' trials get: every one the answer can read (run on at
+    least MIN_ANSWER_REPLICATES trials a cell in the assurance scenario) that needs length
+    alone, since the members' models are fitted to length alone (their widths' fits are
+    mostly singular)."""
+    probe = {"children": min(grid.children), "scenario": grid.assurance_scenario}
+    limits = _limits(grid, probe)
+    enough = MIN_ANSWER_REPLICATES
+    return tuple(
+        a for a in grid.analyses if a != simulation.COPRIMARY and limits.get(a, enough) >= enough
+    )
+
+
 def assurance_tasks(
     members: dict[int, simulation.Model], grid: Grid, pilot: PilotEffects
 ) -> list[runner.Task]:
     """Per usable member, design and size: the pilot's effect in the assurance scenario,
-    analysed by the summary slope (the same seeds as every other member's)."""
+    analysed by `assurance_analyses` where the grid runs them at that size (the same seeds
+    as every other member's)."""
     out = []
     scenario = grid.assurance_scenario
+    chosen = assurance_analyses(grid)
     for seed, model in sorted(members.items()):
         for cell in cells(dataclasses_replace(grid, scenarios=(scenario,)), pilot):
             if cell["effect"] != "pilot":
                 continue
-            cell = {**cell, "member": seed, "analyses": ("summary",)}
+            skipped = _limits(grid, cell)
+            analyses = tuple(a for a in chosen if skipped.get(a, 1) > 0)
+            cell = {**cell, "member": seed, "analyses": analyses}
             design = asdict(grid.design(cell["design"]))
             last = grid.assurance_replicates - 1
             args = (model.as_dict(), design, cell, grid.seed, 0, last)
-            key = _key(cell, 0, last, ("summary",), member=seed)
+            key = _key(cell, 0, last, analyses, member=seed)
             out.append(runner.Task(key, simulation.run_block, args))
     return out
 
@@ -785,7 +812,7 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                 enough = (
                     bool(cells_["replicates"].min() >= MIN_ANSWER_REPLICATES)
                     and bool(0.5 / np.sqrt(cells_["valid"].min()) <= MAX_MCSE)
-                    and len(cells_) == len(grid.children)
+                    and len(cells_) == len(analysed_sizes(grid, design, scenario, analysis))
                 )
                 fit = smooth_fit(cells_["children"], cells_["rejected"], cells_["valid"])
                 largest = int(cells_["children"].max())
@@ -803,6 +830,7 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
                     "fit_a": fit[0],
                     "fit_b": fit[1],
                     "largest": largest,
+                    "smallest": int(cells_["children"].min()),
                 }
                 for target in grid.targets:
                     row[f"n{round(100 * target)}"] = children_needed(fit, target, largest)
@@ -810,19 +838,35 @@ def answer(run: Run, alpha: float, effect: str = "pilot") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def assurance(run: Run, alpha: float, children: int, design: str) -> dict[str, float]:
-    """Power at `children` averaged over the usable ensemble members (each member's own
-    smooth curve of the summary slope's power, read at that size), its 10th percentile across
-    members, and the number of members; NaN when the run holds no members."""
+def analysed_sizes(grid: Grid, design: str, scenario: str, analysis: str) -> list[int]:
+    """The sizes at which the grid runs `analysis` (the GEEs skip those out of their range)."""
+    return [
+        n
+        for n in grid.sizes(design)
+        if _limits(grid, {"children": n, "scenario": scenario}).get(analysis, 1) > 0
+    ]
+
+
+def assurance(
+    run: Run, alpha: float, children: int, design: str, analysis: str
+) -> dict[str, float]:
+    """Power of `analysis` at `children` averaged over the usable ensemble members (each
+    member's own smooth curve, read at that size), its 10th percentile across members, and
+    the number of members; NaN when the run holds none analysed by it."""
     rows = run.assurance
-    if rows.empty or "member" not in rows:
+    if rows.empty or "member" not in rows or f"{analysis}_p" not in rows:
         return {"assurance": np.nan, "p10": np.nan, "members": 0}
     part = rows[rows["design"] == design]
     powers = []
     for _, member in part.groupby("member", sort=True):
         perf = performance(member, alpha)
+        perf = perf[perf["analysis"] == analysis]
+        if perf.empty:
+            continue
         fit = smooth_fit(perf["children"], perf["rejected"], perf["valid"])
         powers.append(smooth_power(fit, children))
+    if not powers:
+        return {"assurance": np.nan, "p10": np.nan, "members": 0}
     values = np.array(powers)
     return {
         "assurance": float(values.mean()),
