@@ -33,6 +33,7 @@ from scipy import stats
 from calcinosis.stats.models import NotEstimableError, TermTest
 
 MAX_ITER = 50
+HALVINGS = 12  # a step halved this often without staying inside: the optimum is on the boundary
 TOL = 1e-10  # the Newton decrement score' I⁻¹ score at which the REML optimum is reached
 INTERIOR = 1e-6  # a 2 × 2 covariance whose smallest eigenvalue is below this share of its trace
 # is on the boundary (lme4's singular fit)
@@ -256,35 +257,45 @@ def _interior(theta: np.ndarray) -> bool:
 
 
 def fit(b: Blocks) -> MixedFit:
-    """REML by Fisher scoring from the moment estimates, each step halved until it stays
-    inside the parameter space and does not lower the criterion. Not estimable: an optimum
-    on the boundary (a step that cannot stay inside), no convergence, or a singular
-    information."""
+    """REML from the moment estimates: Newton–Raphson steps on the observed information
+    where it is positive definite (quadratic convergence near the optimum), Fisher scoring
+    on the expected information elsewhere, each step halved until it stays inside the
+    parameter space and does not lower the criterion. Not estimable: an optimum on the
+    boundary (a step that cannot stay inside), or no convergence."""
     basis = _basis(b.ztz.shape[1])
     theta = b.start
-    loglik, *_ = _criterion(_parts(theta, b, basis), b.p)
+    parts = _parts(theta, b, basis)
     for iteration in range(1, MAX_ITER + 1):
-        parts = _parts(theta, b, basis)
         loglik, beta, a_inv, c = _criterion(parts, b.p)
-        score, expected, _, _ = _derivatives(parts, b.p, a_inv, c, basis)
-        step = np.linalg.solve(expected, score)
-        if float(score @ step) < TOL:
+        score, expected, observed, _ = _derivatives(parts, b.p, a_inv, c, basis)
+        try:
+            np.linalg.cholesky(observed)
+            step = np.linalg.solve(observed, score)
+        except np.linalg.LinAlgError:
+            step = np.linalg.solve(expected, score)
+        if abs(float(score @ step)) < TOL:
             return MixedFit(beta, a_inv, theta, iteration, b)
-        for _ in range(30):
+        inside = False
+        for _ in range(HALVINGS):
             trial = theta + step
             if _interior(trial):
+                inside = True
                 try:
-                    if _criterion(_parts(trial, b, basis), b.p)[0] >= loglik - 1e-12:
+                    trial_parts = _parts(trial, b, basis)
+                    # the criterion's rounding (relative 1e-13) must not stop the last steps
+                    if _criterion(trial_parts, b.p)[0] >= loglik - 1e-9 * max(1.0, abs(loglik)):
                         break
                 except np.linalg.LinAlgError:
                     pass
             step = step / 2
         else:
             raise NotEstimableError(
-                "not estimable: the REML optimum of the mixed model is on the boundary "
+                "not estimable: the mixed model's REML scoring did not converge"
+                if inside
+                else "not estimable: the REML optimum of the mixed model is on the boundary "
                 "(a variance at 0 or a correlation at ±1, lme4's singular fit)"
             )
-        theta = trial
+        theta, parts = trial, trial_parts
     raise NotEstimableError("not estimable: the mixed model's REML scoring did not converge")
 
 
