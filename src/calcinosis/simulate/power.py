@@ -57,12 +57,13 @@ ANALYSES = simulation.ANALYSES
 ANALYSIS_LABELS = {
     "gee_patient": "GEE, patients as clusters, small-sample corrected",
     "gee_lesion": "GEE, lesions as clusters, robust (the pilot's)",
+    "mixed": "random-slope mixed model (REML, Satterthwaite df)",
     "summary": "summary slope per child (t-test / ANCOVA)",
     "coprimary": "co-primary: summary slopes of length and width, both significant",
     "responder": "responders (length down ≥ 30 % at the last visit; Fisher / McNemar)",
 }
 # analyses whose estimate is the effect per visit on length (bias and coverage apply)
-SLOPE_ANALYSES = (*simulation.GEE, "summary")
+SLOPE_ANALYSES = (*simulation.GEE, simulation.MIXED, "summary")
 DESIGN_LABELS = {
     "parallel": "parallel groups (children randomised)",
     "within": "within-patient (each child's lesions randomised)",
@@ -117,6 +118,10 @@ class Grid:
     gee_children_max: int = 120
     other_gee_replicates: int = 200
     lesion_gee_replicates: int = 200
+    # the random-slope mixed model (a REML fit per trial) on replicates 0 .. mixed_replicates
+    # − 1 of the cells of the main scenarios, on other_mixed_replicates elsewhere
+    mixed_replicates: int = MIN_ANSWER_REPLICATES
+    other_mixed_replicates: int = 200
     block: int = 100
     seed: int = DEFAULT_SEED
     alphas: tuple[float, ...] = (0.05, 0.01)
@@ -311,13 +316,19 @@ def _blocks(grid: Grid, replicates: int, limits: dict[str, int]):
 
 
 def _limits(grid: Grid, cell: dict) -> dict[str, int]:
-    """How many replicates of this cell each GEE analyses (`Grid`)."""
+    """How many replicates of this cell each GEE and the mixed model analyse (`Grid`)."""
+    mixed = {
+        simulation.MIXED: grid.mixed_replicates
+        if cell["scenario"] in grid.main_scenarios
+        else grid.other_mixed_replicates
+    }
     if cell["children"] > grid.gee_children_max:
-        return {name: 0 for name in simulation.GEE}
+        return {**{name: 0 for name in simulation.GEE}, **mixed}
     main = cell["scenario"] in grid.gee_scenarios
     return {
         "gee_patient": grid.gee_replicates if main else grid.other_gee_replicates,
         "gee_lesion": grid.lesion_gee_replicates,
+        **mixed,
     }
 
 
@@ -417,9 +428,9 @@ def code_hash() -> str:
     """The content hash (`calcinosis.codehash`) of the code that decides a replicate's
     numbers: so a moved module leaves the shipped run current, and an edited one makes it
     stale."""
-    from calcinosis.stats import arraygee, covstruct, mixed
+    from calcinosis.stats import arraygee, arraymixed, covstruct, mixed
 
-    return content_hash((simulation, models, covstruct, mixed, arraygee))
+    return content_hash((simulation, models, covstruct, mixed, arraygee, arraymixed))
 
 
 @dataclass

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from calcinosis.data.trial import Trial
-from calcinosis.stats import arraygee, mixed, models
+from calcinosis.stats import arraygee, arraymixed, mixed, models
 
 OUTCOME = "length"
 SECOND = "width"  # the co-primary outcome: both must show the effect
@@ -409,7 +409,8 @@ GEE = {"gee_patient": ("patient_id", "bias_reduced"), "gee_lesion": ("lesion_id"
 # summary slope of length and of width: the trial succeeds only if both reject
 COPRIMARY = "coprimary"
 RESPONDER = "responder"
-ANALYSES = (*GEE, "summary", COPRIMARY, RESPONDER)
+MIXED = "mixed"
+ANALYSES = (*GEE, MIXED, "summary", COPRIMARY, RESPONDER)
 TERM = "arm × time"
 # A lesion responds when its length at the last visit is at most this share of its first
 # (a fall of 30 % or more, RECIST's partial response); a child responds when the sum of
@@ -432,6 +433,8 @@ def analyse(trial: pd.DataFrame, column: str, allocation: str, analyses=ANALYSES
             test = coprimary(trial, column, models.outcome_column(SECOND), allocation)
         elif name == RESPONDER:
             test = responder(trial, column, allocation)
+        elif name == MIXED:
+            test = random_slopes(trial, column)
         else:
             test = summary_slope(trial, column, allocation)
         out.update(_named(name, test))
@@ -519,6 +522,23 @@ def _gee(trial: pd.DataFrame, column: str, cluster: str, cov_type: str) -> model
     except (models.NotEstimableError, np.linalg.LinAlgError, ValueError):
         return FAILED
     return test if fit.converged and np.isfinite(test.p) else FAILED
+
+
+def random_slopes(trial: pd.DataFrame, column: str) -> models.TermTest:
+    """The arm × time term of the random-slope mixed model (`calcinosis.stats.arraymixed`:
+    lme4's `y ~ arm * time + (1 + time | patient) + (1 + time | patient:lesion)` by REML, with
+    lmerTest's Satterthwaite t) on y = log(size + 1 mm), so a resolved lesion's 0 stays in.
+    Failed: not estimable, its optimum on the boundary, or not converged."""
+    time = trial["visit"].to_numpy(float) - 1.0
+    arm = trial["arm"].to_numpy(float)
+    x = np.column_stack([np.ones(len(trial)), arm, time, arm * time])
+    y = np.log1p(trial[column].to_numpy(float))
+    patient, lesion = trial["patient_id"].to_numpy(), trial["lesion_id"].to_numpy()
+    try:
+        result = arraymixed.fit(arraymixed.blocks(y, x, time, patient, lesion))
+        return arraymixed.term_test(result, 3)
+    except (models.NotEstimableError, np.linalg.LinAlgError):
+        return FAILED
 
 
 def summary_slope(trial: pd.DataFrame, column: str, allocation: str) -> models.TermTest:
