@@ -528,7 +528,7 @@ def random_slopes(trial: pd.DataFrame, column: str) -> models.TermTest:
     """The arm × time term of the random-slope mixed model (`calcinosis.stats.arraymixed`:
     lme4's `y ~ arm * time + (1 + time | patient) + (1 + time | patient:lesion)` by REML, with
     lmerTest's Satterthwaite t) on y = log(size + 1 mm), so a resolved lesion's 0 stays in.
-    Failed: not estimable, its optimum on the boundary, or not converged."""
+    A singular fit (a variance at 0) counts, as lmerTest reports it; failed: not converged."""
     time = trial["visit"].to_numpy(float) - 1.0
     arm = trial["arm"].to_numpy(float)
     x = np.column_stack([np.ones(len(trial)), arm, time, arm * time])

@@ -17,10 +17,12 @@ df = 2·Var(β̂)² / (∇Var(β̂)' A ∇Var(β̂)), A the inverse of the obser
 exact for a covariance linear in its parameters); the df do not depend on the
 parametrisation at an interior optimum, so these are lmerTest's.
 
-The boundary: a REML optimum where a 2 × 2 covariance is singular (a variance at 0 or a
-correlation at ±1, lme4's "singular fit") is not followed here. The fit is then not estimable,
-said so, and a simulation counts it failed: never a number from a point that is not the optimum.
-A fit that does not converge is not estimable either.
+The boundary: where the REML optimum has a 2 × 2 covariance singular (a variance at 0 or a
+correlation at ±1, lme4's "singular fit"), the linear parameters cannot reach it; the fit
+then goes on by Newton–Raphson in the Cholesky entries from the last interior point (lme4's
+parametrisation, where the boundary is an ordinary point), is reported with its fixed
+effects as lme4 and lmerTest report them, and says which component is on the boundary.
+A fit that does not converge is not estimable.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from calcinosis.stats import mixed
 from calcinosis.stats.models import NotEstimableError, TermTest
 
 MAX_ITER = 50
 HALVINGS = 12  # a step halved this often without staying inside: the optimum is on the boundary
 TOL = 1e-10  # the Newton decrement score' I⁻¹ score at which the REML optimum is reached
 INTERIOR = 1e-6  # a 2 × 2 covariance whose smallest eigenvalue is below this share of its trace
-# is on the boundary (lme4's singular fit)
+# is too near the boundary for the linear parameters: the fit goes on in `_on_boundary`
 # the seven parameters: patient (var int, cov, var slope), lesion (the same), residual variance
 PATIENT = ("patient_var_int", "patient_cov", "patient_var_slope")
 NAMES = (*PATIENT, "lesion_var_int", "lesion_cov", "lesion_var_slope", "residual_var")
@@ -66,6 +69,10 @@ class MixedFit:
     theta: np.ndarray
     iterations: int
     blocks: Blocks
+    # on the boundary: the Cholesky entries the fit was continued in (see `_on_boundary`),
+    # in which its df are computed, and which component is on the boundary, in words
+    psi: np.ndarray | None = None
+    singular: str = ""
 
 
 def blocks(
@@ -260,8 +267,8 @@ def fit(b: Blocks) -> MixedFit:
     """REML from the moment estimates: Newton–Raphson steps on the observed information
     where it is positive definite (quadratic convergence near the optimum), Fisher scoring
     on the expected information elsewhere, each step halved until it stays inside the
-    parameter space and does not lower the criterion. Not estimable: an optimum on the
-    boundary (a step that cannot stay inside), or no convergence."""
+    parameter space and does not lower the criterion. A step that cannot stay inside goes
+    on to the boundary (`_on_boundary`). Not estimable: no convergence."""
     basis = _basis(b.ztz.shape[1])
     theta = b.start
     parts = _parts(theta, b, basis)
@@ -289,14 +296,109 @@ def fit(b: Blocks) -> MixedFit:
                     pass
             step = step / 2
         else:
-            raise NotEstimableError(
-                "not estimable: the mixed model's REML scoring did not converge"
-                if inside
-                else "not estimable: the REML optimum of the mixed model is on the boundary "
-                "(a variance at 0 or a correlation at ±1, lme4's singular fit)"
-            )
+            if inside:
+                raise NotEstimableError(
+                    "not estimable: the mixed model's REML scoring did not converge"
+                )
+            return _on_boundary(theta, b, basis)
         theta, parts = trial, trial_parts
     raise NotEstimableError("not estimable: the mixed model's REML scoring did not converge")
+
+
+def _entries(theta: np.ndarray) -> np.ndarray:
+    """ψ: each level's Cholesky factor entries (l₁₁, l₂₁, l₂₂), then σ², of an interior θ."""
+    out = []
+    for g11, g12, g22 in (theta[:3], theta[3:6]):
+        l11 = np.sqrt(g11)
+        out += [l11, g12 / l11, np.sqrt(max(g22 - (g12 / l11) ** 2, 0.0))]
+    return np.array([*out, theta[6]])
+
+
+def _theta(psi: np.ndarray) -> np.ndarray:
+    out = []
+    for l11, l21, l22 in (psi[:3], psi[3:6]):
+        out += [l11 * l11, l11 * l21, l21 * l21 + l22 * l22]
+    return np.array([*out, psi[6]])
+
+
+def _jacobian(psi: np.ndarray) -> np.ndarray:
+    """∂θ/∂ψ (7 × 7)."""
+    jac = np.zeros((7, 7))
+    for k in (0, 3):
+        l11, l21, l22 = psi[k : k + 3]
+        jac[k, k] = 2 * l11
+        jac[k + 1, k], jac[k + 1, k + 1] = l21, l11
+        jac[k + 2, k + 1], jac[k + 2, k + 2] = 2 * l21, 2 * l22
+    jac[6, 6] = 1.0
+    return jac
+
+
+def _curvature(score: np.ndarray) -> np.ndarray:
+    """Σ_t score_t ∂²θ_t/∂ψ∂ψ' (θ is quadratic in ψ: constant second derivatives)."""
+    out = np.zeros((7, 7))
+    for k in (0, 3):
+        out[k, k] += 2 * score[k]
+        out[k, k + 1] += score[k + 1]
+        out[k + 1, k] += score[k + 1]
+        out[k + 1, k + 1] += 2 * score[k + 2]
+        out[k + 2, k + 2] += 2 * score[k + 2]
+    return out
+
+
+def _in_entries(psi: np.ndarray, b: Blocks, basis: np.ndarray):
+    """REML criterion, score and observed information in ψ, and the pieces at θ(ψ)."""
+    parts = _parts(_theta(psi), b, basis)
+    loglik, beta, a_inv, c = _criterion(parts, b.p)
+    score, expected, observed, _ = _derivatives(parts, b.p, a_inv, c, basis)
+    jac = _jacobian(psi)
+    info = jac.T @ observed @ jac - _curvature(score)
+    return loglik, beta, a_inv, jac.T @ score, info, jac.T @ expected @ jac
+
+
+def _on_boundary(theta: np.ndarray, b: Blocks, basis: np.ndarray) -> MixedFit:
+    """The REML optimum where the linear parameters cannot reach it (a 2 × 2 covariance
+    singular): Newton–Raphson in ψ, the Cholesky entries, where a variance at 0 or a
+    correlation at ±1 is an ordinary point (lme4's parametrisation), from the last interior
+    iterate. Its df are computed in ψ, as lmerTest computes them in lme4's θ."""
+    psi = _entries(theta)
+    for iteration in range(1, MAX_ITER + 1):
+        loglik, beta, a_inv, score, info, fisher = _in_entries(psi, b, basis)
+        try:
+            np.linalg.cholesky(info)
+            step = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:
+            ridge = 1e-8 * np.trace(fisher) * np.eye(7)
+            step = np.linalg.lstsq(fisher + ridge, score, rcond=None)[0]
+        if abs(float(score @ step)) < TOL:
+            final = _theta(psi)
+            note = _boundary_note(psi)
+            return MixedFit(beta, a_inv, final, iteration, b, psi, note)
+        for _ in range(HALVINGS):
+            trial = psi + step
+            if trial[6] > 0:
+                try:
+                    value = _criterion(_parts(_theta(trial), b, basis), b.p)[0]
+                    if value >= loglik - 1e-9 * max(1.0, abs(loglik)):
+                        break
+                except np.linalg.LinAlgError:
+                    pass
+            step = step / 2
+        else:
+            break
+        psi = trial
+    raise NotEstimableError("not estimable: the mixed model's REML fit did not converge")
+
+
+def _boundary_note(psi: np.ndarray) -> str:
+    """Which component is on the boundary, by lme4's rule (a relative Cholesky diagonal
+    below 1e-4; `mixed.boundary_note` words it)."""
+    sigma = np.sqrt(psi[6])
+    patient, lesion = (
+        np.array([[abs(psi[k]), 0.0], [psi[k + 1] * np.sign(psi[k] or 1.0), abs(psi[k + 2])]])
+        / sigma
+        for k in (0, 3)
+    )
+    return mixed.boundary_note(patient, lesion)
 
 
 def term_test(result: MixedFit, term: int) -> TermTest:
@@ -305,9 +407,13 @@ def term_test(result: MixedFit, term: int) -> TermTest:
     basis = _basis(b.ztz.shape[1])
     parts = _parts(result.theta, b, basis)
     _, beta, a_inv, c = _criterion(parts, b.p)
-    _, _, observed, m_f = _derivatives(parts, b.p, a_inv, c, basis)
+    score, _, observed, m_f = _derivatives(parts, b.p, a_inv, c, basis)
     variance = a_inv[term, term]
     gradient = np.einsum("i,aij,j->a", a_inv[term], m_f[:, : b.p, : b.p], a_inv[:, term])
+    if result.psi is not None:  # in the Cholesky entries: the boundary is an ordinary point
+        jac = _jacobian(result.psi)
+        observed = jac.T @ observed @ jac - _curvature(score)
+        gradient = jac.T @ gradient
     try:
         covariance = np.linalg.inv(observed)
     except np.linalg.LinAlgError:
