@@ -124,11 +124,11 @@ def blocks(
         [np.bincount(row_patient, pairs[:, j], minlength=n_pat) for j in range(m * m)], -1
     ).reshape(n_pat, m, m)
     rows_per = np.bincount(row_patient, minlength=n_pat).astype(float)
-    start = _moments(n, st, stt, zf[:, :, -1], per_lesion(f[:, -1] ** 2), owner)
+    start = _moments(n, st, stt, zf[:, :, -1], per_lesion(f[:, -1] ** 2))
     return Blocks(ztz, ztf, ftf, rows_per, x.shape[1], start)
 
 
-def _moments(n, st, stt, ty, yy, owner) -> np.ndarray:
+def _moments(n, st, stt, ty, yy) -> np.ndarray:
     """Start values from the lesions' least-squares lines of y on time (lesions with three
     rows or more): σ² their pooled residual variance, the spread of their intercepts and
     slopes split evenly between patients and lesions (no correlation)."""
@@ -144,7 +144,6 @@ def _moments(n, st, stt, ty, yy, owner) -> np.ndarray:
     sigma2 = max(float(rss.sum() / (n[ok] - 2).sum()), 1e-8)
     spread = np.array([np.var(level), np.var(slope)]) / 2
     spread = np.maximum(spread, [1e-4, 1e-6]) + [sigma2 / n[ok].mean(), 0.0]
-    del owner  # the split between levels is even: the start needs no grouping
     return np.array([spread[0], 0.0, spread[1], spread[0], 0.0, spread[1], sigma2])
 
 
@@ -297,12 +296,10 @@ def fit(b: Blocks) -> MixedFit:
             step = step / 2
         else:
             if inside:
-                raise NotEstimableError(
-                    "not estimable: the mixed model's REML scoring did not converge"
-                )
+                raise NotEstimableError("the mixed model's REML scoring did not converge")
             return _on_boundary(theta, b, basis)
         theta, parts = trial, trial_parts
-    raise NotEstimableError("not estimable: the mixed model's REML scoring did not converge")
+    raise NotEstimableError("the mixed model's REML scoring did not converge")
 
 
 def _entries(theta: np.ndarray) -> np.ndarray:
@@ -386,7 +383,7 @@ def _on_boundary(theta: np.ndarray, b: Blocks, basis: np.ndarray) -> MixedFit:
         else:
             break
         psi = trial
-    raise NotEstimableError("not estimable: the mixed model's REML fit did not converge")
+    raise NotEstimableError("the mixed model's REML fit did not converge")
 
 
 def _boundary_note(psi: np.ndarray) -> str:
@@ -417,10 +414,10 @@ def term_test(result: MixedFit, term: int) -> TermTest:
     try:
         covariance = np.linalg.inv(observed)
     except np.linalg.LinAlgError:
-        raise NotEstimableError("not estimable: the REML information is singular") from None
+        raise NotEstimableError("the REML information is singular") from None
     df = float(2 * variance**2 / (gradient @ covariance @ gradient))
     if not (np.isfinite(df) and df > 0):
-        raise NotEstimableError("not estimable: the Satterthwaite df are not defined")
+        raise NotEstimableError("the Satterthwaite df are not defined")
     se = float(np.sqrt(variance))
     estimate = float(beta[term])
     return TermTest(estimate, se, df, float(2 * stats.t.sf(abs(estimate / se), df)))
