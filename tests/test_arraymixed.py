@@ -16,6 +16,9 @@ from calcinosis.data.trial import load_trial
 from calcinosis.simulate import power, simulation
 from calcinosis.stats import arraymixed, mixed, models
 
+# simulated from the model fitted to the bundled dataset, and R: out of the quick loop
+pytestmark = pytest.mark.integration
+
 SCRIPT = Path(__file__).parent / "r" / "lmer_arm_fit.R"
 requires_lmertest = pytest.mark.skipif(
     shutil.which("Rscript") is None
