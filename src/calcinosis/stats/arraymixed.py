@@ -118,12 +118,14 @@ def blocks(
         for block in ((at, at), (slice(0, 2), at), (at, slice(0, 2))):  # zz is symmetric
             ztz[(owner[rows], *block)] = zz[rows]
         ztf[owner[rows], at] = zf[rows]
-    pairs = (f[:, :, None] * f[:, None, :]).reshape(len(y), m * m)
     row_patient = np.searchsorted(patients, patient)
-    ftf = np.stack(
-        [np.bincount(row_patient, pairs[:, j], minlength=n_pat) for j in range(m * m)], -1
-    ).reshape(n_pat, m, m)
-    rows_per = np.bincount(row_patient, minlength=n_pat).astype(float)
+    order = np.argsort(row_patient, kind="stable")
+    rows_per = np.bincount(row_patient, minlength=n_pat)
+    sorted_f = f[order]
+    # F'F per patient: sums of the rows' outer products over each patient's run of rows
+    pairs = (sorted_f[:, :, None] * sorted_f[:, None, :]).reshape(len(y), m * m)
+    ftf = np.add.reduceat(pairs, np.r_[0, np.cumsum(rows_per)[:-1]]).reshape(n_pat, m, m)
+    rows_per = rows_per.astype(float)
     start = _moments(n, st, stt, zf[:, :, -1], per_lesion(f[:, -1] ** 2))
     return Blocks(ztz, ztf, ftf, rows_per, x.shape[1], start)
 
