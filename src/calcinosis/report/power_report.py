@@ -119,7 +119,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "other_gee_replicates": grid.other_gee_replicates,
         "lesion_gee_replicates": grid.lesion_gee_replicates,
         "gee_children_max": grid.gee_children_max,
-        "mixed_replicates": grid.mixed_replicates,
+        "mixed_main_replicates": grid.mixed_replicates,  # "mixed_replicates": the cell's count
         "other_mixed_replicates": grid.other_mixed_replicates,
         "n_analyses": len(grid.analyses),
         "response_fall_pct": 100 * (1 - simulation.RESPONSE_SHARE),
