@@ -2,7 +2,8 @@
 
 1. each replicate's analysis cost, in this process, per analysis, at 16, 64 and 120
    children, beside the patient-clustered GEE by the book's own statsmodels route (what a
-   replicate cost before `calcinosis.stats.arraygee`);
+   replicate cost before `calcinosis.stats.arraygee`) and the mixed model by the book's
+   `calcinosis.stats.mixed` route (a general optimiser, the time-only model it fits);
 2. simulated trials per second of a small grid on a local cluster of 1 and of 2 workers,
    with the ratio the issue sets (≥ 1.7× from 1 to 2 workers).
 
@@ -14,7 +15,10 @@ analyses of the same number of trials (blocks of `--block`, many per worker), ea
 configuration runs twice, interleaved (1, 2, 2, 1 workers) on a warm cluster, and the ratio
 is of the better rate of each; the load average is printed beside it.
 
-    python benchmarks/bench_power.py [--replicates R] [--block B]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_power.py [--replicates R] [--block B]
+
+One BLAS thread, as the run's Dask workers have it (distributed's pre-spawn-environ): with
+BLAS's threads the mixed model's small products cost up to 10× more on a loaded machine.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import pandas as pd
 from calcinosis import paths
 from calcinosis.data.trial import load_trial
 from calcinosis.simulate import power, runner, simulation
-from calcinosis.stats import models
+from calcinosis.stats import mixed, models
 
 SIZES = (16, 64, 120)
 
@@ -58,6 +62,21 @@ def _statsmodels_gee(trial: pd.DataFrame) -> models.TermTest:
     return models.term_test(result, "arm × time", "bias_reduced")
 
 
+def _book_mixed(trial: pd.DataFrame) -> None:
+    """The random-slope model by `mixed.fit_random_slopes` (time only: it has no arm term,
+    so this is a lower bound of what the arm model would cost it)."""
+    mixed.fit_random_slopes(
+        pd.DataFrame(
+            {
+                "patient_id": trial["patient_id"],
+                "lesion_id": trial["lesion_id"],
+                "time": trial["visit"] - 1.0,
+                "y": np.log1p(trial["length_mm"]),
+            }
+        )
+    )
+
+
 def analysis_costs(trial_data, children: int) -> dict[str, float]:
     """Median seconds per trial of each analysis, and of the statsmodels route."""
     model = simulation.fit_model(trial_data)
@@ -65,7 +84,8 @@ def analysis_costs(trial_data, children: int) -> dict[str, float]:
     control, effect = power.slopes(pilot, "quarter", "pilot")
     width = power.slopes(pilot, "quarter", "pilot", simulation.SECOND)
     design = power.Grid().design("parallel")
-    times: dict[str, list[float]] = {name: [] for name in (*simulation.ANALYSES, "statsmodels")}
+    names = (*simulation.ANALYSES, "statsmodels", "mixed.py")
+    times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(5):
         rng = np.random.default_rng(r)
         trial = simulation.simulate_trial(model, design, children, effect, rng, control, width)
@@ -79,6 +99,12 @@ def analysis_costs(trial_data, children: int) -> dict[str, float]:
         except (models.NotEstimableError, np.linalg.LinAlgError):
             pass  # a failed fit (the analysis counts it apart) costs its time all the same
         times["statsmodels"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        try:
+            _book_mixed(trial)
+        except models.NotEstimableError:
+            pass
+        times["mixed.py"].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -101,13 +127,20 @@ def main() -> None:
     args = parser.parse_args()
     trial = load_trial(paths.DATA_DIR)
     print("## Each replicate's analysis cost (ms, median of 5 trials, one process)\n")
-    names = (*simulation.ANALYSES, "statsmodels")
-    print("| children | " + " | ".join(names) + " | statsmodels / gee_patient |")
-    print("| ---: " * (len(names) + 2) + "|")
+    names = (*simulation.ANALYSES, "statsmodels", "mixed.py")
+    others = [n for n in simulation.ANALYSES if n != simulation.MIXED]
+    ratios = "statsmodels / gee_patient | mixed.py / mixed | mixed / the others"
+    print("| children | " + " | ".join(names) + f" | {ratios} |")
+    print("| ---: " * (len(names) + 4) + "|")
     for children in SIZES:
         cost = analysis_costs(trial, children)
         cells = " | ".join(f"{1000 * cost[n]:.1f}" for n in names)
-        print(f"| {children} | {cells} | {cost['statsmodels'] / cost['gee_patient']:.1f} |")
+        rest = sum(cost[n] for n in others)
+        print(
+            f"| {children} | {cells} | {cost['statsmodels'] / cost['gee_patient']:.1f} | "
+            f"{cost['mixed.py'] / cost['mixed']:.1f} | {cost['mixed'] / rest:.2f} |"
+        )
+    print(f"\nload average (1, 5, 15 min): {os.getloadavg()}")
     grid = power.Grid(
         children=(8, 16, 24, 40),
         scenarios=("quarter",),

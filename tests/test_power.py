@@ -27,7 +27,7 @@ TINY = power.Grid(
     replicates=4,
     gee_replicates=2,
     lesion_gee_replicates=2,
-    gee_children_min=6,
+    model_children_min=6,
     block=2,
     assurance_members=0,
 )
@@ -247,9 +247,10 @@ def test_the_within_design_alone_gets_the_small_sizes_and_the_gees_skip_them():
     grid = power.Grid(children=(8, 16), within_small=(4, 6))
     assert grid.sizes("within") == (4, 6, 8, 16) and grid.sizes("parallel") == (8, 16)
     assert power.analysed_sizes(grid, "within", "quarter", "gee_patient") == [8, 16]
+    assert power.analysed_sizes(grid, "within", "quarter", "mixed") == [8, 16]
     assert power.analysed_sizes(grid, "within", "quarter", "summary") == [4, 6, 8, 16]
     assert "coprimary" not in power.assurance_analyses(grid)
-    assert {"gee_patient", "summary", "responder"} <= set(power.assurance_analyses(grid))
+    assert {"gee_patient", "mixed", "summary", "responder"} <= set(power.assurance_analyses(grid))
     with pytest.raises(ValueError, match="even numbers"):
         power.Grid(within_small=(5,))
 

@@ -112,7 +112,6 @@ ALLOWED: dict[str, str] = {
     "in the within-patient design each child's lesions are split": PLAN,
     "infliximab injected into a lesion may act beyond it, which w": PLAN,
     "trials of {glue:text}`plan_children_grid` children, followed for {glue:text}`pla": PLAN,
-    "Each simulated trial is analysed five ways:": PLAN,
     "A lesion's width slope shares the children's and the lesions": PLAN,
     "a lesion that resolves does so in both.": PLAN,
     "One number per child: its level does not rest on a working c": PLAN,

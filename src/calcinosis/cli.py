@@ -457,7 +457,7 @@ def _several(name: str, choices, help_text: str, **extra):
     "--within-children",
     None,
     "Further sizes for the within-patient design alone, even, at least 4 (repeatable; "
-    "default 4 and 6: its answer lies below the common grid).",
+    "default 6, where the within-patient answer lies below the common grid).",
     type=click.IntRange(min=4),
 )
 @click.option(

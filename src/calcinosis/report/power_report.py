@@ -120,7 +120,10 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         "other_gee_replicates": grid.other_gee_replicates,
         "lesion_gee_replicates": grid.lesion_gee_replicates,
         "gee_children_max": grid.gee_children_max,
-        "gee_children_min": grid.gee_children_min,
+        "model_children_min": grid.model_children_min,
+        "mixed_main_replicates": grid.mixed_replicates,  # "mixed_replicates": the cell's count
+        "other_mixed_replicates": grid.other_mixed_replicates,
+        "n_analyses": len(grid.analyses),
         "response_fall_pct": 100 * (1 - simulation.RESPONSE_SHARE),
         "width_pilot_pct": pilot.width_estimate_pct,
         "slope_correlation": run.model().slope_correlation,

@@ -57,12 +57,13 @@ ANALYSES = simulation.ANALYSES
 ANALYSIS_LABELS = {
     "gee_patient": "GEE, patients as clusters, small-sample corrected",
     "gee_lesion": "GEE, lesions as clusters, robust (the pilot's)",
+    "mixed": "random-slope mixed model (REML, Satterthwaite df)",
     "summary": "summary slope per child (t-test / ANCOVA)",
     "coprimary": "co-primary: summary slopes of length and width, both significant",
     "responder": "responders (length down ≥ 30 % at the last visit; Fisher / McNemar)",
 }
 # analyses whose estimate is the effect per visit on length (bias and coverage apply)
-SLOPE_ANALYSES = (*simulation.GEE, "summary")
+SLOPE_ANALYSES = (*simulation.GEE, simulation.MIXED, "summary")
 DESIGN_LABELS = {
     "parallel": "parallel groups (children randomised)",
     "within": "within-patient (each child's lesions randomised)",
@@ -99,7 +100,7 @@ class Grid:
     children: tuple[int, ...] = (8, 12, 16, 24, 40, 64, 120)
     # sizes below `children` for the within-patient design alone: each child is its own
     # control there, and its answer lay at the common grid's floor
-    within_small: tuple[int, ...] = (4, 6)
+    within_small: tuple[int, ...] = (6,)
     designs: tuple[str, ...] = simulation.DESIGNS
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     effects: tuple[str, ...] = EFFECTS
@@ -118,9 +119,16 @@ class Grid:
     gee_replicates: int = MIN_ANSWER_REPLICATES
     gee_scenarios: tuple[str, ...] = ("quarter",)
     gee_children_max: int = 120
-    gee_children_min: int = 8  # below it a GEE's small-sample correction fails too often
+    # the GEEs and the mixed model from this many children (the within-patient design's
+    # smaller trials: the others alone), since below it too many of their fits fail for the
+    # answer's Monte-Carlo rule
+    model_children_min: int = 8
     other_gee_replicates: int = 200
     lesion_gee_replicates: int = 200
+    # the random-slope mixed model (a REML fit per trial) on replicates 0 .. mixed_replicates
+    # − 1 of the cells of the main scenarios, on other_mixed_replicates elsewhere
+    mixed_replicates: int = MIN_ANSWER_REPLICATES
+    other_mixed_replicates: int = 200
     block: int = 100
     seed: int = DEFAULT_SEED
     alphas: tuple[float, ...] = (0.05, 0.01)
@@ -321,13 +329,22 @@ def _blocks(grid: Grid, replicates: int, limits: dict[str, int]):
 
 
 def _limits(grid: Grid, cell: dict) -> dict[str, int]:
-    """How many replicates of this cell each GEE analyses (`Grid`)."""
-    if not grid.gee_children_min <= cell["children"] <= grid.gee_children_max:
-        return {name: 0 for name in simulation.GEE}
+    """How many replicates of this cell each GEE and the mixed model analyse (`Grid`): none
+    below `model_children_min`."""
+    mixed = {
+        simulation.MIXED: grid.mixed_replicates
+        if cell["scenario"] in grid.main_scenarios
+        else grid.other_mixed_replicates
+    }
+    if cell["children"] < grid.model_children_min:
+        return {**{name: 0 for name in simulation.GEE}, simulation.MIXED: 0}
+    if cell["children"] > grid.gee_children_max:
+        return {**{name: 0 for name in simulation.GEE}, **mixed}
     main = cell["scenario"] in grid.gee_scenarios
     return {
         "gee_patient": grid.gee_replicates if main else grid.other_gee_replicates,
         "gee_lesion": grid.lesion_gee_replicates,
+        **mixed,
     }
 
 
@@ -444,9 +461,9 @@ def code_hash() -> str:
     """The content hash (`calcinosis.codehash`) of the code that decides a replicate's
     numbers: so a moved module leaves the shipped run current, and an edited one makes it
     stale."""
-    from calcinosis.stats import arraygee, covstruct, mixed
+    from calcinosis.stats import arraygee, arraymixed, covstruct, mixed
 
-    return content_hash((simulation, models, covstruct, mixed, arraygee))
+    return content_hash((simulation, models, covstruct, mixed, arraygee, arraymixed))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A model of lesion trajectories fitted to the trial's data, and simulated randomised trials.
 
 Every value of the model is estimated from the measurements of one outcome (length by
-default) or taken from the data as they are; `calcinosis.power.assumptions` lists each with
+default) or taken from the data as they are; `calcinosis.simulate.power.assumptions` lists each with
 its source.
 
 On the log scale, lesion j of patient i measures at visit v (time t = v − 1)
@@ -15,7 +15,7 @@ GEE (Gaussian, log link) fits, and the arms differ by exactly `effect` on that s
 control arm changing by `control_slope` per visit (a stated scenario: the pilot had no
 control arm, so its own change cannot be told from spontaneous regression).
 
-The slope and residual SDs come from the random-slope mixed model (`calcinosis.mixed`, REML),
+The slope and residual SDs come from the random-slope mixed model (`calcinosis.stats.mixed`, REML),
 which separates the spread of true slopes from the error of estimating each lesion's slope;
 the level SDs, which that error barely touches, from the lesions' least-squares lines. Sizes
 are recorded to the data's recording step, and a lesion resolves (0 from then on) with the
@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from calcinosis.data.trial import Trial
-from calcinosis.stats import arraygee, mixed, models
+from calcinosis.stats import arraygee, arraymixed, mixed, models
 
 OUTCOME = "length"
 SECOND = "width"  # the co-primary outcome: both must show the effect
@@ -409,7 +409,8 @@ GEE = {"gee_patient": ("patient_id", "bias_reduced"), "gee_lesion": ("lesion_id"
 # summary slope of length and of width: the trial succeeds only if both reject
 COPRIMARY = "coprimary"
 RESPONDER = "responder"
-ANALYSES = (*GEE, "summary", COPRIMARY, RESPONDER)
+MIXED = "mixed"
+ANALYSES = (*GEE, MIXED, "summary", COPRIMARY, RESPONDER)
 TERM = "arm × time"
 # A lesion responds when its length at the last visit is at most this share of its first
 # (a fall of 30 % or more, RECIST's partial response); a child responds when the sum of
@@ -432,6 +433,8 @@ def analyse(trial: pd.DataFrame, column: str, allocation: str, analyses=ANALYSES
             test = coprimary(trial, column, models.outcome_column(SECOND), allocation)
         elif name == RESPONDER:
             test = responder(trial, column, allocation)
+        elif name == MIXED:
+            test = random_slopes(trial, column)
         else:
             test = summary_slope(trial, column, allocation)
         out.update(_named(name, test))
@@ -505,7 +508,7 @@ FAILED = models.TermTest(np.nan, np.nan, np.nan, np.nan)
 
 def _gee(trial: pd.DataFrame, column: str, cluster: str, cov_type: str) -> models.TermTest:
     """The arm × time term of the pilot's GEE (Gaussian, log link, exchangeable), fitted on
-    arrays (`calcinosis.arraygee`: what `models.fit_design` and `models.term_test` give, at a
+    arrays (`calcinosis.stats.arraygee`: what `models.fit_design` and `models.term_test` give, at a
     fraction of their cost)."""
     frame = trial.sort_values([cluster, "visit"], kind="mergesort")
     time = frame["visit"].to_numpy(float) - 1.0
@@ -519,6 +522,23 @@ def _gee(trial: pd.DataFrame, column: str, cluster: str, cov_type: str) -> model
     except (models.NotEstimableError, np.linalg.LinAlgError, ValueError):
         return FAILED
     return test if fit.converged and np.isfinite(test.p) else FAILED
+
+
+def random_slopes(trial: pd.DataFrame, column: str) -> models.TermTest:
+    """The arm × time term of the random-slope mixed model (`calcinosis.stats.arraymixed`:
+    lme4's `y ~ arm * time + (1 + time | patient) + (1 + time | patient:lesion)` by REML, with
+    lmerTest's Satterthwaite t) on y = log(size + 1 mm), so a resolved lesion's 0 stays in.
+    A singular fit (a variance at 0) counts, as lmerTest reports it; failed: not converged."""
+    time = trial["visit"].to_numpy(float) - 1.0
+    arm = trial["arm"].to_numpy(float)
+    x = np.column_stack([np.ones(len(trial)), arm, time, arm * time])
+    y = np.log1p(trial[column].to_numpy(float))
+    patient, lesion = trial["patient_id"].to_numpy(), trial["lesion_id"].to_numpy()
+    try:
+        result = arraymixed.fit(arraymixed.blocks(y, x, time, patient, lesion))
+        return arraymixed.term_test(result, 3)
+    except (models.NotEstimableError, np.linalg.LinAlgError):
+        return FAILED
 
 
 def summary_slope(trial: pd.DataFrame, column: str, allocation: str) -> models.TermTest:
