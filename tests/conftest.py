@@ -4,7 +4,10 @@ on the real data being present."""
 from __future__ import annotations
 
 import csv
+import fcntl
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,12 +51,20 @@ TINY_DATASET: dict[str, list[list[object]]] = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that calls R is an integration test (pyproject's markers say so), so the quick
-    loop (`make check`: not integration, system or book) never waits for Rscript."""
+    loop (`make check`: not integration, system or book) never waits for Rscript.
+
+    Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) a test module runs on one
+    worker, so its module-scoped fixtures (a built book, a fitted trial) are made once; a test
+    that names its own `xdist_group` (each generated trial, the reviewer's book) runs apart
+    from its module. Runs before xdist reads the groups."""
     for item in items:
         if item.get_closest_marker("r") and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 def write_csv(path: Path, rows: list[list[object]]) -> None:
@@ -81,30 +92,55 @@ def tiny_dataset_module(tmp_path_factory) -> Path:
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data")
 
 
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name`, made by `make` once for the whole test run: under pytest-xdist the
+    first worker to ask makes it while the others wait on a lock, then every worker reads the
+    same folder (the workers' own temporary folders lie inside the run's). A failure is kept
+    beside it, so the other workers report it instead of making it again."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, made, failed = (shared / f"{name}{suffix}" for suffix in ("", ".made", ".failed"))
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if failed.exists():
+            pytest.fail(failed.read_text(encoding="utf-8"), pytrace=False)
+        if not made.exists():
+            folder.mkdir()
+            try:
+                make(folder)
+            except BaseException as err:
+                failed.write_text(f"{name} failed in another worker: {err}", encoding="utf-8")
+                raise
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
-    """The real book, built once per session from the bundled data into a temporary folder
-    (never the repository's _build/), with the PDF when its toolchain exists."""
+    """The real book, built once per test run (whatever the number of xdist workers) from the
+    bundled data into a temporary folder (never the repository's _build/), with the PDF when
+    its toolchain exists. Read-only: a test that builds on it copies its cache first
+    (`seeded_cache`)."""
     from calcinosis import paths
     from calcinosis.book import build
     from calcinosis.book.staging import pdf_missing
     from calcinosis.errors import BuildError
 
-    root = tmp_path_factory.mktemp("book")
-    pdf = not pdf_missing()
-    try:
-        build.build(
-            paths.DATA_DIR,
-            root / "_build",
-            {},
-            None,
-            pdf,
-            cache_dir=root / "cache",
-            echo=lambda _: None,
-        )
-    except BuildError as err:
-        pytest.fail(f"the book does not build:\n{err}", pytrace=False)
-    return root / "_build"
+    def make(root: Path) -> None:
+        try:
+            build.build(
+                paths.DATA_DIR,
+                root / "_build",
+                {},
+                None,
+                not pdf_missing(),
+                cache_dir=root / "cache",
+                echo=lambda _: None,
+            )
+        except BuildError as err:
+            pytest.fail(f"the book does not build:\n{err}", pytrace=False)
+
+    return once_per_run(tmp_path_factory, "book", make) / "_build"
 
 
 def seeded_cache(built_book: Path, cache_dir: Path) -> Path:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import seeded_cache
+
 pytestmark = pytest.mark.book
 
 
@@ -182,6 +184,7 @@ def test_pages_offer_their_executed_notebook(built_book: Path) -> None:
         assert "injected-parameters" in tags
 
 
+@pytest.mark.xdist_group("review")  # a book of its own: beside the module's browser tests
 def test_reviewer_page_has_no_unresolved_reference(
     built_book: Path, browser, tmp_path: Path
 ) -> None:
@@ -197,7 +200,7 @@ def test_reviewer_page_has_no_unresolved_reference(
         {"cluster": "patient"},
         paths.DATA_DIR,
         tmp_path / "review",
-        cache_dir=built_book.parent / "cache",
+        cache_dir=seeded_cache(built_book, tmp_path / "cache"),
         echo=lambda _: None,
     )
     html = page.read_text(encoding="utf-8")

@@ -173,10 +173,28 @@ def _where(err: Exception) -> str:
     return f"{frames[-1].filename.split('/calcinosis/')[-1]}:{frames[-1].lineno}" if frames else ""
 
 
+class Stages(dict):
+    """Results stages by seed; a seed not yet run is run when a test first asks for it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, seed: int) -> Stage:
+        stage = self[seed] = run_stage(seed, self.root / f"seed{seed}")
+        TIMINGS[f"results stage cpu, seed {seed}"] = stage.cpu_seconds
+        return stage
+
+
 @pytest.fixture(scope="module")
-def stages(request, tmp_path_factory) -> dict[int, Stage]:
-    """The results stage of every seed the selected tests ask for, run once, two trials at a
-    time (the machine's two cores; each stage is one process)."""
+def stages(request, tmp_path_factory) -> Stages:
+    """The results stage of every seed the selected tests ask for, run once. In one process,
+    all of them up front, two trials at a time (the machine's two cores; each stage is one
+    process); under pytest-xdist each seed is a group of its own (`by_seed`), so the workers
+    share the seeds out and each runs the ones it is given as they come."""
+    found = Stages(tmp_path_factory.mktemp("trials"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return found
     wanted = sorted(
         {
             _seed(item)
@@ -186,15 +204,20 @@ def stages(request, tmp_path_factory) -> dict[int, Stage]:
             and _seed(item) is not None
         }
     )
-    root = tmp_path_factory.mktemp("trials")
     start = time.perf_counter()
     with cf.ProcessPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
-        futures = {seed: pool.submit(run_stage, seed, root / f"seed{seed}") for seed in wanted}
-        done = {seed: future.result() for seed, future in futures.items()}
+        futures = {s: pool.submit(run_stage, s, found.root / f"seed{s}") for s in wanted}
+        found.update({seed: future.result() for seed, future in futures.items()})
     TIMINGS["results stages, wall"] = time.perf_counter() - start
-    for stage in done.values():
+    for stage in found.values():
         TIMINGS[f"results stage cpu, seed {stage.seed}"] = stage.cpu_seconds
-    return done
+    return found
+
+
+def by_seed(seeds: tuple[int, ...], kind: str) -> list:
+    """The seeds as parameters, each its own xdist group: a trial's tests run on one worker,
+    which makes its results stage or book once, and the trials spread over the workers."""
+    return [pytest.param(seed, marks=pytest.mark.xdist_group(f"{kind}-{seed}")) for seed in seeds]
 
 
 def _seed(item: pytest.Item) -> int | None:
@@ -570,14 +593,14 @@ def test_a_trial_is_valid_and_a_function_of_its_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("seed", RESULT_SEEDS)
+@pytest.mark.parametrize("seed", by_seed(RESULT_SEEDS, "stage"))
 def test_no_producer_raises(stage_of, seed: int) -> None:
     stage = stage_of(seed)
     stage.fail([f"{name}: {error}" for name, error in stage.errors.items()])
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("seed", RESULT_SEEDS)
+@pytest.mark.parametrize("seed", by_seed(RESULT_SEEDS, "stage"))
 def test_no_nan_inf_or_fallback_number(stage_of, seed: int) -> None:
     stage = stage_of(seed)
     tables = {s.item_name(name): t for s in stage.sections.values() for name, t in s.tables.items()}
@@ -590,7 +613,7 @@ def test_no_nan_inf_or_fallback_number(stage_of, seed: int) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("seed", RESULT_SEEDS)
+@pytest.mark.parametrize("seed", by_seed(RESULT_SEEDS, "stage"))
 def test_stated_counts_follow_the_csvs(stage_of, seed: int) -> None:
     stage = stage_of(seed)
     stage.fail(stated_counts(stage.values, stage.csv))
@@ -652,7 +675,7 @@ def _page_texts(out: Path) -> dict[str, str]:
 
 
 @pytest.mark.system
-@pytest.mark.parametrize("seed", BOOK_SEEDS)
+@pytest.mark.parametrize("seed", by_seed(BOOK_SEEDS, "book"))
 def test_book_builds_and_prints_no_non_number(book_of, seed: int) -> None:
     book = book_of(seed)
     problems = [f"the build failed: {book.error}"] if book.error else []
@@ -670,7 +693,7 @@ def test_book_builds_and_prints_no_non_number(book_of, seed: int) -> None:
 
 
 @pytest.mark.system
-@pytest.mark.parametrize("seed", BOOK_SEEDS)
+@pytest.mark.parametrize("seed", by_seed(BOOK_SEEDS, "book"))
 def test_book_states_the_counts_of_its_csvs(book_of, seed: int) -> None:
     book = book_of(seed)
     if book.error:

@@ -19,6 +19,7 @@ trial (`article.match`). The kinds and verdicts are computed here, never typed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -217,11 +218,19 @@ def conclusions() -> tuple[Conclusion, ...]:
     return tuple(out)
 
 
+@functools.cache
+def _audited_claims() -> dict[str, dict]:
+    """The published claims the audit checks, by name: parsed from the facts file once per
+    process, because `basis` asks for every conclusion of every sub-ensemble (a YAML parse
+    each took most of the pinned section's time)."""
+    return {c["name"]: c for c in reconstruct.published_claims(reconstruct.load_facts())}
+
+
 def basis(conclusion: Conclusion) -> tuple[str, str]:
     """The conclusion's kind and why: imposed when the audit checks every quantity it rests
     on (why: those claims), built in when a fixed choice of the generator decides one of
     them (why: that choice), else open."""
-    claims = {c["name"]: c for c in reconstruct.published_claims(reconstruct.load_facts())}
+    claims = _audited_claims()
     if set(conclusion.rests_on) <= set(claims):
         printed = (claims[q] for q in conclusion.rests_on)
         return IMPOSED, " and ".join(f"{c['name']} {c['relation']} {c['value']:g}" for c in printed)
