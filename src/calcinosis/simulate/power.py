@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from calcinosis import paths, software
 from calcinosis.codehash import content_hash
@@ -474,6 +474,7 @@ class Run:
     assurance: pd.DataFrame
     manifest: dict = field(default_factory=dict)
     _performance: dict = field(default_factory=dict, repr=False, compare=False)
+    _member_curves: dict = field(default_factory=dict, repr=False, compare=False)
 
     def performance(self, alpha: float) -> pd.DataFrame:
         """`performance` of the replicates at `alpha`, computed once per run (the chapter's
@@ -481,6 +482,14 @@ class Run:
         if alpha not in self._performance:
             self._performance[alpha] = performance(self.replicates, alpha)
         return self._performance[alpha]
+
+    def member_curves(self, alpha: float, design: str, analysis: str) -> list[tuple]:
+        """Each ensemble member's smooth power curve of `analysis` in `design` at `alpha`,
+        fitted once per run (the answer's sentence and every row of its table read them)."""
+        key = (alpha, design, analysis)
+        if key not in self._member_curves:
+            self._member_curves[key] = _member_curves(self.assurance, alpha, design, analysis)
+        return self._member_curves[key]
 
     def grid(self) -> Grid:
         """The grid the run covered (JSON lists back to tuples)."""
@@ -764,8 +773,8 @@ def smooth_fit(children, rejected, valid) -> tuple[float, float]:
     k, m = np.asarray(rejected, float), np.asarray(valid, float)
 
     def loss(theta):
-        prob = np.clip(stats.norm.cdf(theta[0] + theta[1] * n), 1e-12, 1 - 1e-12)
-        return -float(np.sum(k * np.log(prob) + (m - k) * np.log1p(-prob)))
+        z = theta[0] + theta[1] * n
+        return -float(np.sum(k * special.log_ndtr(z) + (m - k) * special.log_ndtr(-z)))
 
     start = np.array([-1.0, 0.3])
     result = optimize.minimize(
@@ -870,26 +879,33 @@ def assurance(
     """Power of `analysis` at `children` averaged over the usable ensemble members (each
     member's own smooth curve, read at that size), its 10th percentile across members, and
     the number of members; NaN when the run holds none analysed by it."""
-    rows = run.assurance
-    if rows.empty or "member" not in rows or f"{analysis}_p" not in rows:
+    fits = run.member_curves(alpha, design, analysis)
+    if not fits:
         return {"assurance": np.nan, "p10": np.nan, "members": 0}
-    part = rows[rows["design"] == design]
-    powers = []
-    for _, member in part.groupby("member", sort=True):
-        perf = performance(member, alpha)
-        perf = perf[perf["analysis"] == analysis]
-        if perf.empty:
-            continue
-        fit = smooth_fit(perf["children"], perf["rejected"], perf["valid"])
-        powers.append(smooth_power(fit, children))
-    if not powers:
-        return {"assurance": np.nan, "p10": np.nan, "members": 0}
-    values = np.array(powers)
+    values = np.array([smooth_power(fit, children) for fit in fits])
     return {
         "assurance": float(values.mean()),
         "p10": float(np.quantile(values, 0.1)),
         "members": len(values),
     }
+
+
+def _member_curves(rows: pd.DataFrame, alpha: float, design: str, analysis: str) -> list[tuple]:
+    """(a, b) of each member's smooth curve (`smooth_fit`: rejections among the fits that
+    succeeded, by size), in the order of the members."""
+    if rows.empty or "member" not in rows or f"{analysis}_p" not in rows:
+        return []
+    part = rows[(rows["design"] == design) & rows[f"{analysis}_ran"].fillna(False).astype(bool)]
+    p = part[f"{analysis}_p"].to_numpy(float)
+    counts = (
+        pd.DataFrame({"valid": np.isfinite(p), "rejected": p < alpha})
+        .groupby([part["member"].to_numpy(), part["children"].to_numpy()])
+        .sum()
+    )
+    return [
+        smooth_fit(sizes.index.get_level_values(1), sizes["rejected"], sizes["valid"])
+        for _, sizes in counts.groupby(level=0, sort=True)
+    ]
 
 
 def feasibility(children: int, catchment_millions: float) -> dict[str, float]:
