@@ -8,7 +8,6 @@ bytes the results stage keeps; `render_all` does it for many figures side by sid
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import textwrap
 from collections.abc import Callable
 
@@ -776,18 +775,15 @@ SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 def render_all(
     jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1, pdf: bool = True
 ) -> list:
-    """Draw and render each (function, arguments) job, in order: in `workers` processes when
-    there are enough of them (one per patient of a registry), else here. Rendering is most of
-    a patient's cost, and the figures are independent of each other; `pdf`: as in `render`."""
-    tasks = [(func, args, pdf) for func, args in jobs]
-    if workers < 2 or len(jobs) < 4 * workers:
-        return [_render_job(task) for task in tasks]
-    with cf.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_render_job, tasks, chunksize=max(1, len(jobs) // (4 * workers))))
+    """Draw and render each (function, arguments) job, in order, side by side in `workers`
+    processes (`calcinosis.report.pool`); `pdf`: as in `render`."""
+    from calcinosis.report.pool import side_by_side
+
+    return side_by_side([(draw_and_render, (func, args, pdf)) for func, args in jobs], workers)
 
 
-def _render_job(task: tuple[Callable[..., Figure], tuple, bool]):
-    func, args, pdf = task
+def draw_and_render(func: Callable[..., Figure], args: tuple, pdf: bool = True):
+    """`render(func(*args))`: a job a worker process can be sent, the figure drawn there."""
     return render(func(*args), pdf=pdf)
 
 
