@@ -218,9 +218,15 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     return draw_patient_trajectories(page.trajectories, int(trial.measurements["visit"].max()))
 
 
+# A patient's figure has a fixed layout, in inches: a registry draws hundreds of them, and the
+# layout engine was a quarter of each one's cost. The legend below is taken in by the crop.
+PATIENT_MARGINS_IN = {"left": 0.6, "right": 0.05, "top": 0.3, "bottom": 0.62}
+PATIENT_COLUMN_GAP_IN = 0.55  # the right panel's axis label
+
+
 def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figure:
-    """`fig_patient_trajectories` from the patient's trajectories alone: what a rendering
-    process is sent (`render_all`), so it never refits the patient's models."""
+    """`fig_patient_trajectories` from the patient's trajectories alone: what a worker
+    process is sent (`calcinosis.report.results`), so it never refits the patient's models."""
     long = trajectories.dropna(subset=["size"])
     long = long.assign(outcome=long["outcome"].map(theme.outcome_key))
     lesion_ids = sorted(long["lesion_id"].unique())
@@ -230,7 +236,25 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
         lid: LESION_MARKERS[i // len(theme.PALETTE) % len(LESION_MARKERS)]
         for i, lid in enumerate(lesion_ids)
     }
-    fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
+    theme.apply()
+    width, height = theme.figsize(0.5)
+    margins = PATIENT_MARGINS_IN
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(width, height),
+        sharey=True,
+        squeeze=False,
+        layout="none",
+        gridspec_kw={
+            "left": margins["left"] / width,
+            "right": 1 - margins["right"] / width,
+            "bottom": margins["bottom"] / height,
+            "top": 1 - margins["top"] / height,
+            "wspace": PATIENT_COLUMN_GAP_IN
+            / ((width - margins["left"] - margins["right"] - PATIENT_COLUMN_GAP_IN) / 2),
+        },
+    )
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = long[long["outcome"] == outcome]
         _draw_trajectories(ax, part, "lesion_id", colours, markers=markers)
