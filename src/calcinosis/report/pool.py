@@ -15,7 +15,8 @@ def side_by_side(jobs: list[tuple[Callable[..., Any], tuple]], workers: int = 1)
     if workers < 2 or len(jobs) < 4 * workers:
         return [_call(job) for job in jobs]
     with cf.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_call, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        # one job at a time: a large job (Supplementary Fig. 1) holds up only its own process
+        return list(pool.map(_call, jobs))
 
 
 def _call(job: tuple[Callable[..., Any], tuple]) -> Any:
