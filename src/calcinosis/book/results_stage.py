@@ -29,6 +29,7 @@ class StageRun:
 
     sections: list[Section]
     producers: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0  # the stage's wall time: producers computed side by side overlap
 
     @property
     def digests(self) -> dict[str, str]:
@@ -78,6 +79,7 @@ def run_stage(
     from calcinosis.report import results
 
     producers = results.PRODUCERS if producers is None else producers
+    start = time.perf_counter()
     file_hashes = {name: cache.sha256_file(path) for name, path in dataset_files(data_dir).items()}
     run = StageRun([])
     made_by: dict[str, list[Section]] = {}
@@ -120,6 +122,7 @@ def run_stage(
                 }
                 echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
     run.sections = [s for p in producers for s in made_by[p.name]]
+    run.seconds = round(time.perf_counter() - start, 3)
     return run
 
 
