@@ -130,7 +130,8 @@ def fig_lesion_map(trial: Trial) -> Figure:
         )
         for pid, c in colours.items()
     ]
-    ax.legend(handles=handles, title="Patient", loc="lower right")
+    if _names_patients(colours):
+        ax.legend(handles=handles, title="Patient", loc="lower right")
     ax.set_title(
         "Injected lesions by body site (dot area grows with lesion area)", fontsize="medium"
     )
@@ -487,9 +488,17 @@ def fig_radiography_paired(trial: Trial) -> Figure:
         ax.set_ylabel("Radiographic size (mm)")
         ax.set_ylim(bottom=-0.5)
     handles = [plt.Line2D([], [], color=c, marker="o", label=pid) for pid, c in colours.items()]
+    handles = handles if _names_patients(colours) else []
     handles.append(plt.Line2D([], [], color=theme.REFERENCE, lw=3, marker="D", label="mean"))
     axes[0, 1].legend(handles=handles, fontsize="small", loc="upper right")
     return fig
+
+
+def _names_patients(colours: dict) -> bool:
+    """Whether a legend names each patient: only while each has a colour of its own. A
+    registry's colours repeat, and a legend of hundreds of patients took the layout minutes
+    (the radiography figure 985 s at 100 ×, under load)."""
+    return len(colours) <= len(theme.PALETTE)
 
 
 # --------------------------------------------------------------------------------------------
