@@ -124,6 +124,25 @@ def stage(tiny_dataset: Path, tmp_path: Path):
     return run, store
 
 
+def test_a_producer_apart_runs_beside_the_others_with_the_same_sections(tiny_dataset, tmp_path):
+    """With two processes the producer marked `apart` (the patients') is computed in a
+    process of its own beside the others: the same sections as in one process."""
+    chosen = [p for p in results.PRODUCERS if p.name in ("design", "patients")]
+    assert [p.apart for p in chosen] == [False, True]
+    made = {
+        workers: run_stage(
+            tiny_dataset,
+            Parameters(),
+            cache.Store(tmp_path / f"cache-{workers}"),
+            lambda line: None,
+            producers=chosen,
+            workers=workers,
+        ).digests
+        for workers in (1, 2)
+    }
+    assert made[1] == made[2] and "patients" in made[2]
+
+
 def entries(store: cache.Store) -> dict[str, Path]:
     """Each producer's sections entry, by producer."""
     found = {}

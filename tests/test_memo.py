@@ -45,3 +45,24 @@ def test_views_of_one_trial_share_it_and_declared_reads_hold(tiny_dataset):
     assert len(calls) == 1
     with pytest.raises(UndeclaredRead, match="lesions"):
         lesion_count(trial.only(("patients", "measurements")))
+
+
+def test_a_value_computed_elsewhere_is_remembered(tiny_dataset):
+    """A value computed in a worker process from a trial's rows (`remember`) is what the
+    trial's callers then get, as a copy, without computing it here."""
+    calls = []
+
+    @per_trial("lesions")
+    def lesion_ids(trial, patient_id):
+        calls.append(patient_id)
+        return list(trial.lesions.loc[trial.lesions["patient_id"] == patient_id, "lesion_id"])
+
+    trial = load_trial(tiny_dataset)
+    view = trial.only(("patients", "lesions"))
+    made_elsewhere = ["made", "elsewhere"]
+    lesion_ids.remember(view, made_elsewhere, "P1")
+    got = lesion_ids(trial.only(("lesions",)), "P1")
+    assert got == made_elsewhere and got is not made_elsewhere
+    assert calls == []
+    lesion_ids(trial, "P2")  # not remembered: computed
+    assert calls == ["P2"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jupytext
 import numpy as np
+import pandas as pd
 import pytest
 
 from calcinosis import paths
@@ -443,6 +444,53 @@ def test_each_model_is_fitted_once(trial, monkeypatch):
     primary = models.fit_gee(trial, "length")  # the paper's model: remembered, not refitted
     n = len(calls)
     assert models.primary(trial, "length") is primary and len(calls) == n
+
+
+def test_a_patients_page_from_its_own_rows_is_the_whole_trials(trial):
+    """The stage makes each patient's page from a trial of that patient's rows alone (split
+    once, for a pool of processes): the same page as from the whole trial."""
+    from calcinosis.stats import patients
+
+    ids = [str(p) for p in trial.patients["patient_id"]]
+    view = trial.only(results.CLINICAL)
+    for patient_id, rows in zip(ids, results._one_by_one(view, ids), strict=True):
+        one = results._own_trial(trial.data_dir, rows)
+        assert set(one.lesions["patient_id"]) == {patient_id}
+        alone, whole = (
+            patients.patient_page(one, patient_id),
+            patients.patient_page(view, patient_id),
+        )
+        for field in dataclasses.fields(whole):
+            mine, theirs = getattr(alone, field.name), getattr(whole, field.name)
+            if isinstance(theirs, pd.DataFrame):
+                pd.testing.assert_frame_equal(mine, theirs)
+            elif isinstance(theirs, pd.Series):
+                pd.testing.assert_series_equal(mine, theirs)
+            else:
+                assert repr(mine) == repr(theirs), field.name  # NaN-safe for the rates
+
+
+def test_patients_side_by_side_are_the_patients_one_by_one(tmp_path):
+    """With enough patients for a pool (two copies of the data: 10), the patients' pages
+    made in two worker processes are the sections made one after another here."""
+    frames = {
+        name: pd.read_csv(paths.DATA_DIR / f"{name}.csv", dtype=str, keep_default_na=False)
+        for name in ("patients", "lesions", "measurements", "radiography", "adverse_events")
+    }
+    dest = tmp_path / "data"
+    dest.mkdir()
+    for name, frame in frames.items():
+        second = frame.copy()
+        for column in ("patient_id", "lesion_id"):
+            if column in second:
+                second[column] = second[column].str.replace(r"^P(\d+)", r"Q\1", regex=True)
+        pd.concat([frame, second]).to_csv(dest / f"{name}.csv", index=False)
+    twice = load_trial(dest)
+    producer = next(p for p in results.PRODUCERS if p.name == "patients")
+    alone = results.run(producer, twice, Parameters(), workers=1, pdf=False)
+    side_by_side = results.run(producer, load_trial(dest), Parameters(), workers=2, pdf=False)
+    assert len(alone) == 2 + len(twice.patients)
+    assert [s.digest() for s in side_by_side] == [s.digest() for s in alone]
 
 
 @pytest.fixture(scope="module")

@@ -402,6 +402,7 @@ def _record(
         "pdf": plan.pdf,
         "compare_to": str(plan.compare_to) if plan.compare_to else None,
         "results_stage": report.stage.producers if report.stage else {},
+        "results_stage_seconds": report.stage.seconds if report.stage else 0.0,
         "sections": report.stage.digests if report.stage else {},
         "pages": [r.record() for r in report.runs],
         "book_seconds": book_seconds,

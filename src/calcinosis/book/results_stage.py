@@ -3,7 +3,9 @@ when the data files it reads (and the parameters, if it uses them) are unchanged
 otherwise, in a worker process of their own; then the results folder is written.
 
 The producers that are computed run in one process, one after another, so a model that several
-of them show is fitted once (`calcinosis.stats.models` keeps fits by content).
+of them show is fitted once (`calcinosis.stats.models` keeps fits by content); one marked
+`apart` (the patients', whose work grows with the registry) runs beside them in a second
+process when the build has two or more.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class StageRun:
 
     sections: list[Section]
     producers: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0  # the stage's wall time: producers computed side by side overlap
 
     @property
     def digests(self) -> dict[str, str]:
@@ -76,10 +79,13 @@ def run_stage(
     from calcinosis.report import results
 
     producers = results.PRODUCERS if producers is None else producers
+    start = time.perf_counter()
     file_hashes = {name: cache.sha256_file(path) for name, path in dataset_files(data_dir).items()}
     run = StageRun([])
     made_by: dict[str, list[Section]] = {}
-    with worker_pool(max_workers=1, initializer=init_worker) as pool:
+    # a producer marked `apart` (a registry's patients: as much work as all the others
+    # together) runs in a process of its own beside the others when the build has two
+    with worker_pool(max_workers=2 if workers > 1 else 1, initializer=init_worker) as pool:
         for derived in (False, True):
             values = (
                 results.all_values(s for part in made_by.values() for s in part)
@@ -95,20 +101,16 @@ def run_stage(
                     run.producers[producer.name] = {"key": key, "cached": True, "seconds": 0.0}
                 else:
                     todo.append((producer, key))
-            if not todo:
-                continue
-            names = [p.name for p, _ in todo]
-            made = _result(
+            beside = [p.name for p, _ in todo if p.apart and workers > 1]
+            groups = [beside, [p.name for p, _ in todo if p.name not in beside]]
+            futures = [
                 pool.submit(
-                    compute_producers,
-                    str(data_dir),
-                    params.as_dict(),
-                    names,
-                    values,
-                    workers,
-                    pdf,
+                    compute_producers, str(data_dir), params.as_dict(), names, values, workers, pdf
                 )
-            )
+                for names in groups
+                if names
+            ]
+            made = {name: done for future in futures for name, done in _result(future).items()}
             for producer, key in todo:
                 sections, seconds = made[producer.name]
                 _store(store, key, sections, producer.name, seconds)
@@ -120,6 +122,7 @@ def run_stage(
                 }
                 echo(f"  results: {producer.name:<27} computed {seconds:6.1f} s")
     run.sections = [s for p in producers for s in made_by[p.name]]
+    run.seconds = round(time.perf_counter() - start, 3)
     return run
 
 

@@ -44,6 +44,13 @@ def per_trial(*reads: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 known[args] = func(trial.whole.only(reads), *args)
             return copy.deepcopy(known[args])
 
+        def remember(trial: Trial, value: T, *args) -> None:
+            """Keep `value`, computed from `trial`'s rows for `args` elsewhere (a worker
+            process of the results stage), as this analysis of `trial`: callers here reuse it
+            instead of computing it again."""
+            done.setdefault(trial.whole, {})[args] = value
+
+        once.remember = remember  # type: ignore[attr-defined]
         return once
 
     return decorate

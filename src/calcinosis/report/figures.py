@@ -8,7 +8,6 @@ bytes the results stage keeps; `render_all` does it for many figures side by sid
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import textwrap
 from collections.abc import Callable
 
@@ -131,7 +130,8 @@ def fig_lesion_map(trial: Trial) -> Figure:
         )
         for pid, c in colours.items()
     ]
-    ax.legend(handles=handles, title="Patient", loc="lower right")
+    if _names_patients(colours):
+        ax.legend(handles=handles, title="Patient", loc="lower right")
     ax.set_title(
         "Injected lesions by body site (dot area grows with lesion area)", fontsize="medium"
     )
@@ -219,9 +219,15 @@ def fig_patient_trajectories(trial: Trial, patient_id: str) -> Figure:
     return draw_patient_trajectories(page.trajectories, int(trial.measurements["visit"].max()))
 
 
+# A patient's figure has a fixed layout, in inches: a registry draws hundreds of them, and the
+# layout engine was a quarter of each one's cost. The legend below is taken in by the crop.
+PATIENT_MARGINS_IN = {"left": 0.6, "right": 0.05, "top": 0.3, "bottom": 0.62}
+PATIENT_COLUMN_GAP_IN = 0.55  # the right panel's axis label
+
+
 def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figure:
-    """`fig_patient_trajectories` from the patient's trajectories alone: what a rendering
-    process is sent (`render_all`), so it never refits the patient's models."""
+    """`fig_patient_trajectories` from the patient's trajectories alone: what a worker
+    process is sent (`calcinosis.report.results`), so it never refits the patient's models."""
     long = trajectories.dropna(subset=["size"])
     long = long.assign(outcome=long["outcome"].map(theme.outcome_key))
     lesion_ids = sorted(long["lesion_id"].unique())
@@ -231,7 +237,25 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
         lid: LESION_MARKERS[i // len(theme.PALETTE) % len(LESION_MARKERS)]
         for i, lid in enumerate(lesion_ids)
     }
-    fig, axes = _outcome_axes(height_ratio=0.5, sharey=True)
+    theme.apply()
+    width, height = theme.figsize(0.5)
+    margins = PATIENT_MARGINS_IN
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(width, height),
+        sharey=True,
+        squeeze=False,
+        layout="none",
+        gridspec_kw={
+            "left": margins["left"] / width,
+            "right": 1 - margins["right"] / width,
+            "bottom": margins["bottom"] / height,
+            "top": 1 - margins["top"] / height,
+            "wspace": PATIENT_COLUMN_GAP_IN
+            / ((width - margins["left"] - margins["right"] - PATIENT_COLUMN_GAP_IN) / 2),
+        },
+    )
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = long[long["outcome"] == outcome]
         _draw_trajectories(ax, part, "lesion_id", colours, markers=markers)
@@ -464,9 +488,17 @@ def fig_radiography_paired(trial: Trial) -> Figure:
         ax.set_ylabel("Radiographic size (mm)")
         ax.set_ylim(bottom=-0.5)
     handles = [plt.Line2D([], [], color=c, marker="o", label=pid) for pid, c in colours.items()]
+    handles = handles if _names_patients(colours) else []
     handles.append(plt.Line2D([], [], color=theme.REFERENCE, lw=3, marker="D", label="mean"))
     axes[0, 1].legend(handles=handles, fontsize="small", loc="upper right")
     return fig
+
+
+def _names_patients(colours: dict) -> bool:
+    """Whether a legend names each patient: only while each has a colour of its own. A
+    registry's colours repeat, and a legend of hundreds of patients took the layout minutes
+    (the radiography figure 985 s at 100 ×, under load)."""
+    return len(colours) <= len(theme.PALETTE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -776,18 +808,15 @@ SVG_SALT = "calcinosis"  # fixed ids inside SVG files: same figure, same bytes
 def render_all(
     jobs: list[tuple[Callable[..., Figure], tuple]], workers: int = 1, pdf: bool = True
 ) -> list:
-    """Draw and render each (function, arguments) job, in order: in `workers` processes when
-    there are enough of them (one per patient of a registry), else here. Rendering is most of
-    a patient's cost, and the figures are independent of each other; `pdf`: as in `render`."""
-    tasks = [(func, args, pdf) for func, args in jobs]
-    if workers < 2 or len(jobs) < 4 * workers:
-        return [_render_job(task) for task in tasks]
-    with cf.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_render_job, tasks, chunksize=max(1, len(jobs) // (4 * workers))))
+    """Draw and render each (function, arguments) job, in order, side by side in `workers`
+    processes (`calcinosis.report.pool`); `pdf`: as in `render`."""
+    from calcinosis.report.pool import side_by_side
+
+    return side_by_side([(draw_and_render, (func, args, pdf)) for func, args in jobs], workers)
 
 
-def _render_job(task: tuple[Callable[..., Figure], tuple, bool]):
-    func, args, pdf = task
+def draw_and_render(func: Callable[..., Figure], args: tuple, pdf: bool = True):
+    """`render(func(*args))`: a job a worker process can be sent, the figure drawn there."""
     return render(func(*args), pdf=pdf)
 
 

@@ -29,6 +29,8 @@ from calcinosis.params import Parameters
 from calcinosis.report.sections import Section, Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from calcinosis.data.trial import Trial
 
 CLINICAL = ("patients", "lesions", "measurements")
@@ -95,6 +97,9 @@ class Producer:
     # States the commit of the code (the software section): the commit is part of its cache
     # key, so a commit that changes no package file still shows in a rebuild.
     records_commit: bool = False
+    # Computed in a process of its own beside the other producers (a build with two or more
+    # processes): a registry's patients are as much work as all the rest together.
+    apart: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,40 +260,85 @@ def gee(inp: Inputs) -> Iterable[Section]:
 
 def patient_sections(inp: Inputs) -> Iterable[Section]:
     """The overview of all patients, one section per patient, and the discussion's
-    duration analysis (it reuses the per-patient rates)."""
+    duration analysis (it reuses the per-patient rates).
+
+    Each patient's page (fits, tables, sentences, figure) is made from a trial of that
+    patient's rows alone, in the stage's worker processes beside the others: the work grows
+    linearly with patients. The pages made there are remembered here
+    (`patients.patient_page`), so the overview and the discussion fit nothing again."""
     from calcinosis.report import figures, tables
+    from calcinosis.report.pool import side_by_side
     from calcinosis.stats import patients
 
     trial = inp.trial
+    ids = trial.patients["patient_id"].astype(str).tolist()
+    n_visits = int(trial.measurements["visit"].max())
+    everyone = (figures.long_measurements(trial), sorted(ids), n_visits)
+    made = side_by_side(  # the largest first, so that it does not finish last
+        [(figures.draw_and_render, (figures.draw_supplementary_trajectories, everyone, inp.pdf))]
+        + [
+            (_patient, (trial.data_dir, rows, patient_id, n_visits, inp.pdf))
+            for patient_id, rows in zip(ids, _one_by_one(trial, ids), strict=True)
+        ],
+        inp.workers,
+    )
+    supplementary = made.pop(0)
+    for patient_id, (page, _) in zip(ids, made, strict=True):
+        patients.patient_page.remember(trial, page, patient_id)  # type: ignore[attr-defined]
     overview = Section("patients")
     overview.add({"sparse_lesions_sentence": patients.sparse_lesions_sentence(trial)})
     overview.tables["tab_patient_rates"] = Table(tables.tab_patient_rates(trial), 2)
     overview.figures["fig_patient_rates"] = figures.render(
         figures.fig_patient_rates(trial, inp.params)
     )
-    ids = trial.patients["patient_id"].astype(str).tolist()
-    n_visits = int(trial.measurements["visit"].max())
-    pages = [patients.patient_page(trial, patient_id) for patient_id in ids]
-    everyone = (figures.long_measurements(trial), sorted(ids), n_visits)
-    rendered = figures.render_all(  # the largest first, so that it does not finish last
-        [(figures.draw_supplementary_trajectories, everyone)]
-        + [(figures.draw_patient_trajectories, (page.trajectories, n_visits)) for page in pages],
-        inp.workers,
-        pdf=inp.pdf,
-    )
-    overview.figures["fig_supplementary_trajectories"] = rendered.pop(0)
+    overview.figures["fig_supplementary_trajectories"] = supplementary
     yield overview
-    for patient_id, page, figure in zip(ids, pages, rendered, strict=True):
-        yield _patient(trial, patient_id, page, figure)
+    for _, section in made:
+        yield section
     yield _discussion(trial)
 
 
-def _patient(trial: Trial, patient_id: str, page, figure) -> Section:
-    """A patient's section; `page` (`patients.patient_page`) and its rendered trajectory
-    figure are made for all patients at once, the figures side by side."""
-    from calcinosis.report import tables
+def _one_by_one(trial: Trial, ids: list[str]) -> Iterable[dict[str, pd.DataFrame]]:
+    """For each patient of `ids`, the patient's rows of the patients, lesions and
+    measurements tables (a measurement's patient is its lesion's): the tables split once
+    rather than filtered for each patient, sent to a worker process as frames (`_own_trial`)."""
+    import numpy as np
+
+    patient_of = trial.lesions.set_index("lesion_id")["patient_id"]
+    rows = {
+        "patients": trial.patients.groupby("patient_id", sort=False).indices,
+        "lesions": trial.lesions.groupby("patient_id", sort=False).indices,
+        "measurements": trial.measurements.groupby(
+            trial.measurements["lesion_id"].map(patient_of), sort=False
+        ).indices,
+    }
+    none = np.array([], dtype=int)
+    for patient_id in ids:
+        yield {
+            name: getattr(trial, name).iloc[at.get(patient_id, none)] for name, at in rows.items()
+        }
+
+
+def _own_trial(data_dir: Path, rows: dict[str, pd.DataFrame]) -> Trial:
+    """A trial of one patient's rows (`_one_by_one`), holding those tables alone."""
+    import pandas as pd
+
+    from calcinosis.data.trial import Trial
+
+    unread = {"radiography": pd.DataFrame(), "adverse_events": pd.DataFrame()}
+    return Trial(data_dir, **rows, **unread).only(tuple(rows))
+
+
+def _patient(
+    data_dir: Path, rows: dict[str, pd.DataFrame], patient_id: str, n_visits: int, pdf: bool
+) -> tuple[object, Section]:
+    """A patient's page (`patients.patient_page`) and section, from the patient's `rows`
+    alone (`_one_by_one`): run in a worker process, figure included."""
+    from calcinosis.report import figures, tables
     from calcinosis.stats import patients
 
+    one = _own_trial(data_dir, rows)
+    page = patients.patient_page(one, patient_id)
     section = Section(f"patient_{slug(patient_id)}", scope=slug(patient_id))
     info = page.patient
     section.add(
@@ -307,10 +357,12 @@ def _patient(trial: Trial, patient_id: str, page, figure) -> Section:
             }
         )
     section.add(patients.page_sentences(page))
-    section.tables["tab_patient_lesions"] = Table(tables.tab_patient_lesions(trial, patient_id), 1)
-    section.tables["tab_patient_rate"] = Table(tables.tab_patient_rate(trial, patient_id), 2)
-    section.figures["fig_patient_trajectories"] = figure
-    return section
+    section.tables["tab_patient_lesions"] = Table(tables.tab_patient_lesions(one, patient_id), 1)
+    section.tables["tab_patient_rate"] = Table(tables.tab_patient_rate(one, patient_id), 2)
+    section.figures["fig_patient_trajectories"] = figures.render(
+        figures.draw_patient_trajectories(page.trajectories, n_visits), pdf=pdf
+    )
+    return page, section
 
 
 def _discussion(trial: Trial) -> Section:
@@ -630,7 +682,14 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("methods", ("lesions",), methods),
     Producer("cohort", (*CLINICAL, "radiography"), cohort),
     Producer("gee", CLINICAL, gee, uses_parameters=True),
-    Producer("patients", CLINICAL, patient_sections, uses_parameters=True, pdf_per_patient=True),
+    Producer(
+        "patients",
+        CLINICAL,
+        patient_sections,
+        uses_parameters=True,
+        pdf_per_patient=True,
+        apart=True,
+    ),
     Producer("radiography", ("patients", "lesions", "radiography"), radiography_section),
     Producer("safety", (*CLINICAL, "adverse_events"), safety_section),
     Producer("sensitivity", CLINICAL, sensitivity_section),
