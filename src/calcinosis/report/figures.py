@@ -176,21 +176,12 @@ def draw_supplementary_trajectories(long: pd.DataFrame, patients: list, n_visits
     room = SUPPLEMENTARY_MAX_HEIGHT_IN - margins["top"] - margins["bottom"]
     row_in = min(SUPPLEMENTARY_ROW_IN, room / max(1, len(patients)))
     height = len(patients) * row_in + margins["top"] + margins["bottom"]
-    column_in = (width - margins["left"] - margins["right"] - SUPPLEMENTARY_COLUMN_GAP_IN) / 2
-    fig, axes = plt.subplots(
+    fig, axes = _two_columns(
         len(patients),
-        2,
-        figsize=(width, height),
-        squeeze=False,
-        layout="none",
-        gridspec_kw={
-            "left": margins["left"] / width,
-            "right": 1 - margins["right"] / width,
-            "bottom": margins["bottom"] / height,
-            "top": 1 - margins["top"] / height,
-            "wspace": SUPPLEMENTARY_COLUMN_GAP_IN / column_in,
-            "hspace": SUPPLEMENTARY_GAP / (1 - SUPPLEMENTARY_GAP),
-        },
+        (width, height),
+        margins,
+        SUPPLEMENTARY_COLUMN_GAP_IN,
+        hspace=SUPPLEMENTARY_GAP / (1 - SUPPLEMENTARY_GAP),
     )
     parts = dict(tuple(long.groupby(["patient_id", "outcome"], sort=False)))
     for row, pid in enumerate(patients):
@@ -240,22 +231,7 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
     theme.apply()
     width, height = theme.figsize(0.5)
     margins = PATIENT_MARGINS_IN
-    fig, axes = plt.subplots(
-        1,
-        2,
-        figsize=(width, height),
-        sharey=True,
-        squeeze=False,
-        layout="none",
-        gridspec_kw={
-            "left": margins["left"] / width,
-            "right": 1 - margins["right"] / width,
-            "bottom": margins["bottom"] / height,
-            "top": 1 - margins["top"] / height,
-            "wspace": PATIENT_COLUMN_GAP_IN
-            / ((width - margins["left"] - margins["right"] - PATIENT_COLUMN_GAP_IN) / 2),
-        },
-    )
+    fig, axes = _two_columns(1, (width, height), margins, PATIENT_COLUMN_GAP_IN, sharey=True)
     for ax, outcome in zip(axes[0], OUTCOMES, strict=True):
         part = long[long["outcome"] == outcome]
         _draw_trajectories(ax, part, "lesion_id", colours, markers=markers)
@@ -277,6 +253,26 @@ def draw_patient_trajectories(trajectories: pd.DataFrame, n_visits: int) -> Figu
             bbox_to_anchor=(0.5, 0.0),
         )
     return fig
+
+
+def _two_columns(rows: int, size: tuple[float, float], margins: dict, gap_in: float, **extra):
+    """A figure of `rows` × 2 axes placed in inches (its margins and the gap between the
+    columns), not by constrained layout, whose cost grows with the axes and which gives up at
+    registry size. `hspace` goes to the grid; anything else to `plt.subplots`."""
+    width, height = size
+    column_in = (width - margins["left"] - margins["right"] - gap_in) / 2
+    grid = {
+        "left": margins["left"] / width,
+        "right": 1 - margins["right"] / width,
+        "bottom": margins["bottom"] / height,
+        "top": 1 - margins["top"] / height,
+        "wspace": gap_in / column_in,
+    }
+    if "hspace" in extra:
+        grid["hspace"] = extra.pop("hspace")
+    return plt.subplots(
+        rows, 2, figsize=size, squeeze=False, layout="none", gridspec_kw=grid, **extra
+    )
 
 
 def fig_patient_rates(trial: Trial, params=None) -> Figure:
