@@ -53,7 +53,8 @@ def check(run: power.Run, choice: Choice) -> None:
         known = {"scenario": power.SCENARIOS, "design": simulation.DESIGNS}.get(name, power.EFFECTS)
         if value not in known or value == "zero":
             raise ValueError(
-                f"{name}={value!r} is not a {name} this chapter offers (the power run holds "
+                f"{name}={value!r} is not one of the {name}s this chapter offers (the power "
+                "run holds "
                 f"{', '.join(allowed)})"
             )
         if value not in allowed:
