@@ -251,6 +251,8 @@ def test_the_within_design_alone_gets_the_small_sizes_and_the_gees_skip_them():
     assert power.analysed_sizes(grid, "within", "quarter", "summary") == [4, 6, 8, 16]
     assert "coprimary" not in power.assurance_analyses(grid)
     assert {"gee_patient", "mixed", "summary", "responder"} <= set(power.assurance_analyses(grid))
+    # a grid starting below the models' floor still gives them to the members where they run
+    assert "mixed" in power.assurance_analyses(power.Grid(children=(6, 8)))
     with pytest.raises(ValueError, match="even numbers"):
         power.Grid(within_small=(5,))
 

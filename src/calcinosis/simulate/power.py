@@ -413,14 +413,15 @@ def usable_members(rows: pd.DataFrame) -> dict[int, simulation.Model]:
 
 def assurance_analyses(grid: Grid) -> tuple[str, ...]:
     """The analyses the members' trials get: every one the answer can read (run on at
-    least MIN_ANSWER_REPLICATES trials a cell in the assurance scenario) that needs length
-    alone, since the members' models are fitted to length alone (their widths' fits are
-    mostly singular)."""
-    probe = {"children": min(grid.children), "scenario": grid.assurance_scenario}
-    limits = _limits(grid, probe)
+    least MIN_ANSWER_REPLICATES trials a cell at some size of the assurance scenario) that
+    needs length alone, since the members' models are fitted to length alone."""
+    scenario = grid.assurance_scenario
+    limits = [_limits(grid, {"children": n, "scenario": scenario}) for n in grid.children]
     enough = MIN_ANSWER_REPLICATES
     return tuple(
-        a for a in grid.analyses if a != simulation.COPRIMARY and limits.get(a, enough) >= enough
+        a
+        for a in grid.analyses
+        if a != simulation.COPRIMARY and any(lim.get(a, enough) >= enough for lim in limits)
     )
 
 
