@@ -101,7 +101,7 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
     mine = answers[(answers["design"] == choice.design) & (answers["scenario"] == choice.scenario)]
     control, effect = power.slopes(pilot, choice.scenario, choice.effect)
     sizes = grid.sizes(choice.design)
-    largest, smallest = max(sizes), min(sizes)
+    largest = max(sizes)
     target_key = f"n{round(100 * choice.target_power)}"
     out: dict[str, object] = {
         "alpha": choice.alpha,
@@ -159,13 +159,17 @@ def values(run: power.Run, choice: Choice) -> dict[str, object]:
         out["refused"] = "No analysis holds its level with enough replicates here."
     if refused is not None and best is None:
         row = mine[mine["analysis"] == refused[0]].iloc[0]
-        n_text = _children_text(refused[1], largest, smallest)
+        n_text = _children_text(refused[1], largest, int(row["smallest"]))
         out["refused"] = (
             f"The {power.ANALYSIS_LABELS[refused[0]]} would need {n_text} children, but "
             f"without effect it rejects in {row['type1']:.3f} of the trials (MC SE "
             f"{row['type1_mcse']:.3f}) at α = {choice.alpha:g}: more than its Monte-Carlo "
             "error allows, so it is not offered."
         )
+    # the smallest size the chosen curve was read from (the GEEs and the mixed model start
+    # above the within-patient design's smallest)
+    chosen = mine[mine["analysis"] == best[0]] if best is not None else mine.iloc[:0]
+    smallest = int(chosen["smallest"].iloc[0]) if len(chosen) else min(sizes)
     n_answer = None if best is None or best[1] is None else max(best[1], smallest)
     if best is None:
         out["answer"] = "no answer: no analysis holds its level with enough replicates here"
