@@ -96,7 +96,13 @@ def test_ctrl_c_keeps_finished_results_and_leaves_no_process(tmp_path):
     script = tmp_path / "slow.py"
     src = str(Path(__file__).resolve().parents[1] / "src")
     script.write_text(textwrap.dedent(SLOW_RUN.format(src=src, store=str(store))))
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
+    # as a shell starts it: SIGINT at its default, which Python turns into KeyboardInterrupt
+    # (a pytest-xdist worker ignores SIGINT, and a child would inherit that)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not list(store.glob("t*.json")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no task finished in 2 minutes"
