@@ -205,14 +205,32 @@ def test_one_or_two_workers_give_the_same_replicates_and_a_run_resumes(trial, tm
 
 
 @pytest.mark.integration
-def test_a_changed_code_hash_or_model_is_stale(trial, tiny_dataset):
-    model = simulation.fit_model(trial).as_dict()
-    manifest = {"code_sha256": "0" * 64, "model": {**model, "ar1": 0.5}, "complete": True}
+def test_a_changed_code_hash_or_other_measurements_are_stale(trial, tiny_dataset):
+    manifest = {"code_sha256": "0" * 64, "data_sha256": "0" * 64, "complete": True}
     reasons = power.staleness(power.Run(pd.DataFrame(), pd.DataFrame(), manifest), trial)
-    assert len(reasons) == 2 and "code" in reasons[0] and "model" in reasons[1]
-    current = {"code_sha256": power.code_hash(), "model": model, "complete": True}
+    assert len(reasons) == 2 and "code" in reasons[0] and "other measurements" in reasons[1]
+    current = {
+        "code_sha256": power.code_hash(),
+        "data_sha256": power.data_fingerprint(trial),
+        "complete": True,
+    }
     run = power.Run(pd.DataFrame(), pd.DataFrame(), current)
-    assert [r for r in power.staleness(run, load_trial(tiny_dataset)) if "differs" in r]
+    assert power.staleness(run, trial) == []
+    other = load_trial(tiny_dataset)
+    assert [r for r in power.staleness(run, other) if "other measurements" in r]
+    # the fingerprint is of the measurements the model reads: one size moved changes it,
+    # the other tables do not
+    moved = trial.measurements.copy()
+    moved.loc[moved.index[0], "length_mm"] += 0.5
+    assert (
+        power.data_fingerprint(dataclasses.replace(trial, measurements=moved))
+        != current["data_sha256"]
+    )
+    events = trial.adverse_events.iloc[:0]
+    assert (
+        power.data_fingerprint(dataclasses.replace(trial, adverse_events=events))
+        == current["data_sha256"]
+    )
     section = Section("power", {"power_stale_warning": "stale because"})
     assert _stale_results([section]) == ["stale because"]
 

@@ -34,6 +34,7 @@ members) share their simulated children: common random numbers.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import platform
@@ -86,6 +87,8 @@ SHIPPED_DIR = paths.PACKAGE_DIR / "shipped" / "power"
 REPLICATES_FILE = "replicates.csv.gz"
 ASSURANCE_FILE = "assurance.csv.gz"
 MANIFEST_FILE = "manifest.json"
+# the columns of the measurements the simulation model and the pilot effects are computed from
+FINGERPRINTED = ("patient_id", "lesion_id", "visit", "length_mm", "width_mm")
 DEFAULT_SEED = 20261126
 # The article's introduction: JDM's annual incidence (2–4 per million children, its refs 2,
 # 3) and the share of children with JDM who develop calcinosis (about 40 %, its ref 8).
@@ -559,6 +562,7 @@ def collect(trial: Trial, grid: Grid, store_dir: Path, timing: dict | None = Non
     manifest = {
         "code_sha256": code_hash(),
         "model": model.as_dict(),
+        "data_sha256": data_fingerprint(trial),
         "pilot": asdict(pilot),
         "grid": grid.as_dict(),
         "members": [
@@ -624,20 +628,24 @@ def read(folder: Path = SHIPPED_DIR) -> Run:
 
 
 def staleness(run: Run, trial: Trial) -> list[str]:
-    """Why `run` no longer describes this code and these data (empty: it does)."""
+    """Why `run` no longer describes this code and these data (empty: it does).
+
+    The run's simulation model is a function of the code (its hash) and of the measurements
+    it was fitted to (their fingerprint), so comparing the two fingerprints says whether these
+    data would give the same model without refitting it: at registry size the refit is the
+    costliest part of the planning section."""
     reasons = []
     if run.manifest.get("code_sha256") != code_hash():
         reasons.append(
             "the simulation or analysis code changed since it was computed (code hash "
             f"{str(run.manifest.get('code_sha256'))[:12]} there, {code_hash()[:12]} now)"
         )
-    try:
-        fitted = simulation.fit_model(trial).as_dict()
-    except models.NotEstimableError as err:
-        reasons.append(f"no simulation model can be fitted to these data ({err})")
-        return reasons
-    if not _close(run.manifest.get("model", {}), fitted):
-        reasons.append("the simulation model fitted to these data differs from the shipped one")
+    if run.manifest.get("data_sha256") != data_fingerprint(trial):
+        reasons.append(
+            "its simulation model was fitted to other measurements than these (fingerprint "
+            f"{str(run.manifest.get('data_sha256'))[:12]} there, "
+            f"{data_fingerprint(trial)[:12]} here)"
+        )
     if not run.manifest.get("complete", False):
         reasons.append(
             f"the run is incomplete ({run.manifest.get('missing_tasks')} tasks missing); "
@@ -646,23 +654,12 @@ def staleness(run: Run, trial: Trial) -> list[str]:
     return reasons
 
 
-def _close(a: dict, b: dict) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for key, value in a.items():
-        other = b[key]
-        if isinstance(value, float) and isinstance(other, float):
-            if not np.isclose(value, other, rtol=1e-9, atol=1e-12):
-                return False
-        elif isinstance(value, list | tuple) and isinstance(other, list | tuple):
-            if list(value) != list(other):
-                return False
-        elif isinstance(value, dict) and isinstance(other, dict):
-            if not _close(value, other):
-                return False
-        elif value != other:
-            return False
-    return True
+def data_fingerprint(trial: Trial) -> str:
+    """SHA-256 of what the simulation model and the pilot effects read: each measurement's
+    patient, lesion, visit and sizes, in the data's order."""
+    frame = models.with_patient_id(trial.measurements)[list(FINGERPRINTED)]
+    text = frame.to_csv(index=False, float_format="%r", lineterminator="\n")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
