@@ -33,6 +33,7 @@ members) share their simulated children: common random numbers.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -616,8 +617,21 @@ def write(run: Run, folder: Path) -> None:
 
 
 def read(folder: Path = SHIPPED_DIR) -> Run:
-    """A written run (by default the one shipped with the package)."""
-    folder = Path(folder)
+    """A written run (by default the one shipped with the package), read once per process
+    while its files are unchanged: the planning and pinned sections of every results stage
+    read the shipped run, and the run keeps what is computed from it (`Run.performance`)."""
+    folder = Path(folder).resolve()
+    stamps = tuple(
+        (s.st_mtime_ns, s.st_size)
+        for s in (
+            (folder / name).stat() for name in (MANIFEST_FILE, REPLICATES_FILE, ASSURANCE_FILE)
+        )
+    )
+    return _read(folder, stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(folder: Path, stamps: tuple) -> Run:
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     tables = [  # read whole: an analysis that ran in some cells only is a column of blanks
         # and True, which pandas would otherwise type chunk by chunk, with a warning
