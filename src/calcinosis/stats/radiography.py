@@ -71,35 +71,37 @@ def _values(trial: Trial, timepoint: str, outcome: str) -> pd.Series:
 
 def per_lesion(trial: Trial) -> pd.DataFrame:
     """One row per lesion × outcome with both radiographs: baseline, final, change, and
-    whether the lesion resolved (its length and width both 0 on the final radiograph)."""
+    whether the lesion resolved (its length and width both 0 on the final radiograph). Built
+    column by column: a row at a time cost half a second per call at 1 800 lesions."""
     wide = trial.radiography.pivot(
         index="lesion_id", columns="timepoint", values=["length_mm", "width_mm"]
     )
     patient = trial.lesions.set_index("lesion_id")["patient_id"]
-    rows = []
-    for lesion_id, outcome in itertools.product(wide.index, OUTCOMES):
-        base, final = (
-            wide.at[lesion_id, (f"{outcome}_mm", "baseline")],
-            wide.at[lesion_id, (f"{outcome}_mm", "final")],
+    n = len(wide)
+    base, final = (
+        np.column_stack([wide[(f"{o}_mm", t)].to_numpy(float) for o in OUTCOMES]).ravel()
+        for t in TIMEPOINTS
+    )
+    gone = [
+        is_resolved(length, width)
+        for length, width in zip(
+            wide[("length_mm", "final")], wide[("width_mm", "final")], strict=True
         )
-        if pd.isna(base) or pd.isna(final):
-            continue
-        rows.append(
-            {
-                "lesion_id": lesion_id,
-                "patient_id": patient[lesion_id],
-                "outcome": outcome,
-                "baseline": float(base),
-                "final": float(final),
-                "change_mm": float(final - base),
-                "change_pct": float(100 * (final - base) / base) if base > 0 else np.nan,
-                "resolved": is_resolved(
-                    wide.at[lesion_id, ("length_mm", "final")],
-                    wide.at[lesion_id, ("width_mm", "final")],
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+    ]
+    table = pd.DataFrame(
+        {
+            "lesion_id": np.repeat(wide.index.to_numpy(), len(OUTCOMES)),
+            "patient_id": np.repeat(patient.loc[wide.index].to_numpy(), len(OUTCOMES)),
+            "outcome": np.tile(OUTCOMES, n),
+            "baseline": base,
+            "final": final,
+            "change_mm": final - base,
+            "change_pct": pd.Series(100 * (final - base)).div(base).where(base > 0).to_numpy(),
+            "resolved": np.repeat(np.array(gone, dtype=bool), len(OUTCOMES)),
+        }
+    )
+    both = ~(np.isnan(base) | np.isnan(final))
+    return table[both].reset_index(drop=True)
 
 
 def n_resolved(trial: Trial) -> int:
