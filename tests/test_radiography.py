@@ -234,3 +234,28 @@ def test_sd_sentence_claims_no_direction_without_a_spread():
     assert words["rad_sd_sentence"] == "The standard deviation of width fell after treatment."
     words = radiography.sentences(_trial(frame.iloc[:2]))
     assert words["rad_sd_sentence"] == ""
+
+
+def test_each_outcome_says_the_computation_its_own_data_took():
+    """55 lesions whose length all changed and whose width changed at 45: length by the normal
+    approximation, width exactly, and the chapter's sentence names both."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(5, 20, 55).round()
+    length = base - rng.integers(1, 6, 55)
+    width = base / 2 - np.where(np.arange(55) < 45, rng.integers(1, 4, 55), 0)
+    rows = [
+        (f"L{k}", timepoint, size, half)
+        for k in range(55)
+        for timepoint, size, half in (
+            ("baseline", base[k], base[k] / 2),
+            ("final", length[k], width[k]),
+        )
+    ]
+    frame = pd.DataFrame(rows, columns=["lesion_id", "timepoint", "length_mm", "width_mm"])
+    tests = radiography.paired_tests(_trial(frame)).set_index("outcome")
+    assert tests["n_nonzero"].tolist() == [55, 45]
+    assert tests.at["length", "method"] == radiography.NORMAL_METHOD
+    assert tests.at["width", "method"] == radiography.EXACT_METHOD
+    sentence = radiography.sentences(_trial(frame))["rad_test_sentence"]
+    assert "for length, a signed-rank test by the normal approximation" in sentence
+    assert "for width, an exact signed-rank test" in sentence
