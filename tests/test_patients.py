@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import trials
 from calcinosis import formatting
 from calcinosis.data import trial as data
 from calcinosis.stats import discussion, patients
@@ -278,3 +281,35 @@ def test_course_sentence_says_counts_in_words(n, gone, sentence):
 def test_lesion_spread_uses_true_minus_signs(trial):
     sentence = patients.lesion_spread_sentence(trial)
     assert "between \u2212" in sentence and "-" not in sentence.split("between")[1].split("from")[0]
+
+
+def _per_patient_changes(trial) -> pd.DataFrame:
+    """`lesion_courses` patient by patient: what the linear `lesion_changes` must agree with."""
+    courses = pd.concat(
+        [patients.lesion_courses(trial, pid) for pid in trial.patients["patient_id"].astype(str)]
+    )
+    return courses.set_index("lesion_id")[["length_change_pct", "resolved"]]
+
+
+def test_lesion_changes_agree_with_the_lesion_courses(trial, tmp_path):
+    """On the bundled data, a generated trial of 6 patients and 46 lesions, and that trial
+    with one diameter unread at some lesions' last visits and a zero at a first visit."""
+    generated = data.load_trial(trials.write_trial(26, tmp_path / "s26"))
+    rows = generated.measurements.copy()
+    last = rows.groupby("lesion_id")["visit"].transform("max") == rows["visit"]
+    rows.loc[last & (rows.index % 3 == 0), "width_mm"] = np.nan
+    rows.loc[last & (rows.index % 3 == 1), ["length_mm", "width_mm"]] = 0.0
+    growing = rows.loc[last & (rows.index % 3 == 2) & (rows["length_mm"] > 0), "lesion_id"]
+    rows.loc[(rows["lesion_id"] == growing.iloc[0]).idxmax(), "length_mm"] = 0.0
+    edited = dataclasses.replace(generated, measurements=rows)
+    for each in (trial, generated, edited):
+        ours, theirs = patients.lesion_changes(each), _per_patient_changes(each)
+        assert ours.index.tolist() == theirs.index.tolist()
+        assert np.array_equal(
+            ours["length_change_pct"].to_numpy(float),
+            theirs["length_change_pct"].to_numpy(float),
+            equal_nan=True,
+        )
+        assert ours["resolved"].tolist() == theirs["resolved"].tolist()
+    edits = patients.lesion_changes(edited)
+    assert edits["resolved"].sum() > 0 and np.isnan(edits.at[growing.iloc[0], "length_change_pct"])

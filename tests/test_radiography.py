@@ -1,9 +1,10 @@
-"""Radiographic summaries, per-lesion change and the exact signed-rank test."""
+"""Radiographic summaries, per-lesion change and the signed-rank test (exact below 50)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -76,46 +77,115 @@ def test_signed_rank_all_zero_is_not_estimable():
     assert np.isnan(result["p"]) and "not estimable" in result["method"]
 
 
-def _samples() -> dict[str, np.ndarray]:
-    """Differences with ties and zeros, on both sides of scipy's exact limit of 20."""
+def _samples(trial) -> dict[str, np.ndarray]:
+    """Differences with ties and zeros: below scipy's exact limit of 20, between it and the
+    switch at 50, at the switch (49 and 50 non-zero), well above it, and the bundled data's."""
     rng = np.random.default_rng(11)
     out = {
         # 22 lesions, 21 non-zero: where scipy's normal approximation was 84 times off
         "n22": np.round(rng.normal(-3, 3, 22) * 2) / 2,
         "n40_ties": np.round(rng.normal(-1, 3, 40)),
-        "n60_half_ties": np.round(rng.normal(0.5, 4, 60) * 2) / 2,
+        "n48_half_ties": np.round(rng.normal(0.5, 4, 48) * 2) / 2,
         "n12_many_zeros": np.array([0, 0, 0, -1, -1, -2, 1, -3, -3, -0.5, 0, -2.5]),
+        "n60_half_ties": np.round(rng.normal(0.5, 4, 60) * 2) / 2,
+        "n80_ties_zeros": np.round(rng.normal(-1, 3, 80)),
+        "n300_caliper": np.round(rng.normal(-0.4, 2, 300) * 2) / 2,
+        "n1000_far_from_0": np.round(rng.normal(-3, 2, 1000)),
+        "n64_symmetric": np.repeat([-3.0, -1, 1, 3, 0], [16, 16, 16, 16, 4]),
     }
     out["n22"][:1] = 0.0
+    for nonzero in (49, 50):  # the switch: the same draw, with 6 zeros beside it
+        diffs = np.round(rng.normal(-0.5, 3, nonzero) * 2) / 2
+        diffs[diffs == 0] = 0.5
+        out[f"switch_{nonzero}"] = np.concatenate([diffs, np.zeros(6)])
+    table = radiography.per_lesion(trial)
+    for outcome in radiography.OUTCOMES:
+        out[f"bundled_{outcome}"] = table.loc[table["outcome"] == outcome, "change_mm"].to_numpy()
     return out
 
 
-@pytest.mark.r
-@pytest.mark.skipif(
-    subprocess.run(["Rscript", "-e", "library(exactRankTests)"], capture_output=True).returncode
-    != 0,
-    reason="needs Rscript with exactRankTests",
-)
-def test_exact_p_matches_exact_rank_tests_at_every_n(tmp_path):
-    samples = _samples()
+@pytest.fixture(scope="module")
+def r_wilcox(trial, tmp_path_factory):
+    """Our samples and R's answers for them, from one Rscript call (tests/r/wilcox.R)."""
+    found = subprocess.run(
+        ["Rscript", "-e", "library(exactRankTests)"], capture_output=True
+    ).returncode
+    if found != 0:
+        pytest.skip("needs Rscript with exactRankTests")
+    folder = tmp_path_factory.mktemp("wilcox")
+    samples = _samples(trial)
     rows = [{"sample": k, "d": v} for k, values in samples.items() for v in values]
-    pd.DataFrame(rows).to_csv(tmp_path / "in.csv", index=False)
+    pd.DataFrame(rows).to_csv(folder / "in.csv", index=False)
     subprocess.run(
-        [
-            "Rscript",
-            str(R_DIR / "wilcox_exact.R"),
-            str(tmp_path / "in.csv"),
-            str(tmp_path / "o.csv"),
-        ],
+        ["Rscript", str(R_DIR / "wilcox.R"), str(folder / "in.csv"), str(folder / "o.csv")],
         check=True,
         capture_output=True,
     )
-    theirs = pd.read_csv(tmp_path / "o.csv").set_index("sample")
-    for name, diffs in samples.items():
+    return samples, pd.read_csv(folder / "o.csv").set_index("sample")
+
+
+@pytest.mark.r
+def test_exact_p_matches_exact_rank_tests_below_the_switch(r_wilcox):
+    samples, theirs = r_wilcox
+    below = {k: v for k, v in samples.items() if np.count_nonzero(v) < 50}
+    assert len(below) >= 6
+    for name, diffs in below.items():
         ours = radiography.signed_rank(diffs)
-        assert ours["method"].startswith("exact")
-        assert ours["statistic"] == pytest.approx(theirs.at[name, "statistic"], rel=1e-12)
-        assert ours["p"] == pytest.approx(theirs.at[name, "p"], rel=1e-12), name
+        assert ours["method"] == radiography.EXACT_METHOD, name
+        assert ours["statistic"] == pytest.approx(theirs.at[name, "exact_statistic"], rel=1e-12)
+        assert ours["p"] == pytest.approx(theirs.at[name, "exact_p"], rel=1e-12), name
+
+
+@pytest.mark.r
+def test_normal_p_matches_wilcox_test_from_the_switch_on(r_wilcox):
+    """R's wilcox.test(exact = FALSE, correct = TRUE): ties, zeros, W+ at its mean (z = 0,
+    no correction), and a p far in the tail."""
+    samples, theirs = r_wilcox
+    above = {k: v for k, v in samples.items() if np.count_nonzero(v) >= 50}
+    assert len(above) >= 5
+    for name, diffs in above.items():
+        ours = radiography.signed_rank(diffs)
+        assert ours["method"] == radiography.NORMAL_METHOD, name
+        assert ours["statistic"] == pytest.approx(theirs.at[name, "normal_statistic"], rel=1e-10)
+        assert ours["p"] == pytest.approx(theirs.at[name, "normal_p"], rel=1e-10, abs=0), name
+    assert radiography.signed_rank(samples["n64_symmetric"])["p"] == 1.0
+    assert radiography.signed_rank(samples["n1000_far_from_0"])["p"] < 1e-50
+
+
+@pytest.mark.r
+def test_switch_is_at_50_non_zero_differences(r_wilcox):
+    """49 non-zero differences (and 6 zeros) are counted exactly, 50 approximated: the p-values
+    are R's exact and R's approximate ones, which differ, so a moved switch fails here."""
+    samples, theirs = r_wilcox
+    below, at = (radiography.signed_rank(samples[f"switch_{n}"]) for n in (49, 50))
+    assert (below["n_nonzero"], at["n_nonzero"]) == (49, 50)
+    assert below["p"] == pytest.approx(theirs.at["switch_49", "exact_p"], rel=1e-12)
+    assert below["p"] != pytest.approx(theirs.at["switch_49", "normal_p"], rel=1e-6)
+    assert at["p"] == pytest.approx(theirs.at["switch_50", "normal_p"], rel=1e-10)
+    assert at["p"] != pytest.approx(
+        radiography.exact_p(stats.rankdata(np.abs(samples["switch_50"][:50])), at["statistic"]),
+        rel=1e-6,
+    )
+
+
+@pytest.mark.r
+def test_bundled_data_is_tested_exactly(trial, r_wilcox):
+    """18 lesions: the exact test, R's exact numbers, as before the switch existed."""
+    _, theirs = r_wilcox
+    for row in radiography.paired_tests(trial).itertuples(index=False):
+        name = f"bundled_{row.outcome}"
+        assert row.n == 18 and row.method == radiography.EXACT_METHOD
+        assert row.statistic == pytest.approx(theirs.at[name, "exact_statistic"], rel=1e-12)
+        assert row.p == pytest.approx(theirs.at[name, "exact_p"], rel=1e-12)
+
+
+def test_method_sentence_names_each_outcomes_method():
+    rows = pd.DataFrame({"outcome": ["length", "width"], "method": [radiography.NORMAL_METHOD] * 2})
+    assert radiography.method_sentence(rows) == f"a {radiography.NORMAL_METHOD}"
+    rows.loc[1, "method"] = radiography.EXACT_METHOD
+    sentence = radiography.method_sentence(rows)
+    assert f"for length, a {radiography.NORMAL_METHOD}" in sentence
+    assert f"for width, an {radiography.EXACT_METHOD}" in sentence
 
 
 def test_null_distribution_sums_to_one_and_is_symmetric():
@@ -132,16 +202,20 @@ def test_radiography_sentences_follow_the_data(trial):
     assert words["rad_test_sentence"].startswith("an exact signed-rank test")
 
 
-def test_sd_sentence_says_fell_when_it_fell():
-    from types import SimpleNamespace
+def _trial(radiographs: pd.DataFrame) -> SimpleNamespace:
+    """A trial of these radiographs only, its lesions all one patient's."""
+    lesions = pd.DataFrame({"lesion_id": radiographs["lesion_id"].unique(), "patient_id": "P1"})
+    return SimpleNamespace(radiography=radiographs, lesions=lesions)
 
+
+def test_sd_sentence_says_fell_when_it_fell():
     rows = [
         (lesion, timepoint, size, size / 2)
         for lesion, (base, final) in enumerate([(4.0, 3.0), (12.0, 4.0), (20.0, 5.0)])
         for timepoint, size in (("baseline", base), ("final", final))
     ]
     frame = pd.DataFrame(rows, columns=["lesion_id", "timepoint", "length_mm", "width_mm"])
-    words = radiography.sentences(SimpleNamespace(radiography=frame))
+    words = radiography.sentences(_trial(frame))
     assert words["rad_sd_sentence"] == (
         "The standard deviation fell after treatment for both length and width."
     )
@@ -149,8 +223,6 @@ def test_sd_sentence_says_fell_when_it_fell():
 
 def test_sd_sentence_claims_no_direction_without_a_spread():
     """One radiograph at a timepoint has no standard deviation: nothing is said of it."""
-    from types import SimpleNamespace
-
     rows = [
         ("L1", "baseline", 10.0, 5.0),
         ("L1", "final", 8.0, 4.0),
@@ -158,7 +230,32 @@ def test_sd_sentence_claims_no_direction_without_a_spread():
         ("L2", "final", None, 4.5),
     ]
     frame = pd.DataFrame(rows, columns=["lesion_id", "timepoint", "length_mm", "width_mm"])
-    words = radiography.sentences(SimpleNamespace(radiography=frame))
+    words = radiography.sentences(_trial(frame))
     assert words["rad_sd_sentence"] == "The standard deviation of width fell after treatment."
-    words = radiography.sentences(SimpleNamespace(radiography=frame.iloc[:2]))
+    words = radiography.sentences(_trial(frame.iloc[:2]))
     assert words["rad_sd_sentence"] == ""
+
+
+def test_each_outcome_says_the_computation_its_own_data_took():
+    """55 lesions whose length all changed and whose width changed at 45: length by the normal
+    approximation, width exactly, and the chapter's sentence names both."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(5, 20, 55).round()
+    length = base - rng.integers(1, 6, 55)
+    width = base / 2 - np.where(np.arange(55) < 45, rng.integers(1, 4, 55), 0)
+    rows = [
+        (f"L{k}", timepoint, size, half)
+        for k in range(55)
+        for timepoint, size, half in (
+            ("baseline", base[k], base[k] / 2),
+            ("final", length[k], width[k]),
+        )
+    ]
+    frame = pd.DataFrame(rows, columns=["lesion_id", "timepoint", "length_mm", "width_mm"])
+    tests = radiography.paired_tests(_trial(frame)).set_index("outcome")
+    assert tests["n_nonzero"].tolist() == [55, 45]
+    assert tests.at["length", "method"] == radiography.NORMAL_METHOD
+    assert tests.at["width", "method"] == radiography.EXACT_METHOD
+    sentence = radiography.sentences(_trial(frame))["rad_test_sentence"]
+    assert "for length, a signed-rank test by the normal approximation" in sentence
+    assert "for width, an exact signed-rank test" in sentence

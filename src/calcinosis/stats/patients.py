@@ -366,12 +366,29 @@ def sparse_lesions_sentence(trial: Trial, most: int = 2) -> str:
     )
 
 
+def lesion_changes(trial: Trial) -> pd.DataFrame:
+    """Per lesion of a listed patient, in one pass over the measurements (linear in them, where
+    `lesion_courses` patient by patient is not): `length_change_pct` and `resolved`, as
+    `lesion_courses` computes them (first and last measured size of each diameter, in the
+    rows' order)."""
+    listed = set(trial.patients["patient_id"].astype(str))
+    lesions = trial.lesions.loc[trial.lesions["patient_id"].isin(listed), "lesion_id"]
+    rows = trial.measurements[trial.measurements["lesion_id"].isin(set(lesions))]
+    sizes = rows.groupby("lesion_id", sort=False)[["length_mm", "width_mm"]]
+    first, last = sizes.first().reindex(lesions), sizes.last().reindex(lesions)
+    start, end = first["length_mm"], last["length_mm"]
+    change = (100 * (end - start) / start).where(start > 0)
+    resolved = (end == 0) & (last["width_mm"] == 0)
+    return pd.DataFrame(
+        {"length_change_pct": change.to_numpy(), "resolved": resolved.to_numpy()},
+        index=pd.Index(lesions, name="lesion_id"),
+    )
+
+
 def lesion_spread_sentence(trial: Trial) -> str:
     """How far single lesions' courses spread around the average curve: the range of their
     change in length from the first to the last measured visit, and how many resolved."""
-    courses = pd.concat(
-        [lesion_courses(trial, pid) for pid in trial.patients["patient_id"].astype(str)]
-    )
+    courses = lesion_changes(trial)
     change = courses["length_change_pct"].dropna()
     resolved = int(courses["resolved"].sum())
     if change.empty:
