@@ -231,6 +231,7 @@ def _generated(seed: int, folder: Path, column: str) -> pd.DataFrame:
 ROW_CASES = {
     "data-length": CASES["data-length"],
     "data-width": CASES["data-width"],
+    "data-length-x20": CASES["data-length-x20"],
     "varying": CASES["varying"],
     "growing-5": OTHER_CASES["growing-5"],
 }
