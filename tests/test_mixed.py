@@ -13,8 +13,10 @@ import pytest
 
 from calcinosis import paths
 from calcinosis.data import trial as data
+from calcinosis.formatting import NOT_ESTIMABLE
 from calcinosis.stats import mixed, models, sensitivity
 from stats_fixtures import simulate_measurements
+from trials import write_trial
 
 SCRIPT = Path(__file__).parent / "r" / "lmer_fit.R"
 
@@ -220,3 +222,68 @@ def test_grid_row_uses_random_slopes_and_satterthwaite():
     assert rows["reference"].str.startswith("Satterthwaite t(").all()
     # the patient-level variation of the slope is what widens the interval
     assert (rows["df"] < len(trial.patients)).all()
+
+
+def _generated(seed: int, folder: Path, column: str) -> pd.DataFrame:
+    return _frame(data.load_trial(write_trial(seed, folder / "trial")).measurements, column)
+
+
+ROW_CASES = {
+    "data-length": CASES["data-length"],
+    "data-width": CASES["data-width"],
+    "data-length-x20": CASES["data-length-x20"],
+    "varying": CASES["varying"],
+    "growing-5": OTHER_CASES["growing-5"],
+}
+
+
+@pytest.mark.r
+@requires_lmertest
+@pytest.mark.parametrize("case", sorted(ROW_CASES))
+def test_grid_row_fit_matches_lmertest(case, tmp_path):
+    """The grid's mixed-model row (`sensitivity.random_slopes`, Fisher scoring) gives
+    lmerTest's β, SE and Satterthwaite df, interior or singular as lme4 says."""
+    frame = ROW_CASES[case]()
+    theirs = _lmer(frame, tmp_path)
+    ours = sensitivity.random_slopes(frame)
+    assert bool(ours.singular) == bool(theirs["singular"]), (ours, theirs)
+    np.testing.assert_allclose(ours.beta, theirs["beta"], rtol=1e-6)
+    np.testing.assert_allclose(ours.se, theirs["se"], rtol=1e-5)
+    np.testing.assert_allclose(ours.df, theirs["df"], rtol=5e-3 if ours.singular else 1e-4)
+    np.testing.assert_allclose(ours.p, theirs["p"], rtol=1e-3)
+
+
+@pytest.mark.r
+@requires_lmertest
+def test_grid_row_falls_back_where_scoring_does_not_converge(tmp_path):
+    """A generated trial (seed 11) whose REML optimum has both patient-level variances at 0:
+    Fisher scoring does not converge there, the general optimiser does, at lme4's optimum."""
+    frame = _generated(11, tmp_path, "length_mm")
+    theirs = _lmer(frame, tmp_path)
+    ours = sensitivity.random_slopes(frame)
+    assert theirs["singular"] and "both patient-level variances" in ours.singular
+    _agree(ours, theirs)
+
+
+@pytest.mark.r
+@requires_lmertest
+def test_grid_row_not_estimable_where_lme4_refuses(tmp_path):
+    """The bundled data's first two visits: as many rows as lesion-level random effects.
+    lme4 refuses to fit (the variances cannot be identified); the row says so in words."""
+    frame = CASES["data-length"]()
+    frame = frame[frame["time"] < 2]
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = subprocess.run(
+        ["Rscript", str(SCRIPT), str(tmp_path / "in.csv"), str(tmp_path / "out.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0 and "number of random effects" in run.stderr
+    with pytest.raises(models.NotEstimableError, match="cannot be identified"):
+        sensitivity.random_slopes(frame)
+    measurements = data.load_trial(paths.DATA_DIR).measurements
+    row = sensitivity._mixed_row(measurements[measurements["visit"] <= 2], "length")
+    assert np.isnan(row["pct_per_visit"]) and row["note"] == (
+        f"{NOT_ESTIMABLE} ({len(frame)} measurements for {2 * frame['lesion_id'].nunique()} "
+        "lesion-level random effects: the variances cannot be identified)"
+    )
