@@ -2,7 +2,7 @@
 
 Nothing downstream should read the CSV files itself. `validate` collects every problem in one
 pass (a person fixing a spreadsheet wants the whole list, not one error per run) and
-`load_trial` refuses to return data that has any. The rules live in `calcinosis.schema`;
+`load_trial` refuses to return data that has any. The rules live in `calcinosis.data.schema`;
 this module reads the files, runs those rules and adds the checks that span files.
 """
 
@@ -147,7 +147,7 @@ class Trial:
     measured), other text as str. Measurements are sorted by lesion_id, visit.
 
     Compared and hashed by identity (eq=False), so analyses can be remembered per loaded trial
-    (`calcinosis.memo`); nothing should change its frames after loading.
+    (`calcinosis.data.memo`); nothing should change its frames after loading.
     """
 
     data_dir: Path
@@ -169,7 +169,7 @@ class Trial:
     @property
     def whole(self) -> Trial:
         """The loaded trial this is a view of (itself if it is one): what analyses are
-        remembered by (`calcinosis.memo`), so two producers' views share them."""
+        remembered by (`calcinosis.data.memo`), so two producers' views share them."""
         return self.loaded or self
 
     def holds(self, table: str) -> bool:
@@ -186,7 +186,7 @@ class Trial:
 
 
 class UndeclaredRead(RuntimeError):
-    """A producer read a table it did not declare in `calcinosis.results.PRODUCERS`."""
+    """A producer read a table it did not declare in `calcinosis.report.results.PRODUCERS`."""
 
 
 class _Unread:
@@ -198,7 +198,7 @@ class _Unread:
     def _refuse(self, *args, **kwargs):
         raise UndeclaredRead(
             f"the table '{self._table}' was read by a producer that does not "
-            "declare it (calcinosis.results.PRODUCERS)"
+            "declare it (calcinosis.report.results.PRODUCERS)"
         )
 
     __getattr__ = __getitem__ = __len__ = __iter__ = _refuse
@@ -248,7 +248,7 @@ def load_trial(data_dir: Path | str) -> Trial:
 
 def _optional_file_problems(data_dir: Path, skip: set[str]) -> list[Problem]:
     """published.yml and datapackage.json are optional; present, they must hold what the
-    build reads from them (`calcinosis.optional_files`)."""
+    build reads from them (`calcinosis.data.optional_files`)."""
     from calcinosis.data import optional_files
 
     return optional_files.problems(data_dir, skip)

@@ -237,7 +237,7 @@ def _sd_bounds(mean: float, n: int, low: float, high: float) -> tuple[float, flo
 
 def sentences(provenance_kind: str, verdicts: pd.Series) -> dict[str, str]:
     """Where the data come from and what the audit's agreement means, for the data's declared
-    provenance (`calcinosis.provenance`): agreement is by construction only for the intact
+    provenance (`calcinosis.data.provenance`): agreement is by construction only for the intact
     reconstruction, and only when every claim matched."""
     from calcinosis.data import provenance
 

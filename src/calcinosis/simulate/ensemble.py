@@ -1,12 +1,12 @@
 """An ensemble of reconstructions: which of the book's conclusions the article's summaries pin
 down, and which belong to one reconstruction.
 
-Member i is the reconstruction (`calcinosis.reconstruct`) with seed i and with the
+Member i is the reconstruction (`calcinosis.simulate.reconstruct`) with seed i and with the
 assumptions the article leaves open drawn from that seed within the ranges of ASSUMPTIONS.
 A member is kept only if its dataset passes validation and reproduces every claim the
 article prints (the audit); otherwise it is stored as dropped, with the reason, and counted.
 Each kept member is analysed with the book's own functions (`conclusion_values`). The
-members run on the Dask runner (`calcinosis.runner`), keyed by seed and assumptions.
+members run on the Dask runner (`calcinosis.simulate.runner`), keyed by seed and assumptions.
 """
 
 from __future__ import annotations
@@ -344,8 +344,11 @@ def code_modules() -> tuple[ModuleType, ...]:
     from calcinosis.data import trial as data
     from calcinosis.simulate import article, audit, reconstruct, sprite
     from calcinosis.stats import (
+        arraymixed,
         covstruct,
         discussion,
+        influence,
+        mixed,
         models,
         patients,
         radiography,
@@ -354,7 +357,8 @@ def code_modules() -> tuple[ModuleType, ...]:
     )
 
     modules = (sys.modules[__name__], article, reconstruct, sprite, dose, schema, data, audit)
-    return modules + (models, covstruct, sensitivity, patients, radiography, discussion, safety)
+    stats = (models, covstruct, sensitivity, mixed, arraymixed, influence, patients, radiography)
+    return modules + stats + (discussion, safety)
 
 
 def member_store(out: Path) -> runner.Store:

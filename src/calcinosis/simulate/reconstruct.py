@@ -61,7 +61,8 @@ LARGEST, SMALLEST = "P4-L1", "P1-L2"
 @dataclass(frozen=True)
 class Assumptions:
     """What the article leaves open, as the reconstruction fills it in; the defaults make the
-    bundled data. `calcinosis.ensemble` varies them (its ASSUMPTIONS table gives the ranges).
+    bundled data. `calcinosis.simulate.ensemble` varies them (its ASSUMPTIONS table gives the
+    ranges).
     """
 
     # Clinical ruler grid (mm): visit sizes are rounded to it.

@@ -180,8 +180,9 @@ def _not_estimable(reason: str) -> dict:
 
 @per_trial("patients", "lesions", "measurements")
 def influence_table(trial: Trial) -> pd.DataFrame:
-    """One-step deletion estimates for every patient and both outcomes (`calcinosis.influence`);
-    an outcome whose primary model cannot be estimated has no rows."""
+    """One-step deletion estimates for every patient and both outcomes
+    (`calcinosis.stats.influence`); an outcome whose primary model cannot be estimated has no
+    rows."""
     frames = [pd.DataFrame(columns=["outcome", *influence.COLUMNS])]
     for outcome in ("length", "width"):
         try:  # with its QIC, as the grid asks for it: one fit shared, whichever comes first
