@@ -7,7 +7,7 @@ import csv
 import fcntl
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
@@ -51,20 +51,37 @@ TINY_DATASET: dict[str, list[list[object]]] = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
     """A test that calls R is an integration test (pyproject's markers say so), so the quick
     loop (`make check`: not integration, system or book) never waits for Rscript.
 
     Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) a test module runs on one
     worker, so its module-scoped fixtures (a built book, a fitted trial) are made once; a test
     that names its own `xdist_group` (each generated trial, the reviewer's book) runs apart
-    from its module. Runs before xdist reads the groups."""
+    from its module. The groups are marked before xdist reads them (its hook runs inside
+    this wrapper), and its group suffix is then made to count (`_group_ids_count`)."""
     for item in items:
         if item.get_closest_marker("r") and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    yield
+    _group_ids_count(items)
+
+
+def _group_ids_count(items: list[pytest.Item]) -> None:
+    """pytest-xdist (3.8) puts a test in its group by writing `<id>@<group>` to the test's
+    `_nodeid`, but pytest 9.2 reads a test's id from a structured `_id` instead, so the suffix
+    was lost and `--dist loadgroup` sent every test apart: one module's tests ran on both
+    workers and in turns with other modules', and a module-scoped book was built again each
+    time (a 28-minute suite). Copy the suffixed id to where pytest reads it."""
+    for item in items:
+        suffixed = getattr(item, "_nodeid", None)
+        if isinstance(suffixed, str) and suffixed != item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId  # pytest ≥ 9.2 only, which is when this is needed
+
+            item._id = NodeId.parse(suffixed)
 
 
 def write_csv(path: Path, rows: list[list[object]]) -> None:
