@@ -103,12 +103,6 @@ def tiny_dataset(tmp_path: Path) -> Path:
     return write_tiny_dataset(tmp_path / "data")
 
 
-@pytest.fixture(scope="module")
-def tiny_dataset_module(tmp_path_factory) -> Path:
-    """The tiny dataset, once per test module (copy it before changing it)."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data")
-
-
 def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
     """The folder `name`, made by `make` once for the whole test run: under pytest-xdist the
     first worker to ask makes it while the others wait on a lock, then every worker reads the
