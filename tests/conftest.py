@@ -52,7 +52,9 @@ TINY_DATASET: dict[str, list[list[object]]] = {
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None]:
     """A test that calls R is an integration test (pyproject's markers say so), so the quick
     loop (`make check`: not integration, system or book) never waits for Rscript.
 
@@ -66,8 +68,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
             item.add_marker(pytest.mark.integration)
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if config.getoption("loadgroup", default=False):  # a worker of `make test`
+        _longest_first(items)
     yield
     _group_ids_count(items)
+
+
+# the markers of tests that build a book, or run a results stage or R: long groups
+_RANK = {"book": 0, "system": 0, "integration": 1}
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """With `--no-loadscope-reorder` (`make test`) the workers are handed the groups in the
+    order collected: groups that build a book first, then those that run a results stage or
+    R, the unit tests last, so the last groups to start are short ones and one worker does
+    not finish a book alone while the other idles (xdist's own order, by number of tests,
+    left single-test book builds for last). Only under xdist: a run in one process keeps
+    each module's tests together (its module fixtures are made once)."""
+
+    def group(item: pytest.Item) -> str:
+        return str(item.get_closest_marker("xdist_group").args[0])  # type: ignore[union-attr]
+
+    rank: dict[str, int] = {}
+    for item in items:
+        own = min((_RANK.get(mark.name, 2) for mark in item.iter_markers()), default=2)
+        rank[group(item)] = min(rank.get(group(item), 2), own)
+    items.sort(key=lambda item: rank[group(item)])
 
 
 def _group_ids_count(items: list[pytest.Item]) -> None:
