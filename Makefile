@@ -44,9 +44,10 @@ check: $(INSTALLED) lint
 	$(BIN)/python -m pytest -q -m "not integration and not system and not book"
 
 ## test: lint, then every test (unit, integration, system: tiny books and the real book), on two workers
-# (pytest-xdist: a test module, a generated trial or the real book is made on one worker; tests/conftest.py)
+# (pytest-xdist: a test module, a generated trial or the real book is made on one worker, groups
+# that build a book handed out first; tests/conftest.py)
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 ## bench: time clean, no-change and one-value-changed builds against serial papermill, clean builds on the data copied 20 and 100 times and the results stage at 1, 5, 20 and 100 times with its largest parts and the largest process's memory; members per second of the ensemble on 1 and 2 local workers and a separate scheduler; trials per second of the power simulation on 1 and 2 workers
 bench: setup

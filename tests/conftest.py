@@ -7,7 +7,7 @@ import csv
 import fcntl
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
@@ -51,20 +51,64 @@ TINY_DATASET: dict[str, list[list[object]]] = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None]:
     """A test that calls R is an integration test (pyproject's markers say so), so the quick
     loop (`make check`: not integration, system or book) never waits for Rscript.
 
     Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) a test module runs on one
     worker, so its module-scoped fixtures (a built book, a fitted trial) are made once; a test
     that names its own `xdist_group` (each generated trial, the reviewer's book) runs apart
-    from its module. Runs before xdist reads the groups."""
+    from its module. The groups are marked before xdist reads them (its hook runs inside
+    this wrapper), and its group suffix is then made to count (`_group_ids_count`)."""
     for item in items:
         if item.get_closest_marker("r") and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if config.getoption("loadgroup", default=False):  # a worker of `make test`
+        _longest_first(items)
+    yield
+    _group_ids_count(items)
+
+
+# the markers of tests that build a book, or run a results stage or R: long groups
+_RANK = {"book": 0, "system": 0, "integration": 1}
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """With `--no-loadscope-reorder` (`make test`) the workers are handed the groups in the
+    order collected: groups that build a book first, then those that run a results stage or
+    R, the unit tests last, so the last groups to start are short ones and one worker does
+    not finish a book alone while the other idles (xdist's own order, by number of tests,
+    left single-test book builds for last). Only under xdist: a run in one process keeps
+    each module's tests together (its module fixtures are made once)."""
+
+    def group(item: pytest.Item) -> str:
+        mark = item.get_closest_marker("xdist_group")  # every test has one by now
+        return str(mark.args[0]) if mark else ""
+
+    rank: dict[str, int] = {}
+    for item in items:
+        own = min((_RANK.get(mark.name, 2) for mark in item.iter_markers()), default=2)
+        rank[group(item)] = min(rank.get(group(item), 2), own)
+    items.sort(key=lambda item: rank[group(item)])
+
+
+def _group_ids_count(items: list[pytest.Item]) -> None:
+    """pytest-xdist (3.8) puts a test in its group by writing `<id>@<group>` to the test's
+    `_nodeid`, but pytest 9.2 reads a test's id from a structured `_id` instead, so the suffix
+    was lost and `--dist loadgroup` sent every test apart: one module's tests ran on both
+    workers and in turns with other modules', and a module-scoped book was built again each
+    time (a 28-minute suite). Copy the suffixed id to where pytest reads it."""
+    for item in items:
+        suffixed = getattr(item, "_nodeid", None)
+        if isinstance(suffixed, str) and suffixed != item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId  # pytest ≥ 9.2 only, which is when this is needed
+
+            item._id = NodeId.parse(suffixed)
 
 
 def write_csv(path: Path, rows: list[list[object]]) -> None:
@@ -84,12 +128,6 @@ def write_tiny_dataset(data_dir: Path) -> Path:
 def tiny_dataset(tmp_path: Path) -> Path:
     """A small valid dataset: 2 patients, 3 lesions, 3 visits, header-only adverse events."""
     return write_tiny_dataset(tmp_path / "data")
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset_module(tmp_path_factory) -> Path:
-    """The tiny dataset, once per test module (copy it before changing it)."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "data")
 
 
 def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:

@@ -42,6 +42,11 @@ def larger(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     return (data_dir, *_build(root, data_dir))
 
 
+# the tests of the noisy book: an xdist group of their own, so that its build and the larger
+# trial's run on the two workers at once
+NOISY = pytest.mark.xdist_group("tests/test_any_dataset.py-noisy")
+
+
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     root = tmp_path_factory.mktemp("noisy")
@@ -89,6 +94,7 @@ def test_discussion_counts_the_groups_of_these_data(larger) -> None:
     assert f"{short} vs {8 - short} patients" in text
 
 
+@NOISY
 def test_edited_reconstruction_is_labelled_as_such(noisy) -> None:
     _, out, said = noisy
     assert any("no longer match the hashes" in line for line in said), said
@@ -101,6 +107,7 @@ def test_edited_reconstruction_is_labelled_as_such(noisy) -> None:
     assert "by construction" not in _text(out, "reproducibility")
 
 
+@NOISY
 def test_a_severe_event_is_reported(noisy) -> None:
     _, out, _ = noisy
     safety = _text(out, "safety")

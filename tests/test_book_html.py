@@ -87,32 +87,115 @@ def _screenshots(built_book: Path) -> Path:
     return folder
 
 
-def _visit(browser, url: str):
-    """Open `url`; return the page, console errors and failed requests."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors, failed = [], []
+def _listen(page) -> tuple[list[str], list[str]]:
+    """The page's console errors and failed requests, filled in as it loads."""
+    errors: list[str] = []
+    failed: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(r.url))
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors, failed
+
+
+def _visit(browser, url: str):
+    """Open `url`; return the page, console errors and failed requests."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, failed = _listen(page)
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
     return page, errors, failed
 
 
-def test_every_page_loads_cleanly(built_book: Path, site: str, browser) -> None:
+_CAPTIONS = """() => Array.from(document.querySelectorAll('main table')).map(t => {
+    const box = t.closest('.pst-scrollable-table-container');
+    const caption = t.closest('figure.calcinosis-table')?.querySelector(':scope > figcaption');
+    const r = caption?.getBoundingClientRect();
+    return {id: t.id, boxed: !!box, inner: !!t.querySelector('caption'),
+            caption: caption ? caption.innerText : null,
+            inBox: !!(caption && box && box.contains(caption)),
+            whole: !!(caption && caption.scrollWidth <= caption.clientWidth),
+            inView: !!(r && r.width > 0 && r.left >= 0 && r.right <= window.innerWidth)};
+})"""
+
+_OVERFLOW = """() => Array.from(document.querySelectorAll('main .pst-scrollable-table-container'))
+    .map(b => ({id: b.querySelector('table')?.id, over: b.scrollWidth - b.clientWidth,
+                cue: b.classList.contains('calcinosis-scrolls')}))"""
+
+# What a loaded page shows, read in one evaluation: every check below reads from it
+_SHOWN = (
+    """() => ({
+    theme: document.documentElement.dataset.theme,
+    broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+        .map(i => i.src),
+    scroll: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+    captions: ("""
+    + _CAPTIONS
+    + """)(),
+    overflow: ("""
+    + _OVERFLOW
+    + """)(),
+    figures: [...document.querySelectorAll('.bd-article figure[id]')].filter(f =>
+        f.querySelector('img')).map(f => [f.id, f.querySelector('img')
+        .getBoundingClientRect().width]),
+})"""
+)
+VIEWPORTS = {"1400px": DESKTOP, "390px": PHONE}
+CLEAN_LOAD = ("light", "1400px")  # the load that waits for the network to go quiet
+
+
+@pytest.fixture(scope="module")
+def seen(built_book: Path, site: str, browser) -> dict[tuple[str, str], dict[str, dict]]:
+    """Every page of the site opened once per colour mode and viewport (light and dark, 1 400
+    px and a 390 px phone): (mode, viewport id) -> page name -> what it showed (`_SHOWN`) and
+    its console errors and failed requests. The page checks below each read the loads they
+    concern, so a page is opened four times, not once per check (it was nine times)."""
+    names = sorted(p.name for p in (built_book / "html").glob("*.html"))
+    loads: dict[tuple[str, str], dict[str, dict]] = {}
+    for mode in ("light", "dark"):
+        context = browser.new_context()
+        if mode == "dark":
+            context.add_init_script(DARK)
+        for size, viewport in VIEWPORTS.items():
+            loads[mode, size] = {}
+            page = context.new_page()  # one tab per pass: a new tab per page costs twice
+            page.set_viewport_size(viewport)
+            errors, failed = _listen(page)
+            for name in names:
+                errors.clear()
+                failed.clear()
+                page.goto(f"{site}/{name}", wait_until="load")
+                if (mode, size) == CLEAN_LOAD:
+                    page.wait_for_load_state("networkidle")
+                loads[mode, size][name] = {
+                    **page.evaluate(_SHOWN),
+                    "console": list(errors),
+                    "failed": list(failed),
+                }
+            page.close()
+        context.close()
+    return loads
+
+
+def _in_mode(seen: dict, mode: str, size: str) -> dict[str, dict]:
+    """The loads of one mode and viewport, each page shown in that mode."""
+    loads = seen[mode, size]
+    wrong = {name: shown["theme"] for name, shown in loads.items() if shown["theme"] != mode}
+    assert not wrong, f"not in {mode} mode: {wrong}"
+    return loads
+
+
+def test_every_page_loads_cleanly(built_book: Path, seen: dict) -> None:
+    """No console error, failed request or undecoded image on any page, once the network is
+    quiet (the light desktop load)."""
     pages = _pages(built_book)
     assert {"index.html", "methods.html", "gee.html", "patient-P1.html"} <= set(pages)
     problems = {}
+    loads = _in_mode(seen, *CLEAN_LOAD)
     for name in pages:
-        page, errors, failed = _visit(browser, f"{site}/{name}")
-        broken = page.evaluate(
-            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-            ".map(i => i.src)"
-        )
+        errors, failed, broken = (loads[name][key] for key in ("console", "failed", "broken"))
         if errors or failed or broken:
             problems[name] = {"console": errors, "failed": failed, "images": broken}
-        page.close()
     assert not problems, json.dumps(problems, indent=1)
 
 
@@ -255,48 +338,31 @@ def test_desktop_sidebar_collapses_and_comes_back(site: str, reader) -> None:
     page.close()
 
 
-def test_no_page_scrolls_sideways_on_a_phone(built_book: Path, site: str, reader) -> None:
-    mode, context = reader
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_no_page_scrolls_sideways_on_a_phone(seen: dict, mode: str) -> None:
     wide = {}
-    for name in sorted(p.name for p in (built_book / "html").glob("*.html")):
-        page = _open(context, f"{site}/{name}", PHONE, mode)
-        scroll, client = page.evaluate(
-            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-        )
+    for name, shown in sorted(_in_mode(seen, mode, "390px").items()):
+        scroll, client = shown["scroll"]
         if scroll > client:
             wide[name] = scroll
-        page.close()
     assert not wide, f"wider than {PHONE['width']} px: {wide}"
 
 
-_CAPTIONS = """() => Array.from(document.querySelectorAll('main table')).map(t => {
-    const box = t.closest('.pst-scrollable-table-container');
-    const caption = t.closest('figure.calcinosis-table')?.querySelector(':scope > figcaption');
-    const r = caption?.getBoundingClientRect();
-    return {id: t.id, boxed: !!box, inner: !!t.querySelector('caption'),
-            caption: caption ? caption.innerText : null,
-            inBox: !!(caption && box && box.contains(caption)),
-            whole: !!(caption && caption.scrollWidth <= caption.clientWidth),
-            inView: !!(r && r.width > 0 && r.left >= 0 && r.right <= window.innerWidth)};
-})"""
-
-
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400px", "390px"])
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("size", VIEWPORTS)
 def test_every_table_caption_is_whole_and_outside_its_scroll_box(
-    built_book: Path, site: str, reader, viewport: dict
+    built_book: Path, seen: dict, mode: str, size: str
 ) -> None:
-    mode, context = reader
+    loads = _in_mode(seen, mode, size)
     problems, numbered = {}, 0
     for name in _pages(built_book):
-        page = _open(context, f"{site}/{name}", viewport, mode)
-        for table in page.evaluate(_CAPTIONS):
+        for table in loads[name]["captions"]:
             if not table["id"]:
                 continue  # an unnumbered table (no caption to keep)
             numbered += 1
             ok = table["caption"] and not table["inner"] and not table["inBox"]
             if not (ok and table["whole"] and table["inView"]):
                 problems[f"{name}#{table['id']}"] = table
-        page.close()
     assert numbered >= 12 and not problems, json.dumps(problems, indent=1)
 
 
@@ -419,45 +485,31 @@ def test_the_title_leaves_the_first_phone_screen_to_the_text(site: str, reader) 
     page.close()
 
 
-_OVERFLOW = """() => Array.from(document.querySelectorAll('main .pst-scrollable-table-container'))
-    .map(b => ({id: b.querySelector('table')?.id, over: b.scrollWidth - b.clientWidth,
-                cue: b.classList.contains('calcinosis-scrolls')}))"""
-
-
-def test_desk_tables_fit_or_say_they_scroll(built_book: Path, site: str, browser) -> None:
+def test_desk_tables_fit_or_say_they_scroll(built_book: Path, seen: dict) -> None:
     """At 1 400 px the sensitivity grid (Table 8.1, whose notes were cut) fits its text
     column; any other table wider than its box says it scrolls (issue 22)."""
-    page = browser.new_page(viewport=DESKTOP)
+    loads = _in_mode(seen, "light", "1400px")
     widths, silent = {}, []
     for name in _pages(built_book):
-        page.goto(f"{site}/{name}", wait_until="load")
-        for box in page.evaluate(_OVERFLOW):
+        for box in loads[name]["overflow"]:
             widths[box["id"]] = box["over"]
             if box["over"] > 1 and not box["cue"]:
                 silent.append(f"{name}#{box['id']}: {box['over']} px")
-    page.close()
     assert widths["tab-sensitivity"] <= 1, widths["tab-sensitivity"]
     assert not silent, silent
 
 
-def test_every_figure_reads_on_a_phone(built_book: Path, site: str, browser) -> None:
+def test_every_figure_reads_on_a_phone(built_book: Path, seen: dict) -> None:
     """On a 390 px phone the smallest text of every figure is at least 9 CSS px: its size in
     the figure (the supplement's SVG, in pt) times the scale at which the page shows the
     image. Figures drawn at a page's text width showed it at about 5 px (Figure 4.1, 4.2);
     Figure 9.1 was redrawn narrow, the others keep a legible width and scroll in their box,
     and the page itself never scrolls sideways."""
     svgs = {p.stem: p for p in (built_book / "supplement" / "figures").glob("*.svg")}
-    page = browser.new_page(viewport=PHONE)
     checked, small = [], []
-    for html in sorted((built_book / "html").glob("*.html")):
-        page.goto(f"{site}/{html.name}", wait_until="load")
-        shown = page.evaluate(
-            "[...document.querySelectorAll('.bd-article figure[id]')].filter(f => "
-            "f.querySelector('img')).map(f => [f.id, f.querySelector('img')"
-            ".getBoundingClientRect().width])"
-        )
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], html.name
-        for figure_id, width in shown:
+    for name, shown in sorted(_in_mode(seen, "light", "390px").items()):
+        assert shown["scroll"][0] <= PHONE["width"], name
+        for figure_id, width in shown["figures"]:
             svg = svgs.get(figure_id.replace("-", "_"))
             if svg is None:
                 continue
@@ -466,8 +518,7 @@ def test_every_figure_reads_on_a_phone(built_book: Path, site: str, browser) -> 
             smallest_pt = min(float(s) for s in re.findall(r"font-size: ([\d.]+)px", text))
             checked.append(figure_id)
             if smallest_pt * width / width_pt < 9:
-                small.append((html.name, figure_id, round(smallest_pt * width / width_pt, 1)))
-    page.close()
+                small.append((name, figure_id, round(smallest_pt * width / width_pt, 1)))
     assert {"fig-gee-curve", "fig-gee-checks", "fig-pinned"} <= set(checked), checked
     assert not small, small
 

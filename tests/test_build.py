@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from calcinosis import cli, errors, paths
 from calcinosis.book import build, review
 from calcinosis.data import schema
+from conftest import once_per_run, write_tiny_dataset
 
 pytestmark = pytest.mark.system
 
@@ -155,15 +156,18 @@ def page_text(out: Path) -> dict[str, str]:
     return texts
 
 
-@pytest.fixture(scope="module")
-def built_root(tmp_path_factory, tiny_dataset_module) -> Path:
-    """The tiny book built once for the module: root/{data,chapters,book,out,cache}."""
-    root = tmp_path_factory.mktemp("tiny")
-    shutil.copytree(tiny_dataset_module, root / "data")
-    kwargs = make_tiny_book(root, root / "data")
-    report = build.build(**kwargs)
-    assert len(report.executed) == 6, report.executed
-    return root
+@pytest.fixture(scope="session")
+def built_root(tmp_path_factory) -> Path:
+    """The tiny book built once for the test run, whatever the number of xdist workers (so
+    the incremental builds below can run apart from the module): root/{data,chapters,book,
+    out,cache}. Read-only: each test works on a copy (`built_tiny`)."""
+
+    def make(root: Path) -> None:
+        write_tiny_dataset(root / "data")
+        report = build.build(**make_tiny_book(root, root / "data"))
+        assert len(report.executed) == 6, report.executed
+
+    return once_per_run(tmp_path_factory, "tiny-book", make)
 
 
 @pytest.fixture
@@ -240,7 +244,10 @@ EDITS = {
 }
 
 
-@pytest.mark.parametrize("table", sorted(EDITS))
+@pytest.mark.parametrize(  # three builds each: each case its own xdist group
+    "table",
+    [pytest.param(t, marks=pytest.mark.xdist_group(f"incremental-{t}")) for t in sorted(EDITS)],
+)
 def test_incremental_build_equals_clean_build(built_tiny: dict, table: str, tmp_path: Path) -> None:
     data_dir = built_tiny["data_dir"]
     manifest = built_tiny["out_dir"] / "manifest.json"  # a stale key: rebuilt, so that
