@@ -141,7 +141,7 @@ ALLOWED: dict[str, str] = {
     "The 10th percentile is the power that holds for nine in ten": PLAN,
     "Each member's power is read from its own smooth curve over t": PLAN,
     "A network drawing on": PLAN,
-    "The build compares the code hash and the model fitted to the": PLAN,
+    "The build compares the code hash and the fingerprint of these data": PLAN,
     # What the book is and does
     "Every number, sentence, table and figure of the book is computed": "how the book works",
     "The download button at the top of each page": "how the site works",
