@@ -654,11 +654,11 @@ def staleness(run: Run, trial: Trial) -> list[str]:
             "the simulation or analysis code changed since it was computed (code hash "
             f"{str(run.manifest.get('code_sha256'))[:12]} there, {code_hash()[:12]} now)"
         )
-    if run.manifest.get("data_sha256") != data_fingerprint(trial):
+    fingerprint = data_fingerprint(trial)
+    if run.manifest.get("data_sha256") != fingerprint:
         reasons.append(
             "its simulation model was fitted to other measurements than these (fingerprint "
-            f"{str(run.manifest.get('data_sha256'))[:12]} there, "
-            f"{data_fingerprint(trial)[:12]} here)"
+            f"{str(run.manifest.get('data_sha256'))[:12]} there, {fingerprint[:12]} here)"
         )
     if not run.manifest.get("complete", False):
         reasons.append(
